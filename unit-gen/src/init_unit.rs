@@ -1,0 +1,214 @@
+//! The transient unit that runs a container's init process.
+//!
+//! Design (see README "How a container becomes a unit"): `Type=forking` with `PIDFile=`; `ExecStart`
+//! is our helper, which opens the stdio fifos, mounts the rootfs and execs `runc create --pid-file`.
+//! When `runc create` exits, systemd reads the pid file and the container's init becomes the unit's
+//! main process, so the unit is active exactly while the container runs. `Delegate=yes` hands the
+//! unit's cgroup subtree to runc, which puts the container in a `container` child cgroup: systemd
+//! never rewrites runc's limits there, `systemctl status` shows the container's processes, and the
+//! unit's own resource settings bound it. `ExecStopPost` runs the helper again to record the exit
+//! durably.
+
+use oci_spec::runtime::Spec;
+
+use crate::names::UnitName;
+use crate::properties::{ExecCommand, Property, PropertyValue, TransientUnit};
+use crate::slice::{slice_from_cgroups_path, validate_slice_name};
+use crate::Error;
+
+/// First systemd version whose D-Bus API takes `ExecStartEx`-style commands with the
+/// `no-env-expand` flag (v247 added the `…Ex` command lists to transient units).
+pub const MIN_SYSTEMD_FOR_EXEC_EX: u32 = 247;
+
+/// How long systemd waits for the helper and `runc create` before failing the start job.
+pub const START_TIMEOUT_USEC: u64 = 120 * 1_000_000;
+
+/// `TasksMax=infinity`: the container's own pids limit (from the spec) applies in its cgroup.
+const TASKS_MAX_INFINITY: u64 = u64::MAX;
+
+/// Where the helper and its files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperPaths {
+    /// Absolute path of the `containerd-shim-systemd-v1` binary (it carries the helper).
+    pub exe: String,
+    /// The create request the daemon wrote for the helper.
+    pub create_request: String,
+    /// Where `runc create` writes the init pid, and systemd reads it.
+    pub pid_file: String,
+    /// Where `ExecStopPost` records the exit.
+    pub exit_state: String,
+}
+
+/// Daemon-level choices that shape every unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitOptions {
+    /// The slice for containers whose spec names none (`None`: systemd's default, `system.slice`).
+    pub default_slice: Option<String>,
+}
+
+/// Everything the init unit is derived from.
+#[derive(Debug, Clone, Copy)]
+pub struct InitUnitRequest<'a> {
+    /// containerd namespace (already validated).
+    pub namespace: &'a str,
+    /// Task id (already validated).
+    pub id: &'a str,
+    /// The container's OCI spec.
+    pub spec: &'a Spec,
+    /// The helper's binary and files.
+    pub helper: &'a HelperPaths,
+    /// Daemon options.
+    pub options: &'a UnitOptions,
+    /// Major version of the systemd we talk to.
+    pub systemd_version: u32,
+}
+
+/// Renders the transient unit for a container's init process.
+pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, Error> {
+    let InitUnitRequest { namespace, id, spec, helper, options, systemd_version } = *request;
+    let name = UnitName::for_task(namespace, id);
+
+    let mut properties = vec![
+        Property::new("Description", PropertyValue::Str(format!("containerd task {namespace}/{id}"))),
+        Property::new("Type", PropertyValue::Str("forking".into())),
+        Property::new("PIDFile", PropertyValue::Str(helper.pid_file.clone())),
+        Property::new("Delegate", PropertyValue::Bool(true)),
+        Property::new("KillMode", PropertyValue::Str("control-group".into())),
+        Property::new("TasksMax", PropertyValue::U64(TASKS_MAX_INFINITY)),
+        Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
+        // Keep the unit loaded while the daemon holds a reference (so `systemctl status` shows an
+        // exited container until it is deleted), and collect it even when it failed once the
+        // reference is gone, so a vanished daemon cannot leak failed units.
+        Property::new("AddRef", PropertyValue::Bool(true)),
+        Property::new("CollectMode", PropertyValue::Str("inactive-or-failed".into())),
+    ];
+
+    if let Some(slice) = container_slice(spec, options)? {
+        properties.push(Property::new("Slice", PropertyValue::Str(slice)));
+    }
+
+    let create = helper_command(&helper.exe, &["helper", "create", &helper.create_request]);
+    let exited = helper_command(&helper.exe, &["helper", "exited", &helper.exit_state]);
+    properties.extend(exec_property("ExecStart", create, systemd_version));
+    properties.extend(exec_property("ExecStopPost", exited, systemd_version));
+
+    Ok(TransientUnit { name, properties })
+}
+
+fn container_slice(spec: &Spec, options: &UnitOptions) -> Result<Option<String>, Error> {
+    let from_spec = match spec.linux().as_ref().and_then(|linux| linux.cgroups_path().as_ref()) {
+        Some(path) => slice_from_cgroups_path(&path.to_string_lossy())?,
+        None => None,
+    };
+    match from_spec.or_else(|| options.default_slice.clone()) {
+        Some(slice) => {
+            validate_slice_name(&slice)?;
+            Ok(Some(slice))
+        }
+        None => Ok(None),
+    }
+}
+
+fn helper_command(exe: &str, args: &[&str]) -> ExecCommand {
+    let mut argv = vec![exe.to_string()];
+    argv.extend(args.iter().map(|arg| arg.to_string()));
+    ExecCommand { path: exe.to_string(), argv, ignore_failure: false }
+}
+
+/// `ExecStartEx` (no `$VAR` expansion) where systemd has it, plain `ExecStart` before v247.
+fn exec_property(name: &str, command: ExecCommand, systemd_version: u32) -> Option<Property> {
+    Some(if systemd_version >= MIN_SYSTEMD_FOR_EXEC_EX {
+        Property::new(format!("{name}Ex"), PropertyValue::ExecEx(vec![command]))
+    } else {
+        Property::new(name, PropertyValue::Exec(vec![command]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typical_spec(cgroups_path: &str) -> Spec {
+        let json = format!(
+            r#"{{"ociVersion":"1.0.2","process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
+               "root":{{"path":"rootfs"}},"linux":{{"cgroupsPath":"{cgroups_path}","namespaces":[{{"type":"pid"}}]}}}}"#
+        );
+        serde_json::from_str(&json).expect("valid spec")
+    }
+
+    fn helper() -> HelperPaths {
+        HelperPaths {
+            exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
+            create_request: "/run/b/shim-create.json".into(),
+            pid_file: "/run/b/init.pid".into(),
+            exit_state: "/run/b/exit-state.json".into(),
+        }
+    }
+
+    fn render(spec: &Spec, options: &UnitOptions, systemd_version: u32) -> Result<TransientUnit, Error> {
+        let helper = helper();
+        render_init_unit(&InitUnitRequest { namespace: "default", id: "t1", spec, helper: &helper, options, systemd_version })
+    }
+
+    #[test]
+    fn typical_spec_renders_a_forking_delegated_unit() {
+        let unit = render(&typical_spec("/default/t1"), &UnitOptions::default(), 252).unwrap();
+        assert_eq!(unit.name.as_str(), "containerd-default-t1.service");
+        let str_prop = |name| match unit.property(name) {
+            Some(PropertyValue::Str(value)) => value.clone(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(str_prop("Type"), "forking");
+        assert_eq!(str_prop("PIDFile"), "/run/b/init.pid");
+        assert_eq!(str_prop("Description"), "containerd task default/t1");
+        assert_eq!(str_prop("CollectMode"), "inactive-or-failed");
+        assert_eq!(unit.property("Delegate"), Some(&PropertyValue::Bool(true)));
+        assert_eq!(unit.property("AddRef"), Some(&PropertyValue::Bool(true)));
+        assert_eq!(unit.property("TasksMax"), Some(&PropertyValue::U64(u64::MAX)));
+        assert_eq!(unit.property("Slice"), None, "a cgroupfs path names no slice");
+    }
+
+    #[test]
+    fn exec_commands_are_argv_arrays_without_env_expansion() {
+        let unit = render(&typical_spec(""), &UnitOptions::default(), 252).unwrap();
+        let Some(PropertyValue::ExecEx(start)) = unit.property("ExecStartEx") else {
+            panic!("ExecStartEx missing: {unit:?}");
+        };
+        assert_eq!(
+            start[0].argv,
+            ["/usr/local/bin/containerd-shim-systemd-v1", "helper", "create", "/run/b/shim-create.json"]
+        );
+        let Some(PropertyValue::ExecEx(stop_post)) = unit.property("ExecStopPostEx") else {
+            panic!("ExecStopPostEx missing: {unit:?}");
+        };
+        assert_eq!(stop_post[0].argv[1..], ["helper", "exited", "/run/b/exit-state.json"]);
+        assert!(unit.property("ExecStart").is_none());
+    }
+
+    #[test]
+    fn old_systemd_gets_plain_exec_start() {
+        let unit = render(&typical_spec(""), &UnitOptions::default(), 246).unwrap();
+        assert!(matches!(unit.property("ExecStart"), Some(PropertyValue::Exec(_))));
+        assert!(unit.property("ExecStartEx").is_none());
+    }
+
+    #[test]
+    fn cri_systemd_cgroups_path_sets_the_slice() {
+        let spec = typical_spec("kubepods-pod1.slice:cri-containerd:t1");
+        let unit = render(&spec, &UnitOptions::default(), 252).unwrap();
+        assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("kubepods-pod1.slice".into())));
+    }
+
+    #[test]
+    fn default_slice_applies_when_spec_names_none() {
+        let options = UnitOptions { default_slice: Some("containers.slice".into()) };
+        let unit = render(&typical_spec("/default/t1"), &options, 252).unwrap();
+        assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("containers.slice".into())));
+    }
+
+    #[test]
+    fn invalid_default_slice_is_an_error() {
+        let options = UnitOptions { default_slice: Some("containers.service".into()) };
+        assert!(matches!(render(&typical_spec(""), &options, 252), Err(Error::InvalidSlice { .. })));
+    }
+}

@@ -1,0 +1,38 @@
+//! unit-gen: pure translation of a container's OCI spec and runtime options into the name and
+//! properties of the systemd transient unit that runs it. No I/O and no D-Bus here: the shim sends
+//! what this crate renders. Also home of the escaping and identifier rules every unit name obeys.
+
+pub mod escape;
+pub mod identifiers;
+pub mod init_unit;
+pub mod names;
+pub mod properties;
+pub mod slice;
+
+pub use identifiers::{validate_identifier, IdentifierKind};
+pub use init_unit::{render_init_unit, HelperPaths, InitUnitRequest, UnitOptions};
+pub use names::UnitName;
+pub use properties::{ExecCommand, Property, PropertyValue, TransientUnit};
+
+/// What can be wrong with the input to unit generation.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// A task id, exec id or namespace breaks containerd's identifier rule.
+    #[error("invalid {kind} {value:?}: {reason}")]
+    InvalidIdentifier {
+        /// What the identifier names.
+        kind: IdentifierKind,
+        /// The (shortened) offending value.
+        value: String,
+        /// What rule it breaks.
+        reason: &'static str,
+    },
+    /// A slice named by the spec or the configuration is not a valid slice unit name.
+    #[error("invalid slice {slice:?}: {reason}")]
+    InvalidSlice {
+        /// The offending slice name.
+        slice: String,
+        /// What rule it breaks.
+        reason: &'static str,
+    },
+}

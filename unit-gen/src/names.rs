@@ -1,0 +1,111 @@
+//! Names of the units we create. A task's unit name carries its namespace and id so that two
+//! namespaces never clash and `systemctl list-units 'containerd-*'` finds every container:
+//! `containerd-<namespace>-<id>.service`, each part escaped with [`unit_name_escape`]. Escaping
+//! turns every `-` inside a part into `\x2d`, so the two separators are unambiguous and no task
+//! name can equal another unit of ours (the daemon's own unit has more than two separators).
+
+use sha2::{Digest, Sha256};
+
+use crate::escape::{unit_name_escape, unit_object_path};
+
+/// systemd's limit on a unit name, without the terminating NUL (`UNIT_NAME_MAX - 1`).
+pub const MAX_UNIT_NAME_LEN: usize = 255;
+
+/// Every task unit name starts with this.
+pub const TASK_UNIT_PREFIX: &str = "containerd-";
+
+const SERVICE_SUFFIX: &str = ".service";
+
+/// The name of a container task's unit, and the D-Bus object path systemd gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UnitName {
+    name: String,
+}
+
+impl UnitName {
+    /// The unit for task `id` in containerd namespace `namespace`. Both must already be valid
+    /// identifiers. When the escaped name would exceed systemd's limit, the name becomes
+    /// `containerd--<sha256 of namespace/id>.service`: a literal `--` cannot occur in the normal
+    /// form, so hashed and readable names never collide.
+    pub fn for_task(namespace: &str, id: &str) -> UnitName {
+        let readable = format!(
+            "{TASK_UNIT_PREFIX}{}-{}{SERVICE_SUFFIX}",
+            unit_name_escape(namespace),
+            unit_name_escape(id)
+        );
+        if readable.len() <= MAX_UNIT_NAME_LEN {
+            return UnitName { name: readable };
+        }
+        let digest = Sha256::digest(format!("{namespace}/{id}").as_bytes());
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        UnitName { name: format!("{TASK_UNIT_PREFIX}-{hex}{SERVICE_SUFFIX}") }
+    }
+
+    /// Wraps a unit name read back from systemd.
+    pub fn from_raw(name: impl Into<String>) -> UnitName {
+        UnitName { name: name.into() }
+    }
+
+    /// The unit name, e.g. `containerd-default-t1.service`.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The unit's D-Bus object path, e.g. `/org/freedesktop/systemd1/unit/containerd_2ddefault_2dt1_2eservice`.
+    pub fn object_path(&self) -> String {
+        unit_object_path(&self.name)
+    }
+}
+
+impl std::fmt::Display for UnitName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_unit_name_carries_namespace_and_id() {
+        assert_eq!(UnitName::for_task("default", "t1").as_str(), "containerd-default-t1.service");
+    }
+
+    #[test]
+    fn dashes_dots_and_backslashes_are_escaped_so_parts_stay_apart() {
+        assert_eq!(UnitName::for_task("k8s.io", "a-b").as_str(), "containerd-k8s.io-a\\x2db.service");
+        assert_eq!(UnitName::for_task("ns", ".x").as_str(), "containerd-ns-\\x2ex.service");
+        assert_eq!(UnitName::for_task("ns", "a\\b").as_str(), "containerd-ns-a\\x5cb.service");
+        assert_eq!(UnitName::for_task("ns", "ü").as_str(), "containerd-ns-\\xc3\\xbc.service");
+        // "a-b" + "c" and "a" + "b-c" would collide if '-' were kept.
+        assert_ne!(UnitName::for_task("a-b", "c"), UnitName::for_task("a", "b-c"));
+    }
+
+    #[test]
+    fn same_id_in_two_namespaces_gives_two_units() {
+        assert_ne!(UnitName::for_task("ns1", "t1"), UnitName::for_task("ns2", "t1"));
+    }
+
+    #[test]
+    fn overlong_names_are_hashed_within_systemds_limit() {
+        // Both parts valid containerd identifiers of 75 characters, 37 of them dashes: escaped,
+        // each grows to 223 bytes, far past systemd's 255-byte limit together.
+        let id = "a-".repeat(37) + "a";
+        let name = UnitName::for_task(&id, &id);
+        assert!(name.as_str().len() <= MAX_UNIT_NAME_LEN, "{name}");
+        assert!(name.as_str().starts_with("containerd--"), "{name}");
+        assert!(name.as_str().ends_with(".service"), "{name}");
+        assert_ne!(name, UnitName::for_task("other", &id));
+        assert_ne!(name, UnitName::for_task(&id, "other"));
+        assert_eq!(name, UnitName::for_task(&id, &id), "hashing must be deterministic");
+    }
+
+    #[test]
+    fn object_path_uses_bus_label_escaping() {
+        assert_eq!(
+            UnitName::for_task("default", "t1").object_path(),
+            "/org/freedesktop/systemd1/unit/containerd_2ddefault_2dt1_2eservice"
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! A D-Bus-free model of transient unit properties, close to what `StartTransientUnit` takes
+//! (`a(sv)`). The shim converts it to D-Bus values; this crate only decides what they are.
+
+use crate::names::UnitName;
+
+/// One command line for `ExecStart=`-like properties. It is an argv array handed to systemd as
+/// is: no shell, and (where systemd supports it) no `$VAR` expansion either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecCommand {
+    /// Absolute path of the program.
+    pub path: String,
+    /// Full argv, including argv\[0\].
+    pub argv: Vec<String>,
+    /// Whether a non-zero exit of this command is ignored (the `-` prefix in unit files).
+    pub ignore_failure: bool,
+}
+
+/// The value of one property, typed the way systemd expects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropertyValue {
+    /// `s`
+    Str(String),
+    /// `b`
+    Bool(bool),
+    /// `t`
+    U64(u64),
+    /// `as`
+    StrList(Vec<String>),
+    /// `a(sasb)`: command lines for `ExecStart=` and friends, with `$VAR` expansion by systemd.
+    Exec(Vec<ExecCommand>),
+    /// `a(sasas)`: the `…Ex` form of the same (systemd ≥ 247), each command flagged
+    /// `no-env-expand` so systemd never substitutes `$VAR` in arguments.
+    ExecEx(Vec<ExecCommand>),
+}
+
+/// One `(name, value)` pair of a transient unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Property {
+    /// The property name as systemd's D-Bus API spells it, e.g. `ExecStart`.
+    pub name: String,
+    /// Its value.
+    pub value: PropertyValue,
+}
+
+impl Property {
+    /// A property called `name` with `value`.
+    pub fn new(name: impl Into<String>, value: PropertyValue) -> Property {
+        Property { name: name.into(), value }
+    }
+}
+
+/// A transient unit ready to be started: its name and properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransientUnit {
+    /// The unit's name.
+    pub name: UnitName,
+    /// Its properties, in the order they are sent.
+    pub properties: Vec<Property>,
+}
+
+impl TransientUnit {
+    /// The value of property `name`, if set.
+    pub fn property(&self, name: &str) -> Option<&PropertyValue> {
+        self.properties.iter().find(|property| property.name == name).map(|property| &property.value)
+    }
+}
