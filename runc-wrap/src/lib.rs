@@ -1,0 +1,134 @@
+//! runc-wrap: everything that touches runc. The runc CLI wrapper used by the daemon, the typed
+//! protocol between the daemon and the helper inside each container's unit, atomic state files,
+//! and the helper itself.
+
+pub mod atomic_file;
+pub mod helper;
+pub mod protocol;
+pub mod runc;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use runc::Runc;
+
+/// Errors of runc invocations, state files and the in-unit helper.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A state file could not be read, written or removed.
+    #[error("state file {path}: {source}")]
+    StateFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state file's JSON could not be produced.
+    #[error("encoding {path}: {source}")]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A state file holds something other than the expected JSON.
+    #[error("{path} is not valid: {source}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A JSON document that must be an object is not.
+    #[error("{path} is not a JSON object")]
+    NotAnObject {
+        /// The file.
+        path: PathBuf,
+    },
+    /// runc could not be started at all.
+    #[error("running {binary} {command} for container {id}: {source}")]
+    SpawnRunc {
+        /// The runc binary.
+        binary: PathBuf,
+        /// The runc subcommand.
+        command: &'static str,
+        /// The container.
+        id: String,
+        /// Why it could not run.
+        #[source]
+        source: std::io::Error,
+    },
+    /// runc ran and failed.
+    #[error("runc {command} {id} failed ({status}): {message}")]
+    RuncFailed {
+        /// The runc subcommand.
+        command: &'static str,
+        /// The container.
+        id: String,
+        /// How runc exited.
+        status: String,
+        /// The last line runc printed on stderr.
+        message: String,
+    },
+    /// runc did not finish in time.
+    #[error("runc {command} {id} did not finish within {timeout:?}")]
+    RuncTimeout {
+        /// The runc subcommand.
+        command: &'static str,
+        /// The container.
+        id: String,
+        /// The deadline.
+        timeout: Duration,
+    },
+    /// A binary was not found where it was looked for.
+    #[error("binary {name:?} not found (searched {searched})")]
+    BinaryNotFound {
+        /// The name or path asked for.
+        name: String,
+        /// Where it was looked for.
+        searched: String,
+    },
+    /// systemd's `$EXIT_CODE` / `$EXIT_STATUS` make no sense together.
+    #[error("unexpected exit environment EXIT_CODE={exit_code:?} EXIT_STATUS={exit_status:?}")]
+    ExitEnvironment {
+        /// `$EXIT_CODE`.
+        exit_code: String,
+        /// `$EXIT_STATUS`.
+        exit_status: String,
+    },
+    /// This process is not in a systemd-managed cgroup.
+    #[error("the helper is not in a systemd cgroup (no name=systemd or unified entry in /proc/self/cgroup)")]
+    NoUnitCgroup,
+    /// A rootfs mount failed.
+    #[error("mounting {fs_type} {source_path} on {target}: {message}")]
+    Mount {
+        /// Filesystem type.
+        fs_type: String,
+        /// Mount source.
+        source_path: String,
+        /// Mount target.
+        target: PathBuf,
+        /// The mount error.
+        message: String,
+    },
+    /// A stdio fifo or file could not be opened.
+    #[error("opening stdio {path}: {source}")]
+    OpenStdio {
+        /// The fifo or file.
+        path: PathBuf,
+        /// The open error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The other end of a stdio fifo never opened.
+    #[error("timed out after {timeout:?} waiting for the other end of fifo {path}")]
+    FifoTimeout {
+        /// The fifo.
+        path: PathBuf,
+        /// How long we waited.
+        timeout: Duration,
+    },
+}

@@ -1,1 +1,181 @@
-fn main(){}
+//! Command line of containerd-shim-systemd-v1: the shim v2 subcommands containerd runs
+//! (`start`, `delete`), the daemon (`daemon`), and the helper that runs inside container units
+//! (`helper create|exited FILE`). Flags follow containerd's Go-style single-dash convention.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use shim::daemon::DaemonConfig;
+use shim::delete_command::DeleteCommand;
+use shim::start::StartRequest;
+
+const USAGE: &str = "usage: containerd-shim-systemd-v1 [-namespace NS -id ID -address ADDR -publish-binary BIN -bundle DIR -socket ADDR -debug] start|delete|daemon
+       containerd-shim-systemd-v1 helper create|exited FILE
+       containerd-shim-systemd-v1 -v";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("helper") {
+        return run_helper(&args[1..]);
+    }
+    if args
+        .iter()
+        .any(|arg| matches!(arg.as_str(), "-v" | "-version" | "--version"))
+    {
+        println!("containerd-shim-systemd-v1 {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let flags = match containerd_shim::parse(&args) {
+        Ok(flags) => flags,
+        Err(error) => return fail(&format!("{error}\n{USAGE}")),
+    };
+    shim::logging::init(flags.debug);
+    match flags.action.as_str() {
+        "start" => run_short(|| async { shim::start::start(&start_request(&flags)?).await }),
+        "delete" => {
+            run_short(|| async { shim::delete_command::delete(&delete_command(&flags)?).await })
+        }
+        "daemon" => run_daemon(&flags),
+        other => fail(&format!("unknown action {other:?}\n{USAGE}")),
+    }
+}
+
+fn run_helper(args: &[String]) -> ExitCode {
+    shim::logging::init(false);
+    let code = match (args.first().map(String::as_str), args.get(1)) {
+        (Some("create"), Some(file)) => runc_wrap::helper::run_create(&PathBuf::from(file)),
+        (Some("exited"), Some(file)) => runc_wrap::helper::run_exited(&PathBuf::from(file)),
+        _ => return fail(USAGE),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Runs a short-lived subcommand on a single-threaded runtime and prints its output.
+fn run_short<F, Fut>(body: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, shim::Error>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("starting the async runtime: {error}")),
+    };
+    match runtime.block_on(body()) {
+        Ok(output) => {
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(&output)
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error.to_string()),
+    }
+}
+
+fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
+    let config = match daemon_config(flags) {
+        Ok(config) => config,
+        Err(error) => return fail(&error.to_string()),
+    };
+    // Two workers: the daemon's work is I/O-bound, and each thread costs memory.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("starting the async runtime: {error}")),
+    };
+    match runtime.block_on(shim::daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("daemon failed: {error}");
+            fail(&error.to_string())
+        }
+    }
+}
+
+fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::Error> {
+    let mut stdin = Vec::new();
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        std::io::stdin()
+            .take(10 << 20)
+            .read_to_end(&mut stdin)
+            .map_err(|error| shim::Error::io("reading stdin", error))?;
+    }
+    Ok(StartRequest {
+        namespace: flags.namespace.clone(),
+        id: flags.id.clone(),
+        containerd_address: flags.address.clone(),
+        publish_binary: flags.publish_binary.clone(),
+        ttrpc_address: std::env::var("TTRPC_ADDRESS").unwrap_or_default(),
+        debug: flags.debug,
+        bundle: std::env::current_dir()
+            .map_err(|error| shim::Error::io("reading the working directory", error))?,
+        stdin,
+        exe: current_exe()?,
+        path_env: std::env::var("PATH").unwrap_or_default(),
+    })
+}
+
+fn delete_command(flags: &containerd_shim::Flags) -> Result<DeleteCommand, shim::Error> {
+    let bundle = if flags.bundle.is_empty() {
+        std::env::current_dir()
+            .map_err(|error| shim::Error::io("reading the working directory", error))?
+    } else {
+        PathBuf::from(&flags.bundle)
+    };
+    Ok(DeleteCommand {
+        namespace: flags.namespace.clone(),
+        id: flags.id.clone(),
+        bundle,
+        containerd_address: flags.address.clone(),
+    })
+}
+
+fn daemon_config(flags: &containerd_shim::Flags) -> Result<DaemonConfig, shim::Error> {
+    if flags.socket.is_empty() {
+        return Err(shim::Error::InvalidRequest(
+            "the daemon needs -socket".into(),
+        ));
+    }
+    if flags.address.is_empty() {
+        return Err(shim::Error::InvalidRequest(
+            "the daemon needs -address (containerd's socket)".into(),
+        ));
+    }
+    let identity = shim::paths::DaemonIdentity::for_containerd(&flags.address);
+    if shim::paths::socket_path_of(&flags.socket) != identity.control_socket {
+        return Err(shim::Error::InvalidRequest(format!(
+            "-socket {} is not the control socket for containerd at {} ({})",
+            flags.socket,
+            flags.address,
+            identity.control_socket.display()
+        )));
+    }
+    Ok(DaemonConfig {
+        identity,
+        ttrpc_address: std::env::var("TTRPC_ADDRESS").map_err(|_| {
+            shim::Error::InvalidRequest("TTRPC_ADDRESS is not set in the environment".into())
+        })?,
+        exe: current_exe()?,
+        path_env: std::env::var("PATH").unwrap_or_default(),
+    })
+}
+
+fn current_exe() -> Result<PathBuf, shim::Error> {
+    std::env::current_exe().map_err(|error| shim::Error::io("locating this binary", error))
+}
+
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "containerd-shim-systemd-v1: {message}");
+    ExitCode::FAILURE
+}

@@ -34,7 +34,11 @@ pub fn validate_identifier(kind: IdentifierKind, value: &str) -> Result<(), Erro
     let reason = identifier_problem(value);
     match reason {
         None => Ok(()),
-        Some(reason) => Err(Error::InvalidIdentifier { kind, value: shorten(value), reason }),
+        Some(reason) => Err(Error::InvalidIdentifier {
+            kind,
+            value: shorten(value),
+            reason,
+        }),
     }
 }
 
@@ -51,7 +55,9 @@ fn identifier_problem(value: &str) -> Option<&'static str> {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => previous_was_separator = false,
             b'.' | b'_' | b'-' => {
                 if previous_was_separator {
-                    return Some("must start with a letter or digit and not repeat '.', '_' or '-'");
+                    return Some(
+                        "must start with a letter or digit and not repeat '.', '_' or '-'",
+                    );
                 }
                 previous_was_separator = true;
             }
@@ -67,7 +73,11 @@ fn identifier_problem(value: &str) -> Option<&'static str> {
 /// Long hostile values would flood logs and error messages: keep the first 80 characters,
 /// escaping control characters so the message stays on one line.
 fn shorten(value: &str) -> String {
-    let mut shown: String = value.chars().take(80).flat_map(char::escape_debug).collect();
+    let mut shown: String = value
+        .chars()
+        .take(80)
+        .flat_map(char::escape_debug)
+        .collect();
     if value.chars().count() > 80 {
         shown.push('…');
     }
@@ -80,8 +90,18 @@ mod tests {
 
     #[test]
     fn accepts_containerd_style_identifiers() {
-        for ok in ["a", "t1", "my-container", "a.b_c-d", "k8s.io", &"x".repeat(76)] {
-            assert!(validate_identifier(IdentifierKind::TaskId, ok).is_ok(), "{ok:?} should be valid");
+        for ok in [
+            "a",
+            "t1",
+            "my-container",
+            "a.b_c-d",
+            "k8s.io",
+            &"x".repeat(76),
+        ] {
+            assert!(
+                validate_identifier(IdentifierKind::TaskId, ok).is_ok(),
+                "{ok:?} should be valid"
+            );
         }
     }
 
@@ -92,26 +112,77 @@ mod tests {
             value: String,
         }
         let cases = [
-            Case { name: "empty", value: String::new() },
-            Case { name: "slash", value: "a/b".into() },
-            Case { name: "dot dot", value: "..".into() },
-            Case { name: "parent path", value: "../etc".into() },
-            Case { name: "nul", value: "a\0b".into() },
-            Case { name: "300 chars", value: "a".repeat(300) },
-            Case { name: "unicode", value: "contäiner".into() },
-            Case { name: "space", value: "a b".into() },
-            Case { name: "dollar", value: "$HOME".into() },
-            Case { name: "percent", value: "a%n".into() },
-            Case { name: "newline", value: "a\nExecStart=/bin/sh".into() },
-            Case { name: "leading dash", value: "-a".into() },
-            Case { name: "trailing dot", value: "a.".into() },
-            Case { name: "double separator", value: "a--b".into() },
-            Case { name: "backslash", value: "a\\x2db".into() },
+            Case {
+                name: "empty",
+                value: String::new(),
+            },
+            Case {
+                name: "slash",
+                value: "a/b".into(),
+            },
+            Case {
+                name: "dot dot",
+                value: "..".into(),
+            },
+            Case {
+                name: "parent path",
+                value: "../etc".into(),
+            },
+            Case {
+                name: "nul",
+                value: "a\0b".into(),
+            },
+            Case {
+                name: "300 chars",
+                value: "a".repeat(300),
+            },
+            Case {
+                name: "unicode",
+                value: "contäiner".into(),
+            },
+            Case {
+                name: "space",
+                value: "a b".into(),
+            },
+            Case {
+                name: "dollar",
+                value: "$HOME".into(),
+            },
+            Case {
+                name: "percent",
+                value: "a%n".into(),
+            },
+            Case {
+                name: "newline",
+                value: "a\nExecStart=/bin/sh".into(),
+            },
+            Case {
+                name: "leading dash",
+                value: "-a".into(),
+            },
+            Case {
+                name: "trailing dot",
+                value: "a.".into(),
+            },
+            Case {
+                name: "double separator",
+                value: "a--b".into(),
+            },
+            Case {
+                name: "backslash",
+                value: "a\\x2db".into(),
+            },
         ];
         for case in cases {
             match validate_identifier(IdentifierKind::Namespace, &case.value) {
-                Err(Error::InvalidIdentifier { kind: IdentifierKind::Namespace, .. }) => {}
-                other => panic!("case {:?}: expected InvalidIdentifier, got {other:?}", case.name),
+                Err(Error::InvalidIdentifier {
+                    kind: IdentifierKind::Namespace,
+                    ..
+                }) => {}
+                other => panic!(
+                    "case {:?}: expected InvalidIdentifier, got {other:?}",
+                    case.name
+                ),
             }
         }
     }

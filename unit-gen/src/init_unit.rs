@@ -65,23 +65,31 @@ pub struct InitUnitRequest<'a> {
 
 /// Renders the transient unit for a container's init process.
 pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, Error> {
-    let InitUnitRequest { namespace, id, spec, helper, options, systemd_version } = *request;
+    let InitUnitRequest {
+        namespace,
+        id,
+        spec,
+        helper,
+        options,
+        systemd_version,
+    } = *request;
     let name = UnitName::for_task(namespace, id);
 
     let mut properties = vec![
-        Property::new("Description", PropertyValue::Str(format!("containerd task {namespace}/{id}"))),
+        Property::new(
+            "Description",
+            PropertyValue::Str(format!("containerd task {namespace}/{id}")),
+        ),
         Property::new("Type", PropertyValue::Str("forking".into())),
         Property::new("PIDFile", PropertyValue::Str(helper.pid_file.clone())),
         Property::new("Delegate", PropertyValue::Bool(true)),
         Property::new("KillMode", PropertyValue::Str("control-group".into())),
         Property::new("TasksMax", PropertyValue::U64(TASKS_MAX_INFINITY)),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
-        // Keep the unit loaded while the daemon holds a reference (so `systemctl status` shows an
-        // exited container until it is deleted), and collect it even when it failed once the
-        // reference is gone, so a vanished daemon cannot leak failed units.
-        Property::new("AddRef", PropertyValue::Bool(true)),
-        Property::new("CollectMode", PropertyValue::Str("inactive-or-failed".into())),
     ];
+    // No `AddRef` (it needs a bus name to track, which systemd's private socket lacks) and the
+    // default `CollectMode=inactive`: a container that exited cleanly is collected at once, one
+    // that failed stays visible (`systemctl --failed`, `systemctl status`) until Delete resets it.
 
     if let Some(slice) = container_slice(spec, options)? {
         properties.push(Property::new("Slice", PropertyValue::Str(slice)));
@@ -96,7 +104,11 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
 }
 
 fn container_slice(spec: &Spec, options: &UnitOptions) -> Result<Option<String>, Error> {
-    let from_spec = match spec.linux().as_ref().and_then(|linux| linux.cgroups_path().as_ref()) {
+    let from_spec = match spec
+        .linux()
+        .as_ref()
+        .and_then(|linux| linux.cgroups_path().as_ref())
+    {
         Some(path) => slice_from_cgroups_path(&path.to_string_lossy())?,
         None => None,
     };
@@ -112,7 +124,11 @@ fn container_slice(spec: &Spec, options: &UnitOptions) -> Result<Option<String>,
 fn helper_command(exe: &str, args: &[&str]) -> ExecCommand {
     let mut argv = vec![exe.to_string()];
     argv.extend(args.iter().map(|arg| arg.to_string()));
-    ExecCommand { path: exe.to_string(), argv, ignore_failure: false }
+    ExecCommand {
+        path: exe.to_string(),
+        argv,
+        ignore_failure: false,
+    }
 }
 
 /// `ExecStartEx` (no `$VAR` expansion) where systemd has it, plain `ExecStart` before v247.
@@ -145,9 +161,20 @@ mod tests {
         }
     }
 
-    fn render(spec: &Spec, options: &UnitOptions, systemd_version: u32) -> Result<TransientUnit, Error> {
+    fn render(
+        spec: &Spec,
+        options: &UnitOptions,
+        systemd_version: u32,
+    ) -> Result<TransientUnit, Error> {
         let helper = helper();
-        render_init_unit(&InitUnitRequest { namespace: "default", id: "t1", spec, helper: &helper, options, systemd_version })
+        render_init_unit(&InitUnitRequest {
+            namespace: "default",
+            id: "t1",
+            spec,
+            helper: &helper,
+            options,
+            systemd_version,
+        })
     }
 
     #[test]
@@ -161,11 +188,16 @@ mod tests {
         assert_eq!(str_prop("Type"), "forking");
         assert_eq!(str_prop("PIDFile"), "/run/b/init.pid");
         assert_eq!(str_prop("Description"), "containerd task default/t1");
-        assert_eq!(str_prop("CollectMode"), "inactive-or-failed");
         assert_eq!(unit.property("Delegate"), Some(&PropertyValue::Bool(true)));
-        assert_eq!(unit.property("AddRef"), Some(&PropertyValue::Bool(true)));
-        assert_eq!(unit.property("TasksMax"), Some(&PropertyValue::U64(u64::MAX)));
-        assert_eq!(unit.property("Slice"), None, "a cgroupfs path names no slice");
+        assert_eq!(
+            unit.property("TasksMax"),
+            Some(&PropertyValue::U64(u64::MAX))
+        );
+        assert_eq!(
+            unit.property("Slice"),
+            None,
+            "a cgroupfs path names no slice"
+        );
     }
 
     #[test]
@@ -176,19 +208,30 @@ mod tests {
         };
         assert_eq!(
             start[0].argv,
-            ["/usr/local/bin/containerd-shim-systemd-v1", "helper", "create", "/run/b/shim-create.json"]
+            [
+                "/usr/local/bin/containerd-shim-systemd-v1",
+                "helper",
+                "create",
+                "/run/b/shim-create.json"
+            ]
         );
         let Some(PropertyValue::ExecEx(stop_post)) = unit.property("ExecStopPostEx") else {
             panic!("ExecStopPostEx missing: {unit:?}");
         };
-        assert_eq!(stop_post[0].argv[1..], ["helper", "exited", "/run/b/exit-state.json"]);
+        assert_eq!(
+            stop_post[0].argv[1..],
+            ["helper", "exited", "/run/b/exit-state.json"]
+        );
         assert!(unit.property("ExecStart").is_none());
     }
 
     #[test]
     fn old_systemd_gets_plain_exec_start() {
         let unit = render(&typical_spec(""), &UnitOptions::default(), 246).unwrap();
-        assert!(matches!(unit.property("ExecStart"), Some(PropertyValue::Exec(_))));
+        assert!(matches!(
+            unit.property("ExecStart"),
+            Some(PropertyValue::Exec(_))
+        ));
         assert!(unit.property("ExecStartEx").is_none());
     }
 
@@ -196,19 +239,32 @@ mod tests {
     fn cri_systemd_cgroups_path_sets_the_slice() {
         let spec = typical_spec("kubepods-pod1.slice:cri-containerd:t1");
         let unit = render(&spec, &UnitOptions::default(), 252).unwrap();
-        assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("kubepods-pod1.slice".into())));
+        assert_eq!(
+            unit.property("Slice"),
+            Some(&PropertyValue::Str("kubepods-pod1.slice".into()))
+        );
     }
 
     #[test]
     fn default_slice_applies_when_spec_names_none() {
-        let options = UnitOptions { default_slice: Some("containers.slice".into()) };
+        let options = UnitOptions {
+            default_slice: Some("containers.slice".into()),
+        };
         let unit = render(&typical_spec("/default/t1"), &options, 252).unwrap();
-        assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("containers.slice".into())));
+        assert_eq!(
+            unit.property("Slice"),
+            Some(&PropertyValue::Str("containers.slice".into()))
+        );
     }
 
     #[test]
     fn invalid_default_slice_is_an_error() {
-        let options = UnitOptions { default_slice: Some("containers.service".into()) };
-        assert!(matches!(render(&typical_spec(""), &options, 252), Err(Error::InvalidSlice { .. })));
+        let options = UnitOptions {
+            default_slice: Some("containers.service".into()),
+        };
+        assert!(matches!(
+            render(&typical_spec(""), &options, 252),
+            Err(Error::InvalidSlice { .. })
+        ));
     }
 }

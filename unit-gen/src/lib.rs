@@ -2,6 +2,7 @@
 //! properties of the systemd transient unit that runs it. No I/O and no D-Bus here: the shim sends
 //! what this crate renders. Also home of the escaping and identifier rules every unit name obeys.
 
+pub mod daemon_unit;
 pub mod escape;
 pub mod identifiers;
 pub mod init_unit;
@@ -9,6 +10,7 @@ pub mod names;
 pub mod properties;
 pub mod slice;
 
+pub use daemon_unit::{render_daemon_unit, DaemonUnitRequest};
 pub use identifiers::{validate_identifier, IdentifierKind};
 pub use init_unit::{render_init_unit, HelperPaths, InitUnitRequest, UnitOptions};
 pub use names::UnitName;

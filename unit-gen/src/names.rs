@@ -38,7 +38,9 @@ impl UnitName {
         }
         let digest = Sha256::digest(format!("{namespace}/{id}").as_bytes());
         let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        UnitName { name: format!("{TASK_UNIT_PREFIX}-{hex}{SERVICE_SUFFIX}") }
+        UnitName {
+            name: format!("{TASK_UNIT_PREFIX}-{hex}{SERVICE_SUFFIX}"),
+        }
     }
 
     /// Wraps a unit name read back from systemd.
@@ -69,22 +71,43 @@ mod tests {
 
     #[test]
     fn task_unit_name_carries_namespace_and_id() {
-        assert_eq!(UnitName::for_task("default", "t1").as_str(), "containerd-default-t1.service");
+        assert_eq!(
+            UnitName::for_task("default", "t1").as_str(),
+            "containerd-default-t1.service"
+        );
     }
 
     #[test]
     fn dashes_dots_and_backslashes_are_escaped_so_parts_stay_apart() {
-        assert_eq!(UnitName::for_task("k8s.io", "a-b").as_str(), "containerd-k8s.io-a\\x2db.service");
-        assert_eq!(UnitName::for_task("ns", ".x").as_str(), "containerd-ns-\\x2ex.service");
-        assert_eq!(UnitName::for_task("ns", "a\\b").as_str(), "containerd-ns-a\\x5cb.service");
-        assert_eq!(UnitName::for_task("ns", "ü").as_str(), "containerd-ns-\\xc3\\xbc.service");
+        assert_eq!(
+            UnitName::for_task("k8s.io", "a-b").as_str(),
+            "containerd-k8s.io-a\\x2db.service"
+        );
+        assert_eq!(
+            UnitName::for_task("ns", ".x").as_str(),
+            "containerd-ns-\\x2ex.service"
+        );
+        assert_eq!(
+            UnitName::for_task("ns", "a\\b").as_str(),
+            "containerd-ns-a\\x5cb.service"
+        );
+        assert_eq!(
+            UnitName::for_task("ns", "ü").as_str(),
+            "containerd-ns-\\xc3\\xbc.service"
+        );
         // "a-b" + "c" and "a" + "b-c" would collide if '-' were kept.
-        assert_ne!(UnitName::for_task("a-b", "c"), UnitName::for_task("a", "b-c"));
+        assert_ne!(
+            UnitName::for_task("a-b", "c"),
+            UnitName::for_task("a", "b-c")
+        );
     }
 
     #[test]
     fn same_id_in_two_namespaces_gives_two_units() {
-        assert_ne!(UnitName::for_task("ns1", "t1"), UnitName::for_task("ns2", "t1"));
+        assert_ne!(
+            UnitName::for_task("ns1", "t1"),
+            UnitName::for_task("ns2", "t1")
+        );
     }
 
     #[test]
@@ -98,7 +121,11 @@ mod tests {
         assert!(name.as_str().ends_with(".service"), "{name}");
         assert_ne!(name, UnitName::for_task("other", &id));
         assert_ne!(name, UnitName::for_task(&id, "other"));
-        assert_eq!(name, UnitName::for_task(&id, &id), "hashing must be deterministic");
+        assert_eq!(
+            name,
+            UnitName::for_task(&id, &id),
+            "hashing must be deterministic"
+        );
     }
 
     #[test]

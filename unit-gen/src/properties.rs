@@ -22,6 +22,8 @@ pub enum PropertyValue {
     Str(String),
     /// `b`
     Bool(bool),
+    /// `u`
+    U32(u32),
     /// `t`
     U64(u64),
     /// `as`
@@ -45,7 +47,10 @@ pub struct Property {
 impl Property {
     /// A property called `name` with `value`.
     pub fn new(name: impl Into<String>, value: PropertyValue) -> Property {
-        Property { name: name.into(), value }
+        Property {
+            name: name.into(),
+            value,
+        }
     }
 }
 
@@ -61,6 +66,9 @@ pub struct TransientUnit {
 impl TransientUnit {
     /// The value of property `name`, if set.
     pub fn property(&self, name: &str) -> Option<&PropertyValue> {
-        self.properties.iter().find(|property| property.name == name).map(|property| &property.value)
+        self.properties
+            .iter()
+            .find(|property| property.name == name)
+            .map(|property| &property.value)
     }
 }

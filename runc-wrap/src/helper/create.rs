@@ -1,0 +1,99 @@
+//! `helper create REQUEST`: the ExecStart of a container's unit. Places the container cgroup,
+//! mounts the rootfs, opens stdio, then replaces itself with `runc create --pid-file`, so runc's
+//! exit ends the unit's start job and systemd adopts the container init from the pid file.
+//! Anything that fails before the exec is reported in the request's failure file for the daemon.
+
+use std::convert::Infallible;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::atomic_file::{read_json, write_json_atomically};
+use crate::helper::cgroup::place_container_cgroup;
+use crate::helper::stdio::open_stdio;
+use crate::protocol::{CreateRequest, HelperFailure, HelperStage};
+use crate::runc::Runc;
+use crate::Error;
+
+/// Runs the create helper; returns only on failure, with the process exit code to use.
+pub fn run_create(request_path: &Path) -> i32 {
+    let request: CreateRequest = match read_json(request_path) {
+        Ok(request) => request,
+        Err(error) => {
+            // Without the request there is no failure file to write to: the journal must do.
+            tracing::error!("helper create: {error}");
+            return 1;
+        }
+    };
+    let error = match prepare_and_exec(&request) {
+        Ok(never) => match never {},
+        Err(error) => error,
+    };
+    tracing::error!(container = %request.container_id, "helper create failed while {}: {}", error.0, error.1);
+    let failure = HelperFailure {
+        stage: error.0,
+        message: error.1.to_string(),
+    };
+    if let Err(report_error) = write_json_atomically(&request.failure_report, &failure) {
+        tracing::error!("helper create: could not report the failure: {report_error}");
+    }
+    1
+}
+
+fn prepare_and_exec(request: &CreateRequest) -> Result<Infallible, (HelperStage, Error)> {
+    let cgroup = place_container_cgroup(&request.bundle).map_err(|e| (HelperStage::Cgroup, e))?;
+    tracing::debug!(container = %request.container_id, "container cgroup is {cgroup}");
+
+    mount_rootfs(request).map_err(|e| (HelperStage::Mount, e))?;
+
+    let timeout = Duration::from_millis(request.fifo_timeout_ms);
+    let stdio = open_stdio(&request.stdio, timeout).map_err(|e| (HelperStage::Stdio, e))?;
+
+    let runc = Runc::new(&request.runc.binary, &request.runc.root);
+    let args = runc.create_args(
+        &request.container_id,
+        &request.bundle,
+        &request.pid_file,
+        &request.runc.log,
+    );
+    let exec_error = Command::new(&request.runc.binary)
+        .args(args)
+        .stdin(stdio.stdin)
+        .stdout(stdio.stdout)
+        .stderr(stdio.stderr)
+        .exec();
+    Err((
+        HelperStage::ExecRunc,
+        Error::SpawnRunc {
+            binary: request.runc.binary.clone(),
+            command: "create",
+            id: request.container_id.clone(),
+            source: exec_error,
+        },
+    ))
+}
+
+fn mount_rootfs(request: &CreateRequest) -> Result<(), Error> {
+    if request.rootfs.is_empty() {
+        return Ok(());
+    }
+    let target = request.bundle.join("rootfs");
+    std::fs::create_dir_all(&target).map_err(|source| Error::StateFile {
+        path: target.clone(),
+        source,
+    })?;
+    for mount in &request.rootfs {
+        let fs_type = (!mount.fs_type.is_empty()).then_some(mount.fs_type.as_str());
+        let source = (!mount.source.is_empty()).then_some(mount.source.as_str());
+        containerd_shim::mount::mount_rootfs(fs_type, source, &mount.options, &target).map_err(
+            |source| Error::Mount {
+                fs_type: mount.fs_type.clone(),
+                source_path: mount.source.clone(),
+                target: target.clone(),
+                message: source.to_string(),
+            },
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! Opens the container's stdio as containerd's fifos (or files) and hands them to runc as its
+//! own stdio, so the container writes straight into containerd's fifos: no copying process in
+//! between, and nothing breaks when the daemon restarts.
+//!
+//! Opening a fifo blocks until its other end is open, so:
+//! - stdin is opened `O_NONBLOCK` (which never waits for a writer) and switched back to blocking
+//!   for the container. A client whose own stdin is already at EOF (a CI job, `</dev/null`)
+//!   closes its end before we ever open ours; waiting for it would hang forever. The container
+//!   reads what a writer sends and sees EOF once no writer is left.
+//! - stdout and stderr wait for containerd's reader, which is open before Create in practice;
+//!   the open runs on a thread with a deadline, so a client that went away fails the unit
+//!   instead of hanging it.
+
+use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::protocol::StdioPaths;
+use crate::Error;
+
+/// The three descriptors runc gets as fds 0, 1 and 2.
+pub struct OpenedStdio {
+    /// Container stdin.
+    pub stdin: OwnedFd,
+    /// Container stdout.
+    pub stdout: OwnedFd,
+    /// Container stderr.
+    pub stderr: OwnedFd,
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Read,
+    Write,
+}
+
+/// Opens all three, `/dev/null` where containerd gave no path.
+pub fn open_stdio(paths: &StdioPaths, timeout: Duration) -> Result<OpenedStdio, Error> {
+    let stdin = open_end(paths.stdin.as_deref(), Direction::Read, timeout)?;
+    let stdout = open_end(paths.stdout.as_deref(), Direction::Write, timeout)?;
+    let stderr = match (&paths.stdout, &paths.stderr) {
+        (Some(out), Some(err)) if out == err => stdout
+            .try_clone()
+            .map_err(|source| open_error(err, source))?,
+        _ => open_end(paths.stderr.as_deref(), Direction::Write, timeout)?,
+    };
+    Ok(OpenedStdio {
+        stdin,
+        stdout,
+        stderr,
+    })
+}
+
+fn open_end(
+    path: Option<&Path>,
+    direction: Direction,
+    timeout: Duration,
+) -> Result<OwnedFd, Error> {
+    if let (Direction::Read, Some(path)) = (direction, path) {
+        return open_stdin(path);
+    }
+    let (path, is_log_file) = match path {
+        None => (PathBuf::from("/dev/null"), false),
+        Some(path) => match strip_file_scheme(path) {
+            Some(file) => (file, true),
+            None => (path.to_path_buf(), false),
+        },
+    };
+    let (sender, receiver) = mpsc::channel();
+    let thread_path = path.clone();
+    std::thread::spawn(move || {
+        let mut options = OpenOptions::new();
+        match direction {
+            Direction::Read => options.read(true),
+            // A `file://` log is created if needed and appended to. A fifo is never created
+            // here: a missing fifo is an error, not a reason to write to a regular file.
+            Direction::Write => options
+                .write(true)
+                .append(true)
+                .create(is_log_file)
+                .mode(0o640),
+        };
+        let opened = options
+            .custom_flags(nix::libc::O_CLOEXEC)
+            .open(&thread_path)
+            .map(OwnedFd::from);
+        let _ = sender.send(opened);
+    });
+    match receiver.recv_timeout(timeout) {
+        Ok(Ok(fd)) => Ok(fd),
+        Ok(Err(source)) => Err(open_error(&path, source)),
+        Err(_) => Err(Error::FifoTimeout { path, timeout }),
+    }
+}
+
+/// Opens stdin without waiting for a writer, then makes reads block again.
+fn open_stdin(path: &Path) -> Result<OwnedFd, Error> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let fd: OwnedFd = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| open_error(path, source))?
+        .into();
+    let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(|errno| open_error(path, errno.into()))?;
+    let blocking = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
+    fcntl(&fd, FcntlArg::F_SETFL(blocking)).map_err(|errno| open_error(path, errno.into()))?;
+    Ok(fd)
+}
+
+/// containerd passes `file:///path` for file logging; plain paths are fifos.
+fn strip_file_scheme(path: &Path) -> Option<PathBuf> {
+    path.to_str()
+        .and_then(|text| text.strip_prefix("file://"))
+        .map(PathBuf::from)
+}
+
+fn open_error(path: &Path, source: std::io::Error) -> Error {
+    Error::OpenStdio {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::stat::Mode;
+    use nix::unistd::mkfifo;
+    use std::io::{Read, Write};
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("runc-wrap-stdio-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn missing_paths_become_dev_null() {
+        let stdio = open_stdio(&StdioPaths::default(), Duration::from_secs(1)).unwrap();
+        let mut stdin = std::fs::File::from(stdio.stdin);
+        let mut buffer = [0u8; 1];
+        assert_eq!(stdin.read(&mut buffer).unwrap(), 0);
+    }
+
+    #[test]
+    fn missing_fifo_is_an_error_not_a_new_file() {
+        let dir = scratch("missing");
+        let paths = StdioPaths {
+            stdout: Some(dir.join("gone")),
+            ..Default::default()
+        };
+        assert!(matches!(
+            open_stdio(&paths, Duration::from_secs(1)),
+            Err(Error::OpenStdio { .. })
+        ));
+        assert!(!dir.join("gone").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stdin_fifo_opens_without_a_writer_and_carries_later_input() {
+        let dir = scratch("stdin");
+        let fifo = dir.join("stdin");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths {
+            stdin: Some(fifo.clone()),
+            ..Default::default()
+        };
+        let stdio = open_stdio(&paths, Duration::from_millis(100)).unwrap();
+        let writer_path = fifo.clone();
+        let writer = std::thread::spawn(move || std::fs::write(writer_path, b"abc").unwrap());
+        writer.join().unwrap();
+        let mut input = String::new();
+        std::fs::File::from(stdio.stdin)
+            .read_to_string(&mut input)
+            .unwrap();
+        assert_eq!(
+            input, "abc",
+            "data written after the open arrives, then EOF"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fifo_without_reader_times_out_naming_the_fifo() {
+        let dir = scratch("timeout");
+        let fifo = dir.join("stdout");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths {
+            stdout: Some(fifo.clone()),
+            ..Default::default()
+        };
+        let error = open_stdio(&paths, Duration::from_millis(100))
+            .err()
+            .expect("must time out");
+        assert!(
+            matches!(&error, Error::FifoTimeout { path, .. } if path == &fifo),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fifo_with_reader_carries_output() {
+        let dir = scratch("reader");
+        let fifo = dir.join("stdout");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let reader_path = fifo.clone();
+        let reader = std::thread::spawn(move || std::fs::read_to_string(reader_path).unwrap());
+        let paths = StdioPaths {
+            stdout: Some(fifo.clone()),
+            stderr: Some(fifo),
+            ..Default::default()
+        };
+        let stdio = open_stdio(&paths, Duration::from_secs(5)).unwrap();
+        std::fs::File::from(stdio.stdout)
+            .write_all(b"out ")
+            .unwrap();
+        std::fs::File::from(stdio.stderr).write_all(b"err").unwrap();
+        drop(stdio.stdin);
+        assert_eq!(reader.join().unwrap(), "out err");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn file_scheme_appends_to_a_file() {
+        let dir = scratch("file");
+        let log = dir.join("log");
+        let fresh = dir.join("fresh");
+        std::fs::write(&log, "old\n").unwrap();
+        let uri = PathBuf::from(format!("file://{}", log.display()));
+        let paths = StdioPaths {
+            stdout: Some(uri),
+            ..Default::default()
+        };
+        let stdio = open_stdio(&paths, Duration::from_secs(1)).unwrap();
+        std::fs::File::from(stdio.stdout)
+            .write_all(b"new\n")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "old\nnew\n");
+        let paths = StdioPaths {
+            stderr: Some(format!("file://{}", fresh.display()).into()),
+            ..Default::default()
+        };
+        drop(open_stdio(&paths, Duration::from_secs(1)).unwrap());
+        assert!(fresh.exists(), "a file:// log is created");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,366 @@
+//! Invoking the runc CLI. Argument lists are built by pure functions (unit-tested); the daemon
+//! runs them asynchronously with a deadline, the helper `exec`s `runc create` in place.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::process::Command;
+
+use crate::Error;
+
+/// Variables systemd sets for the daemon's own service that must not reach runc: with
+/// `NOTIFY_SOCKET` set, runc sets up sd_notify forwarding for the container (and `runc start`
+/// then expects the forwarding socket `runc create` made).
+const SERVICE_ONLY_ENV: [&str; 4] = [
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
+
+/// How long any runc call from the daemon may take before it is abandoned.
+pub const DEFAULT_RUNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A runc binary with its state root: everything needed to address containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runc {
+    /// Absolute path of the runc binary.
+    pub binary: PathBuf,
+    /// runc's `--root`, where it keeps container state.
+    pub root: PathBuf,
+    /// Deadline for each call.
+    pub timeout: Duration,
+}
+
+impl Runc {
+    /// runc at `binary` with state under `root`.
+    pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Runc {
+        Runc {
+            binary: binary.into(),
+            root: root.into(),
+            timeout: DEFAULT_RUNC_TIMEOUT,
+        }
+    }
+
+    /// `runc --root R --log L --log-format json create --bundle B --pid-file P ID` (argv without
+    /// the binary). Run by the helper with the container's stdio as its own.
+    pub fn create_args(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        log: &Path,
+    ) -> Vec<OsString> {
+        let mut args = self.global_args(Some(log));
+        args.extend([
+            "create".into(),
+            "--bundle".into(),
+            bundle.into(),
+            "--pid-file".into(),
+            pid_file.into(),
+        ]);
+        args.push(id.into());
+        args
+    }
+
+    /// `runc start ID`.
+    pub fn start_args(&self, id: &str) -> Vec<OsString> {
+        let mut args = self.global_args(None);
+        args.extend(["start".into(), id.into()]);
+        args
+    }
+
+    /// `runc kill [--all] ID SIGNAL`.
+    pub fn kill_args(&self, id: &str, signal: Signal, all: bool) -> Vec<OsString> {
+        let mut args = self.global_args(None);
+        args.push("kill".into());
+        if all {
+            args.push("--all".into());
+        }
+        args.extend([id.into(), (signal as i32).to_string().into()]);
+        args
+    }
+
+    /// `runc delete [--force] ID`.
+    pub fn delete_args(&self, id: &str, force: bool) -> Vec<OsString> {
+        let mut args = self.global_args(None);
+        args.push("delete".into());
+        if force {
+            args.push("--force".into());
+        }
+        args.push(id.into());
+        args
+    }
+
+    fn global_args(&self, log: Option<&Path>) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["--root".into(), self.root.clone().into()];
+        if let Some(log) = log {
+            args.extend([
+                "--log".into(),
+                log.into(),
+                "--log-format".into(),
+                "json".into(),
+            ]);
+        }
+        args
+    }
+
+    /// Whether runc has state for container `id`: its state file exists. A fact on disk, not a
+    /// guess from runc's error text.
+    pub async fn has_container(&self, id: &str) -> bool {
+        tokio::fs::try_exists(self.root.join(id).join("state.json"))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Starts the created container `id` (`runc start`).
+    pub async fn start(&self, id: &str) -> Result<(), Error> {
+        self.run("start", id, self.start_args(id)).await
+    }
+
+    /// Sends `signal` to the container's init, or to all its processes.
+    pub async fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<(), Error> {
+        self.run("kill", id, self.kill_args(id, signal, all)).await
+    }
+
+    /// Deletes container `id`; with `force`, a running one is killed first.
+    pub async fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
+        self.run("delete", id, self.delete_args(id, force)).await
+    }
+
+    async fn run(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<(), Error> {
+        let mut child = Command::new(&self.binary);
+        child
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for name in SERVICE_ONLY_ENV {
+            child.env_remove(name);
+        }
+        let spawned = child.spawn().map_err(|source| Error::SpawnRunc {
+            binary: self.binary.clone(),
+            command,
+            id: id.to_string(),
+            source,
+        })?;
+        let output = tokio::time::timeout(self.timeout, spawned.wait_with_output())
+            .await
+            .map_err(|_| Error::RuncTimeout {
+                command,
+                id: id.to_string(),
+                timeout: self.timeout,
+            })?
+            .map_err(|source| Error::SpawnRunc {
+                binary: self.binary.clone(),
+                command,
+                id: id.to_string(),
+                source,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(Error::RuncFailed {
+            command,
+            id: id.to_string(),
+            status: output.status.to_string(),
+            message: last_line(&String::from_utf8_lossy(&output.stderr)),
+        })
+    }
+}
+
+/// The last error runc wrote to its JSON log (`{"level":"error","msg":"…"}` lines), if any.
+pub fn last_error_in_log(log_contents: &str) -> Option<String> {
+    log_contents
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|entry| entry.get("level").and_then(|level| level.as_str()) == Some("error"))
+        .and_then(|entry| {
+            entry
+                .get("msg")
+                .and_then(|msg| msg.as_str())
+                .map(str::to_string)
+        })
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("no error output")
+        .to_string()
+}
+
+/// Finds `name` the way a shell would: as is when it contains `/`, else in each `PATH` entry.
+pub fn resolve_binary(name: &str, path_env: Option<&str>) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_executable = |path: &Path| {
+        path.metadata()
+            .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.is_empty() {
+        return Err(Error::BinaryNotFound {
+            name: name.to_string(),
+            searched: "an empty name".into(),
+        });
+    }
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        return if is_executable(&path) {
+            Ok(path)
+        } else {
+            Err(Error::BinaryNotFound {
+                name: name.to_string(),
+                searched: "that path".into(),
+            })
+        };
+    }
+    let path_env = path_env.unwrap_or("");
+    path_env
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| Error::BinaryNotFound {
+            name: name.to_string(),
+            searched: format!("PATH={path_env}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runc() -> Runc {
+        Runc::new("/usr/sbin/runc", "/run/r")
+    }
+
+    fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter()
+            .map(|arg| arg.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn create_args_log_as_json_and_write_a_pid_file() {
+        let args = runc().create_args(
+            "t1",
+            Path::new("/b"),
+            Path::new("/b/init.pid"),
+            Path::new("/b/log.json"),
+        );
+        assert_eq!(
+            strings(args),
+            [
+                "--root",
+                "/run/r",
+                "--log",
+                "/b/log.json",
+                "--log-format",
+                "json",
+                "create",
+                "--bundle",
+                "/b",
+                "--pid-file",
+                "/b/init.pid",
+                "t1"
+            ]
+        );
+    }
+
+    #[test]
+    fn kill_args_use_signal_numbers() {
+        assert_eq!(
+            strings(runc().kill_args("t1", Signal::SIGKILL, false)),
+            ["--root", "/run/r", "kill", "t1", "9"]
+        );
+        assert_eq!(
+            strings(runc().kill_args("t1", Signal::SIGTERM, true)),
+            ["--root", "/run/r", "kill", "--all", "t1", "15"]
+        );
+    }
+
+    #[test]
+    fn delete_and_start_args() {
+        assert_eq!(
+            strings(runc().delete_args("t1", true)),
+            ["--root", "/run/r", "delete", "--force", "t1"]
+        );
+        assert_eq!(
+            strings(runc().start_args("t1")),
+            ["--root", "/run/r", "start", "t1"]
+        );
+    }
+
+    #[test]
+    fn last_error_in_log_takes_the_newest_error() {
+        let log = concat!(
+            r#"{"level":"error","msg":"old failure","time":"t"}"#,
+            "\n",
+            r#"{"level":"warning","msg":"noise","time":"t"}"#,
+            "\n",
+            r#"{"level":"error","msg":"exec: \"nope\": executable file not found in $PATH","time":"t"}"#,
+            "\n",
+            "not json\n",
+        );
+        assert_eq!(
+            last_error_in_log(log).as_deref(),
+            Some("exec: \"nope\": executable file not found in $PATH")
+        );
+        assert_eq!(last_error_in_log(""), None);
+    }
+
+    #[test]
+    fn resolve_binary_searches_path_and_names_what_it_searched() {
+        assert_eq!(
+            resolve_binary("sh", Some("/nonexistent:/bin")).unwrap(),
+            PathBuf::from("/bin/sh")
+        );
+        let error = resolve_binary("no-such-runc", Some("/bin:/usr/bin")).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("no-such-runc") && message.contains("PATH=/bin:/usr/bin"),
+            "{message}"
+        );
+        assert!(resolve_binary("/nonexistent/runc", None).is_err());
+        assert!(resolve_binary("", Some("/bin")).is_err());
+    }
+
+    #[tokio::test]
+    async fn failing_runc_reports_its_last_stderr_line() {
+        let fake = Runc {
+            binary: "/bin/sh".into(),
+            root: "/nonexistent".into(),
+            timeout: Duration::from_secs(5),
+        };
+        // `sh --root …` fails with an error message on stderr; the wrapper must surface it.
+        let error = fake.start("t1").await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::RuncFailed {
+                    command: "start",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_runc_binary_is_a_spawn_error_naming_it() {
+        let missing = Runc::new("/nonexistent/runc", "/run/r");
+        let error = missing
+            .kill("t1", Signal::SIGTERM, false)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/runc"), "{error}");
+    }
+}

@@ -1,0 +1,196 @@
+//! Removing everything a task leaves behind: runc's state and container cgroup, the unit, the
+//! rootfs mounts, the unit-level cgroup directories systemd does not manage, and our files in
+//! the bundle. Shared by Delete, a failed Create and the `delete` subcommand; every step is
+//! idempotent, so a retry after a partial failure finishes the job.
+//!
+//! What was set up is read back from the helper's create request in the bundle (runc binary and
+//! root, whether a rootfs was mounted), so the same code works without the daemon's memory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use runc_wrap::atomic_file::{read_json, remove_if_present};
+use runc_wrap::helper::CONTAINER_CGROUP_LEAF;
+use runc_wrap::protocol::{files, CreateRequest};
+use runc_wrap::Runc;
+use unit_gen::UnitName;
+
+use crate::error::Error;
+use crate::systemd::Systemd;
+
+/// How long stopping a unit may take (its TimeoutStopSec is 90 s by default, but a container
+/// whose init already exited stops at once).
+const STOP_TIMEOUT: Duration = Duration::from_secs(100);
+
+/// Removes all residue of the task whose unit is `unit` and whose bundle is `bundle`.
+pub async fn remove_task_residue(
+    systemd: &Systemd,
+    unit: &UnitName,
+    bundle: &Path,
+) -> Result<(), Error> {
+    let request = read_create_request(bundle).await;
+
+    if let Some(request) = &request {
+        let runc = Runc::new(&request.runc.binary, &request.runc.root);
+        // --force kills an init that never started; it also removes the container's cgroup.
+        if runc.has_container(&request.container_id).await {
+            runc.delete(&request.container_id, true)
+                .await
+                .map_err(Error::Runc)?;
+        }
+    }
+
+    systemd.stop_unit(unit.as_str(), STOP_TIMEOUT).await?;
+    systemd.reset_failed_unit(unit.as_str()).await?;
+
+    let bundle = bundle.to_path_buf();
+    let unit_name = unit.as_str().to_string();
+    let rootfs_mounted = request
+        .as_ref()
+        .is_some_and(|request| !request.rootfs.is_empty());
+    tokio::task::spawn_blocking(move || remove_local_residue(&bundle, &unit_name, rootfs_mounted))
+        .await
+        .map_err(|error| Error::io("removing task residue", std::io::Error::other(error)))?
+}
+
+async fn read_create_request(bundle: &Path) -> Option<CreateRequest> {
+    let path = bundle.join(files::CREATE_REQUEST);
+    match tokio::task::spawn_blocking(move || read_json::<CreateRequest>(&path)).await {
+        Ok(Ok(request)) => Some(request),
+        _ => None,
+    }
+}
+
+/// The blocking part: unmount, prune cgroup directories, remove our files.
+fn remove_local_residue(bundle: &Path, unit_name: &str, rootfs_mounted: bool) -> Result<(), Error> {
+    if rootfs_mounted {
+        let rootfs = bundle.join("rootfs");
+        containerd_shim::mount::umount_recursive(rootfs.to_str(), 0).map_err(|error| {
+            Error::io(
+                format!("unmounting {}", rootfs.display()),
+                std::io::Error::other(error.to_string()),
+            )
+        })?;
+    }
+    prune_unit_cgroups(bundle, unit_name);
+    for name in files::ALL {
+        remove_if_present(&bundle.join(name)).map_err(Error::State)?;
+    }
+    Ok(())
+}
+
+/// runc creates `<unit cgroup>/container` in every hierarchy, including those systemd does not
+/// manage for the unit (freezer, cpuset, … on hybrid systems). Neither removes the unit-level
+/// directory there, so we do. Only a path that is provably ours is touched: the cgroupsPath our
+/// helper wrote into config.json, ending in `<unit name>/container`.
+fn prune_unit_cgroups(bundle: &Path, unit_name: &str) {
+    let Some(container_cgroup) = container_cgroup_of(bundle) else {
+        return;
+    };
+    let Some(unit_cgroup) = unit_cgroup_of(&container_cgroup, unit_name) else {
+        tracing::debug!(
+            "cgroupsPath {} is not under unit {unit_name}; leaving it",
+            container_cgroup.display()
+        );
+        return;
+    };
+    for hierarchy in cgroup_hierarchies() {
+        for dir in [&container_cgroup, &unit_cgroup] {
+            let path = hierarchy.join(dir.strip_prefix("/").unwrap_or(dir));
+            match std::fs::remove_dir(&path) {
+                Ok(()) => tracing::debug!("removed cgroup {}", path.display()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => tracing::warn!("could not remove cgroup {}: {error}", path.display()),
+            }
+        }
+    }
+}
+
+fn container_cgroup_of(bundle: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(bundle.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    config
+        .pointer("/linux/cgroupsPath")?
+        .as_str()
+        .map(PathBuf::from)
+}
+
+/// The unit's cgroup, if `container_cgroup` is `<…>/<unit_name>/container`.
+fn unit_cgroup_of(container_cgroup: &Path, unit_name: &str) -> Option<PathBuf> {
+    if container_cgroup.file_name()? != CONTAINER_CGROUP_LEAF {
+        return None;
+    }
+    let unit_cgroup = container_cgroup.parent()?;
+    (unit_cgroup.file_name()? == unit_name && container_cgroup.is_absolute())
+        .then(|| unit_cgroup.to_path_buf())
+}
+
+/// Mount points of cgroup hierarchies (v1 and v2) mounted at their root.
+fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    parse_cgroup_mounts(&mountinfo)
+}
+
+/// From mountinfo lines (`id parent dev root mountpoint opts … - fstype source superopts`).
+fn parse_cgroup_mounts(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fs_type = after.split_whitespace().next()?;
+            let mut fields = before.split_whitespace();
+            let root = fields.nth(3)?;
+            let mount_point = fields.next()?;
+            (matches!(fs_type, "cgroup" | "cgroup2") && root == "/")
+                .then(|| PathBuf::from(mount_point))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_unit_cgroup_is_pruned() {
+        let unit = "containerd-default-t1.service";
+        assert_eq!(
+            unit_cgroup_of(
+                Path::new("/system.slice/containerd-default-t1.service/container"),
+                unit
+            ),
+            Some(PathBuf::from("/system.slice/containerd-default-t1.service"))
+        );
+        assert_eq!(unit_cgroup_of(Path::new("/default/t1"), unit), None);
+        assert_eq!(
+            unit_cgroup_of(Path::new("/system.slice/other.service/container"), unit),
+            None
+        );
+        assert_eq!(
+            unit_cgroup_of(
+                Path::new("relative/containerd-default-t1.service/container"),
+                unit
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn cgroup_mounts_are_found_in_mountinfo() {
+        let mountinfo = "\
+25 30 0:22 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+27 25 0:24 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+28 25 0:25 /nested /sys/fs/cgroup/bound rw - cgroup cgroup rw,cpu
+29 30 8:1 / / rw - ext4 /dev/vda rw";
+        assert_eq!(
+            parse_cgroup_mounts(mountinfo),
+            [
+                PathBuf::from("/sys/fs/cgroup/unified"),
+                PathBuf::from("/sys/fs/cgroup/memory")
+            ]
+        );
+    }
+}

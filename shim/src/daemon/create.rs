@@ -1,0 +1,397 @@
+//! Create: validate the request, write the helper's create request into the bundle, start the
+//! task's transient unit and wait for its start job. When the job is done, `runc create` has
+//! exited, systemd has read the pid file, and the container init is the unit's main process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerd_shim_protos::api::CreateTaskRequest;
+use oci_spec::runtime::Spec;
+use runc_wrap::atomic_file::{read_json, write_json_atomically};
+use runc_wrap::protocol::{
+    files, CreateRequest, HelperFailure, HelperStage, RootfsMount, RuncInvocation, StdioPaths,
+};
+use runc_wrap::runc::{last_error_in_log, resolve_binary};
+use runc_wrap::Runc;
+use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
+
+use super::cleanup::remove_task_residue;
+use super::manager::TaskManager;
+use super::options::decode_options;
+use super::task::{Lifecycle, Task, TaskKey};
+use crate::error::Error;
+use crate::paths::runc_root;
+use crate::systemd::{error_names, JobResult};
+
+/// How long we wait for the unit's start job: systemd's own TimeoutStartSec plus a margin.
+const START_JOB_TIMEOUT: Duration =
+    Duration::from_micros(unit_gen::init_unit::START_TIMEOUT_USEC + 10_000_000);
+
+/// A request that passed validation.
+struct ValidCreate {
+    bundle: PathBuf,
+    spec: Spec,
+    stdio: StdioPaths,
+    runc: Runc,
+    rootfs: Vec<RootfsMount>,
+}
+
+impl TaskManager {
+    /// Creates task `key` from `request`; returns the init pid.
+    pub async fn create(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
+        let valid = self.validate_create(&key, &request).await?;
+        let unit = UnitName::for_task(&key.namespace, &key.id);
+        let task = Arc::new(Task::creating(
+            key.clone(),
+            valid.bundle.clone(),
+            unit,
+            valid.stdio.clone(),
+            valid.runc.clone(),
+        ));
+        if self.tasks.insert_new(Arc::clone(&task)).is_err() {
+            return Err(Error::TaskExists {
+                namespace: key.namespace,
+                id: key.id,
+            });
+        }
+        match self.launch(&task, &valid).await {
+            Ok(pid) => {
+                self.finish_create(&task, pid, request.rootfs);
+                Ok(pid)
+            }
+            Err(error) => {
+                tracing::warn!(task = %key, "create failed: {error}; cleaning up");
+                if let Err(cleanup_error) =
+                    remove_task_residue(&self.systemd, &task.unit, &task.bundle).await
+                {
+                    tracing::error!(task = %key, "cleaning up after a failed create: {cleanup_error}");
+                }
+                self.tasks.remove(&key);
+                Err(error)
+            }
+        }
+    }
+
+    async fn validate_create(
+        &self,
+        key: &TaskKey,
+        request: &CreateTaskRequest,
+    ) -> Result<ValidCreate, Error> {
+        if request.terminal {
+            return Err(Error::Unsupported(
+                "a terminal (tty) for the container".into(),
+            ));
+        }
+        if !request.checkpoint.is_empty() {
+            return Err(Error::Unsupported(
+                "restoring a task from a checkpoint".into(),
+            ));
+        }
+        let stdio = StdioPaths {
+            stdin: stdio_path("stdin", &request.stdin)?,
+            stdout: stdio_path("stdout", &request.stdout)?,
+            stderr: stdio_path("stderr", &request.stderr)?,
+        };
+        let options = decode_options(request.options.as_ref())?;
+        let bundle = validate_bundle(&request.bundle).await?;
+        let spec = read_spec(&bundle).await?;
+
+        let runc_name = options.runc_binary.unwrap_or_else(|| "runc".to_string());
+        let path_env = self.settings.path_env.clone();
+        let runc_binary =
+            tokio::task::spawn_blocking(move || resolve_binary(&runc_name, Some(&path_env)))
+                .await
+                .map_err(|error| Error::io("looking up runc", std::io::Error::other(error)))?
+                .map_err(Error::RuncUnavailable)?;
+        let root = match options.runc_root {
+            Some(root) => PathBuf::from(root).join(&key.namespace),
+            None => runc_root(&key.namespace),
+        };
+        let rootfs = request
+            .rootfs
+            .iter()
+            .map(|mount| RootfsMount {
+                fs_type: mount.type_.clone(),
+                source: mount.source.clone(),
+                options: mount.options.clone(),
+            })
+            .collect();
+        Ok(ValidCreate {
+            bundle,
+            spec,
+            stdio,
+            runc: Runc::new(runc_binary, root),
+            rootfs,
+        })
+    }
+
+    /// Writes the helper's request, starts the unit, and returns the init pid.
+    async fn launch(&self, task: &Task, valid: &ValidCreate) -> Result<u32, Error> {
+        let bundle = &valid.bundle;
+        let helper = HelperPaths {
+            exe: self.settings.exe.display().to_string(),
+            create_request: bundle.join(files::CREATE_REQUEST).display().to_string(),
+            pid_file: bundle.join(files::INIT_PID).display().to_string(),
+            exit_state: bundle.join(files::EXIT_STATE).display().to_string(),
+        };
+        let create_request = CreateRequest {
+            container_id: task.key.id.clone(),
+            bundle: bundle.clone(),
+            rootfs: valid.rootfs.clone(),
+            stdio: valid.stdio.clone(),
+            runc: RuncInvocation {
+                binary: valid.runc.binary.clone(),
+                root: valid.runc.root.clone(),
+                log: bundle.join(files::RUNC_LOG),
+            },
+            pid_file: bundle.join(files::INIT_PID),
+            failure_report: bundle.join(files::HELPER_FAILURE),
+            fifo_timeout_ms: u64::try_from(self.settings.fifo_timeout.as_millis())
+                .unwrap_or(u64::MAX),
+        };
+        let request_path = bundle.join(files::CREATE_REQUEST);
+        tokio::task::spawn_blocking(move || write_json_atomically(&request_path, &create_request))
+            .await
+            .map_err(|error| Error::io("writing the create request", std::io::Error::other(error)))?
+            .map_err(Error::State)?;
+
+        let unit = render_init_unit(&InitUnitRequest {
+            namespace: &task.key.namespace,
+            id: &task.key.id,
+            spec: &valid.spec,
+            helper: &helper,
+            options: &self.settings.unit_options,
+            systemd_version: self.systemd.version(),
+        })?;
+        match self
+            .systemd
+            .start_transient_unit(&unit, START_JOB_TIMEOUT)
+            .await
+        {
+            Ok(JobResult::Done) => read_pid_file(&bundle.join(files::INIT_PID)).await,
+            Ok(result) => Err(self.create_failure(task, &result).await),
+            Err(error) if error.is(error_names::UNIT_EXISTS) => Err(Error::UnitExists {
+                namespace: task.key.namespace.clone(),
+                id: task.key.id.clone(),
+                unit: task.unit.to_string(),
+            }),
+            Err(error) => Err(Error::Systemd(error)),
+        }
+    }
+
+    /// Why the start job failed: the helper's report, else runc's last logged error, else the
+    /// job result with a pointer to the journal.
+    async fn create_failure(&self, task: &Task, result: &JobResult) -> Error {
+        let namespace = task.key.namespace.clone();
+        let id = task.key.id.clone();
+        let report_path = task.bundle.join(files::HELPER_FAILURE);
+        if let Ok(Ok(report)) =
+            tokio::task::spawn_blocking(move || read_json::<HelperFailure>(&report_path)).await
+        {
+            let caused_by_input = report.stage == HelperStage::Mount;
+            return Error::CreateFailed {
+                namespace,
+                id,
+                stage: report.stage.to_string(),
+                message: report.message,
+                caused_by_input,
+            };
+        }
+        if let Ok(log) = tokio::fs::read_to_string(task.bundle.join(files::RUNC_LOG)).await {
+            if let Some(message) = last_error_in_log(&log) {
+                return Error::CreateFailed {
+                    namespace,
+                    id,
+                    stage: "running runc create".into(),
+                    message,
+                    caused_by_input: false,
+                };
+            }
+        }
+        Error::CreateFailed {
+            namespace,
+            id,
+            stage: "starting the unit".into(),
+            message: format!("start job {result}; see `journalctl -u {}`", task.unit),
+            caused_by_input: false,
+        }
+    }
+
+    /// Records the created state (or an exit that raced creation) and publishes events in order.
+    fn finish_create(
+        &self,
+        task: &Task,
+        pid: u32,
+        rootfs: Vec<containerd_shim_protos::api::Mount>,
+    ) {
+        let mut lifecycle = task.lifecycle();
+        let pending_exit = match *lifecycle {
+            Lifecycle::Creating { pending_exit } => pending_exit,
+            other => {
+                tracing::error!(task = %task.key, "unexpected state {other:?} at the end of create");
+                return;
+            }
+        };
+        self.events.task_created(task, pid, rootfs);
+        match pending_exit {
+            Some(exit) => {
+                *lifecycle = Lifecycle::Exited { pid, exit };
+                self.events.task_exited(task, pid, exit);
+                task.announce_exit(exit);
+            }
+            None => *lifecycle = Lifecycle::Created { pid },
+        }
+    }
+}
+
+/// A stdio path from the request: empty means none; `file://` is a log file; other URI schemes
+/// (`binary://` logging drivers) are not supported.
+fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, Error> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if let Some((scheme, _)) = value.split_once("://") {
+        return match scheme {
+            "file" => Ok(Some(PathBuf::from(value))),
+            "binary" => Err(Error::Unsupported(format!(
+                "{stream} logging through binary:// URIs"
+            ))),
+            _ => Err(Error::InvalidRequest(format!(
+                "{stream} {value:?} has an unknown URI scheme {scheme:?}"
+            ))),
+        };
+    }
+    if !Path::new(value).is_absolute() {
+        return Err(Error::InvalidRequest(format!(
+            "{stream} path {value:?} is not absolute"
+        )));
+    }
+    Ok(Some(PathBuf::from(value)))
+}
+
+async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
+    let path = PathBuf::from(bundle);
+    let invalid = |reason: String| Error::InvalidBundle {
+        path: path.clone(),
+        reason,
+    };
+    if bundle.is_empty() {
+        return Err(invalid("no bundle path given".into()));
+    }
+    if !path.is_absolute() {
+        return Err(invalid("the path is not absolute".into()));
+    }
+    match tokio::fs::metadata(&path).await {
+        Ok(meta) if meta.is_dir() => Ok(path),
+        Ok(_) => Err(invalid("is not a directory".into())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(invalid("does not exist".into()))
+        }
+        Err(error) => Err(invalid(error.to_string())),
+    }
+}
+
+async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
+    let invalid = |reason: String| Error::InvalidSpec {
+        bundle: bundle.to_path_buf(),
+        reason,
+    };
+    let text = match tokio::fs::read(bundle.join("config.json")).await {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(invalid("config.json is missing".into()))
+        }
+        Err(error) => return Err(invalid(error.to_string())),
+    };
+    let spec: Spec = serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
+    if spec.process().is_none() {
+        return Err(invalid("it has no process".into()));
+    }
+    Ok(spec)
+}
+
+async fn read_pid_file(path: &Path) -> Result<u32, Error> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|error| Error::io(format!("reading {}", path.display()), error))?;
+    text.trim().parse().map_err(|_| {
+        Error::io(
+            format!("reading {}", path.display()),
+            std::io::Error::other(format!("not a pid: {text:?}")),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdio_paths_accept_fifos_and_file_uris_only() {
+        assert_eq!(stdio_path("stdout", "").unwrap(), None);
+        assert_eq!(
+            stdio_path("stdout", "/run/f/out").unwrap(),
+            Some(PathBuf::from("/run/f/out"))
+        );
+        assert_eq!(
+            stdio_path("stdout", "file:///var/log/x").unwrap(),
+            Some(PathBuf::from("file:///var/log/x"))
+        );
+        assert!(matches!(
+            stdio_path("stdout", "binary:///bin/logger"),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(matches!(
+            stdio_path("stdout", "http://x"),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            stdio_path("stdout", "relative/path"),
+            Err(Error::InvalidRequest(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn bundle_must_be_an_existing_absolute_directory() {
+        assert!(matches!(
+            validate_bundle("").await,
+            Err(Error::InvalidBundle { .. })
+        ));
+        assert!(matches!(
+            validate_bundle("relative").await,
+            Err(Error::InvalidBundle { .. })
+        ));
+        let missing = validate_bundle("/nonexistent/bundle").await.unwrap_err();
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+        assert!(matches!(
+            validate_bundle("/etc/hostname").await,
+            Err(Error::InvalidBundle { .. })
+        ));
+        assert_eq!(validate_bundle("/").await.unwrap(), PathBuf::from("/"));
+    }
+
+    #[tokio::test]
+    async fn spec_must_parse_and_have_a_process() {
+        let dir = std::env::temp_dir().join(format!("shim-spec-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = read_spec(&dir).await.unwrap_err();
+        assert!(missing.to_string().contains("missing"), "{missing}");
+        std::fs::write(dir.join("config.json"), "not json").unwrap();
+        assert!(matches!(
+            read_spec(&dir).await,
+            Err(Error::InvalidSpec { .. })
+        ));
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#,
+        )
+        .unwrap();
+        let no_process = read_spec(&dir).await.unwrap_err();
+        assert!(
+            no_process.to_string().contains("no process"),
+            "{no_process}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,187 @@
+//! Publishing task events to containerd (`TaskCreate`, `TaskStart`, `TaskExit`, `TaskDelete`).
+//! Events go through one unbounded queue, in the order they were enqueued, to one publisher
+//! task, so per task they reach containerd in lifecycle order. Enqueueing never blocks, which
+//! is why it may happen under a task's lock (that lock is what orders them).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::MessageDyn;
+use containerd_shim_protos::topics;
+use tokio::sync::mpsc;
+
+use super::task::{Exit, Task};
+
+/// One event for containerd.
+pub struct Event {
+    namespace: String,
+    topic: &'static str,
+    message: Box<dyn MessageDyn + Send>,
+}
+
+/// The sending side of the event queue.
+#[derive(Clone)]
+pub struct EventSender {
+    sender: mpsc::UnboundedSender<Event>,
+}
+
+impl EventSender {
+    /// Starts the publisher for containerd's ttrpc address and returns its queue.
+    pub fn spawn(ttrpc_address: String) -> EventSender {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(publish_all(ttrpc_address, receiver));
+        EventSender { sender }
+    }
+
+    /// A queue whose events are returned by the receiver (for tests).
+    #[cfg(test)]
+    pub fn channel() -> (EventSender, mpsc::UnboundedReceiver<Event>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (EventSender { sender }, receiver)
+    }
+
+    fn send(&self, namespace: &str, topic: &'static str, message: Box<dyn MessageDyn + Send>) {
+        let event = Event {
+            namespace: namespace.to_string(),
+            topic,
+            message,
+        };
+        if self.sender.send(event).is_err() {
+            tracing::error!("event publisher is gone; dropping {topic} event");
+        }
+    }
+
+    /// `TaskCreate` for a task whose init has `pid`.
+    pub fn task_created(
+        &self,
+        task: &Task,
+        pid: u32,
+        rootfs: Vec<containerd_shim_protos::api::Mount>,
+    ) {
+        let io = TaskIO {
+            stdin: path_string(&task.stdio.stdin),
+            stdout: path_string(&task.stdio.stdout),
+            stderr: path_string(&task.stdio.stderr),
+            terminal: false,
+            ..Default::default()
+        };
+        let event = TaskCreate {
+            container_id: task.key.id.clone(),
+            bundle: task.bundle.display().to_string(),
+            rootfs,
+            io: Some(io).into(),
+            pid,
+            ..Default::default()
+        };
+        self.send(
+            &task.key.namespace,
+            topics::TASK_CREATE_EVENT_TOPIC,
+            Box::new(event),
+        );
+    }
+
+    /// `TaskStart`.
+    pub fn task_started(&self, task: &Task, pid: u32) {
+        let event = TaskStart {
+            container_id: task.key.id.clone(),
+            pid,
+            ..Default::default()
+        };
+        self.send(
+            &task.key.namespace,
+            topics::TASK_START_EVENT_TOPIC,
+            Box::new(event),
+        );
+    }
+
+    /// `TaskExit` of the init process.
+    pub fn task_exited(&self, task: &Task, pid: u32, exit: Exit) {
+        let event = TaskExit {
+            container_id: task.key.id.clone(),
+            id: task.key.id.clone(),
+            pid,
+            exit_status: exit.status,
+            exited_at: Some(timestamp(exit.at)).into(),
+            ..Default::default()
+        };
+        self.send(
+            &task.key.namespace,
+            topics::TASK_EXIT_EVENT_TOPIC,
+            Box::new(event),
+        );
+    }
+
+    /// `TaskDelete`.
+    pub fn task_deleted(&self, task: &Task, pid: u32, exit: Exit) {
+        let event = TaskDelete {
+            container_id: task.key.id.clone(),
+            id: task.key.id.clone(),
+            pid,
+            exit_status: exit.status,
+            exited_at: Some(timestamp(exit.at)).into(),
+            ..Default::default()
+        };
+        self.send(
+            &task.key.namespace,
+            topics::TASK_DELETE_EVENT_TOPIC,
+            Box::new(event),
+        );
+    }
+}
+
+#[cfg(test)]
+impl Event {
+    /// The event's topic, e.g. `/tasks/exit`.
+    pub fn topic(&self) -> &'static str {
+        self.topic
+    }
+}
+
+/// A protobuf timestamp for `time`.
+pub fn timestamp(time: SystemTime) -> Timestamp {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    Timestamp {
+        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
+        ..Default::default()
+    }
+}
+
+fn path_string(path: &Option<std::path::PathBuf>) -> String {
+    path.as_ref()
+        .map(|path| path.display().to_string())
+        .unwrap_or_default()
+}
+
+/// Forwards events to containerd in order. The connection is made on first use and remade after
+/// failures; containerd-shim's publisher retries a failed forward itself.
+async fn publish_all(ttrpc_address: String, mut receiver: mpsc::UnboundedReceiver<Event>) {
+    let mut publisher: Option<RemotePublisher> = None;
+    while let Some(event) = receiver.recv().await {
+        let publisher = loop {
+            if let Some(publisher) = publisher.as_ref() {
+                break publisher;
+            }
+            match RemotePublisher::new(&ttrpc_address).await {
+                Ok(connected) => publisher = Some(connected),
+                Err(error) => {
+                    tracing::warn!("connecting to containerd at {ttrpc_address} to publish events: {error}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let Event {
+            namespace,
+            topic,
+            message,
+        } = event;
+        if let Err(error) = publisher
+            .publish(Default::default(), topic, &namespace, message)
+            .await
+        {
+            tracing::error!("publishing {topic} for namespace {namespace}: {error}");
+        }
+    }
+}

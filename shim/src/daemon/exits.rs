@@ -1,0 +1,91 @@
+//! Exit detection: systemd's `PropertiesChanged` for a task unit's Service interface carries
+//! `ExecMainCode`/`ExecMainStatus` as soon as the main process (the container init) is reaped.
+//! One subscription serves every task; nothing polls.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::manager::TaskManager;
+use super::task::{Exit, Lifecycle, Task};
+use crate::systemd::{ServiceExit, UnitChange};
+
+const SERVICE_INTERFACE: &str = "org.freedesktop.systemd1.Service";
+
+/// Consumes unit changes until the systemd connection goes away.
+pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiver<UnitChange>) {
+    while let Some(change) = changes.recv().await {
+        if change.interface != SERVICE_INTERFACE {
+            continue;
+        }
+        let Some(task) = manager.tasks.by_unit_path(&change.path) else {
+            continue;
+        };
+        if let Some(exit) = ServiceExit::from_properties(&change.changed) {
+            manager.observe_exit(&task, exit);
+        } else if change.invalidated.iter().any(|name| name == "ExecMainCode") {
+            // systemd sent only the names: ask for the values, without stalling the stream.
+            let manager = Arc::clone(&manager);
+            tokio::spawn(async move {
+                match manager.systemd.service_exit(&task.unit_path).await {
+                    Ok(Some(exit)) => manager.observe_exit(&task, exit),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(task = %task.key, "reading the exit of {}: {error}", task.unit)
+                    }
+                }
+            });
+        }
+    }
+    tracing::error!("stopped watching exits: the systemd connection is gone");
+}
+
+impl TaskManager {
+    /// Records that the task's main process ended, publishing `TaskExit` unless a create or
+    /// start in progress will publish it after its own event.
+    pub(super) fn observe_exit(&self, task: &Task, service_exit: ServiceExit) {
+        let exit = Exit {
+            status: service_exit.status,
+            at: exit_time(service_exit.exited_at_usec),
+        };
+        let mut lifecycle = task.lifecycle();
+        let known_pid = lifecycle.pid();
+        if known_pid != 0 && service_exit.pid != 0 && known_pid != service_exit.pid {
+            tracing::debug!(task = %task.key, "ignoring exit of pid {} (init is {known_pid})", service_exit.pid);
+            return;
+        }
+        match *lifecycle {
+            Lifecycle::Creating {
+                ref mut pending_exit,
+            }
+            | Lifecycle::Starting {
+                ref mut pending_exit,
+                ..
+            } => {
+                pending_exit.get_or_insert(exit);
+            }
+            Lifecycle::Created { pid } | Lifecycle::Running { pid } => {
+                *lifecycle = Lifecycle::Exited { pid, exit };
+                self.events.task_exited(task, pid, exit);
+                task.announce_exit(exit);
+                tracing::info!(task = %task.key, unit = %task.unit, "init {pid} exited with status {}", exit.status);
+            }
+            Lifecycle::Deleting {
+                exit: ref mut known,
+                ..
+            } => {
+                known.get_or_insert(exit);
+            }
+            Lifecycle::Exited { .. } => {} // already known: an exit is recorded once
+        }
+    }
+}
+
+fn exit_time(exited_at_usec: u64) -> SystemTime {
+    if exited_at_usec == 0 {
+        SystemTime::now()
+    } else {
+        UNIX_EPOCH + Duration::from_micros(exited_at_usec)
+    }
+}

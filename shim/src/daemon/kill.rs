@@ -1,0 +1,54 @@
+//! Kill: signals the container's init (or, with `all`, every process in it) through runc.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::manager::TaskManager;
+use super::task::TaskKey;
+use crate::error::Error;
+
+impl TaskManager {
+    /// Sends `signal` to task `key`'s init, or to all its processes.
+    pub async fn kill(&self, key: &TaskKey, signal: u32, all: bool) -> Result<(), Error> {
+        let signal = i32::try_from(signal)
+            .ok()
+            .and_then(|number| Signal::try_from(number).ok())
+            .ok_or(Error::InvalidSignal(signal))?;
+        let task = self.task(key)?;
+        let pid = {
+            let lifecycle = task.lifecycle();
+            if lifecycle.exit().is_some() {
+                return Err(Error::ProcessFinished {
+                    namespace: key.namespace.clone(),
+                    id: key.id.clone(),
+                });
+            }
+            if !lifecycle.can_kill() {
+                return Err(Error::BadState {
+                    namespace: key.namespace.clone(),
+                    id: key.id.clone(),
+                    state: lifecycle.name(),
+                    action: "kill",
+                });
+            }
+            lifecycle.pid()
+        };
+        match task.runc.kill(&key.id, signal, all).await {
+            Ok(()) => Ok(()),
+            // runc refuses to signal a container whose init is gone; say so the way containerd
+            // expects (NOT_FOUND), judging by the process, not by runc's wording.
+            Err(_) if !process_exists(pid) => Err(Error::ProcessFinished {
+                namespace: key.namespace.clone(),
+                id: key.id.clone(),
+            }),
+            Err(error) => Err(Error::Runc(error)),
+        }
+    }
+}
+
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    pid > 0 && kill(Pid::from_raw(pid), None).is_ok()
+}

@@ -1,0 +1,81 @@
+//! The task manager: the table of tasks plus what every lifecycle verb needs (systemd, the
+//! event queue, daemon settings). Each verb lives in a file of its own (`create.rs`, …).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use unit_gen::UnitOptions;
+
+use super::events::EventSender;
+use super::table::TaskTable;
+use super::task::{Exit, Task, TaskKey};
+use crate::error::Error;
+use crate::systemd::Systemd;
+
+/// Daemon-wide settings every task uses.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// This binary (it carries the in-unit helper).
+    pub exe: PathBuf,
+    /// The `PATH` runc is looked up in (containerd's, passed down by `start`).
+    pub path_env: String,
+    /// Unit-wide options (default slice).
+    pub unit_options: UnitOptions,
+    /// How long the helper waits for the other end of a stdio fifo.
+    pub fifo_timeout: Duration,
+}
+
+/// All tasks and the means to act on them.
+pub struct TaskManager {
+    pub(super) tasks: TaskTable,
+    pub(super) systemd: Arc<Systemd>,
+    pub(super) events: EventSender,
+    pub(super) settings: DaemonSettings,
+}
+
+impl TaskManager {
+    /// A manager with no tasks.
+    pub fn new(
+        systemd: Arc<Systemd>,
+        events: EventSender,
+        settings: DaemonSettings,
+    ) -> TaskManager {
+        TaskManager {
+            tasks: TaskTable::default(),
+            systemd,
+            events,
+            settings,
+        }
+    }
+
+    /// The task with `key`, or NOT_FOUND.
+    pub fn task(&self, key: &TaskKey) -> Result<Arc<Task>, Error> {
+        self.tasks.get(key).ok_or_else(|| Error::TaskNotFound {
+            namespace: key.namespace.clone(),
+            id: key.id.clone(),
+        })
+    }
+
+    /// Waits until the task's init has exited.
+    pub async fn wait(&self, key: &TaskKey) -> Result<Exit, Error> {
+        let mut receiver = self.task(key)?.exit_receiver();
+        let exit = receiver
+            .wait_for(Option::is_some)
+            .await
+            // The sender went away: the task was deleted while we waited.
+            .map_err(|_| Error::TaskNotFound {
+                namespace: key.namespace.clone(),
+                id: key.id.clone(),
+            })?;
+        exit.ok_or_else(|| Error::TaskNotFound {
+            namespace: key.namespace.clone(),
+            id: key.id.clone(),
+        })
+    }
+
+    /// How many tasks the daemon serves.
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+}

@@ -1,0 +1,97 @@
+//! The long-lived daemon: one per containerd, serving the task API for every task of that
+//! containerd, in every namespace. It runs as a systemd service; each task runs as a unit of
+//! its own, so containers do not depend on the daemon's process.
+
+mod cleanup;
+mod create;
+mod delete;
+mod events;
+mod exits;
+mod kill;
+mod manager;
+mod options;
+mod request;
+mod server;
+mod service;
+mod start;
+mod table;
+mod task;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use unit_gen::escape::unit_object_path;
+use unit_gen::names::TASK_UNIT_PREFIX;
+use unit_gen::UnitOptions;
+
+pub use cleanup::remove_task_residue;
+pub use events::timestamp;
+pub use manager::DaemonSettings;
+
+use crate::error::Error;
+use crate::paths::DaemonIdentity;
+use crate::systemd::Systemd;
+use events::EventSender;
+use manager::TaskManager;
+
+/// How the daemon was asked to run.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Which containerd this daemon serves (names its sockets).
+    pub identity: DaemonIdentity,
+    /// containerd's ttrpc address, for events.
+    pub ttrpc_address: String,
+    /// This binary.
+    pub exe: PathBuf,
+    /// `PATH` to find runc in.
+    pub path_env: String,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+///
+/// The control socket is bound and systemd told `READY=1` first, so the `start` waiting on our
+/// start job is released as early as possible; a `start` that connects before we serve waits
+/// in the listen backlog for the moment it takes to connect to systemd.
+pub async fn run(config: DaemonConfig) -> Result<(), Error> {
+    let control = server::bind_socket(&config.identity.control_socket).await?;
+    tokio::task::spawn_blocking(|| crate::notify::notify("READY=1"))
+        .await
+        .map_err(|error| Error::io("notifying systemd", std::io::Error::other(error)))?
+        .map_err(|error| Error::io("notifying systemd", error))?;
+
+    let systemd = Arc::new(Systemd::connect().await?);
+    tracing::info!("connected to systemd {}", systemd.version());
+    let changes = systemd.watch_units(&unit_object_path(TASK_UNIT_PREFIX));
+    let events = EventSender::spawn(config.ttrpc_address.clone());
+    let settings = DaemonSettings {
+        exe: config.exe.clone(),
+        path_env: config.path_env.clone(),
+        unit_options: UnitOptions::default(),
+        fifo_timeout: Duration::from_secs(30),
+    };
+    let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings));
+    tokio::spawn(exits::watch_exits(Arc::clone(&manager), changes));
+
+    let namespaces = Arc::new(server::NamespaceServers::new(
+        config.identity.clone(),
+        manager,
+    ));
+    tokio::spawn(server::serve_control(control, namespaces));
+    tracing::info!(
+        "serving control requests on {}",
+        config.identity.control_socket.display()
+    );
+
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|error| Error::io("installing SIGTERM handler", error))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|error| Error::io("installing SIGINT handler", error))?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: stopping; container units keep running"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: stopping; container units keep running"),
+    }
+    let _ = tokio::fs::remove_file(&config.identity.control_socket).await;
+    Ok(())
+}

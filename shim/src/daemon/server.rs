@@ -1,0 +1,234 @@
+//! The daemon's sockets. A control socket (for `start`), and one ttrpc socket per containerd
+//! namespace, each serving the task API under both `containerd.task.v2.Task` (containerd
+//! 1.6/1.7) and `containerd.task.v3.Task` (2.x) — the protos differ only in their package name.
+//! Every connection's peer credentials are checked: root, or our own uid, only.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use containerd_shim_protos::shim_async::create_task;
+use futures::stream::{self, Stream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::OnceCell;
+use ttrpc::asynchronous::transport::Listener;
+use ttrpc::r#async::Server;
+use unit_gen::{validate_identifier, IdentifierKind};
+
+use super::manager::TaskManager;
+use super::service::TaskService;
+use crate::control::{read_line, ControlRequest, ControlResponse, CONTROL_TIMEOUT};
+use crate::error::Error;
+use crate::paths::{unix_address, DaemonIdentity};
+
+const TASK_V3: &str = "containerd.task.v3.Task";
+const TASK_V2: &str = "containerd.task.v2.Task";
+
+/// A running ttrpc server for one namespace; dropping the server would stop it.
+struct Served {
+    socket: PathBuf,
+    _server: Mutex<Server>,
+}
+
+/// The per-namespace ttrpc servers, created on demand.
+pub struct NamespaceServers {
+    identity: DaemonIdentity,
+    manager: Arc<TaskManager>,
+    served: Mutex<HashMap<String, Arc<OnceCell<Served>>>>,
+}
+
+impl NamespaceServers {
+    /// No namespace served yet.
+    pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>) -> NamespaceServers {
+        NamespaceServers {
+            identity,
+            manager,
+            served: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Serves the task API for `namespace` (once; later calls return the same socket).
+    pub async fn serve(&self, namespace: &str) -> Result<PathBuf, Error> {
+        validate_identifier(IdentifierKind::Namespace, namespace)?;
+        let cell = {
+            let mut served = self
+                .served
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            Arc::clone(served.entry(namespace.to_string()).or_default())
+        };
+        let served = cell
+            .get_or_try_init(|| async {
+                let socket = self.identity.namespace_socket(namespace);
+                let listener = bind_socket(&socket).await?;
+                let service = Arc::new(TaskService::new(
+                    Arc::clone(&self.manager),
+                    namespace.to_string(),
+                ));
+                let server = start_task_server(listener, service).await?;
+                tracing::info!(namespace, "serving the task API on {}", socket.display());
+                Ok::<_, Error>(Served {
+                    socket,
+                    _server: Mutex::new(server),
+                })
+            })
+            .await?;
+        Ok(served.socket.clone())
+    }
+}
+
+async fn start_task_server(
+    listener: UnixListener,
+    service: Arc<TaskService>,
+) -> Result<Server, Error> {
+    let mut server = Server::new().add_listener(Listener::new(accept_trusted(listener)));
+    server = server.register_service(create_task(Arc::clone(&service) as _));
+    server = server.register_service(renamed(create_task(service as _), TASK_V3, TASK_V2));
+    server.start().await.map_err(|error| {
+        Error::io(
+            "starting the ttrpc server",
+            std::io::Error::other(error.to_string()),
+        )
+    })?;
+    Ok(server)
+}
+
+fn renamed<S>(mut services: HashMap<String, S>, from: &str, to: &str) -> HashMap<String, S> {
+    match services.remove(from) {
+        Some(service) => HashMap::from([(to.to_string(), service)]),
+        None => services,
+    }
+}
+
+/// Serves control requests on `listener` until the daemon exits.
+pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServers>) {
+    let connections = accept_trusted(listener);
+    futures::pin_mut!(connections);
+    while let Some(connection) = futures::StreamExt::next(&mut connections).await {
+        let Ok(connection) = connection else { continue };
+        let namespaces = Arc::clone(&namespaces);
+        tokio::spawn(async move {
+            if tokio::time::timeout(CONTROL_TIMEOUT, answer_control(connection, &namespaces))
+                .await
+                .is_err()
+            {
+                tracing::warn!("a control request timed out");
+            }
+        });
+    }
+}
+
+async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
+    let (read, mut write) = connection.into_split();
+    let response = match read_line(read)
+        .await
+        .map(|line| serde_json::from_str::<ControlRequest>(&line))
+    {
+        // `start` probes whether a daemon answers by connecting and closing.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return,
+        Ok(Ok(ControlRequest::ServeNamespace { namespace })) => {
+            match namespaces.serve(&namespace).await {
+                Ok(socket) => ControlResponse::Serving {
+                    address: unix_address(&socket),
+                },
+                Err(error) => ControlResponse::Refused {
+                    reason: error.to_string(),
+                },
+            }
+        }
+        Ok(Err(error)) => ControlResponse::Refused {
+            reason: format!("malformed control request: {error}"),
+        },
+        Err(error) => ControlResponse::Refused {
+            reason: format!("reading the control request: {error}"),
+        },
+    };
+    if let ControlResponse::Refused { reason } = &response {
+        tracing::warn!("refused a control request: {reason}");
+    }
+    let Ok(mut line) = serde_json::to_vec(&response) else {
+        return;
+    };
+    line.push(b'\n');
+    let _ = write.write_all(&line).await;
+}
+
+/// Connections from root or from our own uid (the uid containerd runs as launched us); anyone
+/// else is logged and dropped. Accept errors (e.g. out of fds) are logged, and accepting resumes
+/// after a short pause instead of ending the server.
+fn accept_trusted(
+    listener: UnixListener,
+) -> impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static {
+    let own_uid = nix::unistd::geteuid().as_raw();
+    stream::unfold(listener, move |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((connection, _)) => match connection.peer_cred() {
+                    Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
+                        return Some((Ok(connection), listener));
+                    }
+                    Ok(credentials) => tracing::warn!(
+                        "refused a connection from uid {} pid {:?}: only root or uid {own_uid} may use this socket",
+                        credentials.uid(),
+                        credentials.pid()
+                    ),
+                    Err(error) => tracing::warn!("refused a connection whose credentials are unreadable: {error}"),
+                },
+                Err(error) => {
+                    tracing::error!("accepting a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Binds a socket, mode 0600. A socket file nobody answers on is stale and replaced; one that
+/// answers belongs to a live daemon, and we refuse to steal it.
+pub async fn bind_socket(socket: &Path) -> Result<UnixListener, Error> {
+    if let Some(dir) = socket.parent() {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(&dir)
+        })
+        .await
+        .map_err(|error| {
+            Error::io(
+                "creating the socket directory",
+                std::io::Error::other(error),
+            )
+        })?
+        .map_err(|error| {
+            Error::io(
+                format!("creating the directory of {}", socket.display()),
+                error,
+            )
+        })?;
+    }
+    if tokio::fs::try_exists(socket).await.unwrap_or(false) {
+        if UnixStream::connect(socket).await.is_ok() {
+            return Err(Error::io(
+                format!("binding {}", socket.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another daemon is serving this socket",
+                ),
+            ));
+        }
+        tokio::fs::remove_file(socket)
+            .await
+            .map_err(|error| Error::io(format!("removing stale {}", socket.display()), error))?;
+    }
+    let listener = UnixListener::bind(socket)
+        .map_err(|error| Error::io(format!("binding {}", socket.display()), error))?;
+    tokio::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .await
+        .map_err(|error| Error::io(format!("restricting {}", socket.display()), error))?;
+    Ok(listener)
+}

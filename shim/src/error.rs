@@ -1,0 +1,239 @@
+//! The shim's error type and its one mapping to ttrpc status codes (at the service boundary):
+//! not found → NOT_FOUND, bad state → FAILED_PRECONDITION, bad input → INVALID_ARGUMENT,
+//! unsupported → UNIMPLEMENTED, already exists → ALREADY_EXISTS.
+
+use std::path::PathBuf;
+
+use ttrpc::Code;
+
+use crate::systemd::SystemdError;
+
+/// Everything that can go wrong serving a task request or running a subcommand.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An id or namespace is not a valid identifier, or a slice is invalid.
+    #[error(transparent)]
+    InvalidInput(#[from] unit_gen::Error),
+    /// No task with that id in that namespace.
+    #[error("task {namespace}/{id} not found")]
+    TaskNotFound {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+    },
+    /// An exec id names no process of the task.
+    #[error("exec {exec_id:?} of task {namespace}/{id} not found")]
+    ExecNotFound {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+        /// The exec id asked for.
+        exec_id: String,
+    },
+    /// A task with that id already exists in that namespace.
+    #[error("task {namespace}/{id} already exists")]
+    TaskExists {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+    },
+    /// The task's unit already exists (left over from an earlier task of the same id).
+    #[error("unit {unit} for task {namespace}/{id} already exists; remove it with `systemctl stop {unit}; systemctl reset-failed {unit}`")]
+    UnitExists {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+        /// The unit name.
+        unit: String,
+    },
+    /// The task is in a state that does not allow the operation.
+    #[error("task {namespace}/{id} is {state}: cannot {action}")]
+    BadState {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+        /// Its current state.
+        state: &'static str,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// The process already exited (what containerd expects from killing an exited task).
+    #[error("process of task {namespace}/{id} already finished")]
+    ProcessFinished {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+    },
+    /// Something in the request is malformed.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The bundle is missing or unusable.
+    #[error("bundle {path}: {reason}")]
+    InvalidBundle {
+        /// The bundle path from the request.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The bundle's config.json is not a usable OCI spec.
+    #[error("config.json in bundle {bundle} is not a valid OCI runtime spec: {reason}")]
+    InvalidSpec {
+        /// The bundle.
+        bundle: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A feature this shim does not implement.
+    #[error("{0} is not supported by containerd-shim-systemd-v1")]
+    Unsupported(String),
+    /// Runtime options of a type we do not know.
+    #[error("runtime options of type {type_url:?} are not supported (expected containerd.runc.v1.Options)")]
+    UnknownOptions {
+        /// The options' type URL.
+        type_url: String,
+    },
+    /// The runc binary is not available.
+    #[error("runc is not available: {0}")]
+    RuncUnavailable(#[source] runc_wrap::Error),
+    /// A runc invocation failed.
+    #[error(transparent)]
+    Runc(runc_wrap::Error),
+    /// A state file could not be handled.
+    #[error(transparent)]
+    State(runc_wrap::Error),
+    /// Creating the container failed inside its unit.
+    #[error("creating task {namespace}/{id} failed while {stage}: {message}")]
+    CreateFailed {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+        /// What the unit was doing.
+        stage: String,
+        /// Why it failed.
+        message: String,
+        /// Whether the request itself was at fault (e.g. an unmountable rootfs).
+        caused_by_input: bool,
+    },
+    /// A systemd call failed.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    /// A signal number that is not a signal.
+    #[error("invalid signal {0}")]
+    InvalidSignal(u32),
+    /// Some other I/O failure, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The ttrpc status code this error is reported with.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidInput(_)
+            | Error::InvalidRequest(_)
+            | Error::InvalidBundle { .. }
+            | Error::InvalidSpec { .. }
+            | Error::UnknownOptions { .. }
+            | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
+            Error::CreateFailed {
+                caused_by_input: true,
+                ..
+            } => Code::INVALID_ARGUMENT,
+            Error::TaskNotFound { .. }
+            | Error::ExecNotFound { .. }
+            | Error::ProcessFinished { .. } => Code::NOT_FOUND,
+            Error::TaskExists { .. } | Error::UnitExists { .. } => Code::ALREADY_EXISTS,
+            Error::BadState { .. } | Error::RuncUnavailable(_) => Code::FAILED_PRECONDITION,
+            Error::Unsupported(_) => Code::UNIMPLEMENTED,
+            Error::Runc(_) | Error::CreateFailed { .. } => Code::UNKNOWN,
+            Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => {
+                Code::UNAVAILABLE
+            }
+            Error::Systemd(SystemdError::JobTimeout { .. }) => Code::DEADLINE_EXCEEDED,
+            Error::Systemd(_) | Error::State(_) | Error::Io { .. } => Code::INTERNAL,
+        }
+    }
+
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl From<Error> for ttrpc::Error {
+    fn from(error: Error) -> ttrpc::Error {
+        ttrpc::Error::RpcStatus(ttrpc::get_status(error.code(), error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_the_codes_containerd_expects() {
+        let not_found = Error::TaskNotFound {
+            namespace: "ns".into(),
+            id: "t".into(),
+        };
+        assert_eq!(not_found.code(), Code::NOT_FOUND);
+        let finished = Error::ProcessFinished {
+            namespace: "ns".into(),
+            id: "t".into(),
+        };
+        assert_eq!(finished.code(), Code::NOT_FOUND);
+        assert_eq!(
+            Error::Unsupported("exec".into()).code(),
+            Code::UNIMPLEMENTED
+        );
+        let running = Error::BadState {
+            namespace: "ns".into(),
+            id: "t".into(),
+            state: "running",
+            action: "delete",
+        };
+        assert_eq!(running.code(), Code::FAILED_PRECONDITION);
+        assert_eq!(
+            Error::TaskExists {
+                namespace: "ns".into(),
+                id: "t".into()
+            }
+            .code(),
+            Code::ALREADY_EXISTS
+        );
+        assert_eq!(
+            Error::InvalidRequest("x".into()).code(),
+            Code::INVALID_ARGUMENT
+        );
+    }
+
+    #[test]
+    fn ttrpc_status_carries_code_and_message() {
+        let status: ttrpc::Error = Error::TaskNotFound {
+            namespace: "ns".into(),
+            id: "t1".into(),
+        }
+        .into();
+        let ttrpc::Error::RpcStatus(status) = status else {
+            panic!("not a status")
+        };
+        assert_eq!(status.code(), Code::NOT_FOUND);
+        assert_eq!(status.message(), "task ns/t1 not found");
+    }
+}

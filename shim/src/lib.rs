@@ -1,0 +1,15 @@
+//! containerd-shim-systemd-v1: a containerd shim v2 whose tasks are transient systemd units.
+//! `main.rs` parses the command line and calls into the modules here.
+
+pub mod control;
+pub mod daemon;
+pub mod delete_command;
+pub mod error;
+pub mod logging;
+pub mod notify;
+pub mod paths;
+pub mod start;
+pub mod systemd;
+pub mod task_api;
+
+pub use error::Error;

@@ -1,0 +1,283 @@
+//! `containerd-shim-systemd-v1 start`: run by containerd for every new task. It makes sure the
+//! one daemon for this containerd runs (launching it as a systemd service if nobody answers on
+//! its socket), records the address in the bundle, and prints it in the form this containerd
+//! reads. Nothing else may be printed: containerd 2.x parses stdout and stderr together.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use containerd_shim_protos::bootstrap_api::{BootstrapParams, BootstrapResult};
+use containerd_shim_protos::protobuf::Message;
+use runc_wrap::atomic_file::write_atomically;
+use unit_gen::{render_daemon_unit, validate_identifier, DaemonUnitRequest, IdentifierKind};
+
+use crate::control::{ask, ControlRequest, ControlResponse};
+use crate::error::Error;
+use crate::paths::{unix_address, DaemonIdentity};
+use crate::systemd::{error_names, JobResult, Systemd};
+use crate::task_api::{detect_task_api, TaskApi};
+
+/// How long we wait for the daemon's start job (its own TimeoutStartSec is 30 s).
+const DAEMON_JOB_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// What `start` was given by containerd.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    /// `-namespace`.
+    pub namespace: String,
+    /// `-id`.
+    pub id: String,
+    /// `-address`: containerd's gRPC socket, which identifies the containerd.
+    pub containerd_address: String,
+    /// `-publish-binary`: the containerd binary.
+    pub publish_binary: String,
+    /// `$TTRPC_ADDRESS`: where events go.
+    pub ttrpc_address: String,
+    /// `-debug`.
+    pub debug: bool,
+    /// The working directory containerd gave us: the task's bundle.
+    pub bundle: PathBuf,
+    /// What containerd wrote on stdin (runtime options, or bootstrap parameters).
+    pub stdin: Vec<u8>,
+    /// This binary.
+    pub exe: PathBuf,
+    /// Our `PATH`, passed to the daemon so it finds runc where containerd would.
+    pub path_env: String,
+}
+
+/// Runs `start`; returns the bytes to print on stdout.
+pub async fn start(request: &StartRequest) -> Result<Vec<u8>, Error> {
+    validate_identifier(IdentifierKind::Namespace, &request.namespace)?;
+    validate_identifier(IdentifierKind::TaskId, &request.id)?;
+    if request.containerd_address.is_empty() {
+        return Err(Error::InvalidRequest(
+            "-address (containerd's socket) is required".into(),
+        ));
+    }
+    if request.ttrpc_address.is_empty() {
+        return Err(Error::InvalidRequest(
+            "TTRPC_ADDRESS is not set in the environment".into(),
+        ));
+    }
+    let identity = DaemonIdentity::for_containerd(&request.containerd_address);
+    ensure_daemon(&identity, request).await?;
+    let address = match ask(
+        &identity.control_socket,
+        &ControlRequest::ServeNamespace {
+            namespace: request.namespace.clone(),
+        },
+    )
+    .await?
+    {
+        ControlResponse::Serving { address } => address,
+        ControlResponse::Refused { reason } => {
+            return Err(Error::InvalidRequest(format!(
+                "the shim daemon refused namespace {}: {reason}",
+                request.namespace
+            )))
+        }
+    };
+
+    let address_file = request.bundle.join("address");
+    let contents = address.clone().into_bytes();
+    tokio::task::spawn_blocking(move || write_atomically(&address_file, &contents))
+        .await
+        .map_err(|error| Error::io("writing the address file", std::io::Error::other(error)))?
+        .map_err(Error::State)?;
+
+    if let Some(params) = bootstrap_params(&request.stdin, &request.namespace, &request.id) {
+        tracing::debug!(
+            "bootstrap protocol from containerd {}",
+            params.containerd_version
+        );
+        let result = BootstrapResult {
+            version: 3,
+            address,
+            protocol: "ttrpc".into(),
+            ..Default::default()
+        };
+        return result.write_to_bytes().map_err(|error| {
+            Error::io(
+                "encoding the bootstrap result",
+                std::io::Error::other(error),
+            )
+        });
+    }
+    Ok(
+        match detect_task_api(Path::new(&request.publish_binary)).await {
+            TaskApi::V2 => address.into_bytes(),
+            TaskApi::V3 => {
+                serde_json::json!({ "version": 3, "address": address, "protocol": "ttrpc" })
+                    .to_string()
+                    .into_bytes()
+            }
+        },
+    )
+}
+
+/// Newer containerd sends `BootstrapParams` on stdin; older ones send runtime options (an `Any`)
+/// or nothing. Only params naming this very task count as the bootstrap protocol.
+fn bootstrap_params(stdin: &[u8], namespace: &str, id: &str) -> Option<BootstrapParams> {
+    if stdin.is_empty() {
+        return None;
+    }
+    let params = BootstrapParams::parse_from_bytes(stdin).ok()?;
+    (params.instance_id == id && params.namespace == namespace).then_some(params)
+}
+
+/// Makes sure a daemon answers on its control socket, launching its unit if needed. Concurrent
+/// `start`s race safely: systemd lets only one create the unit (the others get `UnitExists`
+/// and join its start job).
+async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Result<(), Error> {
+    if answers(&identity.control_socket).await {
+        return Ok(());
+    }
+    let systemd = Systemd::connect().await?;
+    let unit = render_daemon_unit(&daemon_unit_request(identity, request, systemd.version()));
+    for _attempt in 0..3 {
+        match systemd
+            .start_transient_unit(&unit, DAEMON_JOB_TIMEOUT)
+            .await
+        {
+            Ok(JobResult::Done) => break,
+            Ok(result) => {
+                return Err(daemon_failed(
+                    identity,
+                    &format!("its start job ended with {result}"),
+                ))
+            }
+            Err(error) if error.is(error_names::UNIT_EXISTS) => {
+                match systemd.unit_active_state(&identity.unit).await? {
+                    Some(state) if state == "active" => break,
+                    Some(state) if state == "activating" || state == "reloading" => {
+                        match systemd
+                            .start_unit(&identity.unit, DAEMON_JOB_TIMEOUT)
+                            .await?
+                        {
+                            JobResult::Done => break,
+                            result => {
+                                return Err(daemon_failed(
+                                    identity,
+                                    &format!("its start job ended with {result}"),
+                                ))
+                            }
+                        }
+                    }
+                    // failed, inactive, deactivating, or gone: clear it and try again
+                    _ => {
+                        systemd
+                            .stop_unit(&identity.unit, DAEMON_JOB_TIMEOUT)
+                            .await?;
+                        systemd.reset_failed_unit(&identity.unit).await?;
+                    }
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    if answers(&identity.control_socket).await {
+        Ok(())
+    } else {
+        Err(daemon_failed(identity, "it does not answer on its socket"))
+    }
+}
+
+fn daemon_unit_request(
+    identity: &DaemonIdentity,
+    request: &StartRequest,
+    systemd_version: u32,
+) -> DaemonUnitRequest {
+    let mut args = vec![
+        "-address".to_string(),
+        request.containerd_address.clone(),
+        "-publish-binary".to_string(),
+        request.publish_binary.clone(),
+        "-socket".to_string(),
+        unix_address(&identity.control_socket),
+    ];
+    if request.debug {
+        args.push("-debug".to_string());
+    }
+    args.push("daemon".to_string());
+    DaemonUnitRequest {
+        unit_name: identity.unit.clone(),
+        exe: request.exe.display().to_string(),
+        args,
+        environment: vec![
+            format!("TTRPC_ADDRESS={}", request.ttrpc_address),
+            format!("PATH={}", request.path_env),
+        ],
+        description: format!(
+            "containerd-shim-systemd-v1 daemon for containerd at {}",
+            request.containerd_address
+        ),
+        systemd_version,
+    }
+}
+
+fn daemon_failed(identity: &DaemonIdentity, reason: &str) -> Error {
+    Error::io(
+        format!("launching the shim daemon {}", identity.unit),
+        std::io::Error::other(format!("{reason}; see `journalctl -u {}`", identity.unit)),
+    )
+}
+
+async fn answers(socket: &Path) -> bool {
+    tokio::net::UnixStream::connect(socket).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+
+    #[test]
+    fn bootstrap_params_must_name_this_task() {
+        let params = BootstrapParams {
+            instance_id: "t1".into(),
+            namespace: "ns".into(),
+            ..Default::default()
+        };
+        let bytes = params.write_to_bytes().unwrap();
+        assert!(bootstrap_params(&bytes, "ns", "t1").is_some());
+        assert!(bootstrap_params(&bytes, "ns", "other").is_none());
+        assert!(bootstrap_params(&[], "ns", "t1").is_none());
+    }
+
+    #[test]
+    fn runtime_options_on_stdin_are_not_bootstrap_params() {
+        let options = Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: vec![],
+            ..Default::default()
+        };
+        assert!(bootstrap_params(&options.write_to_bytes().unwrap(), "ns", "t1").is_none());
+    }
+
+    #[test]
+    fn daemon_unit_passes_addresses_and_path() {
+        let identity = DaemonIdentity::for_containerd("/run/containerd/containerd.sock");
+        let request = StartRequest {
+            namespace: "ns".into(),
+            id: "t1".into(),
+            containerd_address: "/run/containerd/containerd.sock".into(),
+            publish_binary: "/usr/bin/containerd".into(),
+            ttrpc_address: "/run/containerd/containerd.sock.ttrpc".into(),
+            debug: true,
+            bundle: "/b".into(),
+            stdin: vec![],
+            exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
+            path_env: "/usr/sbin:/usr/bin".into(),
+        };
+        let unit = daemon_unit_request(&identity, &request, 252);
+        assert_eq!(unit.args.last().map(String::as_str), Some("daemon"));
+        assert!(unit.args.contains(&"-debug".to_string()));
+        assert!(unit.args.contains(&unix_address(&identity.control_socket)));
+        assert!(unit
+            .environment
+            .contains(&"PATH=/usr/sbin:/usr/bin".to_string()));
+        assert!(unit
+            .environment
+            .contains(&"TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".to_string()));
+    }
+}

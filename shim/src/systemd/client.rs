@@ -1,0 +1,455 @@
+//! The systemd Manager client: connection, subscription, and the calls the shim makes.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use unit_gen::TransientUnit;
+use zbus::connection::Builder;
+use zbus::{Connection, Message, MessageStream, OwnedObjectPath, OwnedVariant, Variant};
+
+use super::error::SystemdError;
+use super::private_socket::authenticate;
+use super::router::{run_router, JobResult, JobWatch, Routes, UnitChange};
+use super::values::to_dbus_properties;
+
+const DESTINATION: &str = "org.freedesktop.systemd1";
+const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+const UNIT: &str = "org.freedesktop.systemd1.Unit";
+const SERVICE: &str = "org.freedesktop.systemd1.Service";
+const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+
+/// systemd's private socket: a direct connection to PID 1, faster than the bus and available
+/// even when dbus-daemon is not. Only root may use it.
+const PRIVATE_SOCKET: &str = "/run/systemd/private";
+
+/// How long the private socket gets to answer its first call before the bus is used.
+const PRIVATE_SOCKET_PROBE: Duration = Duration::from_secs(2);
+
+/// How we reach systemd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// `/run/systemd/private`, straight to PID 1.
+    Private,
+    /// The system bus (dbus-daemon).
+    Bus,
+}
+
+/// How many incoming messages may queue before the router reads them.
+const MAX_QUEUED: usize = 16 * 1024;
+
+/// Deadline for a single method call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// How the main process of a service ended (`ExecMain*` properties of the Service interface).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceExit {
+    /// The main process's pid.
+    pub pid: u32,
+    /// containerd's exit status: the code, or 128 + signal.
+    pub status: u32,
+    /// When it exited, microseconds since the Unix epoch (0 if unknown).
+    pub exited_at_usec: u64,
+}
+
+/// `si_code` values systemd reports in `ExecMainCode` (from `waitid(2)`).
+const CLD_EXITED: i32 = 1;
+const CLD_KILLED: i32 = 2;
+const CLD_DUMPED: i32 = 3;
+
+impl ServiceExit {
+    /// Reads an exit from `ExecMain*` properties, if they describe one: a code of
+    /// CLD_EXITED, CLD_KILLED or CLD_DUMPED (0 means the main process has not exited).
+    pub fn from_properties(properties: &HashMap<String, OwnedVariant>) -> Option<ServiceExit> {
+        let code = i32::try_from(properties.get("ExecMainCode")?.try_clone().ok()?).ok()?;
+        let raw_status = i32::try_from(properties.get("ExecMainStatus")?.try_clone().ok()?).ok()?;
+        let pid = properties
+            .get("ExecMainPID")
+            .and_then(|value| value.try_clone().ok())
+            .and_then(|value| u32::try_from(value).ok())
+            .unwrap_or(0);
+        let exited_at_usec = properties
+            .get("ExecMainExitTimestamp")
+            .and_then(|value| value.try_clone().ok())
+            .and_then(|value| u64::try_from(value).ok())
+            .unwrap_or(0);
+        let status = match code {
+            CLD_EXITED => u32::try_from(raw_status).ok()?,
+            CLD_KILLED | CLD_DUMPED => 128 + u32::try_from(raw_status).ok()?,
+            _ => return None,
+        };
+        Some(ServiceExit {
+            pid,
+            status,
+            exited_at_usec,
+        })
+    }
+}
+
+/// A connection to systemd with its signal router running.
+pub struct Systemd {
+    connection: Connection,
+    routes: Arc<Routes>,
+    version: u32,
+}
+
+impl Systemd {
+    /// Connects (private socket when root, else the system bus), subscribes to signals and
+    /// starts routing them.
+    ///
+    /// The first call on the private socket has a short deadline, and the system bus is used
+    /// when it passes: a PID 1 that does not answer there must not stall a `start` or `delete`.
+    pub async fn connect() -> Result<Systemd, SystemdError> {
+        if nix::unistd::geteuid().is_root() && Path::new(PRIVATE_SOCKET).exists() {
+            match tokio::time::timeout(PRIVATE_SOCKET_PROBE, Self::connect_over(Transport::Private)).await {
+                Ok(Ok(systemd)) => return Ok(systemd),
+                Ok(Err(error)) => tracing::warn!("systemd's private socket failed ({error}); using the system bus"),
+                Err(_) => tracing::warn!("systemd's private socket did not answer in {PRIVATE_SOCKET_PROBE:?}; using the system bus"),
+            }
+        }
+        Self::connect_over(Transport::Bus).await
+    }
+
+    async fn connect_over(transport: Transport) -> Result<Systemd, SystemdError> {
+        let (connection, address) = match transport {
+            Transport::Private => (connect_private().await, PRIVATE_SOCKET),
+            Transport::Bus => (connect_bus().await, "the system bus"),
+        };
+        let connection = connection.map_err(|source| SystemdError::Connect {
+            address: address.to_string(),
+            source,
+        })?;
+
+        // The stream exists before Subscribe, so no signal can slip past it.
+        let stream = MessageStream::from(&connection);
+        let routes = Arc::new(Routes::default());
+        tokio::spawn(run_router(stream, Arc::clone(&routes)));
+
+        let mut systemd = Systemd {
+            connection,
+            routes,
+            version: 0,
+        };
+        if transport == Transport::Bus {
+            // On the bus, signals only reach us through a match rule.
+            let rule = format!("type='signal',sender='{DESTINATION}'");
+            systemd
+                .call(
+                    Some("org.freedesktop.DBus"),
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus",
+                    "AddMatch",
+                    "bus",
+                    &(rule,),
+                )
+                .await?;
+        }
+        systemd.version = systemd.read_version().await?;
+        systemd.call_manager("Subscribe", "manager", &()).await?;
+        Ok(systemd)
+    }
+
+    /// systemd's major version, e.g. 252.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Sends every `PropertiesChanged` of units whose object path starts with `path_prefix`
+    /// to the returned receiver (one watcher; a second call replaces the first).
+    pub fn watch_units(&self, path_prefix: &str) -> mpsc::UnboundedReceiver<UnitChange> {
+        self.routes.watch_units(path_prefix)
+    }
+
+    /// Starts `unit` as a transient unit (mode `fail`) and waits for its start job.
+    pub async fn start_transient_unit(
+        &self,
+        unit: &TransientUnit,
+        timeout: Duration,
+    ) -> Result<JobResult, SystemdError> {
+        let name = unit.name.as_str();
+        let mut watch = self.routes.watch_jobs(name);
+        let properties = to_dbus_properties(&unit.properties);
+        let auxiliary: Vec<(String, Vec<(String, Variant<'static>)>)> = Vec::new();
+        let reply = self
+            .call_manager(
+                "StartTransientUnit",
+                name,
+                &(name, "fail", properties, auxiliary),
+            )
+            .await?;
+        let job = object_path_of(&reply, "StartTransientUnit", name)?;
+        wait_job(&mut watch, &job, timeout).await
+    }
+
+    /// Starts (or joins the start job of) the loaded unit `name` and waits for it.
+    pub async fn start_unit(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<JobResult, SystemdError> {
+        let mut watch = self.routes.watch_jobs(name);
+        let reply = self
+            .call_manager("StartUnit", name, &(name, "replace"))
+            .await?;
+        let job = object_path_of(&reply, "StartUnit", name)?;
+        wait_job(&mut watch, &job, timeout).await
+    }
+
+    /// Stops unit `name` and waits until it is down; `None` when no such unit is loaded.
+    pub async fn stop_unit(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<JobResult>, SystemdError> {
+        let mut watch = self.routes.watch_jobs(name);
+        let reply = match self
+            .call_manager("StopUnit", name, &(name, "replace"))
+            .await
+        {
+            Err(error) if error.is_no_such_unit() => return Ok(None),
+            other => other?,
+        };
+        let job = object_path_of(&reply, "StopUnit", name)?;
+        wait_job(&mut watch, &job, timeout).await.map(Some)
+    }
+
+    /// Forgets the failed state of unit `name`; a unit that is not loaded is fine.
+    pub async fn reset_failed_unit(&self, name: &str) -> Result<(), SystemdError> {
+        match self.call_manager("ResetFailedUnit", name, &(name,)).await {
+            Err(error) if error.is_no_such_unit() => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// The `ActiveState` of unit `name`, or `None` when it is not loaded.
+    pub async fn unit_active_state(&self, name: &str) -> Result<Option<String>, SystemdError> {
+        let reply = match self.call_manager("GetUnit", name, &(name,)).await {
+            Err(error) if error.is_no_such_unit() => return Ok(None),
+            other => other?,
+        };
+        let path = object_path_of(&reply, "GetUnit", name)?;
+        let value = self
+            .get_property(path.as_str(), UNIT, "ActiveState")
+            .await?;
+        Ok(String::try_from(value).ok())
+    }
+
+    /// How the main process of the service at `object_path` ended, if it has.
+    pub async fn service_exit(
+        &self,
+        object_path: &str,
+    ) -> Result<Option<ServiceExit>, SystemdError> {
+        let reply = self
+            .call(
+                Some(DESTINATION),
+                object_path,
+                PROPERTIES,
+                "GetAll",
+                object_path,
+                &(SERVICE,),
+            )
+            .await?;
+        let properties: HashMap<String, OwnedVariant> = reply
+            .body()
+            .deserialize()
+            .map_err(|source| SystemdError::from_call("GetAll", object_path, source))?;
+        Ok(ServiceExit::from_properties(&properties))
+    }
+
+    async fn read_version(&self) -> Result<u32, SystemdError> {
+        let value = self.get_property(MANAGER_PATH, MANAGER, "Version").await?;
+        let text = String::try_from(value).unwrap_or_default();
+        Ok(parse_major_version(&text))
+    }
+
+    async fn get_property(
+        &self,
+        path: &str,
+        interface: &str,
+        name: &str,
+    ) -> Result<OwnedVariant, SystemdError> {
+        let reply = self
+            .call(
+                Some(DESTINATION),
+                path,
+                PROPERTIES,
+                "Get",
+                path,
+                &(interface, name),
+            )
+            .await?;
+        reply
+            .body()
+            .deserialize::<OwnedVariant>()
+            .map_err(|source| SystemdError::from_call("Get", path, source))
+    }
+
+    async fn call_manager<B>(
+        &self,
+        method: &'static str,
+        target: &str,
+        body: &B,
+    ) -> Result<Message, SystemdError>
+    where
+        B: serde::Serialize + zbus::DynamicType,
+    {
+        self.call(
+            Some(DESTINATION),
+            MANAGER_PATH,
+            MANAGER,
+            method,
+            target,
+            body,
+        )
+        .await
+    }
+
+    async fn call<B>(
+        &self,
+        destination: Option<&str>,
+        path: &str,
+        interface: &str,
+        method: &'static str,
+        target: &str,
+        body: &B,
+    ) -> Result<Message, SystemdError>
+    where
+        B: serde::Serialize + zbus::DynamicType,
+    {
+        self.connection
+            .call_method(destination, path, Some(interface), method, body)
+            .await
+            .map_err(|error| SystemdError::from_call(method, target, error))
+    }
+}
+
+async fn connect_private() -> zbus::Result<Connection> {
+    let io_error = |error| zbus::Error::InputOutput(Arc::new(error));
+    let stream = tokio::net::UnixStream::connect(PRIVATE_SOCKET)
+        .await
+        .map_err(io_error)?;
+    let (socket, guid) = authenticate(stream).await.map_err(io_error)?;
+    builder_with_limits(Builder::authenticated_socket(socket, guid).p2p())
+        .build()
+        .await
+}
+
+async fn connect_bus() -> zbus::Result<Connection> {
+    builder_with_limits(Builder::system()).build().await
+}
+
+fn builder_with_limits(builder: Builder<'static>) -> Builder<'static> {
+    let max_queued = NonZeroUsize::new(MAX_QUEUED).unwrap_or(NonZeroUsize::MIN);
+    builder.max_queued(max_queued).method_timeout(CALL_TIMEOUT)
+}
+
+fn object_path_of(
+    reply: &Message,
+    method: &'static str,
+    target: &str,
+) -> Result<OwnedObjectPath, SystemdError> {
+    reply
+        .body()
+        .deserialize::<OwnedObjectPath>()
+        .map_err(|source| SystemdError::from_call(method, target, source))
+}
+
+async fn wait_job(
+    watch: &mut JobWatch,
+    job: &OwnedObjectPath,
+    timeout: Duration,
+) -> Result<JobResult, SystemdError> {
+    match tokio::time::timeout(timeout, watch.wait_for(job)).await {
+        Ok(Some(result)) => Ok(result),
+        Ok(None) => Err(SystemdError::ConnectionLost {
+            unit: watch.unit().to_string(),
+        }),
+        Err(_) => Err(SystemdError::JobTimeout {
+            unit: watch.unit().to_string(),
+            timeout,
+        }),
+    }
+}
+
+/// `"252.38-1~deb12u1"` → 252; anything unparsable → 0 (treated as very old).
+fn parse_major_version(text: &str) -> u32 {
+    let digits: String = text
+        .trim_start_matches('v')
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::error::names;
+    use super::*;
+
+    #[test]
+    fn major_version_is_parsed_from_systemds_version_string() {
+        assert_eq!(parse_major_version("252.38-1~deb12u1"), 252);
+        assert_eq!(parse_major_version("257"), 257);
+        assert_eq!(parse_major_version("v249"), 249);
+        assert_eq!(parse_major_version("garbage"), 0);
+    }
+
+    fn exec_main(code: i32, status: i32) -> HashMap<String, OwnedVariant> {
+        let mut properties = HashMap::new();
+        properties.insert(
+            "ExecMainCode".to_string(),
+            OwnedVariant::try_from(Variant::from(code)).unwrap(),
+        );
+        properties.insert(
+            "ExecMainStatus".to_string(),
+            OwnedVariant::try_from(Variant::from(status)).unwrap(),
+        );
+        properties.insert(
+            "ExecMainPID".to_string(),
+            OwnedVariant::try_from(Variant::from(42u32)).unwrap(),
+        );
+        properties
+    }
+
+    #[test]
+    fn exit_codes_and_signal_deaths_map_like_runc_v2() {
+        assert_eq!(
+            ServiceExit::from_properties(&exec_main(CLD_EXITED, 3)).map(|e| e.status),
+            Some(3)
+        );
+        assert_eq!(
+            ServiceExit::from_properties(&exec_main(CLD_KILLED, 9)).map(|e| e.status),
+            Some(137)
+        );
+        assert_eq!(
+            ServiceExit::from_properties(&exec_main(CLD_DUMPED, 11)).map(|e| e.status),
+            Some(139)
+        );
+        assert_eq!(
+            ServiceExit::from_properties(&exec_main(CLD_EXITED, 0)).map(|e| e.pid),
+            Some(42)
+        );
+    }
+
+    #[test]
+    fn no_exit_yet_gives_none() {
+        assert_eq!(ServiceExit::from_properties(&exec_main(0, 0)), None);
+        assert_eq!(ServiceExit::from_properties(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn stale_names_are_known() {
+        let error = SystemdError::Call {
+            method: "StopUnit",
+            target: "x".into(),
+            name: names::NO_SUCH_UNIT.into(),
+            message: String::new(),
+        };
+        assert!(error.is_no_such_unit());
+        assert!(!error.is(names::UNIT_EXISTS));
+    }
+}

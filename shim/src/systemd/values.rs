@@ -1,0 +1,101 @@
+//! Conversion of unit-gen's D-Bus-free property model into the `a(sv)` systemd takes.
+
+use unit_gen::{ExecCommand, Property, PropertyValue};
+use zbus::Variant;
+
+/// The `(name, value)` pairs for `StartTransientUnit`.
+pub(crate) fn to_dbus_properties(properties: &[Property]) -> Vec<(String, Variant<'static>)> {
+    properties
+        .iter()
+        .map(|property| (property.name.clone(), to_variant(&property.value)))
+        .collect()
+}
+
+fn to_variant(value: &PropertyValue) -> Variant<'static> {
+    match value {
+        PropertyValue::Str(text) => Variant::from(text.clone()),
+        PropertyValue::Bool(flag) => Variant::from(*flag),
+        PropertyValue::U32(number) => Variant::from(*number),
+        PropertyValue::U64(number) => Variant::from(*number),
+        PropertyValue::StrList(items) => Variant::from(items.clone()),
+        // a(sasb)
+        PropertyValue::Exec(commands) => Variant::from(
+            commands
+                .iter()
+                .map(|command| {
+                    (
+                        command.path.clone(),
+                        command.argv.clone(),
+                        command.ignore_failure,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ),
+        // a(sasas)
+        PropertyValue::ExecEx(commands) => {
+            Variant::from(commands.iter().map(exec_ex_entry).collect::<Vec<_>>())
+        }
+    }
+}
+
+/// systemd's `ExecStartEx` flags: `no-env-expand` always, `ignore-failure` when asked.
+fn exec_ex_entry(command: &ExecCommand) -> (String, Vec<String>, Vec<String>) {
+    let mut flags = vec!["no-env-expand".to_string()];
+    if command.ignore_failure {
+        flags.push("ignore-failure".to_string());
+    }
+    (command.path.clone(), command.argv.clone(), flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_ex_commands_have_the_systemd_signature() {
+        let property = Property::new(
+            "ExecStartEx",
+            PropertyValue::ExecEx(vec![ExecCommand {
+                path: "/bin/x".into(),
+                argv: vec!["x".into()],
+                ignore_failure: false,
+            }]),
+        );
+        let converted = to_dbus_properties(&[property]);
+        assert_eq!(converted[0].1.value_signature().to_string(), "a(sasas)");
+    }
+
+    #[test]
+    fn exec_commands_have_the_systemd_signature() {
+        let property = Property::new(
+            "ExecStart",
+            PropertyValue::Exec(vec![ExecCommand {
+                path: "/bin/x".into(),
+                argv: vec!["x".into()],
+                ignore_failure: true,
+            }]),
+        );
+        assert_eq!(
+            to_dbus_properties(&[property])[0]
+                .1
+                .value_signature()
+                .to_string(),
+            "a(sasb)"
+        );
+    }
+
+    #[test]
+    fn scalar_signatures() {
+        let properties = [
+            Property::new("Type", PropertyValue::Str("forking".into())),
+            Property::new("Delegate", PropertyValue::Bool(true)),
+            Property::new("TasksMax", PropertyValue::U64(u64::MAX)),
+            Property::new("Environment", PropertyValue::StrList(vec!["A=1".into()])),
+        ];
+        let signatures: Vec<String> = to_dbus_properties(&properties)
+            .iter()
+            .map(|(_, value)| value.value_signature().to_string())
+            .collect();
+        assert_eq!(signatures, ["s", "b", "t", "as"]);
+    }
+}

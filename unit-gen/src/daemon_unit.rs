@@ -1,0 +1,110 @@
+//! The transient unit that runs the shim daemon itself: one per containerd, `Type=notify`, so
+//! the start job finishes only once the daemon listens. Launched by `containerd-shim-systemd-v1
+//! start` when no daemon answers; an installed `.socket`/`.service` pair may replace it.
+
+use crate::init_unit::MIN_SYSTEMD_FOR_EXEC_EX;
+use crate::names::UnitName;
+use crate::properties::{ExecCommand, Property, PropertyValue, TransientUnit};
+
+/// How long systemd waits for the daemon's `READY=1`.
+pub const DAEMON_START_TIMEOUT_USEC: u64 = 30 * 1_000_000;
+
+/// Everything the daemon's unit is derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonUnitRequest {
+    /// The unit name (derived from containerd's address by the caller).
+    pub unit_name: String,
+    /// Absolute path of the shim binary.
+    pub exe: String,
+    /// Arguments after the binary.
+    pub args: Vec<String>,
+    /// `NAME=value` environment entries.
+    pub environment: Vec<String>,
+    /// Human-readable description.
+    pub description: String,
+    /// Major version of the systemd we talk to.
+    pub systemd_version: u32,
+}
+
+/// Renders the daemon's unit.
+pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
+    let mut argv = vec![request.exe.clone()];
+    argv.extend(request.args.iter().cloned());
+    let command = ExecCommand {
+        path: request.exe.clone(),
+        argv,
+        ignore_failure: false,
+    };
+    let exec_start = if request.systemd_version >= MIN_SYSTEMD_FOR_EXEC_EX {
+        Property::new("ExecStartEx", PropertyValue::ExecEx(vec![command]))
+    } else {
+        Property::new("ExecStart", PropertyValue::Exec(vec![command]))
+    };
+    TransientUnit {
+        name: UnitName::from_raw(request.unit_name.clone()),
+        properties: vec![
+            Property::new(
+                "Description",
+                PropertyValue::Str(request.description.clone()),
+            ),
+            Property::new("Type", PropertyValue::Str("notify".into())),
+            Property::new("NotifyAccess", PropertyValue::Str("main".into())),
+            Property::new(
+                "Environment",
+                PropertyValue::StrList(request.environment.clone()),
+            ),
+            // Sockets and state files the daemon creates are for root only.
+            Property::new("UMask", PropertyValue::U32(0o077)),
+            Property::new(
+                "TimeoutStartUSec",
+                PropertyValue::U64(DAEMON_START_TIMEOUT_USEC),
+            ),
+            // A daemon that died must not block the next `start` from launching a new one.
+            Property::new(
+                "CollectMode",
+                PropertyValue::Str("inactive-or-failed".into()),
+            ),
+            exec_start,
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> DaemonUnitRequest {
+        DaemonUnitRequest {
+            unit_name: "containerd-shim-systemd-v1-0123456789abcdef.service".into(),
+            exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
+            args: vec![
+                "-address".into(),
+                "/run/containerd/containerd.sock".into(),
+                "daemon".into(),
+            ],
+            environment: vec!["TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".into()],
+            description: "shim daemon".into(),
+            systemd_version: 252,
+        }
+    }
+
+    #[test]
+    fn daemon_unit_is_notify_type_with_argv_exec() {
+        let unit = render_daemon_unit(&request());
+        assert_eq!(
+            unit.property("Type"),
+            Some(&PropertyValue::Str("notify".into()))
+        );
+        assert_eq!(unit.property("UMask"), Some(&PropertyValue::U32(0o077)));
+        let Some(PropertyValue::ExecEx(commands)) = unit.property("ExecStartEx") else {
+            panic!("{unit:?}")
+        };
+        assert_eq!(commands[0].argv.last().map(String::as_str), Some("daemon"));
+        assert_eq!(
+            unit.property("Environment"),
+            Some(&PropertyValue::StrList(vec![
+                "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".into()
+            ]))
+        );
+    }
+}
