@@ -25,11 +25,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Error> {
     let file_name = path
         .file_name()
         .ok_or_else(|| io_error(std::io::Error::other("path has no file name")))?;
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    let temp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -98,16 +94,10 @@ mod tests {
         write_atomically(&path, b"first").unwrap();
         write_atomically(&path, b"second").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"second");
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, [std::ffi::OsString::from("state.json")]);
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -116,9 +106,7 @@ mod tests {
         let path = Path::new("/nonexistent-dir-for-test/state.json");
         let error = write_atomically(path, b"x").unwrap_err();
         assert!(
-            error
-                .to_string()
-                .contains("/nonexistent-dir-for-test/state.json"),
+            error.to_string().contains("/nonexistent-dir-for-test/state.json"),
             "{error}"
         );
     }

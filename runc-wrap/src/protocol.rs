@@ -26,13 +26,7 @@ pub mod files {
     pub const EXIT_STATE: &str = "exit-state.json";
 
     /// Every file we may leave in a bundle, for cleanup.
-    pub const ALL: [&str; 5] = [
-        CREATE_REQUEST,
-        HELPER_FAILURE,
-        INIT_PID,
-        RUNC_LOG,
-        EXIT_STATE,
-    ];
+    pub const ALL: [&str; 5] = [CREATE_REQUEST, HELPER_FAILURE, INIT_PID, RUNC_LOG, EXIT_STATE];
 }
 
 /// One rootfs mount from containerd's `CreateTaskRequest`, mounted in order on `<bundle>/rootfs`.
@@ -155,10 +149,7 @@ impl ExitState {
             exit_code: code.to_string(),
             exit_status: status.to_string(),
         };
-        let exited_at_unix_ns = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_nanos();
+        let exited_at_unix_ns = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos();
         match code {
             "exited" => {
                 let status: u32 = status.parse().map_err(|_| bad())?;
@@ -241,14 +232,8 @@ mod tests {
 
     #[test]
     fn missing_environment_means_nothing_to_record() {
-        assert_eq!(
-            ExitState::from_systemd_env(None, None, at(1)).unwrap(),
-            None
-        );
-        assert_eq!(
-            ExitState::from_systemd_env(Some("exited"), None, at(1)).unwrap(),
-            None
-        );
+        assert_eq!(ExitState::from_systemd_env(None, None, at(1)).unwrap(), None);
+        assert_eq!(ExitState::from_systemd_env(Some("exited"), None, at(1)).unwrap(), None);
     }
 
     #[test]
@@ -260,10 +245,7 @@ mod tests {
             ("exited", "-1"),
         ] {
             let error = ExitState::from_systemd_env(Some(code), Some(status), at(1)).unwrap_err();
-            assert!(
-                error.to_string().contains(status),
-                "{code}/{status}: {error}"
-            );
+            assert!(error.to_string().contains(status), "{code}/{status}: {error}");
         }
     }
 

@@ -14,12 +14,7 @@ use crate::Error;
 /// Variables systemd sets for the daemon's own service that must not reach runc: with
 /// `NOTIFY_SOCKET` set, runc sets up sd_notify forwarding for the container (and `runc start`
 /// then expects the forwarding socket `runc create` made).
-const SERVICE_ONLY_ENV: [&str; 4] = [
-    "NOTIFY_SOCKET",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-];
+const SERVICE_ONLY_ENV: [&str; 4] = ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"];
 
 /// How long any runc call from the daemon may take before it is abandoned.
 pub const DEFAULT_RUNC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,13 +42,7 @@ impl Runc {
 
     /// `runc --root R --log L --log-format json create --bundle B --pid-file P ID` (argv without
     /// the binary). Run by the helper with the container's stdio as its own.
-    pub fn create_args(
-        &self,
-        id: &str,
-        bundle: &Path,
-        pid_file: &Path,
-        log: &Path,
-    ) -> Vec<OsString> {
+    pub fn create_args(&self, id: &str, bundle: &Path, pid_file: &Path, log: &Path) -> Vec<OsString> {
         let mut args = self.global_args(Some(log));
         args.extend([
             "create".into(),
@@ -98,12 +87,7 @@ impl Runc {
     fn global_args(&self, log: Option<&Path>) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec!["--root".into(), self.root.clone().into()];
         if let Some(log) = log {
-            args.extend([
-                "--log".into(),
-                log.into(),
-                "--log-format".into(),
-                "json".into(),
-            ]);
+            args.extend(["--log".into(), log.into(), "--log-format".into(), "json".into()]);
         }
         args
     }
@@ -180,12 +164,7 @@ pub fn last_error_in_log(log_contents: &str) -> Option<String> {
         .rev()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .find(|entry| entry.get("level").and_then(|level| level.as_str()) == Some("error"))
-        .and_then(|entry| {
-            entry
-                .get("msg")
-                .and_then(|msg| msg.as_str())
-                .map(str::to_string)
-        })
+        .and_then(|entry| entry.get("msg").and_then(|msg| msg.as_str()).map(str::to_string))
 }
 
 fn last_line(text: &str) -> String {
@@ -243,9 +222,7 @@ mod tests {
     }
 
     fn strings(args: Vec<OsString>) -> Vec<String> {
-        args.into_iter()
-            .map(|arg| arg.into_string().unwrap())
-            .collect()
+        args.into_iter().map(|arg| arg.into_string().unwrap()).collect()
     }
 
     #[test]
@@ -293,10 +270,7 @@ mod tests {
             strings(runc().delete_args("t1", true)),
             ["--root", "/run/r", "delete", "--force", "t1"]
         );
-        assert_eq!(
-            strings(runc().start_args("t1")),
-            ["--root", "/run/r", "start", "t1"]
-        );
+        assert_eq!(strings(runc().start_args("t1")), ["--root", "/run/r", "start", "t1"]);
     }
 
     #[test]
@@ -342,25 +316,13 @@ mod tests {
         };
         // `sh --root …` fails with an error message on stderr; the wrapper must surface it.
         let error = fake.start("t1").await.unwrap_err();
-        assert!(
-            matches!(
-                error,
-                Error::RuncFailed {
-                    command: "start",
-                    ..
-                }
-            ),
-            "{error}"
-        );
+        assert!(matches!(error, Error::RuncFailed { command: "start", .. }), "{error}");
     }
 
     #[tokio::test]
     async fn missing_runc_binary_is_a_spawn_error_naming_it() {
         let missing = Runc::new("/nonexistent/runc", "/run/r");
-        let error = missing
-            .kill("t1", Signal::SIGTERM, false)
-            .await
-            .unwrap_err();
+        let error = missing.kill("t1", Signal::SIGTERM, false).await.unwrap_err();
         assert!(error.to_string().contains("/nonexistent/runc"), "{error}");
     }
 }

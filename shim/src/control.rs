@@ -56,27 +56,22 @@ pub async fn ask(socket: &Path, request: &ControlRequest) -> Result<ControlRespo
             .await
             .map_err(|error| Error::io(context(), error))?;
         let (read, mut write) = stream.into_split();
-        let mut line = serde_json::to_vec(request)
-            .map_err(|error| Error::io(context(), std::io::Error::other(error)))?;
+        let mut line =
+            serde_json::to_vec(request).map_err(|error| Error::io(context(), std::io::Error::other(error)))?;
         line.push(b'\n');
         write
             .write_all(&line)
             .await
             .map_err(|error| Error::io(context(), error))?;
-        let answer = read_line(read)
-            .await
-            .map_err(|error| Error::io(context(), error))?;
-        serde_json::from_str(&answer)
-            .map_err(|error| Error::io(context(), std::io::Error::other(error)))
+        let answer = read_line(read).await.map_err(|error| Error::io(context(), error))?;
+        serde_json::from_str(&answer).map_err(|error| Error::io(context(), std::io::Error::other(error)))
     };
-    tokio::time::timeout(CONTROL_TIMEOUT, exchange)
-        .await
-        .map_err(|_| {
-            Error::io(
-                format!("talking to the shim daemon at {}", socket.display()),
-                std::io::ErrorKind::TimedOut.into(),
-            )
-        })?
+    tokio::time::timeout(CONTROL_TIMEOUT, exchange).await.map_err(|_| {
+        Error::io(
+            format!("talking to the shim daemon at {}", socket.display()),
+            std::io::ErrorKind::TimedOut.into(),
+        )
+    })?
 }
 
 /// Reads one newline-terminated line of at most [`MAX_LINE`] bytes.
@@ -109,8 +104,7 @@ mod tests {
             serde_json::to_string(&request).unwrap(),
             r#"{"serve_namespace":{"namespace":"k8s.io"}}"#
         );
-        let response: ControlResponse =
-            serde_json::from_str(r#"{"serving":{"address":"unix:///x"}}"#).unwrap();
+        let response: ControlResponse = serde_json::from_str(r#"{"serving":{"address":"unix:///x"}}"#).unwrap();
         assert_eq!(
             response,
             ControlResponse::Serving {

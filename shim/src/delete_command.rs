@@ -1,9 +1,9 @@
-//! `containerd-shim-systemd-v1 delete`: containerd runs it when it believes a task's shim died
-//! (its connection closed) or a start failed. We ask the daemon to delete the task if it still
-//! runs and knows it; otherwise we remove the task's residue ourselves. Either way a
-//! `DeleteResponse` goes to stdout.
+//! `containerd-shim-systemd-v1 delete`: containerd runs it whenever its connection to a task's
+//! shim closes (after every clean Delete too) and when a start failed. We ask the daemon to
+//! delete the task if it runs and knows it; otherwise we remove the task's residue ourselves.
+//! Either way a `DeleteResponse` goes to stdout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::api::{DeleteRequest, DeleteResponse};
@@ -14,7 +14,7 @@ use runc_wrap::atomic_file::read_json;
 use runc_wrap::protocol::{files, ExitState};
 use unit_gen::{validate_identifier, IdentifierKind, UnitName};
 
-use crate::daemon::remove_task_residue;
+use crate::daemon::{remove_task_residue, timestamp};
 use crate::error::Error;
 use crate::paths::{unix_address, DaemonIdentity};
 use crate::systemd::Systemd;
@@ -35,35 +35,61 @@ pub struct DeleteCommand {
     pub containerd_address: String,
 }
 
+/// What the daemon said to our Delete.
+enum DaemonAnswer {
+    /// It deleted the task.
+    Deleted(DeleteResponse),
+    /// It does not know the task.
+    NotFound,
+    /// It could not be asked, or it failed.
+    Unreachable,
+}
+
 /// Runs `delete`; returns the encoded `DeleteResponse`.
 pub async fn delete(command: &DeleteCommand) -> Result<Vec<u8>, Error> {
     validate_identifier(IdentifierKind::Namespace, &command.namespace)?;
     validate_identifier(IdentifierKind::TaskId, &command.id)?;
     let response = match delete_through_daemon(command).await {
-        Some(response) => response,
-        None => delete_locally(command).await?,
+        DaemonAnswer::Deleted(response) => response,
+        // After a clean Delete the daemon has forgotten the task and removed our files: there is
+        // nothing to clean, and this stays off the critical path of `ctr run --rm`.
+        DaemonAnswer::NotFound if !has_task_files(&command.bundle).await => killed_now(),
+        DaemonAnswer::NotFound | DaemonAnswer::Unreachable => delete_locally(command).await?,
     };
     response
         .write_to_bytes()
         .map_err(|error| Error::io("encoding the delete response", std::io::Error::other(error)))
 }
 
-async fn delete_through_daemon(command: &DeleteCommand) -> Option<DeleteResponse> {
+async fn delete_through_daemon(command: &DeleteCommand) -> DaemonAnswer {
     let identity = DaemonIdentity::for_containerd(&command.containerd_address);
     let address = unix_address(&identity.namespace_socket(&command.namespace));
-    let client = ttrpc::asynchronous::Client::connect(&address).await.ok()?;
+    let Ok(client) = ttrpc::asynchronous::Client::connect(&address).await else {
+        return DaemonAnswer::Unreachable;
+    };
     let context = ttrpc::context::with_duration(DAEMON_DELETE_TIMEOUT);
     let request = DeleteRequest {
         id: command.id.clone(),
         ..Default::default()
     };
     match TaskClient::new(client).delete(context, &request).await {
-        Ok(response) => Some(response),
+        Ok(response) => DaemonAnswer::Deleted(response),
+        Err(ttrpc::Error::RpcStatus(status)) if status.code() == ttrpc::Code::NOT_FOUND => DaemonAnswer::NotFound,
         Err(error) => {
-            tracing::info!(id = %command.id, "the daemon did not delete the task ({error}); cleaning up locally");
-            None
+            tracing::warn!(id = %command.id, "the daemon could not delete the task ({error}); cleaning up locally");
+            DaemonAnswer::Unreachable
         }
     }
+}
+
+/// Whether any file of ours is still in the bundle (an unreadable bundle counts as yes).
+async fn has_task_files(bundle: &Path) -> bool {
+    for name in files::ALL {
+        if tokio::fs::try_exists(bundle.join(name)).await.unwrap_or(true) {
+            return true;
+        }
+    }
+    false
 }
 
 async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error> {
@@ -75,15 +101,21 @@ async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error
     let systemd = Systemd::connect().await?;
     let unit = UnitName::for_task(&command.namespace, &command.id);
     remove_task_residue(&systemd, &unit, &command.bundle).await?;
-    // Without a recorded exit the task was killed with its shim, as runc-v2 reports it.
-    let (status, at) = match recorded {
-        Some(state) => (state.status, state.exited_at()),
-        None => (128 + Signal::SIGKILL as u32, SystemTime::now()),
-    };
-    Ok(DeleteResponse {
-        pid: 0,
-        exit_status: status,
-        exited_at: Some(crate::daemon::timestamp(at)).into(),
-        ..Default::default()
+    Ok(match recorded {
+        Some(state) => DeleteResponse {
+            exit_status: state.status,
+            exited_at: Some(timestamp(state.exited_at())).into(),
+            ..Default::default()
+        },
+        None => killed_now(),
     })
+}
+
+/// The answer for a task whose exit was never recorded: killed, now (as runc-v2 reports it).
+fn killed_now() -> DeleteResponse {
+    DeleteResponse {
+        exit_status: 128 + Signal::SIGKILL as u32,
+        exited_at: Some(timestamp(SystemTime::now())).into(),
+        ..Default::default()
+    }
 }

@@ -149,19 +149,14 @@ impl Error {
             | Error::UnknownOptions { .. }
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
             Error::CreateFailed {
-                caused_by_input: true,
-                ..
+                caused_by_input: true, ..
             } => Code::INVALID_ARGUMENT,
-            Error::TaskNotFound { .. }
-            | Error::ExecNotFound { .. }
-            | Error::ProcessFinished { .. } => Code::NOT_FOUND,
+            Error::TaskNotFound { .. } | Error::ExecNotFound { .. } | Error::ProcessFinished { .. } => Code::NOT_FOUND,
             Error::TaskExists { .. } | Error::UnitExists { .. } => Code::ALREADY_EXISTS,
             Error::BadState { .. } | Error::RuncUnavailable(_) => Code::FAILED_PRECONDITION,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::Runc(_) | Error::CreateFailed { .. } => Code::UNKNOWN,
-            Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => {
-                Code::UNAVAILABLE
-            }
+            Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => Code::UNAVAILABLE,
             Error::Systemd(SystemdError::JobTimeout { .. }) => Code::DEADLINE_EXCEEDED,
             Error::Systemd(_) | Error::State(_) | Error::Io { .. } => Code::INTERNAL,
         }
@@ -198,10 +193,7 @@ mod tests {
             id: "t".into(),
         };
         assert_eq!(finished.code(), Code::NOT_FOUND);
-        assert_eq!(
-            Error::Unsupported("exec".into()).code(),
-            Code::UNIMPLEMENTED
-        );
+        assert_eq!(Error::Unsupported("exec".into()).code(), Code::UNIMPLEMENTED);
         let running = Error::BadState {
             namespace: "ns".into(),
             id: "t".into(),
@@ -217,10 +209,7 @@ mod tests {
             .code(),
             Code::ALREADY_EXISTS
         );
-        assert_eq!(
-            Error::InvalidRequest("x".into()).code(),
-            Code::INVALID_ARGUMENT
-        );
+        assert_eq!(Error::InvalidRequest("x".into()).code(), Code::INVALID_ARGUMENT);
     }
 
     #[test]

@@ -33,9 +33,7 @@ fn main() -> ExitCode {
     shim::logging::init(flags.debug);
     match flags.action.as_str() {
         "start" => run_short(|| async { shim::start::start(&start_request(&flags)?).await }),
-        "delete" => {
-            run_short(|| async { shim::delete_command::delete(&delete_command(&flags)?).await })
-        }
+        "delete" => run_short(|| async { shim::delete_command::delete(&delete_command(&flags)?).await }),
         "daemon" => run_daemon(&flags),
         other => fail(&format!("unknown action {other:?}\n{USAGE}")),
     }
@@ -57,21 +55,14 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Vec<u8>, shim::Error>>,
 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("starting the async runtime: {error}")),
     };
     match runtime.block_on(body()) {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
-            if stdout
-                .write_all(&output)
-                .and_then(|()| stdout.flush())
-                .is_err()
-            {
+            if stdout.write_all(&output).and_then(|()| stdout.flush()).is_err() {
                 return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
@@ -118,8 +109,7 @@ fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::E
         publish_binary: flags.publish_binary.clone(),
         ttrpc_address: std::env::var("TTRPC_ADDRESS").unwrap_or_default(),
         debug: flags.debug,
-        bundle: std::env::current_dir()
-            .map_err(|error| shim::Error::io("reading the working directory", error))?,
+        bundle: std::env::current_dir().map_err(|error| shim::Error::io("reading the working directory", error))?,
         stdin,
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
@@ -128,8 +118,7 @@ fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::E
 
 fn delete_command(flags: &containerd_shim::Flags) -> Result<DeleteCommand, shim::Error> {
     let bundle = if flags.bundle.is_empty() {
-        std::env::current_dir()
-            .map_err(|error| shim::Error::io("reading the working directory", error))?
+        std::env::current_dir().map_err(|error| shim::Error::io("reading the working directory", error))?
     } else {
         PathBuf::from(&flags.bundle)
     };
@@ -143,9 +132,7 @@ fn delete_command(flags: &containerd_shim::Flags) -> Result<DeleteCommand, shim:
 
 fn daemon_config(flags: &containerd_shim::Flags) -> Result<DaemonConfig, shim::Error> {
     if flags.socket.is_empty() {
-        return Err(shim::Error::InvalidRequest(
-            "the daemon needs -socket".into(),
-        ));
+        return Err(shim::Error::InvalidRequest("the daemon needs -socket".into()));
     }
     if flags.address.is_empty() {
         return Err(shim::Error::InvalidRequest(
@@ -163,9 +150,8 @@ fn daemon_config(flags: &containerd_shim::Flags) -> Result<DaemonConfig, shim::E
     }
     Ok(DaemonConfig {
         identity,
-        ttrpc_address: std::env::var("TTRPC_ADDRESS").map_err(|_| {
-            shim::Error::InvalidRequest("TTRPC_ADDRESS is not set in the environment".into())
-        })?,
+        ttrpc_address: std::env::var("TTRPC_ADDRESS")
+            .map_err(|_| shim::Error::InvalidRequest("TTRPC_ADDRESS is not set in the environment".into()))?,
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
     })

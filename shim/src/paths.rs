@@ -76,19 +76,13 @@ mod tests {
         let first = DaemonIdentity::for_containerd("/run/containerd/containerd.sock");
         let second = DaemonIdentity::for_containerd("/run/other/containerd.sock");
         assert_ne!(first, second);
-        assert_eq!(
-            first,
-            DaemonIdentity::for_containerd("/run/containerd/containerd.sock")
-        );
+        assert_eq!(first, DaemonIdentity::for_containerd("/run/containerd/containerd.sock"));
         assert!(first.control_socket.starts_with(SOCKET_DIR));
         assert!(
             first.control_socket.as_os_str().len() < 108,
             "unix socket path too long"
         );
-        assert!(
-            first.unit.starts_with("containerd-shim-systemd-v1-")
-                && first.unit.ends_with(".service")
-        );
+        assert!(first.unit.starts_with("containerd-shim-systemd-v1-") && first.unit.ends_with(".service"));
     }
 
     #[test]
@@ -105,10 +99,7 @@ mod tests {
 
     #[test]
     fn socket_path_strips_the_scheme() {
-        assert_eq!(
-            socket_path_of("unix:///run/x.sock"),
-            PathBuf::from("/run/x.sock")
-        );
+        assert_eq!(socket_path_of("unix:///run/x.sock"), PathBuf::from("/run/x.sock"));
         assert_eq!(socket_path_of("/run/x.sock"), PathBuf::from("/run/x.sock"));
     }
 }

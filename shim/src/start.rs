@@ -86,33 +86,23 @@ pub async fn start(request: &StartRequest) -> Result<Vec<u8>, Error> {
         .map_err(Error::State)?;
 
     if let Some(params) = bootstrap_params(&request.stdin, &request.namespace, &request.id) {
-        tracing::debug!(
-            "bootstrap protocol from containerd {}",
-            params.containerd_version
-        );
+        tracing::debug!("bootstrap protocol from containerd {}", params.containerd_version);
         let result = BootstrapResult {
             version: 3,
             address,
             protocol: "ttrpc".into(),
             ..Default::default()
         };
-        return result.write_to_bytes().map_err(|error| {
-            Error::io(
-                "encoding the bootstrap result",
-                std::io::Error::other(error),
-            )
-        });
+        return result
+            .write_to_bytes()
+            .map_err(|error| Error::io("encoding the bootstrap result", std::io::Error::other(error)));
     }
-    Ok(
-        match detect_task_api(Path::new(&request.publish_binary)).await {
-            TaskApi::V2 => address.into_bytes(),
-            TaskApi::V3 => {
-                serde_json::json!({ "version": 3, "address": address, "protocol": "ttrpc" })
-                    .to_string()
-                    .into_bytes()
-            }
-        },
-    )
+    Ok(match detect_task_api(Path::new(&request.publish_binary)).await {
+        TaskApi::V2 => address.into_bytes(),
+        TaskApi::V3 => serde_json::json!({ "version": 3, "address": address, "protocol": "ttrpc" })
+            .to_string()
+            .into_bytes(),
+    })
 }
 
 /// Newer containerd sends `BootstrapParams` on stdin; older ones send runtime options (an `Any`)
@@ -135,39 +125,23 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
     let systemd = Systemd::connect().await?;
     let unit = render_daemon_unit(&daemon_unit_request(identity, request, systemd.version()));
     for _attempt in 0..3 {
-        match systemd
-            .start_transient_unit(&unit, DAEMON_JOB_TIMEOUT)
-            .await
-        {
+        match systemd.start_transient_unit(&unit, DAEMON_JOB_TIMEOUT).await {
             Ok(JobResult::Done) => break,
-            Ok(result) => {
-                return Err(daemon_failed(
-                    identity,
-                    &format!("its start job ended with {result}"),
-                ))
-            }
+            Ok(result) => return Err(daemon_failed(identity, &format!("its start job ended with {result}"))),
             Err(error) if error.is(error_names::UNIT_EXISTS) => {
                 match systemd.unit_active_state(&identity.unit).await? {
                     Some(state) if state == "active" => break,
                     Some(state) if state == "activating" || state == "reloading" => {
-                        match systemd
-                            .start_unit(&identity.unit, DAEMON_JOB_TIMEOUT)
-                            .await?
-                        {
+                        match systemd.start_unit(&identity.unit, DAEMON_JOB_TIMEOUT).await? {
                             JobResult::Done => break,
                             result => {
-                                return Err(daemon_failed(
-                                    identity,
-                                    &format!("its start job ended with {result}"),
-                                ))
+                                return Err(daemon_failed(identity, &format!("its start job ended with {result}")))
                             }
                         }
                     }
                     // failed, inactive, deactivating, or gone: clear it and try again
                     _ => {
-                        systemd
-                            .stop_unit(&identity.unit, DAEMON_JOB_TIMEOUT)
-                            .await?;
+                        systemd.stop_unit(&identity.unit, DAEMON_JOB_TIMEOUT).await?;
                         systemd.reset_failed_unit(&identity.unit).await?;
                     }
                 }
@@ -182,11 +156,7 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
     }
 }
 
-fn daemon_unit_request(
-    identity: &DaemonIdentity,
-    request: &StartRequest,
-    systemd_version: u32,
-) -> DaemonUnitRequest {
+fn daemon_unit_request(identity: &DaemonIdentity, request: &StartRequest, systemd_version: u32) -> DaemonUnitRequest {
     let mut args = vec![
         "-address".to_string(),
         request.containerd_address.clone(),
@@ -273,9 +243,7 @@ mod tests {
         assert_eq!(unit.args.last().map(String::as_str), Some("daemon"));
         assert!(unit.args.contains(&"-debug".to_string()));
         assert!(unit.args.contains(&unix_address(&identity.control_socket)));
-        assert!(unit
-            .environment
-            .contains(&"PATH=/usr/sbin:/usr/bin".to_string()));
+        assert!(unit.environment.contains(&"PATH=/usr/sbin:/usr/bin".to_string()));
         assert!(unit
             .environment
             .contains(&"TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".to_string()));

@@ -42,11 +42,9 @@ pub async fn detect_task_api(containerd_binary: &Path) -> TaskApi {
     let cache_path = PathBuf::from(STATE_ROOT).join("containerd-task-api.json");
     let cache = {
         let path = cache_path.clone();
-        tokio::task::spawn_blocking(move || {
-            read_json::<HashMap<String, TaskApi>>(&path).unwrap_or_default()
-        })
-        .await
-        .unwrap_or_default()
+        tokio::task::spawn_blocking(move || read_json::<HashMap<String, TaskApi>>(&path).unwrap_or_default())
+            .await
+            .unwrap_or_default()
     };
     if let Some(api) = cache.get(&key) {
         return *api;
@@ -72,9 +70,7 @@ async fn ask_version(containerd_binary: &Path) -> TaskApi {
     )
     .await;
     match output {
-        Ok(Ok(output)) if output.status.success() => {
-            task_api_of_version_line(&String::from_utf8_lossy(&output.stdout))
-        }
+        Ok(Ok(output)) if output.status.success() => task_api_of_version_line(&String::from_utf8_lossy(&output.stdout)),
         _ => TaskApi::V2,
     }
 }
@@ -114,10 +110,7 @@ mod tests {
                 "containerd github.com/containerd/containerd/v2 2.1.9+unknown ",
                 TaskApi::V3,
             ),
-            (
-                "containerd github.com/containerd/containerd/v2 v2.2.0 abc",
-                TaskApi::V3,
-            ),
+            ("containerd github.com/containerd/containerd/v2 v2.2.0 abc", TaskApi::V3),
             ("garbage", TaskApi::V2),
         ];
         for (line, expected) in cases {

@@ -1,1 +1,289 @@
+//! Harness for the integration tests: a private systemd booted by `tests/sandbox`, a containerd
+//! running in it with our shim on its PATH, and ways to act inside it. `tests/run` sets the
+//! `SHIM_TEST_*` variables; without them every integration test fails with a pointer to it.
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The image `tests/run` imports.
+pub const IMAGE: &str = "docker.io/library/busybox:test";
+/// Our runtime's name.
+pub const RUNTIME: &str = "io.containerd.systemd.v1";
+
+/// The running sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// Host pid of the sandbox's systemd.
+    pub pid: u32,
+    /// The `ctr` of the containerd under test.
+    pub ctr: String,
+    /// The containerd binary under test.
+    pub containerd: String,
+    /// Our shim binary, as installed for the sandbox.
+    pub shim: String,
+    /// The test root (visible inside and outside the sandbox).
+    pub root: PathBuf,
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with the output unless the command succeeded.
+    pub fn success(self, what: &str) -> Run {
+        assert_eq!(self.code, 0, "{what} failed: {self:?}");
+        self
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: integration tests need the sandbox that `tests/run` boots; run `tests/run`")
+    })
+}
+
+impl Sandbox {
+    /// The sandbox `tests/run` described in the environment.
+    pub fn get() -> &'static Sandbox {
+        static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+        SANDBOX.get_or_init(|| Sandbox {
+            pid: env("SHIM_TEST_SANDBOX_PID")
+                .parse()
+                .expect("SHIM_TEST_SANDBOX_PID is a pid"),
+            ctr: env("SHIM_TEST_CTR"),
+            containerd: env("SHIM_TEST_CONTAINERD"),
+            shim: env("SHIM_TEST_SHIM"),
+            root: PathBuf::from(env("SHIM_TEST_ROOT")),
+        })
+    }
+
+    /// A command that runs `args` inside the sandbox, bounded to 120 s.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .args([
+                "-t",
+                &self.pid.to_string(),
+                "-m",
+                "-p",
+                "--",
+                "timeout",
+                "-s",
+                "KILL",
+                "120",
+            ])
+            .args(args);
+        command.stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `args` inside the sandbox.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from_output(self.command(args).output().expect("nsenter runs"))
+    }
+
+    /// Runs `ctr -n NAMESPACE args…`.
+    pub fn ctr(&self, namespace: &str, args: &[&str]) -> Run {
+        let mut all = vec![self.ctr.as_str(), "-n", namespace];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    /// Imports the test image into `namespace` once (images are per namespace in containerd).
+    pub fn ensure_image(&self, namespace: &str) {
+        static IMPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+        let mut imported = IMPORTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let imported = imported.get_or_insert_with(HashSet::new);
+        if imported.contains(namespace) {
+            return;
+        }
+        let archive = self.root.join("busybox-oci.tar");
+        let archive = archive.to_str().expect("utf-8 path");
+        self.ctr(namespace, &["images", "import", archive])
+            .success("ctr images import");
+        imported.insert(namespace.to_string());
+    }
+
+    /// `ctr run --rm --runtime io.containerd.systemd.v1 IMAGE ID command…` in `namespace`.
+    pub fn ctr_run(&self, namespace: &str, id: &str, command: &[&str]) -> Run {
+        self.ensure_image(namespace);
+        let mut args = vec!["run", "--rm", "--runtime", RUNTIME, IMAGE, id];
+        args.extend_from_slice(command);
+        self.ctr(namespace, &args)
+    }
+
+    /// Starts `ctr run --rm …` in the background.
+    pub fn spawn_ctr_run(&self, namespace: &str, id: &str, command: &[&str]) -> Child {
+        self.ensure_image(namespace);
+        let mut args = vec![
+            self.ctr.as_str(),
+            "-n",
+            namespace,
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+        ];
+        args.extend_from_slice(command);
+        self.command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nsenter runs")
+    }
+
+    /// The host path of `inside` (a path as seen in the sandbox), through `/proc/PID/root`.
+    pub fn host_path(&self, inside: impl AsRef<Path>) -> PathBuf {
+        let inside = inside.as_ref();
+        PathBuf::from(format!("/proc/{}/root", self.pid)).join(inside.strip_prefix("/").unwrap_or(inside))
+    }
+
+    /// Whether systemd in the sandbox has `unit` loaded (in any state).
+    pub fn unit_loaded(&self, unit: &str) -> bool {
+        let run = self.run(&[
+            "systemctl",
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "--no-pager",
+            unit,
+        ]);
+        run.stdout
+            .lines()
+            .any(|line| line.split_whitespace().next() == Some(unit))
+    }
+
+    /// A unit property, e.g. `MainPID`.
+    pub fn unit_property(&self, unit: &str, property: &str) -> String {
+        self.run(&["systemctl", "show", "-p", property, "--value", unit])
+            .stdout
+            .trim()
+            .to_string()
+    }
+
+    /// Mount points in the sandbox whose path contains `needle`.
+    pub fn mounts_containing(&self, needle: &str) -> Vec<String> {
+        let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid)).expect("mountinfo");
+        mountinfo
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(4))
+            .filter(|mount_point| mount_point.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Cgroup directories (in any hierarchy) named after `unit`.
+    pub fn cgroups_of(&self, unit: &str) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return found;
+        };
+        for hierarchy in hierarchies.flatten() {
+            let candidate = hierarchy.path().join("system.slice").join(unit);
+            if candidate.exists() {
+                found.push(candidate);
+            }
+        }
+        found
+    }
+
+    /// The status `ctr task ls` shows for `id`, if it lists it.
+    pub fn task_status(&self, namespace: &str, id: &str) -> Option<(u32, String)> {
+        let run = self.ctr(namespace, &["task", "ls"]);
+        run.stdout.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.first() == Some(&id)).then(|| (fields[1].parse().unwrap_or(0), fields[2].to_string()))
+        })
+    }
+
+    /// Waits until `ctr task ls` shows `id` with `status`; returns its pid.
+    pub fn wait_for_status(&self, namespace: &str, id: &str, status: &str) -> u32 {
+        let mut last = None;
+        let found = wait_until(Duration::from_secs(30), || {
+            last = self.task_status(namespace, id);
+            last.as_ref().is_some_and(|(_, current)| current == status)
+        });
+        assert!(found, "task {namespace}/{id} never became {status}; last seen {last:?}");
+        last.map(|(pid, _)| pid).unwrap_or(0)
+    }
+}
+
+/// The unit our shim gives task `id` of `namespace`.
+pub fn unit_of(namespace: &str, id: &str) -> String {
+    unit_gen::UnitName::for_task(namespace, id).to_string()
+}
+
+/// An id unique to this test process and call, starting with `prefix`.
+pub fn unique_id(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; says whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a background `ctr` and returns what it printed.
+pub fn finish(child: Child) -> Run {
+    Run::from_output(child.wait_with_output().expect("ctr finishes"))
+}
+
+/// Asserts that task `id` of `namespace` left nothing behind: no unit, no mounts, no runc state,
+/// no cgroup directories, no bundle.
+pub fn assert_nothing_left(sandbox: &Sandbox, namespace: &str, id: &str) {
+    let unit = unit_of(namespace, id);
+    let bundle = format!("/run/containerd/io.containerd.runtime.v2.task/{namespace}/{id}");
+    let runc_state = format!("/run/containerd/io.containerd.systemd.v1/runc/{namespace}/{id}");
+    // Delete returns before systemd has collected the unit; give it a moment.
+    let unit_gone = wait_until(Duration::from_secs(10), || !sandbox.unit_loaded(&unit));
+    assert!(unit_gone, "unit {unit} is still loaded");
+    assert_eq!(
+        sandbox.mounts_containing(&format!("/{namespace}/{id}/")),
+        Vec::<String>::new(),
+        "mounts left for {id}"
+    );
+    assert!(!sandbox.host_path(&runc_state).exists(), "runc state {runc_state} left");
+    assert!(!sandbox.host_path(&bundle).exists(), "bundle {bundle} left");
+    assert_eq!(
+        sandbox.cgroups_of(&unit),
+        Vec::<PathBuf>::new(),
+        "cgroups left for {unit}"
+    );
+}

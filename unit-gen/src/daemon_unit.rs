@@ -43,27 +43,15 @@ pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
     TransientUnit {
         name: UnitName::from_raw(request.unit_name.clone()),
         properties: vec![
-            Property::new(
-                "Description",
-                PropertyValue::Str(request.description.clone()),
-            ),
+            Property::new("Description", PropertyValue::Str(request.description.clone())),
             Property::new("Type", PropertyValue::Str("notify".into())),
             Property::new("NotifyAccess", PropertyValue::Str("main".into())),
-            Property::new(
-                "Environment",
-                PropertyValue::StrList(request.environment.clone()),
-            ),
+            Property::new("Environment", PropertyValue::StrList(request.environment.clone())),
             // Sockets and state files the daemon creates are for root only.
             Property::new("UMask", PropertyValue::U32(0o077)),
-            Property::new(
-                "TimeoutStartUSec",
-                PropertyValue::U64(DAEMON_START_TIMEOUT_USEC),
-            ),
+            Property::new("TimeoutStartUSec", PropertyValue::U64(DAEMON_START_TIMEOUT_USEC)),
             // A daemon that died must not block the next `start` from launching a new one.
-            Property::new(
-                "CollectMode",
-                PropertyValue::Str("inactive-or-failed".into()),
-            ),
+            Property::new("CollectMode", PropertyValue::Str("inactive-or-failed".into())),
             exec_start,
         ],
     }
@@ -91,10 +79,7 @@ mod tests {
     #[test]
     fn daemon_unit_is_notify_type_with_argv_exec() {
         let unit = render_daemon_unit(&request());
-        assert_eq!(
-            unit.property("Type"),
-            Some(&PropertyValue::Str("notify".into()))
-        );
+        assert_eq!(unit.property("Type"), Some(&PropertyValue::Str("notify".into())));
         assert_eq!(unit.property("UMask"), Some(&PropertyValue::U32(0o077)));
         let Some(PropertyValue::ExecEx(commands)) = unit.property("ExecStartEx") else {
             panic!("{unit:?}")

@@ -15,9 +15,7 @@ pub fn unit_name_escape(input: &str) -> String {
         match byte {
             b'/' => escaped.push('-'),
             b'.' if index == 0 => escaped.push_str("\\x2e"),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b':' | b'_' | b'.' => {
-                escaped.push(byte as char)
-            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b':' | b'_' | b'.' => escaped.push(byte as char),
             _ => push_hex(&mut escaped, "\\x", byte),
         }
     }
@@ -44,10 +42,7 @@ pub fn bus_label_escape(label: &str) -> String {
 
 /// The D-Bus object path systemd gives the unit called `unit_name`.
 pub fn unit_object_path(unit_name: &str) -> String {
-    format!(
-        "/org/freedesktop/systemd1/unit/{}",
-        bus_label_escape(unit_name)
-    )
+    format!("/org/freedesktop/systemd1/unit/{}", bus_label_escape(unit_name))
 }
 
 fn push_hex(out: &mut String, prefix: &str, byte: u8) {
@@ -131,12 +126,7 @@ mod tests {
             },
         ];
         for case in cases {
-            assert_eq!(
-                unit_name_escape(case.input),
-                case.expected,
-                "case {:?}",
-                case.name
-            );
+            assert_eq!(unit_name_escape(case.input), case.expected, "case {:?}", case.name);
         }
     }
 
@@ -175,12 +165,7 @@ mod tests {
             },
         ];
         for case in cases {
-            assert_eq!(
-                bus_label_escape(case.input),
-                case.expected,
-                "case {:?}",
-                case.name
-            );
+            assert_eq!(bus_label_escape(case.input), case.expected, "case {:?}", case.name);
         }
     }
 

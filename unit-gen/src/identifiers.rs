@@ -55,9 +55,7 @@ fn identifier_problem(value: &str) -> Option<&'static str> {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => previous_was_separator = false,
             b'.' | b'_' | b'-' => {
                 if previous_was_separator {
-                    return Some(
-                        "must start with a letter or digit and not repeat '.', '_' or '-'",
-                    );
+                    return Some("must start with a letter or digit and not repeat '.', '_' or '-'");
                 }
                 previous_was_separator = true;
             }
@@ -73,11 +71,7 @@ fn identifier_problem(value: &str) -> Option<&'static str> {
 /// Long hostile values would flood logs and error messages: keep the first 80 characters,
 /// escaping control characters so the message stays on one line.
 fn shorten(value: &str) -> String {
-    let mut shown: String = value
-        .chars()
-        .take(80)
-        .flat_map(char::escape_debug)
-        .collect();
+    let mut shown: String = value.chars().take(80).flat_map(char::escape_debug).collect();
     if value.chars().count() > 80 {
         shown.push('…');
     }
@@ -90,14 +84,7 @@ mod tests {
 
     #[test]
     fn accepts_containerd_style_identifiers() {
-        for ok in [
-            "a",
-            "t1",
-            "my-container",
-            "a.b_c-d",
-            "k8s.io",
-            &"x".repeat(76),
-        ] {
+        for ok in ["a", "t1", "my-container", "a.b_c-d", "k8s.io", &"x".repeat(76)] {
             assert!(
                 validate_identifier(IdentifierKind::TaskId, ok).is_ok(),
                 "{ok:?} should be valid"
@@ -179,10 +166,7 @@ mod tests {
                     kind: IdentifierKind::Namespace,
                     ..
                 }) => {}
-                other => panic!(
-                    "case {:?}: expected InvalidIdentifier, got {other:?}",
-                    case.name
-                ),
+                other => panic!("case {:?}: expected InvalidIdentifier, got {other:?}", case.name),
             }
         }
     }

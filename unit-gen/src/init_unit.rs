@@ -104,11 +104,7 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
 }
 
 fn container_slice(spec: &Spec, options: &UnitOptions) -> Result<Option<String>, Error> {
-    let from_spec = match spec
-        .linux()
-        .as_ref()
-        .and_then(|linux| linux.cgroups_path().as_ref())
-    {
+    let from_spec = match spec.linux().as_ref().and_then(|linux| linux.cgroups_path().as_ref()) {
         Some(path) => slice_from_cgroups_path(&path.to_string_lossy())?,
         None => None,
     };
@@ -161,11 +157,7 @@ mod tests {
         }
     }
 
-    fn render(
-        spec: &Spec,
-        options: &UnitOptions,
-        systemd_version: u32,
-    ) -> Result<TransientUnit, Error> {
+    fn render(spec: &Spec, options: &UnitOptions, systemd_version: u32) -> Result<TransientUnit, Error> {
         let helper = helper();
         render_init_unit(&InitUnitRequest {
             namespace: "default",
@@ -189,15 +181,8 @@ mod tests {
         assert_eq!(str_prop("PIDFile"), "/run/b/init.pid");
         assert_eq!(str_prop("Description"), "containerd task default/t1");
         assert_eq!(unit.property("Delegate"), Some(&PropertyValue::Bool(true)));
-        assert_eq!(
-            unit.property("TasksMax"),
-            Some(&PropertyValue::U64(u64::MAX))
-        );
-        assert_eq!(
-            unit.property("Slice"),
-            None,
-            "a cgroupfs path names no slice"
-        );
+        assert_eq!(unit.property("TasksMax"), Some(&PropertyValue::U64(u64::MAX)));
+        assert_eq!(unit.property("Slice"), None, "a cgroupfs path names no slice");
     }
 
     #[test]
@@ -218,20 +203,14 @@ mod tests {
         let Some(PropertyValue::ExecEx(stop_post)) = unit.property("ExecStopPostEx") else {
             panic!("ExecStopPostEx missing: {unit:?}");
         };
-        assert_eq!(
-            stop_post[0].argv[1..],
-            ["helper", "exited", "/run/b/exit-state.json"]
-        );
+        assert_eq!(stop_post[0].argv[1..], ["helper", "exited", "/run/b/exit-state.json"]);
         assert!(unit.property("ExecStart").is_none());
     }
 
     #[test]
     fn old_systemd_gets_plain_exec_start() {
         let unit = render(&typical_spec(""), &UnitOptions::default(), 246).unwrap();
-        assert!(matches!(
-            unit.property("ExecStart"),
-            Some(PropertyValue::Exec(_))
-        ));
+        assert!(matches!(unit.property("ExecStart"), Some(PropertyValue::Exec(_))));
         assert!(unit.property("ExecStartEx").is_none());
     }
 

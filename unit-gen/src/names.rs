@@ -83,10 +83,7 @@ mod tests {
             UnitName::for_task("k8s.io", "a-b").as_str(),
             "containerd-k8s.io-a\\x2db.service"
         );
-        assert_eq!(
-            UnitName::for_task("ns", ".x").as_str(),
-            "containerd-ns-\\x2ex.service"
-        );
+        assert_eq!(UnitName::for_task("ns", ".x").as_str(), "containerd-ns-\\x2ex.service");
         assert_eq!(
             UnitName::for_task("ns", "a\\b").as_str(),
             "containerd-ns-a\\x5cb.service"
@@ -96,18 +93,12 @@ mod tests {
             "containerd-ns-\\xc3\\xbc.service"
         );
         // "a-b" + "c" and "a" + "b-c" would collide if '-' were kept.
-        assert_ne!(
-            UnitName::for_task("a-b", "c"),
-            UnitName::for_task("a", "b-c")
-        );
+        assert_ne!(UnitName::for_task("a-b", "c"), UnitName::for_task("a", "b-c"));
     }
 
     #[test]
     fn same_id_in_two_namespaces_gives_two_units() {
-        assert_ne!(
-            UnitName::for_task("ns1", "t1"),
-            UnitName::for_task("ns2", "t1")
-        );
+        assert_ne!(UnitName::for_task("ns1", "t1"), UnitName::for_task("ns2", "t1"));
     }
 
     #[test]
@@ -121,11 +112,7 @@ mod tests {
         assert!(name.as_str().ends_with(".service"), "{name}");
         assert_ne!(name, UnitName::for_task("other", &id));
         assert_ne!(name, UnitName::for_task(&id, "other"));
-        assert_eq!(
-            name,
-            UnitName::for_task(&id, &id),
-            "hashing must be deterministic"
-        );
+        assert_eq!(name, UnitName::for_task(&id, &id), "hashing must be deterministic");
     }
 
     #[test]

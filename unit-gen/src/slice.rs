@@ -9,8 +9,7 @@ use crate::Error;
 /// The slice named by an OCI `cgroupsPath` in systemd form, if it has that form.
 pub fn slice_from_cgroups_path(cgroups_path: &str) -> Result<Option<String>, Error> {
     let mut parts = cgroups_path.split(':');
-    let (Some(slice), Some(_prefix), Some(_name), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(slice), Some(_prefix), Some(_name), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Ok(None);
     };
@@ -74,10 +73,7 @@ mod tests {
 
     #[test]
     fn empty_slice_part_means_default() {
-        assert_eq!(
-            slice_from_cgroups_path(":cri-containerd:abc").unwrap(),
-            None
-        );
+        assert_eq!(slice_from_cgroups_path(":cri-containerd:abc").unwrap(), None);
     }
 
     #[test]
@@ -92,10 +88,7 @@ mod tests {
         ] {
             let path = format!("{slice}:p:n");
             assert!(
-                matches!(
-                    slice_from_cgroups_path(&path),
-                    Err(Error::InvalidSlice { .. })
-                ),
+                matches!(slice_from_cgroups_path(&path), Err(Error::InvalidSlice { .. })),
                 "{slice:?} should be refused"
             );
         }

@@ -19,9 +19,7 @@ pub fn unit_cgroup_from_proc(proc_cgroup: &str) -> Option<String> {
     let mut unified = None;
     for line in proc_cgroup.lines() {
         let mut fields = line.splitn(3, ':');
-        let (Some(_id), Some(controllers), Some(path)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(_id), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else {
             continue;
         };
         if controllers == "name=systemd" {
@@ -37,16 +35,12 @@ pub fn unit_cgroup_from_proc(proc_cgroup: &str) -> Option<String> {
 /// Rewrites `linux.cgroupsPath` in the bundle's config.json to `<unit cgroup>/container`,
 /// keeping every other field as containerd wrote it.
 pub fn place_container_cgroup(bundle: &Path) -> Result<String, Error> {
-    let proc_cgroup =
-        std::fs::read_to_string("/proc/self/cgroup").map_err(|source| Error::StateFile {
-            path: "/proc/self/cgroup".into(),
-            source,
-        })?;
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").map_err(|source| Error::StateFile {
+        path: "/proc/self/cgroup".into(),
+        source,
+    })?;
     let unit_cgroup = unit_cgroup_from_proc(&proc_cgroup).ok_or(Error::NoUnitCgroup)?;
-    let container_cgroup = format!(
-        "{}/{CONTAINER_CGROUP_LEAF}",
-        unit_cgroup.trim_end_matches('/')
-    );
+    let container_cgroup = format!("{}/{CONTAINER_CGROUP_LEAF}", unit_cgroup.trim_end_matches('/'));
 
     let config_path = bundle.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(|source| Error::StateFile {
@@ -60,16 +54,11 @@ pub fn place_container_cgroup(bundle: &Path) -> Result<String, Error> {
     let root = config.as_object_mut().ok_or_else(|| Error::NotAnObject {
         path: config_path.clone(),
     })?;
-    let linux = root
-        .entry("linux")
-        .or_insert_with(|| Value::Object(Default::default()));
+    let linux = root.entry("linux").or_insert_with(|| Value::Object(Default::default()));
     let linux = linux.as_object_mut().ok_or_else(|| Error::NotAnObject {
         path: config_path.clone(),
     })?;
-    linux.insert(
-        "cgroupsPath".into(),
-        Value::String(container_cgroup.clone()),
-    );
+    linux.insert("cgroupsPath".into(), Value::String(container_cgroup.clone()));
     let json = serde_json::to_vec(&config).map_err(|source| Error::Encode {
         path: config_path.clone(),
         source,
@@ -85,10 +74,7 @@ mod tests {
     #[test]
     fn hybrid_hierarchy_uses_name_systemd() {
         let proc = "13:net_cls,net_prio:/\n9:name=systemd:/system.slice/x.service\n4:memory:/system.slice/x.service\n0::/system.slice/x.service\n";
-        assert_eq!(
-            unit_cgroup_from_proc(proc).as_deref(),
-            Some("/system.slice/x.service")
-        );
+        assert_eq!(unit_cgroup_from_proc(proc).as_deref(), Some("/system.slice/x.service"));
     }
 
     #[test]

@@ -86,14 +86,14 @@ fn mount_rootfs(request: &CreateRequest) -> Result<(), Error> {
     for mount in &request.rootfs {
         let fs_type = (!mount.fs_type.is_empty()).then_some(mount.fs_type.as_str());
         let source = (!mount.source.is_empty()).then_some(mount.source.as_str());
-        containerd_shim::mount::mount_rootfs(fs_type, source, &mount.options, &target).map_err(
-            |source| Error::Mount {
+        containerd_shim::mount::mount_rootfs(fs_type, source, &mount.options, &target).map_err(|source| {
+            Error::Mount {
                 fs_type: mount.fs_type.clone(),
                 source_path: mount.source.clone(),
                 target: target.clone(),
                 message: source.to_string(),
-            },
-        )?;
+            }
+        })?;
     }
     Ok(())
 }

@@ -42,23 +42,13 @@ pub fn open_stdio(paths: &StdioPaths, timeout: Duration) -> Result<OpenedStdio, 
     let stdin = open_end(paths.stdin.as_deref(), Direction::Read, timeout)?;
     let stdout = open_end(paths.stdout.as_deref(), Direction::Write, timeout)?;
     let stderr = match (&paths.stdout, &paths.stderr) {
-        (Some(out), Some(err)) if out == err => stdout
-            .try_clone()
-            .map_err(|source| open_error(err, source))?,
+        (Some(out), Some(err)) if out == err => stdout.try_clone().map_err(|source| open_error(err, source))?,
         _ => open_end(paths.stderr.as_deref(), Direction::Write, timeout)?,
     };
-    Ok(OpenedStdio {
-        stdin,
-        stdout,
-        stderr,
-    })
+    Ok(OpenedStdio { stdin, stdout, stderr })
 }
 
-fn open_end(
-    path: Option<&Path>,
-    direction: Direction,
-    timeout: Duration,
-) -> Result<OwnedFd, Error> {
+fn open_end(path: Option<&Path>, direction: Direction, timeout: Duration) -> Result<OwnedFd, Error> {
     if let (Direction::Read, Some(path)) = (direction, path) {
         return open_stdin(path);
     }
@@ -77,11 +67,7 @@ fn open_end(
             Direction::Read => options.read(true),
             // A `file://` log is created if needed and appended to. A fifo is never created
             // here: a missing fifo is an error, not a reason to write to a regular file.
-            Direction::Write => options
-                .write(true)
-                .append(true)
-                .create(is_log_file)
-                .mode(0o640),
+            Direction::Write => options.write(true).append(true).create(is_log_file).mode(0o640),
         };
         let opened = options
             .custom_flags(nix::libc::O_CLOEXEC)
@@ -133,8 +119,7 @@ mod tests {
     use std::io::{Read, Write};
 
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("runc-wrap-stdio-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("runc-wrap-stdio-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -177,13 +162,8 @@ mod tests {
         let writer = std::thread::spawn(move || std::fs::write(writer_path, b"abc").unwrap());
         writer.join().unwrap();
         let mut input = String::new();
-        std::fs::File::from(stdio.stdin)
-            .read_to_string(&mut input)
-            .unwrap();
-        assert_eq!(
-            input, "abc",
-            "data written after the open arrives, then EOF"
-        );
+        std::fs::File::from(stdio.stdin).read_to_string(&mut input).unwrap();
+        assert_eq!(input, "abc", "data written after the open arrives, then EOF");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -219,9 +199,7 @@ mod tests {
             ..Default::default()
         };
         let stdio = open_stdio(&paths, Duration::from_secs(5)).unwrap();
-        std::fs::File::from(stdio.stdout)
-            .write_all(b"out ")
-            .unwrap();
+        std::fs::File::from(stdio.stdout).write_all(b"out ").unwrap();
         std::fs::File::from(stdio.stderr).write_all(b"err").unwrap();
         drop(stdio.stdin);
         assert_eq!(reader.join().unwrap(), "out err");
@@ -240,9 +218,7 @@ mod tests {
             ..Default::default()
         };
         let stdio = open_stdio(&paths, Duration::from_secs(1)).unwrap();
-        std::fs::File::from(stdio.stdout)
-            .write_all(b"new\n")
-            .unwrap();
+        std::fs::File::from(stdio.stdout).write_all(b"new\n").unwrap();
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "old\nnew\n");
         let paths = StdioPaths {
             stderr: Some(format!("file://{}", fresh.display()).into()),

@@ -23,20 +23,14 @@ use crate::systemd::Systemd;
 const STOP_TIMEOUT: Duration = Duration::from_secs(100);
 
 /// Removes all residue of the task whose unit is `unit` and whose bundle is `bundle`.
-pub async fn remove_task_residue(
-    systemd: &Systemd,
-    unit: &UnitName,
-    bundle: &Path,
-) -> Result<(), Error> {
+pub async fn remove_task_residue(systemd: &Systemd, unit: &UnitName, bundle: &Path) -> Result<(), Error> {
     let request = read_create_request(bundle).await;
 
     if let Some(request) = &request {
         let runc = Runc::new(&request.runc.binary, &request.runc.root);
         // --force kills an init that never started; it also removes the container's cgroup.
         if runc.has_container(&request.container_id).await {
-            runc.delete(&request.container_id, true)
-                .await
-                .map_err(Error::Runc)?;
+            runc.delete(&request.container_id, true).await.map_err(Error::Runc)?;
         }
     }
 
@@ -45,9 +39,7 @@ pub async fn remove_task_residue(
 
     let bundle = bundle.to_path_buf();
     let unit_name = unit.as_str().to_string();
-    let rootfs_mounted = request
-        .as_ref()
-        .is_some_and(|request| !request.rootfs.is_empty());
+    let rootfs_mounted = request.as_ref().is_some_and(|request| !request.rootfs.is_empty());
     tokio::task::spawn_blocking(move || remove_local_residue(&bundle, &unit_name, rootfs_mounted))
         .await
         .map_err(|error| Error::io("removing task residue", std::io::Error::other(error)))?
@@ -109,10 +101,7 @@ fn prune_unit_cgroups(bundle: &Path, unit_name: &str) {
 fn container_cgroup_of(bundle: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string(bundle.join("config.json")).ok()?;
     let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    config
-        .pointer("/linux/cgroupsPath")?
-        .as_str()
-        .map(PathBuf::from)
+    config.pointer("/linux/cgroupsPath")?.as_str().map(PathBuf::from)
 }
 
 /// The unit's cgroup, if `container_cgroup` is `<…>/<unit_name>/container`.
@@ -121,8 +110,7 @@ fn unit_cgroup_of(container_cgroup: &Path, unit_name: &str) -> Option<PathBuf> {
         return None;
     }
     let unit_cgroup = container_cgroup.parent()?;
-    (unit_cgroup.file_name()? == unit_name && container_cgroup.is_absolute())
-        .then(|| unit_cgroup.to_path_buf())
+    (unit_cgroup.file_name()? == unit_name && container_cgroup.is_absolute()).then(|| unit_cgroup.to_path_buf())
 }
 
 /// Mount points of cgroup hierarchies (v1 and v2) mounted at their root.
@@ -143,8 +131,7 @@ fn parse_cgroup_mounts(mountinfo: &str) -> Vec<PathBuf> {
             let mut fields = before.split_whitespace();
             let root = fields.nth(3)?;
             let mount_point = fields.next()?;
-            (matches!(fs_type, "cgroup" | "cgroup2") && root == "/")
-                .then(|| PathBuf::from(mount_point))
+            (matches!(fs_type, "cgroup" | "cgroup2") && root == "/").then(|| PathBuf::from(mount_point))
         })
         .collect()
 }
@@ -157,10 +144,7 @@ mod tests {
     fn only_our_unit_cgroup_is_pruned() {
         let unit = "containerd-default-t1.service";
         assert_eq!(
-            unit_cgroup_of(
-                Path::new("/system.slice/containerd-default-t1.service/container"),
-                unit
-            ),
+            unit_cgroup_of(Path::new("/system.slice/containerd-default-t1.service/container"), unit),
             Some(PathBuf::from("/system.slice/containerd-default-t1.service"))
         );
         assert_eq!(unit_cgroup_of(Path::new("/default/t1"), unit), None);
@@ -169,10 +153,7 @@ mod tests {
             None
         );
         assert_eq!(
-            unit_cgroup_of(
-                Path::new("relative/containerd-default-t1.service/container"),
-                unit
-            ),
+            unit_cgroup_of(Path::new("relative/containerd-default-t1.service/container"), unit),
             None
         );
     }

@@ -9,9 +9,7 @@ use std::time::Duration;
 use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
 use runc_wrap::atomic_file::{read_json, write_json_atomically};
-use runc_wrap::protocol::{
-    files, CreateRequest, HelperFailure, HelperStage, RootfsMount, RuncInvocation, StdioPaths,
-};
+use runc_wrap::protocol::{files, CreateRequest, HelperFailure, HelperStage, RootfsMount, RuncInvocation, StdioPaths};
 use runc_wrap::runc::{last_error_in_log, resolve_binary};
 use runc_wrap::Runc;
 use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
@@ -25,8 +23,7 @@ use crate::paths::runc_root;
 use crate::systemd::{error_names, JobResult};
 
 /// How long we wait for the unit's start job: systemd's own TimeoutStartSec plus a margin.
-const START_JOB_TIMEOUT: Duration =
-    Duration::from_micros(unit_gen::init_unit::START_TIMEOUT_USEC + 10_000_000);
+const START_JOB_TIMEOUT: Duration = Duration::from_micros(unit_gen::init_unit::START_TIMEOUT_USEC + 10_000_000);
 
 /// A request that passed validation.
 struct ValidCreate {
@@ -62,9 +59,7 @@ impl TaskManager {
             }
             Err(error) => {
                 tracing::warn!(task = %key, "create failed: {error}; cleaning up");
-                if let Err(cleanup_error) =
-                    remove_task_residue(&self.systemd, &task.unit, &task.bundle).await
-                {
+                if let Err(cleanup_error) = remove_task_residue(&self.systemd, &task.unit, &task.bundle).await {
                     tracing::error!(task = %key, "cleaning up after a failed create: {cleanup_error}");
                 }
                 self.tasks.remove(&key);
@@ -73,20 +68,12 @@ impl TaskManager {
         }
     }
 
-    async fn validate_create(
-        &self,
-        key: &TaskKey,
-        request: &CreateTaskRequest,
-    ) -> Result<ValidCreate, Error> {
+    async fn validate_create(&self, key: &TaskKey, request: &CreateTaskRequest) -> Result<ValidCreate, Error> {
         if request.terminal {
-            return Err(Error::Unsupported(
-                "a terminal (tty) for the container".into(),
-            ));
+            return Err(Error::Unsupported("a terminal (tty) for the container".into()));
         }
         if !request.checkpoint.is_empty() {
-            return Err(Error::Unsupported(
-                "restoring a task from a checkpoint".into(),
-            ));
+            return Err(Error::Unsupported("restoring a task from a checkpoint".into()));
         }
         let stdio = StdioPaths {
             stdin: stdio_path("stdin", &request.stdin)?,
@@ -99,11 +86,10 @@ impl TaskManager {
 
         let runc_name = options.runc_binary.unwrap_or_else(|| "runc".to_string());
         let path_env = self.settings.path_env.clone();
-        let runc_binary =
-            tokio::task::spawn_blocking(move || resolve_binary(&runc_name, Some(&path_env)))
-                .await
-                .map_err(|error| Error::io("looking up runc", std::io::Error::other(error)))?
-                .map_err(Error::RuncUnavailable)?;
+        let runc_binary = tokio::task::spawn_blocking(move || resolve_binary(&runc_name, Some(&path_env)))
+            .await
+            .map_err(|error| Error::io("looking up runc", std::io::Error::other(error)))?
+            .map_err(Error::RuncUnavailable)?;
         let root = match options.runc_root {
             Some(root) => PathBuf::from(root).join(&key.namespace),
             None => runc_root(&key.namespace),
@@ -147,8 +133,7 @@ impl TaskManager {
             },
             pid_file: bundle.join(files::INIT_PID),
             failure_report: bundle.join(files::HELPER_FAILURE),
-            fifo_timeout_ms: u64::try_from(self.settings.fifo_timeout.as_millis())
-                .unwrap_or(u64::MAX),
+            fifo_timeout_ms: u64::try_from(self.settings.fifo_timeout.as_millis()).unwrap_or(u64::MAX),
         };
         let request_path = bundle.join(files::CREATE_REQUEST);
         tokio::task::spawn_blocking(move || write_json_atomically(&request_path, &create_request))
@@ -164,11 +149,7 @@ impl TaskManager {
             options: &self.settings.unit_options,
             systemd_version: self.systemd.version(),
         })?;
-        match self
-            .systemd
-            .start_transient_unit(&unit, START_JOB_TIMEOUT)
-            .await
-        {
+        match self.systemd.start_transient_unit(&unit, START_JOB_TIMEOUT).await {
             Ok(JobResult::Done) => read_pid_file(&bundle.join(files::INIT_PID)).await,
             Ok(result) => Err(self.create_failure(task, &result).await),
             Err(error) if error.is(error_names::UNIT_EXISTS) => Err(Error::UnitExists {
@@ -186,9 +167,7 @@ impl TaskManager {
         let namespace = task.key.namespace.clone();
         let id = task.key.id.clone();
         let report_path = task.bundle.join(files::HELPER_FAILURE);
-        if let Ok(Ok(report)) =
-            tokio::task::spawn_blocking(move || read_json::<HelperFailure>(&report_path)).await
-        {
+        if let Ok(Ok(report)) = tokio::task::spawn_blocking(move || read_json::<HelperFailure>(&report_path)).await {
             let caused_by_input = report.stage == HelperStage::Mount;
             return Error::CreateFailed {
                 namespace,
@@ -219,12 +198,7 @@ impl TaskManager {
     }
 
     /// Records the created state (or an exit that raced creation) and publishes events in order.
-    fn finish_create(
-        &self,
-        task: &Task,
-        pid: u32,
-        rootfs: Vec<containerd_shim_protos::api::Mount>,
-    ) {
+    fn finish_create(&self, task: &Task, pid: u32, rootfs: Vec<containerd_shim_protos::api::Mount>) {
         let mut lifecycle = task.lifecycle();
         let pending_exit = match *lifecycle {
             Lifecycle::Creating { pending_exit } => pending_exit,
@@ -254,9 +228,7 @@ fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, Error> {
     if let Some((scheme, _)) = value.split_once("://") {
         return match scheme {
             "file" => Ok(Some(PathBuf::from(value))),
-            "binary" => Err(Error::Unsupported(format!(
-                "{stream} logging through binary:// URIs"
-            ))),
+            "binary" => Err(Error::Unsupported(format!("{stream} logging through binary:// URIs"))),
             _ => Err(Error::InvalidRequest(format!(
                 "{stream} {value:?} has an unknown URI scheme {scheme:?}"
             ))),
@@ -285,9 +257,7 @@ async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
     match tokio::fs::metadata(&path).await {
         Ok(meta) if meta.is_dir() => Ok(path),
         Ok(_) => Err(invalid("is not a directory".into())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            Err(invalid("does not exist".into()))
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(invalid("does not exist".into())),
         Err(error) => Err(invalid(error.to_string())),
     }
 }
@@ -354,10 +324,7 @@ mod tests {
 
     #[tokio::test]
     async fn bundle_must_be_an_existing_absolute_directory() {
-        assert!(matches!(
-            validate_bundle("").await,
-            Err(Error::InvalidBundle { .. })
-        ));
+        assert!(matches!(validate_bundle("").await, Err(Error::InvalidBundle { .. })));
         assert!(matches!(
             validate_bundle("relative").await,
             Err(Error::InvalidBundle { .. })
@@ -378,20 +345,14 @@ mod tests {
         let missing = read_spec(&dir).await.unwrap_err();
         assert!(missing.to_string().contains("missing"), "{missing}");
         std::fs::write(dir.join("config.json"), "not json").unwrap();
-        assert!(matches!(
-            read_spec(&dir).await,
-            Err(Error::InvalidSpec { .. })
-        ));
+        assert!(matches!(read_spec(&dir).await, Err(Error::InvalidSpec { .. })));
         std::fs::write(
             dir.join("config.json"),
             r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#,
         )
         .unwrap();
         let no_process = read_spec(&dir).await.unwrap_err();
-        assert!(
-            no_process.to_string().contains("no process"),
-            "{no_process}"
-        );
+        assert!(no_process.to_string().contains("no process"), "{no_process}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

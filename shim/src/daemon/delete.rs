@@ -28,12 +28,7 @@ impl TaskManager {
             let previous = *lifecycle;
             match previous {
                 Lifecycle::Created { pid } => *lifecycle = Lifecycle::Deleting { pid, exit: None },
-                Lifecycle::Exited { pid, exit } => {
-                    *lifecycle = Lifecycle::Deleting {
-                        pid,
-                        exit: Some(exit),
-                    }
-                }
+                Lifecycle::Exited { pid, exit } => *lifecycle = Lifecycle::Deleting { pid, exit: Some(exit) },
                 other => {
                     return Err(Error::BadState {
                         namespace: key.namespace.clone(),

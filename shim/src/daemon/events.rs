@@ -54,12 +54,7 @@ impl EventSender {
     }
 
     /// `TaskCreate` for a task whose init has `pid`.
-    pub fn task_created(
-        &self,
-        task: &Task,
-        pid: u32,
-        rootfs: Vec<containerd_shim_protos::api::Mount>,
-    ) {
+    pub fn task_created(&self, task: &Task, pid: u32, rootfs: Vec<containerd_shim_protos::api::Mount>) {
         let io = TaskIO {
             stdin: path_string(&task.stdio.stdin),
             stdout: path_string(&task.stdio.stdout),
@@ -75,11 +70,7 @@ impl EventSender {
             pid,
             ..Default::default()
         };
-        self.send(
-            &task.key.namespace,
-            topics::TASK_CREATE_EVENT_TOPIC,
-            Box::new(event),
-        );
+        self.send(&task.key.namespace, topics::TASK_CREATE_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskStart`.
@@ -89,11 +80,7 @@ impl EventSender {
             pid,
             ..Default::default()
         };
-        self.send(
-            &task.key.namespace,
-            topics::TASK_START_EVENT_TOPIC,
-            Box::new(event),
-        );
+        self.send(&task.key.namespace, topics::TASK_START_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskExit` of the init process.
@@ -106,11 +93,7 @@ impl EventSender {
             exited_at: Some(timestamp(exit.at)).into(),
             ..Default::default()
         };
-        self.send(
-            &task.key.namespace,
-            topics::TASK_EXIT_EVENT_TOPIC,
-            Box::new(event),
-        );
+        self.send(&task.key.namespace, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskDelete`.
@@ -123,11 +106,7 @@ impl EventSender {
             exited_at: Some(timestamp(exit.at)).into(),
             ..Default::default()
         };
-        self.send(
-            &task.key.namespace,
-            topics::TASK_DELETE_EVENT_TOPIC,
-            Box::new(event),
-        );
+        self.send(&task.key.namespace, topics::TASK_DELETE_EVENT_TOPIC, Box::new(event));
     }
 }
 
@@ -150,9 +129,7 @@ pub fn timestamp(time: SystemTime) -> Timestamp {
 }
 
 fn path_string(path: &Option<std::path::PathBuf>) -> String {
-    path.as_ref()
-        .map(|path| path.display().to_string())
-        .unwrap_or_default()
+    path.as_ref().map(|path| path.display().to_string()).unwrap_or_default()
 }
 
 /// Forwards events to containerd in order. The connection is made on first use and remade after
@@ -177,10 +154,7 @@ async fn publish_all(ttrpc_address: String, mut receiver: mpsc::UnboundedReceive
             topic,
             message,
         } = event;
-        if let Err(error) = publisher
-            .publish(Default::default(), topic, &namespace, message)
-            .await
-        {
+        if let Err(error) = publisher.publish(Default::default(), topic, &namespace, message).await {
             tracing::error!("publishing {topic} for namespace {namespace}: {error}");
         }
     }

@@ -56,12 +56,9 @@ impl TaskManager {
             return;
         }
         match *lifecycle {
-            Lifecycle::Creating {
-                ref mut pending_exit,
-            }
+            Lifecycle::Creating { ref mut pending_exit }
             | Lifecycle::Starting {
-                ref mut pending_exit,
-                ..
+                ref mut pending_exit, ..
             } => {
                 pending_exit.get_or_insert(exit);
             }
@@ -72,8 +69,7 @@ impl TaskManager {
                 tracing::info!(task = %task.key, unit = %task.unit, "init {pid} exited with status {}", exit.status);
             }
             Lifecycle::Deleting {
-                exit: ref mut known,
-                ..
+                exit: ref mut known, ..
             } => {
                 known.get_or_insert(exit);
             }

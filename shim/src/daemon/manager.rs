@@ -36,11 +36,7 @@ pub struct TaskManager {
 
 impl TaskManager {
     /// A manager with no tasks.
-    pub fn new(
-        systemd: Arc<Systemd>,
-        events: EventSender,
-        settings: DaemonSettings,
-    ) -> TaskManager {
+    pub fn new(systemd: Arc<Systemd>, events: EventSender, settings: DaemonSettings) -> TaskManager {
         TaskManager {
             tasks: TaskTable::default(),
             systemd,

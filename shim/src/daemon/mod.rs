@@ -74,20 +74,17 @@ pub async fn run(config: DaemonConfig) -> Result<(), Error> {
     let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings));
     tokio::spawn(exits::watch_exits(Arc::clone(&manager), changes));
 
-    let namespaces = Arc::new(server::NamespaceServers::new(
-        config.identity.clone(),
-        manager,
-    ));
+    let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), manager));
     tokio::spawn(server::serve_control(control, namespaces));
     tracing::info!(
         "serving control requests on {}",
         config.identity.control_socket.display()
     );
 
-    let mut terminate = signal(SignalKind::terminate())
-        .map_err(|error| Error::io("installing SIGTERM handler", error))?;
-    let mut interrupt = signal(SignalKind::interrupt())
-        .map_err(|error| Error::io("installing SIGINT handler", error))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|error| Error::io("installing SIGTERM handler", error))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|error| Error::io("installing SIGINT handler", error))?;
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: stopping; container units keep running"),
         _ = interrupt.recv() => tracing::info!("SIGINT: stopping; container units keep running"),

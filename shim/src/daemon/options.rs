@@ -31,9 +31,8 @@ pub fn decode_options(options: Option<&Any>) -> Result<TaskOptions, Error> {
             type_url: any.type_url.clone(),
         });
     }
-    let runc = RuncOptions::parse_from_bytes(&any.value).map_err(|error| {
-        Error::InvalidRequest(format!("undecodable {RUNC_OPTIONS_TYPE}: {error}"))
-    })?;
+    let runc = RuncOptions::parse_from_bytes(&any.value)
+        .map_err(|error| Error::InvalidRequest(format!("undecodable {RUNC_OPTIONS_TYPE}: {error}")))?;
     let non_empty = |value: &str| (!value.is_empty()).then(|| value.to_string());
     Ok(TaskOptions {
         runc_binary: non_empty(&runc.binary_name),
@@ -56,10 +55,7 @@ mod tests {
     #[test]
     fn no_options_means_defaults() {
         assert_eq!(decode_options(None).unwrap(), TaskOptions::default());
-        assert_eq!(
-            decode_options(Some(&Any::default())).unwrap(),
-            TaskOptions::default()
-        );
+        assert_eq!(decode_options(Some(&Any::default())).unwrap(), TaskOptions::default());
     }
 
     #[test]
@@ -89,9 +85,6 @@ mod tests {
     #[test]
     fn garbage_runc_options_are_invalid() {
         let any = any_of("containerd.runc.v1.Options", vec![0xff, 0xff, 0xff]);
-        assert!(matches!(
-            decode_options(Some(&any)),
-            Err(Error::InvalidRequest(_))
-        ));
+        assert!(matches!(decode_options(Some(&any)), Err(Error::InvalidRequest(_))));
     }
 }

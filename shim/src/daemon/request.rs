@@ -35,10 +35,7 @@ mod tests {
     #[test]
     fn hostile_task_ids_are_refused() {
         for id in ["a/b", "..", &"x".repeat(300), "a\0b", "", "a b", "ü"] {
-            assert!(
-                matches!(task_key("default", id), Err(Error::InvalidInput(_))),
-                "{id:?}"
-            );
+            assert!(matches!(task_key("default", id), Err(Error::InvalidInput(_))), "{id:?}");
         }
         assert_eq!(
             task_key("default", "t1").unwrap(),
@@ -56,13 +53,7 @@ mod tests {
             id: "t".into(),
         };
         assert!(require_init(&key, "").is_ok());
-        assert!(matches!(
-            require_init(&key, "e1"),
-            Err(Error::ExecNotFound { .. })
-        ));
-        assert!(matches!(
-            require_init(&key, "../e"),
-            Err(Error::InvalidInput(_))
-        ));
+        assert!(matches!(require_init(&key, "e1"), Err(Error::ExecNotFound { .. })));
+        assert!(matches!(require_init(&key, "../e"), Err(Error::InvalidInput(_))));
     }
 }

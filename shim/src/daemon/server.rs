@@ -54,20 +54,14 @@ impl NamespaceServers {
     pub async fn serve(&self, namespace: &str) -> Result<PathBuf, Error> {
         validate_identifier(IdentifierKind::Namespace, namespace)?;
         let cell = {
-            let mut served = self
-                .served
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut served = self.served.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             Arc::clone(served.entry(namespace.to_string()).or_default())
         };
         let served = cell
             .get_or_try_init(|| async {
                 let socket = self.identity.namespace_socket(namespace);
                 let listener = bind_socket(&socket).await?;
-                let service = Arc::new(TaskService::new(
-                    Arc::clone(&self.manager),
-                    namespace.to_string(),
-                ));
+                let service = Arc::new(TaskService::new(Arc::clone(&self.manager), namespace.to_string()));
                 let server = start_task_server(listener, service).await?;
                 tracing::info!(namespace, "serving the task API on {}", socket.display());
                 Ok::<_, Error>(Served {
@@ -80,19 +74,14 @@ impl NamespaceServers {
     }
 }
 
-async fn start_task_server(
-    listener: UnixListener,
-    service: Arc<TaskService>,
-) -> Result<Server, Error> {
+async fn start_task_server(listener: UnixListener, service: Arc<TaskService>) -> Result<Server, Error> {
     let mut server = Server::new().add_listener(Listener::new(accept_trusted(listener)));
     server = server.register_service(create_task(Arc::clone(&service) as _));
     server = server.register_service(renamed(create_task(service as _), TASK_V3, TASK_V2));
-    server.start().await.map_err(|error| {
-        Error::io(
-            "starting the ttrpc server",
-            std::io::Error::other(error.to_string()),
-        )
-    })?;
+    server
+        .start()
+        .await
+        .map_err(|error| Error::io("starting the ttrpc server", std::io::Error::other(error.to_string())))?;
     Ok(server)
 }
 
@@ -129,16 +118,14 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
     {
         // `start` probes whether a daemon answers by connecting and closing.
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return,
-        Ok(Ok(ControlRequest::ServeNamespace { namespace })) => {
-            match namespaces.serve(&namespace).await {
-                Ok(socket) => ControlResponse::Serving {
-                    address: unix_address(&socket),
-                },
-                Err(error) => ControlResponse::Refused {
-                    reason: error.to_string(),
-                },
-            }
-        }
+        Ok(Ok(ControlRequest::ServeNamespace { namespace })) => match namespaces.serve(&namespace).await {
+            Ok(socket) => ControlResponse::Serving {
+                address: unix_address(&socket),
+            },
+            Err(error) => ControlResponse::Refused {
+                reason: error.to_string(),
+            },
+        },
         Ok(Err(error)) => ControlResponse::Refused {
             reason: format!("malformed control request: {error}"),
         },
@@ -159,9 +146,7 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
 /// Connections from root or from our own uid (the uid containerd runs as launched us); anyone
 /// else is logged and dropped. Accept errors (e.g. out of fds) are logged, and accepting resumes
 /// after a short pause instead of ending the server.
-fn accept_trusted(
-    listener: UnixListener,
-) -> impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static {
+fn accept_trusted(listener: UnixListener) -> impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static {
     let own_uid = nix::unistd::geteuid().as_raw();
     stream::unfold(listener, move |listener| async move {
         loop {
@@ -191,42 +176,24 @@ fn accept_trusted(
 pub async fn bind_socket(socket: &Path) -> Result<UnixListener, Error> {
     if let Some(dir) = socket.parent() {
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o711)
-                .create(&dir)
-        })
-        .await
-        .map_err(|error| {
-            Error::io(
-                "creating the socket directory",
-                std::io::Error::other(error),
-            )
-        })?
-        .map_err(|error| {
-            Error::io(
-                format!("creating the directory of {}", socket.display()),
-                error,
-            )
-        })?;
+        tokio::task::spawn_blocking(move || std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&dir))
+            .await
+            .map_err(|error| Error::io("creating the socket directory", std::io::Error::other(error)))?
+            .map_err(|error| Error::io(format!("creating the directory of {}", socket.display()), error))?;
     }
     if tokio::fs::try_exists(socket).await.unwrap_or(false) {
         if UnixStream::connect(socket).await.is_ok() {
             return Err(Error::io(
                 format!("binding {}", socket.display()),
-                std::io::Error::new(
-                    std::io::ErrorKind::AddrInUse,
-                    "another daemon is serving this socket",
-                ),
+                std::io::Error::new(std::io::ErrorKind::AddrInUse, "another daemon is serving this socket"),
             ));
         }
         tokio::fs::remove_file(socket)
             .await
             .map_err(|error| Error::io(format!("removing stale {}", socket.display()), error))?;
     }
-    let listener = UnixListener::bind(socket)
-        .map_err(|error| Error::io(format!("binding {}", socket.display()), error))?;
+    let listener =
+        UnixListener::bind(socket).map_err(|error| Error::io(format!("binding {}", socket.display()), error))?;
     tokio::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
         .await
         .map_err(|error| Error::io(format!("restricting {}", socket.display()), error))?;

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use containerd_shim_protos::api::{
-    CheckpointTaskRequest, CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest,
-    CreateTaskResponse, DeleteRequest, DeleteResponse, ExecProcessRequest, KillRequest,
-    PauseRequest, PidsRequest, PidsResponse, ResizePtyRequest, ResumeRequest, ShutdownRequest,
-    StartRequest, StartResponse, StateRequest, StateResponse, StatsRequest, StatsResponse,
-    UpdateTaskRequest, WaitRequest, WaitResponse,
+    CheckpointTaskRequest, CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse,
+    DeleteRequest, DeleteResponse, ExecProcessRequest, KillRequest, PauseRequest, PidsRequest, PidsResponse,
+    ResizePtyRequest, ResumeRequest, ShutdownRequest, StartRequest, StartResponse, StateRequest, StateResponse,
+    StatsRequest, StatsResponse, UpdateTaskRequest, WaitRequest, WaitResponse,
 };
 use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
 use containerd_shim_protos::shim_async::Task as TaskApi;
@@ -47,11 +46,7 @@ fn unsupported<T>(what: &str) -> ttrpc::Result<T> {
 
 #[async_trait]
 impl TaskApi for TaskService {
-    async fn create(
-        &self,
-        _ctx: &TtrpcContext,
-        request: CreateTaskRequest,
-    ) -> ttrpc::Result<CreateTaskResponse> {
+    async fn create(&self, _ctx: &TtrpcContext, request: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
         let id = request.id.clone();
         let result = async {
             let key = task_key(&self.namespace, &request.id)?;
@@ -64,11 +59,7 @@ impl TaskApi for TaskService {
         reply("Create", &id, result.await)
     }
 
-    async fn start(
-        &self,
-        _ctx: &TtrpcContext,
-        request: StartRequest,
-    ) -> ttrpc::Result<StartResponse> {
+    async fn start(&self, _ctx: &TtrpcContext, request: StartRequest) -> ttrpc::Result<StartResponse> {
         let result = async {
             let key = task_key(&self.namespace, &request.id)?;
             require_init(&key, &request.exec_id)?;
@@ -81,21 +72,14 @@ impl TaskApi for TaskService {
         reply("Start", &request.id, result.await)
     }
 
-    async fn state(
-        &self,
-        _ctx: &TtrpcContext,
-        request: StateRequest,
-    ) -> ttrpc::Result<StateResponse> {
+    async fn state(&self, _ctx: &TtrpcContext, request: StateRequest) -> ttrpc::Result<StateResponse> {
         let result = (|| {
             let key = task_key(&self.namespace, &request.id)?;
             require_init(&key, &request.exec_id)?;
             let task = self.manager.task(&key)?;
             let lifecycle = *task.lifecycle();
-            let path = |path: &Option<std::path::PathBuf>| {
-                path.as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            };
+            let path =
+                |path: &Option<std::path::PathBuf>| path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
             Ok(StateResponse {
                 id: key.id.clone(),
                 bundle: task.bundle.display().to_string(),
@@ -137,11 +121,7 @@ impl TaskApi for TaskService {
         reply("Wait", &request.id, result.await)
     }
 
-    async fn delete(
-        &self,
-        _ctx: &TtrpcContext,
-        request: DeleteRequest,
-    ) -> ttrpc::Result<DeleteResponse> {
+    async fn delete(&self, _ctx: &TtrpcContext, request: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
         let result = async {
             let key = task_key(&self.namespace, &request.id)?;
             require_init(&key, &request.exec_id)?;
@@ -156,19 +136,14 @@ impl TaskApi for TaskService {
         reply("Delete", &request.id, result.await)
     }
 
-    async fn connect(
-        &self,
-        _ctx: &TtrpcContext,
-        request: ConnectRequest,
-    ) -> ttrpc::Result<ConnectResponse> {
+    async fn connect(&self, _ctx: &TtrpcContext, request: ConnectRequest) -> ttrpc::Result<ConnectResponse> {
         let result = (|| {
             let key = task_key(&self.namespace, &request.id)?;
             let task_pid = self.manager.task(&key)?.lifecycle().pid();
             Ok(ConnectResponse {
                 shim_pid: std::process::id(),
                 task_pid,
-                version: concat!("containerd-shim-systemd-v1 ", env!("CARGO_PKG_VERSION"))
-                    .to_string(),
+                version: concat!("containerd-shim-systemd-v1 ", env!("CARGO_PKG_VERSION")).to_string(),
                 ..Default::default()
             })
         })();
@@ -178,11 +153,7 @@ impl TaskApi for TaskService {
     /// containerd asks each task's shim to shut down after deleting the task. Our daemon serves
     /// every task of this containerd and its tasks are systemd units, so it stays up (a later
     /// `start` would only have to launch it again); stop it with `systemctl stop`.
-    async fn shutdown(
-        &self,
-        _ctx: &TtrpcContext,
-        _request: ShutdownRequest,
-    ) -> ttrpc::Result<Empty> {
+    async fn shutdown(&self, _ctx: &TtrpcContext, _request: ShutdownRequest) -> ttrpc::Result<Empty> {
         tracing::debug!(
             "shutdown requested; the shared daemon keeps serving {} task(s)",
             self.manager.task_count()
@@ -190,11 +161,7 @@ impl TaskApi for TaskService {
         Ok(Empty::new())
     }
 
-    async fn pids(
-        &self,
-        _ctx: &TtrpcContext,
-        _request: PidsRequest,
-    ) -> ttrpc::Result<PidsResponse> {
+    async fn pids(&self, _ctx: &TtrpcContext, _request: PidsRequest) -> ttrpc::Result<PidsResponse> {
         unsupported("listing a task's pids")
     }
 
@@ -206,51 +173,27 @@ impl TaskApi for TaskService {
         unsupported("resuming a task")
     }
 
-    async fn checkpoint(
-        &self,
-        _ctx: &TtrpcContext,
-        _request: CheckpointTaskRequest,
-    ) -> ttrpc::Result<Empty> {
+    async fn checkpoint(&self, _ctx: &TtrpcContext, _request: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
         unsupported("checkpointing a task")
     }
 
-    async fn exec(
-        &self,
-        _ctx: &TtrpcContext,
-        _request: ExecProcessRequest,
-    ) -> ttrpc::Result<Empty> {
+    async fn exec(&self, _ctx: &TtrpcContext, _request: ExecProcessRequest) -> ttrpc::Result<Empty> {
         unsupported("exec into a task")
     }
 
-    async fn resize_pty(
-        &self,
-        _ctx: &TtrpcContext,
-        _request: ResizePtyRequest,
-    ) -> ttrpc::Result<Empty> {
+    async fn resize_pty(&self, _ctx: &TtrpcContext, _request: ResizePtyRequest) -> ttrpc::Result<Empty> {
         unsupported("resizing a terminal")
     }
 
-    async fn close_io(
-        &self,
-        _ctx: &TtrpcContext,
-        _request: CloseIORequest,
-    ) -> ttrpc::Result<Empty> {
+    async fn close_io(&self, _ctx: &TtrpcContext, _request: CloseIORequest) -> ttrpc::Result<Empty> {
         unsupported("closing a task's stdin")
     }
 
-    async fn update(
-        &self,
-        _ctx: &TtrpcContext,
-        _request: UpdateTaskRequest,
-    ) -> ttrpc::Result<Empty> {
+    async fn update(&self, _ctx: &TtrpcContext, _request: UpdateTaskRequest) -> ttrpc::Result<Empty> {
         unsupported("updating a task's resources")
     }
 
-    async fn stats(
-        &self,
-        _ctx: &TtrpcContext,
-        _request: StatsRequest,
-    ) -> ttrpc::Result<StatsResponse> {
+    async fn stats(&self, _ctx: &TtrpcContext, _request: StatsRequest) -> ttrpc::Result<StatsResponse> {
         unsupported("task statistics")
     }
 }

@@ -20,9 +20,7 @@ pub(crate) struct TaskTable {
 
 impl TaskTable {
     fn maps(&self) -> MutexGuard<'_, Maps> {
-        self.maps
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.maps.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds `task`; returns it back if one with the same key exists.
@@ -31,8 +29,7 @@ impl TaskTable {
         if maps.by_key.contains_key(&task.key) {
             return Err(task);
         }
-        maps.by_unit_path
-            .insert(task.unit_path.clone(), task.key.clone());
+        maps.by_unit_path.insert(task.unit_path.clone(), task.key.clone());
         maps.by_key.insert(task.key.clone(), task);
         Ok(())
     }

@@ -102,9 +102,7 @@ impl Lifecycle {
     /// The status containerd sees.
     pub fn status(&self) -> Status {
         match self {
-            Lifecycle::Creating { .. } | Lifecycle::Created { .. } | Lifecycle::Starting { .. } => {
-                Status::CREATED
-            }
+            Lifecycle::Creating { .. } | Lifecycle::Created { .. } | Lifecycle::Starting { .. } => Status::CREATED,
             Lifecycle::Running { .. } => Status::RUNNING,
             Lifecycle::Exited { .. } | Lifecycle::Deleting { .. } => Status::STOPPED,
         }
@@ -151,13 +149,7 @@ pub struct Task {
 
 impl Task {
     /// A task whose unit is about to be started.
-    pub fn creating(
-        key: TaskKey,
-        bundle: PathBuf,
-        unit: UnitName,
-        stdio: StdioPaths,
-        runc: Runc,
-    ) -> Task {
+    pub fn creating(key: TaskKey, bundle: PathBuf, unit: UnitName, stdio: StdioPaths, runc: Runc) -> Task {
         let unit_path = unit.object_path();
         Task {
             key,
@@ -174,9 +166,7 @@ impl Task {
     /// The lifecycle, locked. Never hold the guard across an await.
     pub fn lifecycle(&self) -> MutexGuard<'_, Lifecycle> {
         // Poisoning means a panic while the lock was held; the enum itself is still valid.
-        self.lifecycle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.lifecycle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Lets waiters know the exit; call while holding the lifecycle lock, after the transition.

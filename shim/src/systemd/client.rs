@@ -108,7 +108,9 @@ impl Systemd {
             match tokio::time::timeout(PRIVATE_SOCKET_PROBE, Self::connect_over(Transport::Private)).await {
                 Ok(Ok(systemd)) => return Ok(systemd),
                 Ok(Err(error)) => tracing::warn!("systemd's private socket failed ({error}); using the system bus"),
-                Err(_) => tracing::warn!("systemd's private socket did not answer in {PRIVATE_SOCKET_PROBE:?}; using the system bus"),
+                Err(_) => tracing::warn!(
+                    "systemd's private socket did not answer in {PRIVATE_SOCKET_PROBE:?}; using the system bus"
+                ),
             }
         }
         Self::connect_over(Transport::Bus).await
@@ -175,41 +177,24 @@ impl Systemd {
         let properties = to_dbus_properties(&unit.properties);
         let auxiliary: Vec<(String, Vec<(String, Variant<'static>)>)> = Vec::new();
         let reply = self
-            .call_manager(
-                "StartTransientUnit",
-                name,
-                &(name, "fail", properties, auxiliary),
-            )
+            .call_manager("StartTransientUnit", name, &(name, "fail", properties, auxiliary))
             .await?;
         let job = object_path_of(&reply, "StartTransientUnit", name)?;
         wait_job(&mut watch, &job, timeout).await
     }
 
     /// Starts (or joins the start job of) the loaded unit `name` and waits for it.
-    pub async fn start_unit(
-        &self,
-        name: &str,
-        timeout: Duration,
-    ) -> Result<JobResult, SystemdError> {
+    pub async fn start_unit(&self, name: &str, timeout: Duration) -> Result<JobResult, SystemdError> {
         let mut watch = self.routes.watch_jobs(name);
-        let reply = self
-            .call_manager("StartUnit", name, &(name, "replace"))
-            .await?;
+        let reply = self.call_manager("StartUnit", name, &(name, "replace")).await?;
         let job = object_path_of(&reply, "StartUnit", name)?;
         wait_job(&mut watch, &job, timeout).await
     }
 
     /// Stops unit `name` and waits until it is down; `None` when no such unit is loaded.
-    pub async fn stop_unit(
-        &self,
-        name: &str,
-        timeout: Duration,
-    ) -> Result<Option<JobResult>, SystemdError> {
+    pub async fn stop_unit(&self, name: &str, timeout: Duration) -> Result<Option<JobResult>, SystemdError> {
         let mut watch = self.routes.watch_jobs(name);
-        let reply = match self
-            .call_manager("StopUnit", name, &(name, "replace"))
-            .await
-        {
+        let reply = match self.call_manager("StopUnit", name, &(name, "replace")).await {
             Err(error) if error.is_no_such_unit() => return Ok(None),
             other => other?,
         };
@@ -232,17 +217,12 @@ impl Systemd {
             other => other?,
         };
         let path = object_path_of(&reply, "GetUnit", name)?;
-        let value = self
-            .get_property(path.as_str(), UNIT, "ActiveState")
-            .await?;
+        let value = self.get_property(path.as_str(), UNIT, "ActiveState").await?;
         Ok(String::try_from(value).ok())
     }
 
     /// How the main process of the service at `object_path` ended, if it has.
-    pub async fn service_exit(
-        &self,
-        object_path: &str,
-    ) -> Result<Option<ServiceExit>, SystemdError> {
+    pub async fn service_exit(&self, object_path: &str) -> Result<Option<ServiceExit>, SystemdError> {
         let reply = self
             .call(
                 Some(DESTINATION),
@@ -266,21 +246,9 @@ impl Systemd {
         Ok(parse_major_version(&text))
     }
 
-    async fn get_property(
-        &self,
-        path: &str,
-        interface: &str,
-        name: &str,
-    ) -> Result<OwnedVariant, SystemdError> {
+    async fn get_property(&self, path: &str, interface: &str, name: &str) -> Result<OwnedVariant, SystemdError> {
         let reply = self
-            .call(
-                Some(DESTINATION),
-                path,
-                PROPERTIES,
-                "Get",
-                path,
-                &(interface, name),
-            )
+            .call(Some(DESTINATION), path, PROPERTIES, "Get", path, &(interface, name))
             .await?;
         reply
             .body()
@@ -288,24 +256,12 @@ impl Systemd {
             .map_err(|source| SystemdError::from_call("Get", path, source))
     }
 
-    async fn call_manager<B>(
-        &self,
-        method: &'static str,
-        target: &str,
-        body: &B,
-    ) -> Result<Message, SystemdError>
+    async fn call_manager<B>(&self, method: &'static str, target: &str, body: &B) -> Result<Message, SystemdError>
     where
         B: serde::Serialize + zbus::DynamicType,
     {
-        self.call(
-            Some(DESTINATION),
-            MANAGER_PATH,
-            MANAGER,
-            method,
-            target,
-            body,
-        )
-        .await
+        self.call(Some(DESTINATION), MANAGER_PATH, MANAGER, method, target, body)
+            .await
     }
 
     async fn call<B>(
@@ -347,22 +303,14 @@ fn builder_with_limits(builder: Builder<'static>) -> Builder<'static> {
     builder.max_queued(max_queued).method_timeout(CALL_TIMEOUT)
 }
 
-fn object_path_of(
-    reply: &Message,
-    method: &'static str,
-    target: &str,
-) -> Result<OwnedObjectPath, SystemdError> {
+fn object_path_of(reply: &Message, method: &'static str, target: &str) -> Result<OwnedObjectPath, SystemdError> {
     reply
         .body()
         .deserialize::<OwnedObjectPath>()
         .map_err(|source| SystemdError::from_call(method, target, source))
 }
 
-async fn wait_job(
-    watch: &mut JobWatch,
-    job: &OwnedObjectPath,
-    timeout: Duration,
-) -> Result<JobResult, SystemdError> {
+async fn wait_job(watch: &mut JobWatch, job: &OwnedObjectPath, timeout: Duration) -> Result<JobResult, SystemdError> {
     match tokio::time::timeout(timeout, watch.wait_for(job)).await {
         Ok(Some(result)) => Ok(result),
         Ok(None) => Err(SystemdError::ConnectionLost {

@@ -66,11 +66,7 @@ pub enum SystemdError {
 
 impl SystemdError {
     /// Wraps a zbus error from calling `method` on `target`.
-    pub(crate) fn from_call(
-        method: &'static str,
-        target: &str,
-        error: zbus::Error,
-    ) -> SystemdError {
+    pub(crate) fn from_call(method: &'static str, target: &str, error: zbus::Error) -> SystemdError {
         let target = target.to_string();
         match error {
             zbus::Error::MethodError(name, message, _) => SystemdError::Call {

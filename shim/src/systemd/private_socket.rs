@@ -119,9 +119,7 @@ impl SenderFixingReader {
         self.message.clear();
         self.message.extend_from_slice(&primary);
         self.message.resize(total, 0);
-        self.inner
-            .read_exact(&mut self.message[PRIMARY_HEADER_LEN..])
-            .await?;
+        self.inner.read_exact(&mut self.message[PRIMARY_HEADER_LEN..]).await?;
         rewrite_systemd_sender(&mut self.message);
         self.handed_out = 0;
         Ok(true)
@@ -192,8 +190,7 @@ fn message_length(primary: &[u8; PRIMARY_HEADER_LEN]) -> io::Result<usize> {
         _ => return Err(invalid("bad endianness byte")),
     };
     let body = read_u32(primary, 4, little_endian).ok_or_else(|| invalid("short header"))? as usize;
-    let fields =
-        read_u32(primary, 12, little_endian).ok_or_else(|| invalid("short header"))? as usize;
+    let fields = read_u32(primary, 12, little_endian).ok_or_else(|| invalid("short header"))? as usize;
     let total = align(PRIMARY_HEADER_LEN + fields, 8) + body;
     if total > MAX_MESSAGE_LEN {
         return Err(invalid("message too long"));
@@ -218,9 +215,7 @@ fn rewrite_systemd_sender(message: &mut [u8]) {
             return;
         };
         let signature_start = position + 2;
-        let Some(signature) =
-            message.get(signature_start..signature_start + signature_len as usize)
-        else {
+        let Some(signature) = message.get(signature_start..signature_start + signature_len as usize) else {
             return;
         };
         let signature = signature.to_vec();

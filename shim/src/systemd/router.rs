@@ -91,19 +91,14 @@ pub(crate) struct Routes {
 impl Routes {
     fn jobs(&self) -> MutexGuard<'_, HashMap<String, Vec<(u64, JobSender)>>> {
         // A poisoned lock only means a waiter panicked; the table itself stays consistent.
-        self.jobs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts collecting `JobRemoved` signals of `unit` until the returned watch is dropped.
     pub(crate) fn watch_jobs(self: &Arc<Self>, unit: &str) -> JobWatch {
         let (sender, receiver) = mpsc::unbounded_channel();
         let id = self.next_watch.fetch_add(1, Ordering::Relaxed);
-        self.jobs()
-            .entry(unit.to_string())
-            .or_default()
-            .push((id, sender));
+        self.jobs().entry(unit.to_string()).or_default().push((id, sender));
         JobWatch {
             routes: Arc::clone(self),
             unit: unit.to_string(),
@@ -118,8 +113,7 @@ impl Routes {
         *self
             .unit_changes
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some((path_prefix.to_string(), sender));
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((path_prefix.to_string(), sender));
         receiver
     }
 
@@ -140,9 +134,7 @@ impl Routes {
     }
 
     fn route_job_removed(&self, message: &Message) {
-        let Ok((_id, job, unit, result)) = message
-            .body()
-            .deserialize::<(u32, OwnedObjectPath, String, String)>()
+        let Ok((_id, job, unit, result)) = message.body().deserialize::<(u32, OwnedObjectPath, String, String)>()
         else {
             tracing::warn!("undecodable JobRemoved signal");
             return;
@@ -198,9 +190,7 @@ impl Routes {
 pub(crate) async fn run_router(mut stream: MessageStream, routes: Arc<Routes>) {
     while let Some(message) = stream.next().await {
         match message {
-            Ok(message) if message.message_type() == zbus::message::Type::Signal => {
-                routes.route(&message)
-            }
+            Ok(message) if message.message_type() == zbus::message::Type::Signal => routes.route(&message),
             Ok(_) => {}
             Err(error) => tracing::warn!("error reading from systemd: {error}"),
         }

@@ -22,19 +22,11 @@ fn to_variant(value: &PropertyValue) -> Variant<'static> {
         PropertyValue::Exec(commands) => Variant::from(
             commands
                 .iter()
-                .map(|command| {
-                    (
-                        command.path.clone(),
-                        command.argv.clone(),
-                        command.ignore_failure,
-                    )
-                })
+                .map(|command| (command.path.clone(), command.argv.clone(), command.ignore_failure))
                 .collect::<Vec<_>>(),
         ),
         // a(sasas)
-        PropertyValue::ExecEx(commands) => {
-            Variant::from(commands.iter().map(exec_ex_entry).collect::<Vec<_>>())
-        }
+        PropertyValue::ExecEx(commands) => Variant::from(commands.iter().map(exec_ex_entry).collect::<Vec<_>>()),
     }
 }
 
@@ -76,10 +68,7 @@ mod tests {
             }]),
         );
         assert_eq!(
-            to_dbus_properties(&[property])[0]
-                .1
-                .value_signature()
-                .to_string(),
+            to_dbus_properties(&[property])[0].1.value_signature().to_string(),
             "a(sasb)"
         );
     }

@@ -1,0 +1,164 @@
+//! `ctr run` through our shim: output, exit codes, the container as a systemd unit, cleanup,
+//! and namespaces. Each test uses ids of its own, so they run in parallel.
+
+use tests::{assert_nothing_left, finish, unique_id, unit_of, Sandbox};
+
+#[test]
+fn echo_prints_hello_and_exits_zero() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("echo");
+    let run = sandbox.ctr_run("default", &id, &["echo", "hello"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "hello\n", "{run:?}");
+    assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn exit_code_is_passed_through() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("exit3");
+    let run = sandbox.ctr_run("default", &id, &["sh", "-c", "exit 3"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn stderr_reaches_the_client() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("stderr");
+    let run = sandbox.ctr_run("default", &id, &["sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "out\n");
+    assert_eq!(run.stderr, "err\n");
+}
+
+#[test]
+fn running_task_is_an_active_unit_whose_main_pid_is_the_container_init() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("sleeper");
+    let unit = unit_of("default", &id);
+    let child = sandbox.spawn_ctr_run("default", &id, &["sleep", "1000"]);
+    let pid = sandbox.wait_for_status("default", &id, "RUNNING");
+
+    assert_eq!(sandbox.unit_property(&unit, "ActiveState"), "active");
+    assert_eq!(
+        sandbox.unit_property(&unit, "MainPID"),
+        pid.to_string(),
+        "unit main pid is the container init"
+    );
+    let status = sandbox.run(&["systemctl", "status", "--no-pager", &unit]);
+    assert!(status.stdout.contains("active (running)"), "{status:?}");
+    assert!(
+        status.stdout.contains(&format!("{pid} sleep 1000")),
+        "the unit's cgroup holds the container: {status:?}"
+    );
+    assert!(
+        status.stdout.contains("└─container"),
+        "the container has its own child cgroup: {status:?}"
+    );
+
+    // `sleep` as a pid namespace's init ignores SIGTERM, as it would under runc-v2.
+    sandbox
+        .ctr("default", &["task", "kill", "-s", "SIGKILL", &id])
+        .success("ctr task kill");
+    let run = finish(child);
+    assert_eq!(run.code, 137, "SIGKILL death is 128+9: {run:?}");
+    assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn ctr_task_kill_delivers_sigterm_to_the_container_init() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("trapper");
+    let script = "trap 'echo got TERM; exit 42' TERM; echo ready; while :; do sleep 0.1; done";
+    let child = sandbox.spawn_ctr_run("default", &id, &["sh", "-c", script]);
+    sandbox.wait_for_status("default", &id, "RUNNING");
+    sandbox
+        .ctr("default", &["task", "kill", &id])
+        .success("ctr task kill (SIGTERM)");
+    let run = finish(child);
+    assert_eq!(run.code, 42, "{run:?}");
+    assert_eq!(run.stdout, "ready\ngot TERM\n");
+    assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn sigkill_through_ctr_task_kill_is_137() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("killed");
+    let child = sandbox.spawn_ctr_run("default", &id, &["sleep", "1000"]);
+    sandbox.wait_for_status("default", &id, "RUNNING");
+    sandbox
+        .ctr("default", &["task", "kill", "-s", "SIGKILL", &id])
+        .success("ctr task kill -s SIGKILL");
+    let run = finish(child);
+    assert_eq!(run.code, 137, "{run:?}");
+    assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn task_rm_removes_a_stopped_task_and_everything_it_had() {
+    let sandbox = Sandbox::get();
+    sandbox.ensure_image("default");
+    let id = unique_id("detached");
+    sandbox
+        .ctr(
+            "default",
+            &[
+                "run",
+                "-d",
+                "--runtime",
+                tests::RUNTIME,
+                tests::IMAGE,
+                &id,
+                "sh",
+                "-c",
+                "exit 7",
+            ],
+        )
+        .success("ctr run -d");
+    sandbox.wait_for_status("default", &id, "STOPPED");
+    let unit = unit_of("default", &id);
+    assert!(
+        sandbox.unit_loaded(&unit),
+        "a failed container's unit stays visible until deleted"
+    );
+    assert_eq!(sandbox.unit_property(&unit, "ExecMainStatus"), "7");
+    sandbox.ctr("default", &["task", "rm", &id]).success("ctr task rm");
+    sandbox
+        .ctr("default", &["container", "rm", &id])
+        .success("ctr container rm");
+    assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn same_id_in_two_namespaces_runs_at_once() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("twin");
+    let (first, second) = ("shimtest-a", "shimtest-b");
+    let first_child = sandbox.spawn_ctr_run(first, &id, &["sleep", "1000"]);
+    let second_child = sandbox.spawn_ctr_run(second, &id, &["sleep", "1000"]);
+    let first_pid = sandbox.wait_for_status(first, &id, "RUNNING");
+    let second_pid = sandbox.wait_for_status(second, &id, "RUNNING");
+    assert_ne!(first_pid, second_pid);
+    let (first_unit, second_unit) = (unit_of(first, &id), unit_of(second, &id));
+    assert_ne!(first_unit, second_unit);
+    assert_eq!(sandbox.unit_property(&first_unit, "MainPID"), first_pid.to_string());
+    assert_eq!(sandbox.unit_property(&second_unit, "MainPID"), second_pid.to_string());
+
+    sandbox
+        .ctr(first, &["task", "kill", "-s", "SIGKILL", &id])
+        .success("kill in the first namespace");
+    assert_eq!(finish(first_child).code, 137);
+    assert_eq!(
+        sandbox.task_status(second, &id).map(|(_, status)| status).as_deref(),
+        Some("RUNNING"),
+        "the twin runs on"
+    );
+    sandbox
+        .ctr(second, &["task", "kill", "-s", "SIGKILL", &id])
+        .success("kill in the second namespace");
+    assert_eq!(finish(second_child).code, 137);
+    assert_nothing_left(sandbox, first, &id);
+    assert_nothing_left(sandbox, second, &id);
+}
