@@ -60,6 +60,12 @@ pub struct RuncInvocation {
     pub root: PathBuf,
     /// runc's JSON log file (`--log`).
     pub log: PathBuf,
+    /// `runc create --no-pivot` (runc option `NoPivotRoot`).
+    #[serde(default)]
+    pub no_pivot_root: bool,
+    /// `runc create --no-new-keyring` (runc option `NoNewKeyring`).
+    #[serde(default)]
+    pub no_new_keyring: bool,
 }
 
 /// What the daemon asks the in-unit helper to do: mount, open stdio, exec `runc create`.

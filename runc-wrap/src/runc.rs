@@ -19,6 +19,26 @@ const SERVICE_ONLY_ENV: [&str; 4] = ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"
 /// How long any runc call from the daemon may take before it is abandoned.
 pub const DEFAULT_RUNC_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Optional `runc create` flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateFlags {
+    /// `--no-pivot`: do not pivot_root (for rootfs on a ramdisk).
+    pub no_pivot_root: bool,
+    /// `--no-new-keyring`: keep the caller's session keyring.
+    pub no_new_keyring: bool,
+}
+
+/// Where `runc create` finds the bundle and writes its pid file and log.
+#[derive(Debug, Clone, Copy)]
+pub struct CreatePaths<'a> {
+    /// The OCI bundle.
+    pub bundle: &'a Path,
+    /// The pid file runc writes.
+    pub pid_file: &'a Path,
+    /// runc's JSON log.
+    pub log: &'a Path,
+}
+
 /// A runc binary with its state root: everything needed to address containers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runc {
@@ -40,17 +60,23 @@ impl Runc {
         }
     }
 
-    /// `runc --root R --log L --log-format json create --bundle B --pid-file P ID` (argv without
-    /// the binary). Run by the helper with the container's stdio as its own.
-    pub fn create_args(&self, id: &str, bundle: &Path, pid_file: &Path, log: &Path) -> Vec<OsString> {
-        let mut args = self.global_args(Some(log));
+    /// `runc --root R --log L --log-format json create --bundle B --pid-file P [flags] ID` (argv
+    /// without the binary). Run by the helper with the container's stdio as its own.
+    pub fn create_args(&self, id: &str, paths: CreatePaths<'_>, flags: CreateFlags) -> Vec<OsString> {
+        let mut args = self.global_args(Some(paths.log));
         args.extend([
             "create".into(),
             "--bundle".into(),
-            bundle.into(),
+            paths.bundle.into(),
             "--pid-file".into(),
-            pid_file.into(),
+            paths.pid_file.into(),
         ]);
+        if flags.no_pivot_root {
+            args.push("--no-pivot".into());
+        }
+        if flags.no_new_keyring {
+            args.push("--no-new-keyring".into());
+        }
         args.push(id.into());
         args
     }
@@ -227,29 +253,20 @@ mod tests {
 
     #[test]
     fn create_args_log_as_json_and_write_a_pid_file() {
-        let args = runc().create_args(
-            "t1",
-            Path::new("/b"),
-            Path::new("/b/init.pid"),
-            Path::new("/b/log.json"),
-        );
-        assert_eq!(
-            strings(args),
-            [
-                "--root",
-                "/run/r",
-                "--log",
-                "/b/log.json",
-                "--log-format",
-                "json",
-                "create",
-                "--bundle",
-                "/b",
-                "--pid-file",
-                "/b/init.pid",
-                "t1"
-            ]
-        );
+        let paths = CreatePaths {
+            bundle: Path::new("/b"),
+            pid_file: Path::new("/b/init.pid"),
+            log: Path::new("/b/log.json"),
+        };
+        let args = strings(runc().create_args("t1", paths, CreateFlags::default()));
+        let expected = "--root /run/r --log /b/log.json --log-format json create --bundle /b --pid-file /b/init.pid t1";
+        assert_eq!(args.join(" "), expected);
+        let flags = CreateFlags {
+            no_pivot_root: true,
+            no_new_keyring: true,
+        };
+        let args = strings(runc().create_args("t1", paths, flags));
+        assert_eq!(args[args.len() - 3..], ["--no-pivot", "--no-new-keyring", "t1"]);
     }
 
     #[test]

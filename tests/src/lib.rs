@@ -287,3 +287,96 @@ pub fn assert_nothing_left(sandbox: &Sandbox, namespace: &str, id: &str) {
         "cgroups left for {unit}"
     );
 }
+
+/// A direct ttrpc client for one namespace of the daemon, the way containerd talks to it.
+pub mod direct {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use containerd_shim_protos::shim_async::TaskClient;
+
+    use super::{Run, Sandbox};
+
+    /// Asks our shim's `start` (as containerd would) to serve `namespace`; returns what it printed
+    /// and, on success, the address.
+    pub fn start_shim(sandbox: &Sandbox, namespace: &str, id: &str) -> (Run, Option<String>) {
+        // Hostile names may be long or contain '/': the directory is named by a counter instead.
+        let bundle = sandbox.root.join("bundles").join(super::unique_id("start"));
+        let _ = std::fs::create_dir_all(&bundle);
+        let mut command = sandbox.command(&[
+            "env",
+            "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
+            &sandbox.shim,
+            "-namespace",
+            namespace,
+            "-id",
+            id,
+            "-address",
+            "/run/containerd/containerd.sock",
+            "-publish-binary",
+            &sandbox.containerd,
+            "start",
+        ]);
+        command.current_dir(&bundle);
+        let run = Run::from_output(command.output().expect("nsenter runs"));
+        let _ = std::fs::remove_dir_all(&bundle);
+        let address = (run.code == 0).then(|| parse_start_output(&run.stdout));
+        (run, address)
+    }
+
+    /// The address in `start`'s output: bare (containerd 1.x) or in version-3 JSON (2.x).
+    pub fn parse_start_output(stdout: &str) -> String {
+        match serde_json::from_str::<serde_json::Value>(stdout) {
+            Ok(json) => {
+                assert_eq!(json["version"], 3, "{stdout}");
+                assert_eq!(json["protocol"], "ttrpc", "{stdout}");
+                json["address"].as_str().expect("address").to_string()
+            }
+            Err(_) => stdout.trim().to_string(),
+        }
+    }
+
+    /// A task client for `namespace`, connected through the sandbox's root.
+    pub async fn client(sandbox: &Sandbox, namespace: &str) -> TaskClient {
+        let (run, address) = start_shim(sandbox, namespace, "probe");
+        let address = address.unwrap_or_else(|| panic!("start failed: {run:?}"));
+        let socket = address.strip_prefix("unix://").expect("unix address");
+        let through_root = sandbox.host_path(socket);
+        let client = ttrpc::asynchronous::Client::connect(&format!("unix://{}", through_root.display()))
+            .await
+            .expect("connect to the daemon");
+        TaskClient::new(client)
+    }
+
+    /// A call context with a deadline.
+    pub fn context() -> ttrpc::context::Context {
+        ttrpc::context::with_duration(Duration::from_secs(60))
+    }
+
+    /// A fresh bundle directory (visible in the sandbox) with `config` as config.json, if given.
+    pub fn bundle_with(sandbox: &Sandbox, name: &str, config: Option<&str>) -> PathBuf {
+        let bundle = sandbox.root.join("bundles").join(name);
+        let _ = std::fs::remove_dir_all(&bundle);
+        std::fs::create_dir_all(&bundle).expect("create bundle");
+        if let Some(config) = config {
+            std::fs::write(bundle.join("config.json"), config).expect("write config.json");
+        }
+        bundle
+    }
+
+    /// A runnable bundle: `runc spec` adjusted to run `args` on the extracted busybox rootfs.
+    pub fn runnable_bundle(sandbox: &Sandbox, name: &str, args: &[&str]) -> PathBuf {
+        let bundle = bundle_with(sandbox, name, None);
+        let bundle_text = bundle.to_str().expect("utf-8");
+        sandbox
+            .run(&["runc", "spec", "--bundle", bundle_text])
+            .success("runc spec");
+        let path = bundle.join("config.json");
+        let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("spec")).expect("json");
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = args.iter().map(|arg| serde_json::Value::from(*arg)).collect();
+        spec["root"]["path"] = sandbox.root.join("busybox-rootfs").to_str().expect("utf-8").into();
+        std::fs::write(&path, serde_json::to_vec(&spec).expect("json")).expect("write spec");
+        bundle
+    }
+}

@@ -13,7 +13,7 @@ use crate::atomic_file::{read_json, write_json_atomically};
 use crate::helper::cgroup::place_container_cgroup;
 use crate::helper::stdio::open_stdio;
 use crate::protocol::{CreateRequest, HelperFailure, HelperStage};
-use crate::runc::Runc;
+use crate::runc::{CreateFlags, CreatePaths, Runc};
 use crate::Error;
 
 /// Runs the create helper; returns only on failure, with the process exit code to use.
@@ -51,12 +51,16 @@ fn prepare_and_exec(request: &CreateRequest) -> Result<Infallible, (HelperStage,
     let stdio = open_stdio(&request.stdio, timeout).map_err(|e| (HelperStage::Stdio, e))?;
 
     let runc = Runc::new(&request.runc.binary, &request.runc.root);
-    let args = runc.create_args(
-        &request.container_id,
-        &request.bundle,
-        &request.pid_file,
-        &request.runc.log,
-    );
+    let paths = CreatePaths {
+        bundle: &request.bundle,
+        pid_file: &request.pid_file,
+        log: &request.runc.log,
+    };
+    let flags = CreateFlags {
+        no_pivot_root: request.runc.no_pivot_root,
+        no_new_keyring: request.runc.no_new_keyring,
+    };
+    let args = runc.create_args(&request.container_id, paths, flags);
     let exec_error = Command::new(&request.runc.binary)
         .args(args)
         .stdin(stdio.stdin)

@@ -10,7 +10,7 @@ use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
 use runc_wrap::atomic_file::{read_json, write_json_atomically};
 use runc_wrap::protocol::{files, CreateRequest, HelperFailure, HelperStage, RootfsMount, RuncInvocation, StdioPaths};
-use runc_wrap::runc::{last_error_in_log, resolve_binary};
+use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
 use runc_wrap::Runc;
 use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
 
@@ -31,6 +31,7 @@ struct ValidCreate {
     spec: Spec,
     stdio: StdioPaths,
     runc: Runc,
+    runc_flags: CreateFlags,
     rootfs: Vec<RootfsMount>,
 }
 
@@ -80,10 +81,14 @@ impl TaskManager {
             stdout: stdio_path("stdout", &request.stdout)?,
             stderr: stdio_path("stderr", &request.stderr)?,
         };
-        let options = decode_options(request.options.as_ref())?;
+        let options = decode_options(request.options.as_ref()).await?;
         let bundle = validate_bundle(&request.bundle).await?;
         let spec = read_spec(&bundle).await?;
 
+        let runc_flags = CreateFlags {
+            no_pivot_root: options.no_pivot_root,
+            no_new_keyring: options.no_new_keyring,
+        };
         let runc_name = options.runc_binary.unwrap_or_else(|| "runc".to_string());
         let path_env = self.settings.path_env.clone();
         let runc_binary = tokio::task::spawn_blocking(move || resolve_binary(&runc_name, Some(&path_env)))
@@ -108,6 +113,7 @@ impl TaskManager {
             spec,
             stdio,
             runc: Runc::new(runc_binary, root),
+            runc_flags,
             rootfs,
         })
     }
@@ -130,6 +136,8 @@ impl TaskManager {
                 binary: valid.runc.binary.clone(),
                 root: valid.runc.root.clone(),
                 log: bundle.join(files::RUNC_LOG),
+                no_pivot_root: valid.runc_flags.no_pivot_root,
+                no_new_keyring: valid.runc_flags.no_new_keyring,
             },
             pid_file: bundle.join(files::INIT_PID),
             failure_report: bundle.join(files::HELPER_FAILURE),

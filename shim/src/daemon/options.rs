@@ -1,15 +1,26 @@
-//! Runtime options from containerd (`CreateTaskRequest.options`). We take runc's options
-//! message, `containerd.runc.v1.Options`, as containerd's config and `ctr --runc-binary` produce
-//! it. Any other type is refused with its name, rather than silently ignored.
+//! Runtime options from containerd (`CreateTaskRequest.options`). Two forms are accepted, as
+//! runc-v2 accepts them:
+//! - `containerd.runc.v1.Options`, runc's options message (containerd's runtime config, or
+//!   `ctr --runc-binary` for runc runtimes);
+//! - `runtimeoptions.v1.Options`, CRI's generic form naming a TOML file (`ConfigPath`) with the
+//!   same fields (`ctr --runtime-config-path`, CRI's `options.ConfigPath`).
+//!
+//! Any other type, and any unknown key in the TOML file, is refused by name rather than ignored.
 
+use std::path::Path;
+
+use containerd_shim_protos::protobuf::rt::WireType;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::protobuf::{CodedInputStream, Message};
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use serde::Deserialize;
 
 use crate::error::Error;
 
 /// The type name of runc's options message.
 const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
+/// The type name of CRI's generic runtime options message.
+const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
 
 /// The options this shim honours.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,25 +29,92 @@ pub struct TaskOptions {
     pub runc_binary: Option<String>,
     /// `Root`: runc state root; the namespace is appended, as runc-v2 does.
     pub runc_root: Option<String>,
+    /// `NoPivotRoot`: `runc create --no-pivot`.
+    pub no_pivot_root: bool,
+    /// `NoNewKeyring`: `runc create --no-new-keyring`.
+    pub no_new_keyring: bool,
+}
+
+/// runc's options as TOML (Go field names), the content of a `ConfigPath` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct TomlRuncOptions {
+    binary_name: Option<String>,
+    root: Option<String>,
+    no_pivot_root: Option<bool>,
+    no_new_keyring: Option<bool>,
+    /// Accepted for compatibility: the container's cgroup always lives in its unit, and the
+    /// unit's slice follows the spec's cgroupsPath either way.
+    systemd_cgroup: Option<bool>,
 }
 
 /// Decodes `options`; an absent or empty Any means defaults.
-pub fn decode_options(options: Option<&Any>) -> Result<TaskOptions, Error> {
+pub async fn decode_options(options: Option<&Any>) -> Result<TaskOptions, Error> {
     let Some(any) = options.filter(|any| !any.type_url.is_empty()) else {
         return Ok(TaskOptions::default());
     };
-    let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
-    if type_name != RUNC_OPTIONS_TYPE {
-        return Err(Error::UnknownOptions {
+    match any.type_url.rsplit('/').next().unwrap_or_default() {
+        RUNC_OPTIONS_TYPE => {
+            let runc = RuncOptions::parse_from_bytes(&any.value)
+                .map_err(|error| Error::InvalidRequest(format!("undecodable {RUNC_OPTIONS_TYPE}: {error}")))?;
+            let non_empty = |value: &str| (!value.is_empty()).then(|| value.to_string());
+            Ok(TaskOptions {
+                runc_binary: non_empty(&runc.binary_name),
+                runc_root: non_empty(&runc.root),
+                no_pivot_root: runc.no_pivot_root,
+                no_new_keyring: runc.no_new_keyring,
+            })
+        }
+        RUNTIME_OPTIONS_TYPE => {
+            let config_path = config_path_of(&any.value)?;
+            if config_path.is_empty() {
+                return Ok(TaskOptions::default());
+            }
+            let text = tokio::fs::read_to_string(&config_path).await.map_err(|error| {
+                Error::InvalidRequest(format!("reading runtime options file {config_path}: {error}"))
+            })?;
+            parse_toml_options(Path::new(&config_path), &text)
+        }
+        _ => Err(Error::UnknownOptions {
             type_url: any.type_url.clone(),
-        });
+        }),
     }
-    let runc = RuncOptions::parse_from_bytes(&any.value)
-        .map_err(|error| Error::InvalidRequest(format!("undecodable {RUNC_OPTIONS_TYPE}: {error}")))?;
-    let non_empty = |value: &str| (!value.is_empty()).then(|| value.to_string());
+}
+
+/// `config_path` (field 2) of a `runtimeoptions.v1.Options { string type_url = 1; string
+/// config_path = 2; }`, decoded by hand: the message is not among containerd-shim-protos' types.
+fn config_path_of(bytes: &[u8]) -> Result<String, Error> {
+    let invalid = |error: String| Error::InvalidRequest(format!("undecodable {RUNTIME_OPTIONS_TYPE}: {error}"));
+    let mut input = CodedInputStream::from_bytes(bytes);
+    let mut config_path = String::new();
+    while let Some(tag) = input
+        .read_raw_tag_or_eof()
+        .map_err(|error| invalid(error.to_string()))?
+    {
+        match tag {
+            // field 2, wire type 2 (length-delimited)
+            0x12 => config_path = input.read_string().map_err(|error| invalid(error.to_string()))?,
+            _ => {
+                let wire_type = WireType::new(tag & 7).ok_or_else(|| invalid(format!("bad wire type in tag {tag}")))?;
+                input
+                    .skip_field(wire_type)
+                    .map_err(|error| invalid(error.to_string()))?
+            }
+        }
+    }
+    Ok(config_path)
+}
+
+fn parse_toml_options(path: &Path, text: &str) -> Result<TaskOptions, Error> {
+    let parsed: TomlRuncOptions = toml::from_str(text).map_err(|error| {
+        Error::InvalidRequest(format!("runtime options file {}: {}", path.display(), error.message()))
+    })?;
+    let _ = parsed.systemd_cgroup;
     Ok(TaskOptions {
-        runc_binary: non_empty(&runc.binary_name),
-        runc_root: non_empty(&runc.root),
+        runc_binary: parsed.binary_name.filter(|value| !value.is_empty()),
+        runc_root: parsed.root.filter(|value| !value.is_empty()),
+        no_pivot_root: parsed.no_pivot_root.unwrap_or(false),
+        no_new_keyring: parsed.no_new_keyring.unwrap_or(false),
     })
 }
 
@@ -52,39 +130,97 @@ mod tests {
         }
     }
 
-    #[test]
-    fn no_options_means_defaults() {
-        assert_eq!(decode_options(None).unwrap(), TaskOptions::default());
-        assert_eq!(decode_options(Some(&Any::default())).unwrap(), TaskOptions::default());
+    /// Encodes a runtimeoptions.v1.Options by hand (field 1 type_url, field 2 config_path).
+    fn runtime_options(type_url: &str, config_path: &str) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for (tag, value) in [(0x0a_u8, type_url), (0x12, config_path)] {
+            bytes.push(tag);
+            bytes.push(value.len() as u8);
+            bytes.extend_from_slice(value.as_bytes());
+        }
+        bytes
     }
 
-    #[test]
-    fn runc_options_are_decoded() {
+    #[tokio::test]
+    async fn no_options_means_defaults() {
+        assert_eq!(decode_options(None).await.unwrap(), TaskOptions::default());
+        assert_eq!(
+            decode_options(Some(&Any::default())).await.unwrap(),
+            TaskOptions::default()
+        );
+    }
+
+    #[tokio::test]
+    async fn runc_options_are_decoded() {
         let runc = RuncOptions {
             binary_name: "/usr/local/sbin/runc".into(),
             root: "/run/r".into(),
+            no_pivot_root: true,
             ..Default::default()
         };
         let any = any_of(
             "type.googleapis.com/containerd.runc.v1.Options",
             runc.write_to_bytes().unwrap(),
         );
-        let options = decode_options(Some(&any)).unwrap();
+        let options = decode_options(Some(&any)).await.unwrap();
         assert_eq!(options.runc_binary.as_deref(), Some("/usr/local/sbin/runc"));
         assert_eq!(options.runc_root.as_deref(), Some("/run/r"));
+        assert!(options.no_pivot_root && !options.no_new_keyring);
     }
 
-    #[test]
-    fn unknown_option_types_are_refused_by_name() {
+    #[tokio::test]
+    async fn runtime_options_read_the_toml_file_they_name() {
+        let dir = std::env::temp_dir().join(format!("shim-options-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("runc.toml");
+        std::fs::write(
+            &path,
+            "BinaryName = \"/opt/runc\"\nNoNewKeyring = true\nSystemdCgroup = true\n",
+        )
+        .unwrap();
+        let any = any_of(
+            "runtimeoptions.v1.Options",
+            runtime_options("x", path.to_str().unwrap()),
+        );
+        let options = decode_options(Some(&any)).await.unwrap();
+        assert_eq!(options.runc_binary.as_deref(), Some("/opt/runc"));
+        assert!(options.no_new_keyring);
+
+        std::fs::write(&path, "BinaryName = \"/opt/runc\"\nNoSuchKey = 1\n").unwrap();
+        let error = decode_options(Some(&any)).await.unwrap_err();
+        assert!(
+            error.to_string().contains("NoSuchKey"),
+            "unknown keys are named: {error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let missing = any_of(
+            "runtimeoptions.v1.Options",
+            runtime_options("x", "/nonexistent/runc.toml"),
+        );
+        let error = decode_options(Some(&missing)).await.unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/runc.toml"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn unknown_option_types_are_refused_by_name() {
         let any = any_of("type.googleapis.com/example.Unknown", vec![]);
-        let error = decode_options(Some(&any)).unwrap_err();
+        let error = decode_options(Some(&any)).await.unwrap_err();
         assert!(matches!(error, Error::UnknownOptions { .. }));
         assert!(error.to_string().contains("example.Unknown"), "{error}");
     }
 
-    #[test]
-    fn garbage_runc_options_are_invalid() {
-        let any = any_of("containerd.runc.v1.Options", vec![0xff, 0xff, 0xff]);
-        assert!(matches!(decode_options(Some(&any)), Err(Error::InvalidRequest(_))));
+    #[tokio::test]
+    async fn garbage_options_are_invalid() {
+        let runc = any_of("containerd.runc.v1.Options", vec![0xff, 0xff, 0xff]);
+        assert!(matches!(
+            decode_options(Some(&runc)).await,
+            Err(Error::InvalidRequest(_))
+        ));
+        let generic = any_of("runtimeoptions.v1.Options", vec![0x12, 0x50, b'x']);
+        assert!(matches!(
+            decode_options(Some(&generic)).await,
+            Err(Error::InvalidRequest(_))
+        ));
     }
 }
