@@ -88,6 +88,8 @@ impl Sandbox {
                 "-p",
                 "--",
                 "timeout",
+                // Stay in our process group, so a group kill reaches the command too.
+                "--foreground",
                 "-s",
                 "KILL",
                 "120",
@@ -378,5 +380,85 @@ pub mod direct {
         spec["root"]["path"] = sandbox.root.join("busybox-rootfs").to_str().expect("utf-8").into();
         std::fs::write(&path, serde_json::to_vec(&spec).expect("json")).expect("write spec");
         bundle
+    }
+}
+
+/// `ctr events`, running in the background, collecting what containerd publishes.
+pub struct EventWatcher {
+    child: Child,
+    lines: std::sync::Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EventWatcher {
+    /// Subscribes, and returns once the subscription provably receives events (a marker
+    /// container created and removed in `namespace` shows up).
+    pub fn start(sandbox: &Sandbox, namespace: &str) -> EventWatcher {
+        use std::io::BufRead;
+        sandbox.ensure_image(namespace);
+        // Its own process group: nsenter forks to enter the pid namespace, so killing nsenter
+        // alone would leave `ctr events` holding our pipe open.
+        use std::os::unix::process::CommandExt;
+        let mut child = sandbox
+            .command(&[&sandbox.ctr, "-n", namespace, "events"])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ctr events runs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(line);
+            }
+        });
+        let watcher = EventWatcher {
+            child,
+            lines,
+            reader: Some(reader),
+        };
+        let marker = unique_id("events-marker");
+        let subscribed = wait_until(Duration::from_secs(30), || {
+            sandbox.ctr(namespace, &["container", "create", IMAGE, &marker]);
+            sandbox.ctr(namespace, &["container", "rm", &marker]);
+            watcher.lines().iter().any(|line| line.contains(&marker))
+        });
+        assert!(subscribed, "ctr events never saw the marker container");
+        watcher
+    }
+
+    /// Everything seen so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The `/tasks/…` topics seen for container `id`, in order.
+    pub fn task_topics(&self, id: &str) -> Vec<String> {
+        let needle = format!("\"container_id\":\"{id}\"");
+        self.lines()
+            .iter()
+            .filter(|line| line.contains(&needle))
+            .filter_map(|line| {
+                line.split_whitespace()
+                    .find(|word| word.starts_with("/tasks/"))
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+}
+
+impl Drop for EventWatcher {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
     }
 }

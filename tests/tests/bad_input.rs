@@ -352,3 +352,121 @@ async fn a_good_task_runs_through_the_task_api_after_bad_requests() {
     std::fs::remove_dir_all(&bundle).expect("remove bundle");
     assert_nothing_left(sandbox, namespace, &id);
 }
+
+#[tokio::test]
+async fn state_connect_kill_and_wait_report_each_step_of_a_task() {
+    use containerd_shim_protos::api::{ConnectRequest, KillRequest, Status};
+    let sandbox = Sandbox::get();
+    let namespace = "shimtest-direct";
+    let client = client(sandbox, namespace).await;
+    let id = unique_id("steps");
+    let bundle = runnable_bundle(sandbox, &id, &["sleep", "1000"]);
+    let state = |client: &containerd_shim_protos::shim_async::TaskClient| {
+        let request = StateRequest {
+            id: id.clone(),
+            ..Default::default()
+        };
+        let client = client.clone();
+        async move { client.state(context(), &request).await.expect("state") }
+    };
+
+    let created = client.create(context(), &create(&id, &bundle)).await.expect("create");
+    let after_create = state(&client).await;
+    assert_eq!(
+        (after_create.status.enum_value(), after_create.pid),
+        (Ok(Status::CREATED), created.pid)
+    );
+    assert_eq!(after_create.bundle, bundle.display().to_string());
+
+    client
+        .start(
+            context(),
+            &StartRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start");
+    assert_eq!(state(&client).await.status.enum_value(), Ok(Status::RUNNING));
+    let connected = client
+        .connect(
+            context(),
+            &ConnectRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("connect");
+    assert_eq!(connected.task_pid, created.pid);
+    assert!(connected.shim_pid > 0 && connected.version.starts_with("containerd-shim-systemd-v1"));
+
+    let running_delete = client
+        .delete(
+            context(),
+            &DeleteRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(&running_delete, Err(ttrpc::Error::RpcStatus(status)) if status.code() == Code::FAILED_PRECONDITION),
+        "deleting a running task: {running_delete:?}"
+    );
+    let kill = KillRequest {
+        id: id.clone(),
+        signal: 9,
+        ..Default::default()
+    };
+    client.kill(context(), &kill).await.expect("kill");
+    let waited = client
+        .wait(
+            context(),
+            &WaitRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("wait");
+    assert_eq!(waited.exit_status, 137);
+    let stopped = state(&client).await;
+    assert_eq!(
+        (stopped.status.enum_value(), stopped.exit_status),
+        (Ok(Status::STOPPED), 137)
+    );
+    assert!(stopped.exited_at.is_some());
+    let killed_again = client.kill(context(), &kill).await;
+    assert!(
+        matches!(&killed_again, Err(ttrpc::Error::RpcStatus(status)) if status.code() == Code::NOT_FOUND),
+        "killing an exited task: {killed_again:?}"
+    );
+    let bad_signal = client
+        .kill(
+            context(),
+            &KillRequest {
+                id: id.clone(),
+                signal: 12345,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(&bad_signal, Err(ttrpc::Error::RpcStatus(status)) if status.code() == Code::INVALID_ARGUMENT),
+        "{bad_signal:?}"
+    );
+    client
+        .delete(
+            context(),
+            &DeleteRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("delete");
+    std::fs::remove_dir_all(&bundle).expect("remove bundle");
+    assert_nothing_left(sandbox, namespace, &id);
+}

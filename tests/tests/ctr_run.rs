@@ -162,3 +162,51 @@ fn same_id_in_two_namespaces_runs_at_once() {
     assert_nothing_left(sandbox, first, &id);
     assert_nothing_left(sandbox, second, &id);
 }
+
+#[test]
+fn task_events_reach_containerd_once_each_in_lifecycle_order() {
+    let sandbox = Sandbox::get();
+    let watcher = tests::EventWatcher::start(sandbox, "shimtest-events");
+    let quick = unique_id("events-quick");
+    assert_eq!(sandbox.ctr_run("shimtest-events", &quick, &["true"]).code, 0);
+    let slow = unique_id("events-slow");
+    let child = sandbox.spawn_ctr_run("shimtest-events", &slow, &["sleep", "1000"]);
+    sandbox.wait_for_status("shimtest-events", &slow, "RUNNING");
+    sandbox
+        .ctr("shimtest-events", &["task", "kill", "-s", "SIGKILL", &slow])
+        .success("kill");
+    assert_eq!(finish(child).code, 137);
+
+    let expected = ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"];
+    for id in [&quick, &slow] {
+        let complete = tests::wait_until(std::time::Duration::from_secs(10), || {
+            watcher.task_topics(id).len() >= 4
+        });
+        assert!(complete, "events for {id}: {:?}", watcher.task_topics(id));
+        assert_eq!(watcher.task_topics(id), expected, "events for {id}");
+    }
+}
+
+#[test]
+fn containerd_2_negotiates_task_api_v3_and_1_6_a_bare_address() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("api");
+    let child = sandbox.spawn_ctr_run("default", &id, &["sleep", "1000"]);
+    sandbox.wait_for_status("default", &id, "RUNNING");
+    let bundle = sandbox.host_path(format!("/run/containerd/io.containerd.runtime.v2.task/default/{id}"));
+    let version = sandbox.run(&[&sandbox.containerd, "--version"]).stdout;
+    let address = std::fs::read_to_string(bundle.join("address")).expect("start wrote the address file");
+    assert!(address.starts_with("unix:///run/containerd/s/"), "{address}");
+    if version.contains("containerd/v2 ") {
+        // containerd 2.x records what `start` answered.
+        let bootstrap = std::fs::read_to_string(bundle.join("bootstrap.json")).expect("bootstrap.json");
+        let bootstrap: serde_json::Value = serde_json::from_str(&bootstrap).expect("json");
+        assert_eq!(bootstrap["version"], 3, "{bootstrap}");
+        assert_eq!(bootstrap["protocol"], "ttrpc", "{bootstrap}");
+        assert_eq!(bootstrap["address"], address.as_str(), "{bootstrap}");
+    }
+    sandbox
+        .ctr("default", &["task", "kill", "-s", "SIGKILL", &id])
+        .success("kill");
+    assert_eq!(finish(child).code, 137);
+}

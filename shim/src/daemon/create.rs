@@ -17,7 +17,7 @@ use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
 use super::cleanup::remove_task_residue;
 use super::manager::TaskManager;
 use super::options::decode_options;
-use super::task::{Lifecycle, Task, TaskKey};
+use super::task::{Task, TaskKey};
 use crate::error::Error;
 use crate::paths::runc_root;
 use crate::systemd::{error_names, JobResult};
@@ -208,21 +208,15 @@ impl TaskManager {
     /// Records the created state (or an exit that raced creation) and publishes events in order.
     fn finish_create(&self, task: &Task, pid: u32, rootfs: Vec<containerd_shim_protos::api::Mount>) {
         let mut lifecycle = task.lifecycle();
-        let pending_exit = match *lifecycle {
-            Lifecycle::Creating { pending_exit } => pending_exit,
-            other => {
-                tracing::error!(task = %task.key, "unexpected state {other:?} at the end of create");
-                return;
+        match lifecycle.finish_create(pid) {
+            Ok(raced_exit) => {
+                self.events.task_created(task, pid, rootfs);
+                if let Some(exit) = raced_exit {
+                    self.events.task_exited(task, pid, exit);
+                    task.announce_exit(exit);
+                }
             }
-        };
-        self.events.task_created(task, pid, rootfs);
-        match pending_exit {
-            Some(exit) => {
-                *lifecycle = Lifecycle::Exited { pid, exit };
-                self.events.task_exited(task, pid, exit);
-                task.announce_exit(exit);
-            }
-            None => *lifecycle = Lifecycle::Created { pid },
+            Err(refused) => tracing::error!(task = %task.key, "task is {} at the end of create", refused.state),
         }
     }
 }

@@ -7,7 +7,7 @@ use nix::sys::signal::Signal;
 
 use super::cleanup::remove_task_residue;
 use super::manager::TaskManager;
-use super::task::{Exit, Lifecycle, TaskKey};
+use super::task::{Exit, TaskKey};
 use crate::error::Error;
 
 /// What Delete reports.
@@ -23,23 +23,12 @@ impl TaskManager {
     /// Deletes task `key`.
     pub async fn delete(&self, key: &TaskKey) -> Result<Deleted, Error> {
         let task = self.task(key)?;
-        let previous = {
-            let mut lifecycle = task.lifecycle();
-            let previous = *lifecycle;
-            match previous {
-                Lifecycle::Created { pid } => *lifecycle = Lifecycle::Deleting { pid, exit: None },
-                Lifecycle::Exited { pid, exit } => *lifecycle = Lifecycle::Deleting { pid, exit: Some(exit) },
-                other => {
-                    return Err(Error::BadState {
-                        namespace: key.namespace.clone(),
-                        id: key.id.clone(),
-                        state: other.name(),
-                        action: "delete",
-                    })
-                }
-            }
-            previous
-        };
+        let previous = task.lifecycle().begin_delete().map_err(|refused| Error::BadState {
+            namespace: key.namespace.clone(),
+            id: key.id.clone(),
+            state: refused.state,
+            action: "delete",
+        })?;
 
         if let Err(error) = remove_task_residue(&self.systemd, &task.unit, &task.bundle).await {
             *task.lifecycle() = previous; // let containerd retry

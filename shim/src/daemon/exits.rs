@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::manager::TaskManager;
-use super::task::{Exit, Lifecycle, Task};
+use super::task::{Exit, Task};
 use crate::systemd::{ServiceExit, UnitChange};
 
 const SERVICE_INTERFACE: &str = "org.freedesktop.systemd1.Service";
@@ -55,25 +55,10 @@ impl TaskManager {
             tracing::debug!(task = %task.key, "ignoring exit of pid {} (init is {known_pid})", service_exit.pid);
             return;
         }
-        match *lifecycle {
-            Lifecycle::Creating { ref mut pending_exit }
-            | Lifecycle::Starting {
-                ref mut pending_exit, ..
-            } => {
-                pending_exit.get_or_insert(exit);
-            }
-            Lifecycle::Created { pid } | Lifecycle::Running { pid } => {
-                *lifecycle = Lifecycle::Exited { pid, exit };
-                self.events.task_exited(task, pid, exit);
-                task.announce_exit(exit);
-                tracing::info!(task = %task.key, unit = %task.unit, "init {pid} exited with status {}", exit.status);
-            }
-            Lifecycle::Deleting {
-                exit: ref mut known, ..
-            } => {
-                known.get_or_insert(exit);
-            }
-            Lifecycle::Exited { .. } => {} // already known: an exit is recorded once
+        if let Some((pid, exit)) = lifecycle.observe_exit(exit) {
+            self.events.task_exited(task, pid, exit);
+            task.announce_exit(exit);
+            tracing::info!(task = %task.key, unit = %task.unit, "init {pid} exited with status {}", exit.status);
         }
     }
 }

@@ -129,6 +129,116 @@ impl Lifecycle {
     }
 }
 
+/// A transition the current state does not allow; `state` names the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// The state the task is in.
+    pub state: &'static str,
+}
+
+/// How a finished `runc start` left the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// Started: publish TaskStart, then TaskExit if `exit` (it died while starting).
+    Started {
+        /// Init pid.
+        pid: u32,
+        /// An exit observed while `runc start` ran.
+        exit: Option<Exit>,
+    },
+    /// `runc start` failed: publish TaskExit if `exit`.
+    Failed {
+        /// Init pid.
+        pid: u32,
+        /// An exit observed while `runc start` ran.
+        exit: Option<Exit>,
+    },
+}
+
+/// The lifecycle's rules. Each method is one transition; what it returns tells the caller which
+/// events to publish, so the order create → start → exit → delete holds by construction.
+impl Lifecycle {
+    /// The unit's start job finished with init `pid`. Returns an exit that raced creation, to be
+    /// published right after TaskCreate.
+    pub fn finish_create(&mut self, pid: u32) -> Result<Option<Exit>, Refused> {
+        let Lifecycle::Creating { pending_exit } = *self else {
+            return Err(Refused { state: self.name() });
+        };
+        *self = match pending_exit {
+            Some(exit) => Lifecycle::Exited { pid, exit },
+            None => Lifecycle::Created { pid },
+        };
+        Ok(pending_exit)
+    }
+
+    /// Before `runc start`: returns the init pid.
+    pub fn begin_start(&mut self) -> Result<u32, Refused> {
+        let Lifecycle::Created { pid } = *self else {
+            return Err(Refused { state: self.name() });
+        };
+        *self = Lifecycle::Starting {
+            pid,
+            pending_exit: None,
+        };
+        Ok(pid)
+    }
+
+    /// After `runc start`, which `succeeded` or not.
+    pub fn finish_start(&mut self, succeeded: bool) -> Result<StartOutcome, Refused> {
+        let Lifecycle::Starting { pid, pending_exit } = *self else {
+            return Err(Refused { state: self.name() });
+        };
+        *self = match (succeeded, pending_exit) {
+            (_, Some(exit)) => Lifecycle::Exited { pid, exit },
+            (true, None) => Lifecycle::Running { pid },
+            (false, None) => Lifecycle::Created { pid },
+        };
+        Ok(if succeeded {
+            StartOutcome::Started {
+                pid,
+                exit: pending_exit,
+            }
+        } else {
+            StartOutcome::Failed {
+                pid,
+                exit: pending_exit,
+            }
+        })
+    }
+
+    /// systemd reported the init's exit. Returns `(pid, exit)` when TaskExit is to be published
+    /// now; `None` when a create or start in progress will publish it, or it is already known.
+    pub fn observe_exit(&mut self, exit: Exit) -> Option<(u32, Exit)> {
+        match self {
+            Lifecycle::Creating { pending_exit } | Lifecycle::Starting { pending_exit, .. } => {
+                pending_exit.get_or_insert(exit);
+                None
+            }
+            Lifecycle::Created { pid } | Lifecycle::Running { pid } => {
+                let pid = *pid;
+                *self = Lifecycle::Exited { pid, exit };
+                Some((pid, exit))
+            }
+            Lifecycle::Deleting { exit: known, .. } => {
+                known.get_or_insert(exit);
+                None
+            }
+            Lifecycle::Exited { .. } => None,
+        }
+    }
+
+    /// Before removing the task: returns the state to go back to if removal fails.
+    pub fn begin_delete(&mut self) -> Result<Lifecycle, Refused> {
+        let previous = *self;
+        *self = match previous {
+            Lifecycle::Created { pid } => Lifecycle::Deleting { pid, exit: None },
+            Lifecycle::Exited { pid, exit } => Lifecycle::Deleting { pid, exit: Some(exit) },
+            _ => return Err(Refused { state: self.name() }),
+        };
+        Ok(previous)
+    }
+}
+
 /// A container task and its unit.
 pub struct Task {
     /// Namespace and id.
@@ -177,5 +287,108 @@ impl Task {
     /// A receiver that sees the exit once it is announced.
     pub fn exit_receiver(&self) -> watch::Receiver<Option<Exit>> {
         self.exit_sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn exit(status: u32) -> Exit {
+        Exit {
+            status,
+            at: UNIX_EPOCH + Duration::from_secs(u64::from(status)),
+        }
+    }
+
+    #[test]
+    fn exit_before_create_finishes_is_published_after_create() {
+        let mut lifecycle = Lifecycle::Creating { pending_exit: None };
+        assert_eq!(lifecycle.observe_exit(exit(137)), None, "held back while creating");
+        assert_eq!(lifecycle.finish_create(7), Ok(Some(exit(137))));
+        assert_eq!(
+            lifecycle,
+            Lifecycle::Exited {
+                pid: 7,
+                exit: exit(137)
+            }
+        );
+    }
+
+    #[test]
+    fn exit_while_starting_follows_task_start() {
+        let mut lifecycle = Lifecycle::Created { pid: 7 };
+        assert_eq!(lifecycle.begin_start(), Ok(7));
+        assert_eq!(lifecycle.observe_exit(exit(0)), None, "held back while starting");
+        assert_eq!(
+            lifecycle.finish_start(true),
+            Ok(StartOutcome::Started {
+                pid: 7,
+                exit: Some(exit(0))
+            })
+        );
+        assert_eq!(lifecycle.status(), Status::STOPPED);
+    }
+
+    #[test]
+    fn running_task_exit_is_published_exactly_once() {
+        let mut lifecycle = Lifecycle::Created { pid: 7 };
+        lifecycle.begin_start().unwrap();
+        assert_eq!(
+            lifecycle.finish_start(true),
+            Ok(StartOutcome::Started { pid: 7, exit: None })
+        );
+        assert_eq!(lifecycle.status(), Status::RUNNING);
+        assert_eq!(lifecycle.observe_exit(exit(3)), Some((7, exit(3))));
+        assert_eq!(
+            lifecycle.observe_exit(exit(3)),
+            None,
+            "a duplicate signal publishes nothing"
+        );
+        assert_eq!(lifecycle.exit(), Some(exit(3)));
+    }
+
+    #[test]
+    fn failed_start_goes_back_to_created_unless_init_died() {
+        let mut lifecycle = Lifecycle::Created { pid: 7 };
+        lifecycle.begin_start().unwrap();
+        assert_eq!(
+            lifecycle.finish_start(false),
+            Ok(StartOutcome::Failed { pid: 7, exit: None })
+        );
+        assert_eq!(lifecycle, Lifecycle::Created { pid: 7 });
+        lifecycle.begin_start().unwrap();
+        lifecycle.observe_exit(exit(1));
+        assert_eq!(
+            lifecycle.finish_start(false),
+            Ok(StartOutcome::Failed {
+                pid: 7,
+                exit: Some(exit(1))
+            })
+        );
+        assert_eq!(lifecycle.exit(), Some(exit(1)));
+    }
+
+    #[test]
+    fn transitions_refuse_the_wrong_states() {
+        let mut running = Lifecycle::Running { pid: 7 };
+        assert_eq!(running.begin_start(), Err(Refused { state: "running" }));
+        assert_eq!(running.begin_delete(), Err(Refused { state: "running" }));
+        assert_eq!(running.finish_create(7), Err(Refused { state: "running" }));
+        let mut creating = Lifecycle::Creating { pending_exit: None };
+        assert_eq!(creating.begin_delete(), Err(Refused { state: "being created" }));
+        assert!(!creating.can_kill());
+    }
+
+    #[test]
+    fn delete_remembers_the_previous_state_and_any_late_exit() {
+        let mut lifecycle = Lifecycle::Created { pid: 7 };
+        assert_eq!(lifecycle.begin_delete(), Ok(Lifecycle::Created { pid: 7 }));
+        assert_eq!(lifecycle.observe_exit(exit(137)), None, "no TaskExit during delete");
+        assert_eq!(lifecycle.exit(), Some(exit(137)));
+        let mut exited = Lifecycle::Exited { pid: 7, exit: exit(2) };
+        assert_eq!(exited.begin_delete(), Ok(Lifecycle::Exited { pid: 7, exit: exit(2) }));
+        assert_eq!(exited.begin_delete(), Err(Refused { state: "being deleted" }));
     }
 }
