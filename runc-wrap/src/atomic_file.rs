@@ -14,25 +14,12 @@ use crate::Error;
 
 /// Writes `contents` to `path` atomically with mode 0600.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    let io_error = |source| Error::StateFile {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io_error(std::io::Error::other("path has no file name")))?;
+    let io_error = |source| Error::StateFile { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_name = path.file_name().ok_or_else(|| io_error(std::io::Error::other("path has no file name")))?;
     let temp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
         file.write_all(contents)?;
         file.sync_all()?;
         fs::rename(&temp, path)?;
@@ -46,32 +33,22 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Error> {
 
 /// Serializes `value` as JSON and writes it atomically to `path`.
 pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
-    let json = serde_json::to_vec(value).map_err(|source| Error::Encode {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let json = serde_json::to_vec(value).map_err(|source| Error::Encode { path: path.to_path_buf(), source })?;
     write_atomically(path, &json)
 }
 
 /// Reads and parses the JSON file at `path`.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
-    let bytes = fs::read(path).map_err(|source| Error::StateFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
-        path: path.to_path_buf(),
-        source,
-    })
+    let bytes = fs::read(path).map_err(|source| Error::StateFile { path: path.to_path_buf(), source })?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Decode { path: path.to_path_buf(), source })
 }
 
 /// Removes `path`; a file that is already gone is not an error.
 pub fn remove_if_present(path: &Path) -> Result<(), Error> {
     match fs::remove_file(path) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::StateFile {
-            path: path.to_path_buf(),
-            source: error,
-        }),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::StateFile { path: path.to_path_buf(), source: error })
+        }
         _ => Ok(()),
     }
 }
@@ -105,10 +82,7 @@ mod tests {
     fn write_into_missing_directory_names_the_path() {
         let path = Path::new("/nonexistent-dir-for-test/state.json");
         let error = write_atomically(path, b"x").unwrap_err();
-        assert!(
-            error.to_string().contains("/nonexistent-dir-for-test/state.json"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("/nonexistent-dir-for-test/state.json"), "{error}");
     }
 
     #[test]

@@ -151,27 +151,16 @@ impl ExitState {
         let (Some(code), Some(status)) = (exit_code, exit_status) else {
             return Ok(None);
         };
-        let bad = || Error::ExitEnvironment {
-            exit_code: code.to_string(),
-            exit_status: status.to_string(),
-        };
+        let bad = || Error::ExitEnvironment { exit_code: code.to_string(), exit_status: status.to_string() };
         let exited_at_unix_ns = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos();
         match code {
             "exited" => {
                 let status: u32 = status.parse().map_err(|_| bad())?;
-                Ok(Some(ExitState {
-                    status,
-                    signal: None,
-                    exited_at_unix_ns,
-                }))
+                Ok(Some(ExitState { status, signal: None, exited_at_unix_ns }))
             }
             "killed" | "dumped" => {
                 let signal = signal_from_name(status).ok_or_else(bad)?;
-                Ok(Some(ExitState {
-                    status: 128 + signal as u32,
-                    signal: Some(signal),
-                    exited_at_unix_ns,
-                }))
+                Ok(Some(ExitState { status: 128 + signal as u32, signal: Some(signal), exited_at_unix_ns }))
             }
             _ => Err(bad()),
         }
@@ -189,11 +178,7 @@ fn signal_from_name(name: &str) -> Option<i32> {
     if let Ok(number) = name.parse::<i32>() {
         return Signal::try_from(number).ok().map(|signal| signal as i32);
     }
-    let full = if name.starts_with("SIG") {
-        name.to_string()
-    } else {
-        format!("SIG{name}")
-    };
+    let full = if name.starts_with("SIG") { name.to_string() } else { format!("SIG{name}") };
     full.parse::<Signal>().ok().map(|signal| signal as i32)
 }
 
@@ -207,32 +192,17 @@ mod tests {
 
     #[test]
     fn exit_code_is_reported_as_is() {
-        let state = ExitState::from_systemd_env(Some("exited"), Some("3"), at(10))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            state,
-            ExitState {
-                status: 3,
-                signal: None,
-                exited_at_unix_ns: 10_000_000_000
-            }
-        );
+        let state = ExitState::from_systemd_env(Some("exited"), Some("3"), at(10)).unwrap().unwrap();
+        assert_eq!(state, ExitState { status: 3, signal: None, exited_at_unix_ns: 10_000_000_000 });
     }
 
     #[test]
     fn signal_death_is_128_plus_signal_like_runc_v2() {
-        let killed = ExitState::from_systemd_env(Some("killed"), Some("KILL"), at(1))
-            .unwrap()
-            .unwrap();
+        let killed = ExitState::from_systemd_env(Some("killed"), Some("KILL"), at(1)).unwrap().unwrap();
         assert_eq!((killed.status, killed.signal), (137, Some(9)));
-        let dumped = ExitState::from_systemd_env(Some("dumped"), Some("SEGV"), at(1))
-            .unwrap()
-            .unwrap();
+        let dumped = ExitState::from_systemd_env(Some("dumped"), Some("SEGV"), at(1)).unwrap().unwrap();
         assert_eq!((dumped.status, dumped.signal), (139, Some(11)));
-        let term = ExitState::from_systemd_env(Some("killed"), Some("SIGTERM"), at(1))
-            .unwrap()
-            .unwrap();
+        let term = ExitState::from_systemd_env(Some("killed"), Some("SIGTERM"), at(1)).unwrap().unwrap();
         assert_eq!(term.status, 143);
     }
 
@@ -244,12 +214,7 @@ mod tests {
 
     #[test]
     fn garbage_environment_is_an_error_naming_it() {
-        for (code, status) in [
-            ("exited", "x"),
-            ("killed", "NOSUCHSIG"),
-            ("weird", "1"),
-            ("exited", "-1"),
-        ] {
+        for (code, status) in [("exited", "x"), ("killed", "NOSUCHSIG"), ("weird", "1"), ("exited", "-1")] {
             let error = ExitState::from_systemd_env(Some(code), Some(status), at(1)).unwrap_err();
             assert!(error.to_string().contains(status), "{code}/{status}: {error}");
         }
@@ -257,17 +222,10 @@ mod tests {
 
     #[test]
     fn exit_state_round_trips_through_json() {
-        let state = ExitState {
-            status: 137,
-            signal: Some(9),
-            exited_at_unix_ns: 1_795_000_000_123_456_789,
-        };
+        let state = ExitState { status: 137, signal: Some(9), exited_at_unix_ns: 1_795_000_000_123_456_789 };
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<ExitState>(&json).unwrap(), state);
-        assert_eq!(
-            state.exited_at(),
-            UNIX_EPOCH + Duration::from_nanos(1_795_000_000_123_456_789)
-        );
+        assert_eq!(state.exited_at(), UNIX_EPOCH + Duration::from_nanos(1_795_000_000_123_456_789));
     }
 
     #[test]

@@ -53,11 +53,7 @@ pub struct Runc {
 impl Runc {
     /// runc at `binary` with state under `root`.
     pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Runc {
-        Runc {
-            binary: binary.into(),
-            root: root.into(),
-            timeout: DEFAULT_RUNC_TIMEOUT,
-        }
+        Runc { binary: binary.into(), root: root.into(), timeout: DEFAULT_RUNC_TIMEOUT }
     }
 
     /// `runc --root R --log L --log-format json create --bundle B --pid-file P [flags] ID` (argv
@@ -121,9 +117,7 @@ impl Runc {
     /// Whether runc has state for container `id`: its state file exists. A fact on disk, not a
     /// guess from runc's error text.
     pub async fn has_container(&self, id: &str) -> bool {
-        tokio::fs::try_exists(self.root.join(id).join("state.json"))
-            .await
-            .unwrap_or(false)
+        tokio::fs::try_exists(self.root.join(id).join("state.json")).await.unwrap_or(false)
     }
 
     /// Starts the created container `id` (`runc start`).
@@ -143,12 +137,7 @@ impl Runc {
 
     async fn run(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<(), Error> {
         let mut child = Command::new(&self.binary);
-        child
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        child.args(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
         for name in SERVICE_ONLY_ENV {
             child.env_remove(name);
         }
@@ -160,17 +149,8 @@ impl Runc {
         })?;
         let output = tokio::time::timeout(self.timeout, spawned.wait_with_output())
             .await
-            .map_err(|_| Error::RuncTimeout {
-                command,
-                id: id.to_string(),
-                timeout: self.timeout,
-            })?
-            .map_err(|source| Error::SpawnRunc {
-                binary: self.binary.clone(),
-                command,
-                id: id.to_string(),
-                source,
-            })?;
+            .map_err(|_| Error::RuncTimeout { command, id: id.to_string(), timeout: self.timeout })?
+            .map_err(|source| Error::SpawnRunc { binary: self.binary.clone(), command, id: id.to_string(), source })?;
         if output.status.success() {
             return Ok(());
         }
@@ -194,37 +174,24 @@ pub fn last_error_in_log(log_contents: &str) -> Option<String> {
 }
 
 fn last_line(text: &str) -> String {
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("no error output")
-        .to_string()
+    text.lines().rev().map(str::trim).find(|line| !line.is_empty()).unwrap_or("no error output").to_string()
 }
 
 /// Finds `name` the way a shell would: as is when it contains `/`, else in each `PATH` entry.
 pub fn resolve_binary(name: &str, path_env: Option<&str>) -> Result<PathBuf, Error> {
     use std::os::unix::fs::PermissionsExt;
     let is_executable = |path: &Path| {
-        path.metadata()
-            .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
+        path.metadata().map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0).unwrap_or(false)
     };
     if name.is_empty() {
-        return Err(Error::BinaryNotFound {
-            name: name.to_string(),
-            searched: "an empty name".into(),
-        });
+        return Err(Error::BinaryNotFound { name: name.to_string(), searched: "an empty name".into() });
     }
     if name.contains('/') {
         let path = PathBuf::from(name);
         return if is_executable(&path) {
             Ok(path)
         } else {
-            Err(Error::BinaryNotFound {
-                name: name.to_string(),
-                searched: "that path".into(),
-            })
+            Err(Error::BinaryNotFound { name: name.to_string(), searched: "that path".into() })
         };
     }
     let path_env = path_env.unwrap_or("");
@@ -233,10 +200,7 @@ pub fn resolve_binary(name: &str, path_env: Option<&str>) -> Result<PathBuf, Err
         .filter(|dir| !dir.is_empty())
         .map(|dir| Path::new(dir).join(name))
         .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| Error::BinaryNotFound {
-            name: name.to_string(),
-            searched: format!("PATH={path_env}"),
-        })
+        .ok_or_else(|| Error::BinaryNotFound { name: name.to_string(), searched: format!("PATH={path_env}") })
 }
 
 #[cfg(test)]
@@ -253,28 +217,19 @@ mod tests {
 
     #[test]
     fn create_args_log_as_json_and_write_a_pid_file() {
-        let paths = CreatePaths {
-            bundle: Path::new("/b"),
-            pid_file: Path::new("/b/init.pid"),
-            log: Path::new("/b/log.json"),
-        };
+        let paths =
+            CreatePaths { bundle: Path::new("/b"), pid_file: Path::new("/b/init.pid"), log: Path::new("/b/log.json") };
         let args = strings(runc().create_args("t1", paths, CreateFlags::default()));
         let expected = "--root /run/r --log /b/log.json --log-format json create --bundle /b --pid-file /b/init.pid t1";
         assert_eq!(args.join(" "), expected);
-        let flags = CreateFlags {
-            no_pivot_root: true,
-            no_new_keyring: true,
-        };
+        let flags = CreateFlags { no_pivot_root: true, no_new_keyring: true };
         let args = strings(runc().create_args("t1", paths, flags));
         assert_eq!(args[args.len() - 3..], ["--no-pivot", "--no-new-keyring", "t1"]);
     }
 
     #[test]
     fn kill_args_use_signal_numbers() {
-        assert_eq!(
-            strings(runc().kill_args("t1", Signal::SIGKILL, false)),
-            ["--root", "/run/r", "kill", "t1", "9"]
-        );
+        assert_eq!(strings(runc().kill_args("t1", Signal::SIGKILL, false)), ["--root", "/run/r", "kill", "t1", "9"]);
         assert_eq!(
             strings(runc().kill_args("t1", Signal::SIGTERM, true)),
             ["--root", "/run/r", "kill", "--all", "t1", "15"]
@@ -283,10 +238,7 @@ mod tests {
 
     #[test]
     fn delete_and_start_args() {
-        assert_eq!(
-            strings(runc().delete_args("t1", true)),
-            ["--root", "/run/r", "delete", "--force", "t1"]
-        );
+        assert_eq!(strings(runc().delete_args("t1", true)), ["--root", "/run/r", "delete", "--force", "t1"]);
         assert_eq!(strings(runc().start_args("t1")), ["--root", "/run/r", "start", "t1"]);
     }
 
@@ -301,36 +253,23 @@ mod tests {
             "\n",
             "not json\n",
         );
-        assert_eq!(
-            last_error_in_log(log).as_deref(),
-            Some("exec: \"nope\": executable file not found in $PATH")
-        );
+        assert_eq!(last_error_in_log(log).as_deref(), Some("exec: \"nope\": executable file not found in $PATH"));
         assert_eq!(last_error_in_log(""), None);
     }
 
     #[test]
     fn resolve_binary_searches_path_and_names_what_it_searched() {
-        assert_eq!(
-            resolve_binary("sh", Some("/nonexistent:/bin")).unwrap(),
-            PathBuf::from("/bin/sh")
-        );
+        assert_eq!(resolve_binary("sh", Some("/nonexistent:/bin")).unwrap(), PathBuf::from("/bin/sh"));
         let error = resolve_binary("no-such-runc", Some("/bin:/usr/bin")).unwrap_err();
         let message = error.to_string();
-        assert!(
-            message.contains("no-such-runc") && message.contains("PATH=/bin:/usr/bin"),
-            "{message}"
-        );
+        assert!(message.contains("no-such-runc") && message.contains("PATH=/bin:/usr/bin"), "{message}");
         assert!(resolve_binary("/nonexistent/runc", None).is_err());
         assert!(resolve_binary("", Some("/bin")).is_err());
     }
 
     #[tokio::test]
     async fn failing_runc_reports_its_last_stderr_line() {
-        let fake = Runc {
-            binary: "/bin/sh".into(),
-            root: "/nonexistent".into(),
-            timeout: Duration::from_secs(5),
-        };
+        let fake = Runc { binary: "/bin/sh".into(), root: "/nonexistent".into(), timeout: Duration::from_secs(5) };
         // `sh --root …` fails with an error message on stderr; the wrapper must surface it.
         let error = fake.start("t1").await.unwrap_err();
         assert!(matches!(error, Error::RuncFailed { command: "start", .. }), "{error}");

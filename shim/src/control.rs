@@ -52,25 +52,17 @@ pub enum ControlResponse {
 pub async fn ask(socket: &Path, request: &ControlRequest) -> Result<ControlResponse, Error> {
     let exchange = async {
         let context = || format!("talking to the shim daemon at {}", socket.display());
-        let stream = UnixStream::connect(socket)
-            .await
-            .map_err(|error| Error::io(context(), error))?;
+        let stream = UnixStream::connect(socket).await.map_err(|error| Error::io(context(), error))?;
         let (read, mut write) = stream.into_split();
         let mut line =
             serde_json::to_vec(request).map_err(|error| Error::io(context(), std::io::Error::other(error)))?;
         line.push(b'\n');
-        write
-            .write_all(&line)
-            .await
-            .map_err(|error| Error::io(context(), error))?;
+        write.write_all(&line).await.map_err(|error| Error::io(context(), error))?;
         let answer = read_line(read).await.map_err(|error| Error::io(context(), error))?;
         serde_json::from_str(&answer).map_err(|error| Error::io(context(), std::io::Error::other(error)))
     };
     tokio::time::timeout(CONTROL_TIMEOUT, exchange).await.map_err(|_| {
-        Error::io(
-            format!("talking to the shim daemon at {}", socket.display()),
-            std::io::ErrorKind::TimedOut.into(),
-        )
+        Error::io(format!("talking to the shim daemon at {}", socket.display()), std::io::ErrorKind::TimedOut.into())
     })?
 }
 
@@ -83,10 +75,7 @@ pub async fn read_line(read: impl tokio::io::AsyncRead + Unpin) -> std::io::Resu
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     if !line.ends_with('\n') {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "control line too long or cut short",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "control line too long or cut short"));
     }
     Ok(line)
 }
@@ -97,20 +86,10 @@ mod tests {
 
     #[test]
     fn messages_have_a_stable_json_form() {
-        let request = ControlRequest::ServeNamespace {
-            namespace: "k8s.io".into(),
-        };
-        assert_eq!(
-            serde_json::to_string(&request).unwrap(),
-            r#"{"serve_namespace":{"namespace":"k8s.io"}}"#
-        );
+        let request = ControlRequest::ServeNamespace { namespace: "k8s.io".into() };
+        assert_eq!(serde_json::to_string(&request).unwrap(), r#"{"serve_namespace":{"namespace":"k8s.io"}}"#);
         let response: ControlResponse = serde_json::from_str(r#"{"serving":{"address":"unix:///x"}}"#).unwrap();
-        assert_eq!(
-            response,
-            ControlResponse::Serving {
-                address: "unix:///x".into()
-            }
-        );
+        assert_eq!(response, ControlResponse::Serving { address: "unix:///x".into() });
     }
 
     #[tokio::test]

@@ -56,9 +56,7 @@ pub async fn delete(command: &DeleteCommand) -> Result<Vec<u8>, Error> {
         DaemonAnswer::NotFound if !has_task_files(&command.bundle).await => killed_now(),
         DaemonAnswer::NotFound | DaemonAnswer::Unreachable => delete_locally(command).await?,
     };
-    response
-        .write_to_bytes()
-        .map_err(|error| Error::io("encoding the delete response", std::io::Error::other(error)))
+    response.write_to_bytes().map_err(|error| Error::io("encoding the delete response", std::io::Error::other(error)))
 }
 
 async fn delete_through_daemon(command: &DeleteCommand) -> DaemonAnswer {
@@ -68,10 +66,7 @@ async fn delete_through_daemon(command: &DeleteCommand) -> DaemonAnswer {
         return DaemonAnswer::Unreachable;
     };
     let context = ttrpc::context::with_duration(DAEMON_DELETE_TIMEOUT);
-    let request = DeleteRequest {
-        id: command.id.clone(),
-        ..Default::default()
-    };
+    let request = DeleteRequest { id: command.id.clone(), ..Default::default() };
     match TaskClient::new(client).delete(context, &request).await {
         Ok(response) => DaemonAnswer::Deleted(response),
         Err(ttrpc::Error::RpcStatus(status)) if status.code() == ttrpc::Code::NOT_FOUND => DaemonAnswer::NotFound,
@@ -94,10 +89,7 @@ async fn has_task_files(bundle: &Path) -> bool {
 
 async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error> {
     let exit_path = command.bundle.join(files::EXIT_STATE);
-    let recorded = tokio::task::spawn_blocking(move || read_json::<ExitState>(&exit_path).ok())
-        .await
-        .ok()
-        .flatten();
+    let recorded = tokio::task::spawn_blocking(move || read_json::<ExitState>(&exit_path).ok()).await.ok().flatten();
     let systemd = Systemd::connect().await?;
     let unit = UnitName::for_task(&command.namespace, &command.id);
     remove_task_residue(&systemd, &unit, &command.bundle).await?;

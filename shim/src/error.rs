@@ -148,9 +148,7 @@ impl Error {
             | Error::InvalidSpec { .. }
             | Error::UnknownOptions { .. }
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
-            Error::CreateFailed {
-                caused_by_input: true, ..
-            } => Code::INVALID_ARGUMENT,
+            Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,
             Error::TaskNotFound { .. } | Error::ExecNotFound { .. } | Error::ProcessFinished { .. } => Code::NOT_FOUND,
             Error::TaskExists { .. } | Error::UnitExists { .. } => Code::ALREADY_EXISTS,
             Error::BadState { .. } | Error::RuncUnavailable(_) => Code::FAILED_PRECONDITION,
@@ -164,10 +162,7 @@ impl Error {
 
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io { context: context.into(), source }
     }
 }
 
@@ -183,45 +178,21 @@ mod tests {
 
     #[test]
     fn errors_map_to_the_codes_containerd_expects() {
-        let not_found = Error::TaskNotFound {
-            namespace: "ns".into(),
-            id: "t".into(),
-        };
+        let not_found = Error::TaskNotFound { namespace: "ns".into(), id: "t".into() };
         assert_eq!(not_found.code(), Code::NOT_FOUND);
-        let finished = Error::ProcessFinished {
-            namespace: "ns".into(),
-            id: "t".into(),
-        };
+        let finished = Error::ProcessFinished { namespace: "ns".into(), id: "t".into() };
         assert_eq!(finished.code(), Code::NOT_FOUND);
         assert_eq!(Error::Unsupported("exec".into()).code(), Code::UNIMPLEMENTED);
-        let running = Error::BadState {
-            namespace: "ns".into(),
-            id: "t".into(),
-            state: "running",
-            action: "delete",
-        };
+        let running = Error::BadState { namespace: "ns".into(), id: "t".into(), state: "running", action: "delete" };
         assert_eq!(running.code(), Code::FAILED_PRECONDITION);
-        assert_eq!(
-            Error::TaskExists {
-                namespace: "ns".into(),
-                id: "t".into()
-            }
-            .code(),
-            Code::ALREADY_EXISTS
-        );
+        assert_eq!(Error::TaskExists { namespace: "ns".into(), id: "t".into() }.code(), Code::ALREADY_EXISTS);
         assert_eq!(Error::InvalidRequest("x".into()).code(), Code::INVALID_ARGUMENT);
     }
 
     #[test]
     fn ttrpc_status_carries_code_and_message() {
-        let status: ttrpc::Error = Error::TaskNotFound {
-            namespace: "ns".into(),
-            id: "t1".into(),
-        }
-        .into();
-        let ttrpc::Error::RpcStatus(status) = status else {
-            panic!("not a status")
-        };
+        let status: ttrpc::Error = Error::TaskNotFound { namespace: "ns".into(), id: "t1".into() }.into();
+        let ttrpc::Error::RpcStatus(status) = status else { panic!("not a status") };
         assert_eq!(status.code(), Code::NOT_FOUND);
         assert_eq!(status.message(), "task ns/t1 not found");
     }

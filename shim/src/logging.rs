@@ -6,11 +6,7 @@ use std::io::Write;
 
 /// Installs the logger for this process; `debug` lowers the level to debug.
 pub fn init(debug: bool) {
-    let level = if debug {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    };
+    let level = if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info };
     let installed = if std::env::var_os("JOURNAL_STREAM").is_some() {
         systemd_journal_logger::JournalLog::new()
             .map(|journal| journal.with_syslog_identifier("containerd-shim-systemd-v1".to_string()))
@@ -36,12 +32,8 @@ impl log::Log for StderrLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "containerd-shim-systemd-v1: {}: {}",
-                record.level(),
-                record.args()
-            );
+            let _ =
+                writeln!(std::io::stderr().lock(), "containerd-shim-systemd-v1: {}: {}", record.level(), record.args());
         }
     }
 

@@ -19,10 +19,7 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("helper") {
         return run_helper(&args[1..]);
     }
-    if args
-        .iter()
-        .any(|arg| matches!(arg.as_str(), "-v" | "-version" | "--version"))
-    {
+    if args.iter().any(|arg| matches!(arg.as_str(), "-v" | "-version" | "--version")) {
         println!("containerd-shim-systemd-v1 {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
@@ -77,11 +74,7 @@ fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
         Err(error) => return fail(&error.to_string()),
     };
     // Two workers: the daemon's work is I/O-bound, and each thread costs memory.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("starting the async runtime: {error}")),
     };
@@ -135,9 +128,7 @@ fn daemon_config(flags: &containerd_shim::Flags) -> Result<DaemonConfig, shim::E
         return Err(shim::Error::InvalidRequest("the daemon needs -socket".into()));
     }
     if flags.address.is_empty() {
-        return Err(shim::Error::InvalidRequest(
-            "the daemon needs -address (containerd's socket)".into(),
-        ));
+        return Err(shim::Error::InvalidRequest("the daemon needs -address (containerd's socket)".into()));
     }
     let identity = shim::paths::DaemonIdentity::for_containerd(&flags.address);
     if shim::paths::socket_path_of(&flags.socket) != identity.control_socket {

@@ -38,10 +38,7 @@ impl DaemonIdentity {
 
     /// The ttrpc socket serving the task API for `namespace`.
     pub fn namespace_socket(&self, namespace: &str) -> PathBuf {
-        PathBuf::from(SOCKET_DIR).join(hex_digest(&format!(
-            "{RUNTIME_NAME}\0{}\0{namespace}",
-            self.containerd_address
-        )))
+        PathBuf::from(SOCKET_DIR).join(hex_digest(&format!("{RUNTIME_NAME}\0{}\0{namespace}", self.containerd_address)))
     }
 }
 
@@ -51,10 +48,7 @@ pub fn unix_address(path: &std::path::Path) -> String {
 }
 
 fn hex_digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// runc's state root for containers of `namespace` (as runc-v2 keeps one per namespace).
@@ -78,10 +72,7 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(first, DaemonIdentity::for_containerd("/run/containerd/containerd.sock"));
         assert!(first.control_socket.starts_with(SOCKET_DIR));
-        assert!(
-            first.control_socket.as_os_str().len() < 108,
-            "unix socket path too long"
-        );
+        assert!(first.control_socket.as_os_str().len() < 108, "unix socket path too long");
         assert!(first.unit.starts_with("containerd-shim-systemd-v1-") && first.unit.ends_with(".service"));
     }
 

@@ -50,33 +50,25 @@ pub async fn start(request: &StartRequest) -> Result<Vec<u8>, Error> {
     validate_identifier(IdentifierKind::Namespace, &request.namespace)?;
     validate_identifier(IdentifierKind::TaskId, &request.id)?;
     if request.containerd_address.is_empty() {
-        return Err(Error::InvalidRequest(
-            "-address (containerd's socket) is required".into(),
-        ));
+        return Err(Error::InvalidRequest("-address (containerd's socket) is required".into()));
     }
     if request.ttrpc_address.is_empty() {
-        return Err(Error::InvalidRequest(
-            "TTRPC_ADDRESS is not set in the environment".into(),
-        ));
+        return Err(Error::InvalidRequest("TTRPC_ADDRESS is not set in the environment".into()));
     }
     let identity = DaemonIdentity::for_containerd(&request.containerd_address);
     ensure_daemon(&identity, request).await?;
-    let address = match ask(
-        &identity.control_socket,
-        &ControlRequest::ServeNamespace {
-            namespace: request.namespace.clone(),
-        },
-    )
-    .await?
-    {
-        ControlResponse::Serving { address } => address,
-        ControlResponse::Refused { reason } => {
-            return Err(Error::InvalidRequest(format!(
-                "the shim daemon refused namespace {}: {reason}",
-                request.namespace
-            )))
-        }
-    };
+    let address =
+        match ask(&identity.control_socket, &ControlRequest::ServeNamespace { namespace: request.namespace.clone() })
+            .await?
+        {
+            ControlResponse::Serving { address } => address,
+            ControlResponse::Refused { reason } => {
+                return Err(Error::InvalidRequest(format!(
+                    "the shim daemon refused namespace {}: {reason}",
+                    request.namespace
+                )))
+            }
+        };
 
     let address_file = request.bundle.join("address");
     let contents = address.clone().into_bytes();
@@ -87,21 +79,16 @@ pub async fn start(request: &StartRequest) -> Result<Vec<u8>, Error> {
 
     if let Some(params) = bootstrap_params(&request.stdin, &request.namespace, &request.id) {
         tracing::debug!("bootstrap protocol from containerd {}", params.containerd_version);
-        let result = BootstrapResult {
-            version: 3,
-            address,
-            protocol: "ttrpc".into(),
-            ..Default::default()
-        };
+        let result = BootstrapResult { version: 3, address, protocol: "ttrpc".into(), ..Default::default() };
         return result
             .write_to_bytes()
             .map_err(|error| Error::io("encoding the bootstrap result", std::io::Error::other(error)));
     }
     Ok(match detect_task_api(Path::new(&request.publish_binary)).await {
         TaskApi::V2 => address.into_bytes(),
-        TaskApi::V3 => serde_json::json!({ "version": 3, "address": address, "protocol": "ttrpc" })
-            .to_string()
-            .into_bytes(),
+        TaskApi::V3 => {
+            serde_json::json!({ "version": 3, "address": address, "protocol": "ttrpc" }).to_string().into_bytes()
+        }
     })
 }
 
@@ -173,14 +160,8 @@ fn daemon_unit_request(identity: &DaemonIdentity, request: &StartRequest, system
         unit_name: identity.unit.clone(),
         exe: request.exe.display().to_string(),
         args,
-        environment: vec![
-            format!("TTRPC_ADDRESS={}", request.ttrpc_address),
-            format!("PATH={}", request.path_env),
-        ],
-        description: format!(
-            "containerd-shim-systemd-v1 daemon for containerd at {}",
-            request.containerd_address
-        ),
+        environment: vec![format!("TTRPC_ADDRESS={}", request.ttrpc_address), format!("PATH={}", request.path_env)],
+        description: format!("containerd-shim-systemd-v1 daemon for containerd at {}", request.containerd_address),
         systemd_version,
     }
 }
@@ -203,11 +184,7 @@ mod tests {
 
     #[test]
     fn bootstrap_params_must_name_this_task() {
-        let params = BootstrapParams {
-            instance_id: "t1".into(),
-            namespace: "ns".into(),
-            ..Default::default()
-        };
+        let params = BootstrapParams { instance_id: "t1".into(), namespace: "ns".into(), ..Default::default() };
         let bytes = params.write_to_bytes().unwrap();
         assert!(bootstrap_params(&bytes, "ns", "t1").is_some());
         assert!(bootstrap_params(&bytes, "ns", "other").is_none());
@@ -216,11 +193,7 @@ mod tests {
 
     #[test]
     fn runtime_options_on_stdin_are_not_bootstrap_params() {
-        let options = Any {
-            type_url: "containerd.runc.v1.Options".into(),
-            value: vec![],
-            ..Default::default()
-        };
+        let options = Any { type_url: "containerd.runc.v1.Options".into(), value: vec![], ..Default::default() };
         assert!(bootstrap_params(&options.write_to_bytes().unwrap(), "ns", "t1").is_none());
     }
 
@@ -244,8 +217,6 @@ mod tests {
         assert!(unit.args.contains(&"-debug".to_string()));
         assert!(unit.args.contains(&unix_address(&identity.control_socket)));
         assert!(unit.environment.contains(&"PATH=/usr/sbin:/usr/bin".to_string()));
-        assert!(unit
-            .environment
-            .contains(&"TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".to_string()));
+        assert!(unit.environment.contains(&"TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".to_string()));
     }
 }

@@ -63,10 +63,7 @@ pub async fn detect_task_api(containerd_binary: &Path) -> TaskApi {
 async fn ask_version(containerd_binary: &Path) -> TaskApi {
     let output = tokio::time::timeout(
         VERSION_TIMEOUT,
-        tokio::process::Command::new(containerd_binary)
-            .arg("--version")
-            .kill_on_drop(true)
-            .output(),
+        tokio::process::Command::new(containerd_binary).arg("--version").kill_on_drop(true).output(),
     )
     .await;
     match output {
@@ -78,12 +75,8 @@ async fn ask_version(containerd_binary: &Path) -> TaskApi {
 /// From `containerd github.com/containerd/containerd/v2 2.1.9 …`: major version ≥ 2 → V3.
 pub fn task_api_of_version_line(line: &str) -> TaskApi {
     let version = line.split_whitespace().nth(2).unwrap_or_default();
-    let major: u32 = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|major| major.parse().ok())
-        .unwrap_or(1);
+    let major: u32 =
+        version.trim_start_matches('v').split('.').next().and_then(|major| major.parse().ok()).unwrap_or(1);
     if major >= 2 {
         TaskApi::V3
     } else {
@@ -98,18 +91,9 @@ mod tests {
     #[test]
     fn containerd_versions_map_to_task_apis() {
         let cases = [
-            (
-                "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3",
-                TaskApi::V2,
-            ),
-            (
-                "containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6+deb13u1",
-                TaskApi::V2,
-            ),
-            (
-                "containerd github.com/containerd/containerd/v2 2.1.9+unknown ",
-                TaskApi::V3,
-            ),
+            ("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3", TaskApi::V2),
+            ("containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6+deb13u1", TaskApi::V2),
+            ("containerd github.com/containerd/containerd/v2 2.1.9+unknown ", TaskApi::V3),
             ("containerd github.com/containerd/containerd/v2 v2.2.0 abc", TaskApi::V3),
             ("garbage", TaskApi::V2),
         ];

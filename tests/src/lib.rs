@@ -67,9 +67,7 @@ impl Sandbox {
     pub fn get() -> &'static Sandbox {
         static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
         SANDBOX.get_or_init(|| Sandbox {
-            pid: env("SHIM_TEST_SANDBOX_PID")
-                .parse()
-                .expect("SHIM_TEST_SANDBOX_PID is a pid"),
+            pid: env("SHIM_TEST_SANDBOX_PID").parse().expect("SHIM_TEST_SANDBOX_PID is a pid"),
             ctr: env("SHIM_TEST_CTR"),
             containerd: env("SHIM_TEST_CONTAINERD"),
             shim: env("SHIM_TEST_SHIM"),
@@ -121,8 +119,7 @@ impl Sandbox {
         }
         let archive = self.root.join("busybox-oci.tar");
         let archive = archive.to_str().expect("utf-8 path");
-        self.ctr(namespace, &["images", "import", archive])
-            .success("ctr images import");
+        self.ctr(namespace, &["images", "import", archive]).success("ctr images import");
         imported.insert(namespace.to_string());
     }
 
@@ -137,23 +134,9 @@ impl Sandbox {
     /// Starts `ctr run --rm …` in the background.
     pub fn spawn_ctr_run(&self, namespace: &str, id: &str, command: &[&str]) -> Child {
         self.ensure_image(namespace);
-        let mut args = vec![
-            self.ctr.as_str(),
-            "-n",
-            namespace,
-            "run",
-            "--rm",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-        ];
+        let mut args = vec![self.ctr.as_str(), "-n", namespace, "run", "--rm", "--runtime", RUNTIME, IMAGE, id];
         args.extend_from_slice(command);
-        self.command(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nsenter runs")
+        self.command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("nsenter runs")
     }
 
     /// The host path of `inside` (a path as seen in the sandbox), through `/proc/PID/root`.
@@ -164,26 +147,13 @@ impl Sandbox {
 
     /// Whether systemd in the sandbox has `unit` loaded (in any state).
     pub fn unit_loaded(&self, unit: &str) -> bool {
-        let run = self.run(&[
-            "systemctl",
-            "list-units",
-            "--all",
-            "--plain",
-            "--no-legend",
-            "--no-pager",
-            unit,
-        ]);
-        run.stdout
-            .lines()
-            .any(|line| line.split_whitespace().next() == Some(unit))
+        let run = self.run(&["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager", unit]);
+        run.stdout.lines().any(|line| line.split_whitespace().next() == Some(unit))
     }
 
     /// A unit property, e.g. `MainPID`.
     pub fn unit_property(&self, unit: &str, property: &str) -> String {
-        self.run(&["systemctl", "show", "-p", property, "--value", unit])
-            .stdout
-            .trim()
-            .to_string()
+        self.run(&["systemctl", "show", "-p", property, "--value", unit]).stdout.trim().to_string()
     }
 
     /// Mount points in the sandbox whose path contains `needle`.
@@ -241,11 +211,7 @@ pub fn unit_of(namespace: &str, id: &str) -> String {
 /// An id unique to this test process and call, starting with `prefix`.
 pub fn unique_id(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes; says whether it held.
@@ -276,18 +242,10 @@ pub fn assert_nothing_left(sandbox: &Sandbox, namespace: &str, id: &str) {
     // Delete returns before systemd has collected the unit; give it a moment.
     let unit_gone = wait_until(Duration::from_secs(10), || !sandbox.unit_loaded(&unit));
     assert!(unit_gone, "unit {unit} is still loaded");
-    assert_eq!(
-        sandbox.mounts_containing(&format!("/{namespace}/{id}/")),
-        Vec::<String>::new(),
-        "mounts left for {id}"
-    );
+    assert_eq!(sandbox.mounts_containing(&format!("/{namespace}/{id}/")), Vec::<String>::new(), "mounts left for {id}");
     assert!(!sandbox.host_path(&runc_state).exists(), "runc state {runc_state} left");
     assert!(!sandbox.host_path(&bundle).exists(), "bundle {bundle} left");
-    assert_eq!(
-        sandbox.cgroups_of(&unit),
-        Vec::<PathBuf>::new(),
-        "cgroups left for {unit}"
-    );
+    assert_eq!(sandbox.cgroups_of(&unit), Vec::<PathBuf>::new(), "cgroups left for {unit}");
 }
 
 /// A direct ttrpc client for one namespace of the daemon, the way containerd talks to it.
@@ -370,9 +328,7 @@ pub mod direct {
     pub fn runnable_bundle(sandbox: &Sandbox, name: &str, args: &[&str]) -> PathBuf {
         let bundle = bundle_with(sandbox, name, None);
         let bundle_text = bundle.to_str().expect("utf-8");
-        sandbox
-            .run(&["runc", "spec", "--bundle", bundle_text])
-            .success("runc spec");
+        sandbox.run(&["runc", "spec", "--bundle", bundle_text]).success("runc spec");
         let path = bundle.join("config.json");
         let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("spec")).expect("json");
         spec["process"]["terminal"] = false.into();
@@ -414,11 +370,7 @@ impl EventWatcher {
                 sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(line);
             }
         });
-        let watcher = EventWatcher {
-            child,
-            lines,
-            reader: Some(reader),
-        };
+        let watcher = EventWatcher { child, lines, reader: Some(reader) };
         let marker = unique_id("events-marker");
         let subscribed = wait_until(Duration::from_secs(30), || {
             sandbox.ctr(namespace, &["container", "create", IMAGE, &marker]);
@@ -431,10 +383,7 @@ impl EventWatcher {
 
     /// Everything seen so far.
     pub fn lines(&self) -> Vec<String> {
-        self.lines
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// The `/tasks/…` topics seen for container `id`, in order.
@@ -443,11 +392,7 @@ impl EventWatcher {
         self.lines()
             .iter()
             .filter(|line| line.contains(&needle))
-            .filter_map(|line| {
-                line.split_whitespace()
-                    .find(|word| word.starts_with("/tasks/"))
-                    .map(str::to_string)
-            })
+            .filter_map(|line| line.split_whitespace().find(|word| word.starts_with("/tasks/")).map(str::to_string))
             .collect()
     }
 }
@@ -459,6 +404,51 @@ impl Drop for EventWatcher {
         let _ = self.child.wait();
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
+        }
+    }
+}
+
+/// One-line task API calls by task id, for the direct tests.
+pub mod calls {
+    use containerd_shim_protos::api::{
+        DeleteRequest, DeleteResponse, KillRequest, StartRequest, StartResponse, StateRequest, StateResponse,
+        WaitRequest, WaitResponse,
+    };
+    use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
+    use containerd_shim_protos::shim_async::TaskClient;
+
+    use super::direct::context;
+
+    /// `Start` of task `id`.
+    pub async fn start(client: &TaskClient, id: &str) -> ttrpc::Result<StartResponse> {
+        client.start(context(), &StartRequest { id: id.into(), ..Default::default() }).await
+    }
+
+    /// `State` of task `id`.
+    pub async fn state(client: &TaskClient, id: &str) -> ttrpc::Result<StateResponse> {
+        client.state(context(), &StateRequest { id: id.into(), ..Default::default() }).await
+    }
+
+    /// `Kill` of task `id` with `signal`.
+    pub async fn kill(client: &TaskClient, id: &str, signal: u32) -> ttrpc::Result<Empty> {
+        client.kill(context(), &KillRequest { id: id.into(), signal, ..Default::default() }).await
+    }
+
+    /// `Wait` for task `id`.
+    pub async fn wait(client: &TaskClient, id: &str) -> ttrpc::Result<WaitResponse> {
+        client.wait(context(), &WaitRequest { id: id.into(), ..Default::default() }).await
+    }
+
+    /// `Delete` of task `id`.
+    pub async fn delete(client: &TaskClient, id: &str) -> ttrpc::Result<DeleteResponse> {
+        client.delete(context(), &DeleteRequest { id: id.into(), ..Default::default() }).await
+    }
+
+    /// The ttrpc status code of a failed call (panics on success or a transport error).
+    pub fn code_of<T: std::fmt::Debug>(result: ttrpc::Result<T>) -> ttrpc::Code {
+        match result {
+            Err(ttrpc::Error::RpcStatus(status)) => status.code(),
+            other => panic!("expected an error status, got {other:?}"),
         }
     }
 }

@@ -2,20 +2,18 @@
 //! left behind. Three layers: through `ctr` (containerd validates first), through our `start`
 //! subcommand, and straight at the daemon's task API, the way containerd itself talks to it.
 
-use containerd_shim_protos::api::{CreateTaskRequest, DeleteRequest, StartRequest, StateRequest, WaitRequest};
+use containerd_shim_protos::api::{CreateTaskRequest, StateRequest};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use tests::calls::{self, code_of};
 use tests::direct::{bundle_with, client, context, runnable_bundle, start_shim};
 use tests::{assert_nothing_left, unique_id, unit_of, Sandbox};
 use ttrpc::Code;
 
 /// The daemon still answers: a State for an unknown task is NOT_FOUND, not a dead connection.
 async fn assert_still_serving(client: &containerd_shim_protos::shim_async::TaskClient) {
-    let request = StateRequest {
-        id: "no-such-task".into(),
-        ..Default::default()
-    };
+    let request = StateRequest { id: "no-such-task".into(), ..Default::default() };
     match client.state(context(), &request).await {
         Err(ttrpc::Error::RpcStatus(status)) => assert_eq!(status.code(), Code::NOT_FOUND, "{status:?}"),
         other => panic!("expected NOT_FOUND from a live daemon, got {other:?}"),
@@ -36,15 +34,9 @@ fn ctr_refuses_hostile_ids_and_namespaces_and_good_tasks_still_run() {
         ("namespace of 300 chars", &long, "t"),
     ];
     for (name, namespace, id) in cases {
-        let run = sandbox.ctr(
-            namespace,
-            &["run", "--rm", "--runtime", tests::RUNTIME, tests::IMAGE, id, "true"],
-        );
+        let run = sandbox.ctr(namespace, &["run", "--rm", "--runtime", tests::RUNTIME, tests::IMAGE, id, "true"]);
         assert_ne!(run.code, 0, "case {name}: {run:?}");
-        assert!(
-            run.stderr.contains("invalid"),
-            "case {name}: the error says what is invalid: {run:?}"
-        );
+        assert!(run.stderr.contains("invalid"), "case {name}: the error says what is invalid: {run:?}");
     }
     let id = unique_id("after-bad-ids");
     let run = sandbox.ctr_run("default", &id, &["echo", "still serving"]);
@@ -61,24 +53,12 @@ fn missing_runc_is_a_clear_error_through_ctr_and_leaves_nothing() {
     let config = sandbox.root.join(format!("{id}.toml"));
     std::fs::write(&config, "BinaryName = \"no-such-runc\"\n").expect("write runtime options");
     let config_path = config.to_str().expect("utf-8");
-    let args = [
-        "run",
-        "--rm",
-        "--runtime-config-path",
-        config_path,
-        "--runtime",
-        tests::RUNTIME,
-        tests::IMAGE,
-        &id,
-        "true",
-    ];
+    let args =
+        ["run", "--rm", "--runtime-config-path", config_path, "--runtime", tests::RUNTIME, tests::IMAGE, &id, "true"];
     let run = sandbox.ctr("default", &args);
     std::fs::remove_file(&config).expect("remove runtime options");
     assert_ne!(run.code, 0, "{run:?}");
-    assert!(
-        run.stderr.contains("no-such-runc") && run.stderr.contains("not found"),
-        "{run:?}"
-    );
+    assert!(run.stderr.contains("no-such-runc") && run.stderr.contains("not found"), "{run:?}");
     sandbox.ctr("default", &["container", "rm", &id]);
     assert_nothing_left(sandbox, "default", &id);
     let good = unique_id("after-no-runc");
@@ -100,10 +80,7 @@ fn start_refuses_hostile_namespaces_and_ids() {
         assert_eq!(address, None, "case {name}");
         assert_eq!(run.code, 1, "case {name}: {run:?}");
         assert!(run.stderr.contains("invalid"), "case {name}: {run:?}");
-        assert!(
-            run.stdout.is_empty(),
-            "case {name}: nothing on stdout for containerd to misread: {run:?}"
-        );
+        assert!(run.stdout.is_empty(), "case {name}: nothing on stdout for containerd to misread: {run:?}");
     }
 }
 
@@ -115,18 +92,11 @@ struct Case {
 }
 
 fn create(id: &str, bundle: &std::path::Path) -> CreateTaskRequest {
-    CreateTaskRequest {
-        id: id.into(),
-        bundle: bundle.display().to_string(),
-        ..Default::default()
-    }
+    CreateTaskRequest { id: id.into(), bundle: bundle.display().to_string(), ..Default::default() }
 }
 
 fn runc_options(binary: &str) -> Any {
-    let options = RuncOptions {
-        binary_name: binary.into(),
-        ..Default::default()
-    };
+    let options = RuncOptions { binary_name: binary.into(), ..Default::default() };
     Any {
         type_url: "type.googleapis.com/containerd.runc.v1.Options".into(),
         value: options.write_to_bytes().expect("encode"),
@@ -142,11 +112,8 @@ async fn bad_create_requests_get_clear_errors_with_the_right_codes() {
     let good = runnable_bundle(sandbox, &unique_id("good"), &["true"]);
     let not_json = bundle_with(sandbox, &unique_id("not-json"), Some("this is not json"));
     let no_config = bundle_with(sandbox, &unique_id("no-config"), None);
-    let no_process = bundle_with(
-        sandbox,
-        &unique_id("no-process"),
-        Some(r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#),
-    );
+    let no_process =
+        bundle_with(sandbox, &unique_id("no-process"), Some(r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#));
 
     let mut cases = vec![
         Case {
@@ -219,11 +186,8 @@ async fn bad_create_requests_get_clear_errors_with_the_right_codes() {
         message: "no-such-runc",
     });
     let mut unknown_options = create(&unique_id("unknown-options"), &good);
-    unknown_options.options = Some(Any {
-        type_url: "type.googleapis.com/example.Unknown".into(),
-        ..Default::default()
-    })
-    .into();
+    unknown_options.options =
+        Some(Any { type_url: "type.googleapis.com/example.Unknown".into(), ..Default::default() }).into();
     cases.push(Case {
         name: "unknown options type",
         request: unknown_options,
@@ -232,20 +196,10 @@ async fn bad_create_requests_get_clear_errors_with_the_right_codes() {
     });
     let mut terminal = create(&unique_id("tty"), &good);
     terminal.terminal = true;
-    cases.push(Case {
-        name: "terminal",
-        request: terminal,
-        code: Code::UNIMPLEMENTED,
-        message: "terminal",
-    });
+    cases.push(Case { name: "terminal", request: terminal, code: Code::UNIMPLEMENTED, message: "terminal" });
     let mut binary_log = create(&unique_id("binlog"), &good);
     binary_log.stdout = "binary:///usr/bin/logger".into();
-    cases.push(Case {
-        name: "binary:// stdout",
-        request: binary_log,
-        code: Code::UNIMPLEMENTED,
-        message: "binary://",
-    });
+    cases.push(Case { name: "binary:// stdout", request: binary_log, code: Code::UNIMPLEMENTED, message: "binary://" });
 
     for case in cases {
         let id = case.request.id.clone();
@@ -263,11 +217,7 @@ async fn bad_create_requests_get_clear_errors_with_the_right_codes() {
         }
         assert_still_serving(&client).await;
         if unit_gen::validate_identifier(unit_gen::IdentifierKind::TaskId, &id).is_ok() {
-            assert!(
-                !sandbox.unit_loaded(&unit_of(namespace, &id)),
-                "case {:?}: a unit was left",
-                case.name
-            );
+            assert!(!sandbox.unit_loaded(&unit_of(namespace, &id)), "case {:?}: a unit was left", case.name);
         }
     }
     for bundle in [&good, &not_json, &no_config, &no_process] {
@@ -277,11 +227,7 @@ async fn bad_create_requests_get_clear_errors_with_the_right_codes() {
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .filter(|name| name.starts_with("shim-") || name == "init.pid" || name == "exit-state.json")
             .collect();
-        assert!(
-            leftovers.is_empty(),
-            "our files left in {}: {leftovers:?}",
-            bundle.display()
-        );
+        assert!(leftovers.is_empty(), "our files left in {}: {leftovers:?}", bundle.display());
         let _ = std::fs::remove_dir_all(bundle);
     }
 }
@@ -298,175 +244,50 @@ async fn a_good_task_runs_through_the_task_api_after_bad_requests() {
     let bundle = runnable_bundle(sandbox, &id, &["sh", "-c", "exit 5"]);
     let created = client.create(context(), &create(&id, &bundle)).await.expect("create");
     assert!(created.pid > 0);
-    let duplicate = client.create(context(), &create(&id, &bundle)).await;
-    assert!(
-        matches!(&duplicate, Err(ttrpc::Error::RpcStatus(status)) if status.code() == Code::ALREADY_EXISTS),
-        "duplicate create: {duplicate:?}"
+    assert_eq!(
+        code_of(client.create(context(), &create(&id, &bundle)).await),
+        Code::ALREADY_EXISTS,
+        "duplicate create"
     );
-    client
-        .start(
-            context(),
-            &StartRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("start");
-    let waited = client
-        .wait(
-            context(),
-            &WaitRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("wait");
-    assert_eq!(waited.exit_status, 5);
-    let deleted = client
-        .delete(
-            context(),
-            &DeleteRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("delete");
+    calls::start(&client, &id).await.expect("start");
+    assert_eq!(calls::wait(&client, &id).await.expect("wait").exit_status, 5);
+    let deleted = calls::delete(&client, &id).await.expect("delete");
     assert_eq!((deleted.pid, deleted.exit_status), (created.pid, 5));
-    let again = client
-        .delete(
-            context(),
-            &DeleteRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .await;
-    assert!(
-        matches!(&again, Err(ttrpc::Error::RpcStatus(status)) if status.code() == Code::NOT_FOUND),
-        "{again:?}"
-    );
-    assert!(!sandbox.unit_loaded(&unit_of(namespace, &id)));
+    assert_eq!(code_of(calls::delete(&client, &id).await), Code::NOT_FOUND, "second delete");
     std::fs::remove_dir_all(&bundle).expect("remove bundle");
     assert_nothing_left(sandbox, namespace, &id);
 }
 
 #[tokio::test]
 async fn state_connect_kill_and_wait_report_each_step_of_a_task() {
-    use containerd_shim_protos::api::{ConnectRequest, KillRequest, Status};
+    use containerd_shim_protos::api::{ConnectRequest, Status};
     let sandbox = Sandbox::get();
     let namespace = "shimtest-direct";
     let client = client(sandbox, namespace).await;
     let id = unique_id("steps");
     let bundle = runnable_bundle(sandbox, &id, &["sleep", "1000"]);
-    let state = |client: &containerd_shim_protos::shim_async::TaskClient| {
-        let request = StateRequest {
-            id: id.clone(),
-            ..Default::default()
-        };
-        let client = client.clone();
-        async move { client.state(context(), &request).await.expect("state") }
-    };
 
     let created = client.create(context(), &create(&id, &bundle)).await.expect("create");
-    let after_create = state(&client).await;
-    assert_eq!(
-        (after_create.status.enum_value(), after_create.pid),
-        (Ok(Status::CREATED), created.pid)
-    );
+    let after_create = calls::state(&client, &id).await.expect("state");
+    assert_eq!((after_create.status.enum_value(), after_create.pid), (Ok(Status::CREATED), created.pid));
     assert_eq!(after_create.bundle, bundle.display().to_string());
 
-    client
-        .start(
-            context(),
-            &StartRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("start");
-    assert_eq!(state(&client).await.status.enum_value(), Ok(Status::RUNNING));
-    let connected = client
-        .connect(
-            context(),
-            &ConnectRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("connect");
+    calls::start(&client, &id).await.expect("start");
+    assert_eq!(calls::state(&client, &id).await.expect("state").status.enum_value(), Ok(Status::RUNNING));
+    let connect = ConnectRequest { id: id.clone(), ..Default::default() };
+    let connected = client.connect(context(), &connect).await.expect("connect");
     assert_eq!(connected.task_pid, created.pid);
     assert!(connected.shim_pid > 0 && connected.version.starts_with("containerd-shim-systemd-v1"));
 
-    let running_delete = client
-        .delete(
-            context(),
-            &DeleteRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .await;
-    assert!(
-        matches!(&running_delete, Err(ttrpc::Error::RpcStatus(status)) if status.code() == Code::FAILED_PRECONDITION),
-        "deleting a running task: {running_delete:?}"
-    );
-    let kill = KillRequest {
-        id: id.clone(),
-        signal: 9,
-        ..Default::default()
-    };
-    client.kill(context(), &kill).await.expect("kill");
-    let waited = client
-        .wait(
-            context(),
-            &WaitRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("wait");
-    assert_eq!(waited.exit_status, 137);
-    let stopped = state(&client).await;
-    assert_eq!(
-        (stopped.status.enum_value(), stopped.exit_status),
-        (Ok(Status::STOPPED), 137)
-    );
+    assert_eq!(code_of(calls::delete(&client, &id).await), Code::FAILED_PRECONDITION, "deleting a running task");
+    calls::kill(&client, &id, 9).await.expect("kill");
+    assert_eq!(calls::wait(&client, &id).await.expect("wait").exit_status, 137);
+    let stopped = calls::state(&client, &id).await.expect("state");
+    assert_eq!((stopped.status.enum_value(), stopped.exit_status), (Ok(Status::STOPPED), 137));
     assert!(stopped.exited_at.is_some());
-    let killed_again = client.kill(context(), &kill).await;
-    assert!(
-        matches!(&killed_again, Err(ttrpc::Error::RpcStatus(status)) if status.code() == Code::NOT_FOUND),
-        "killing an exited task: {killed_again:?}"
-    );
-    let bad_signal = client
-        .kill(
-            context(),
-            &KillRequest {
-                id: id.clone(),
-                signal: 12345,
-                ..Default::default()
-            },
-        )
-        .await;
-    assert!(
-        matches!(&bad_signal, Err(ttrpc::Error::RpcStatus(status)) if status.code() == Code::INVALID_ARGUMENT),
-        "{bad_signal:?}"
-    );
-    client
-        .delete(
-            context(),
-            &DeleteRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("delete");
+    assert_eq!(code_of(calls::kill(&client, &id, 9).await), Code::NOT_FOUND, "killing an exited task");
+    assert_eq!(code_of(calls::kill(&client, &id, 12345).await), Code::INVALID_ARGUMENT, "a bogus signal");
+    calls::delete(&client, &id).await.expect("delete");
     std::fs::remove_dir_all(&bundle).expect("remove bundle");
     assert_nothing_left(sandbox, namespace, &id);
 }

@@ -41,26 +41,14 @@ fn running_task_is_an_active_unit_whose_main_pid_is_the_container_init() {
     let pid = sandbox.wait_for_status("default", &id, "RUNNING");
 
     assert_eq!(sandbox.unit_property(&unit, "ActiveState"), "active");
-    assert_eq!(
-        sandbox.unit_property(&unit, "MainPID"),
-        pid.to_string(),
-        "unit main pid is the container init"
-    );
+    assert_eq!(sandbox.unit_property(&unit, "MainPID"), pid.to_string(), "unit main pid is the container init");
     let status = sandbox.run(&["systemctl", "status", "--no-pager", &unit]);
     assert!(status.stdout.contains("active (running)"), "{status:?}");
-    assert!(
-        status.stdout.contains(&format!("{pid} sleep 1000")),
-        "the unit's cgroup holds the container: {status:?}"
-    );
-    assert!(
-        status.stdout.contains("└─container"),
-        "the container has its own child cgroup: {status:?}"
-    );
+    assert!(status.stdout.contains(&format!("{pid} sleep 1000")), "the unit's cgroup holds the container: {status:?}");
+    assert!(status.stdout.contains("└─container"), "the container has its own child cgroup: {status:?}");
 
     // `sleep` as a pid namespace's init ignores SIGTERM, as it would under runc-v2.
-    sandbox
-        .ctr("default", &["task", "kill", "-s", "SIGKILL", &id])
-        .success("ctr task kill");
+    sandbox.ctr("default", &["task", "kill", "-s", "SIGKILL", &id]).success("ctr task kill");
     let run = finish(child);
     assert_eq!(run.code, 137, "SIGKILL death is 128+9: {run:?}");
     assert_nothing_left(sandbox, "default", &id);
@@ -73,9 +61,7 @@ fn ctr_task_kill_delivers_sigterm_to_the_container_init() {
     let script = "trap 'echo got TERM; exit 42' TERM; echo ready; while :; do sleep 0.1; done";
     let child = sandbox.spawn_ctr_run("default", &id, &["sh", "-c", script]);
     sandbox.wait_for_status("default", &id, "RUNNING");
-    sandbox
-        .ctr("default", &["task", "kill", &id])
-        .success("ctr task kill (SIGTERM)");
+    sandbox.ctr("default", &["task", "kill", &id]).success("ctr task kill (SIGTERM)");
     let run = finish(child);
     assert_eq!(run.code, 42, "{run:?}");
     assert_eq!(run.stdout, "ready\ngot TERM\n");
@@ -88,9 +74,7 @@ fn sigkill_through_ctr_task_kill_is_137() {
     let id = unique_id("killed");
     let child = sandbox.spawn_ctr_run("default", &id, &["sleep", "1000"]);
     sandbox.wait_for_status("default", &id, "RUNNING");
-    sandbox
-        .ctr("default", &["task", "kill", "-s", "SIGKILL", &id])
-        .success("ctr task kill -s SIGKILL");
+    sandbox.ctr("default", &["task", "kill", "-s", "SIGKILL", &id]).success("ctr task kill -s SIGKILL");
     let run = finish(child);
     assert_eq!(run.code, 137, "{run:?}");
     assert_nothing_left(sandbox, "default", &id);
@@ -102,32 +86,14 @@ fn task_rm_removes_a_stopped_task_and_everything_it_had() {
     sandbox.ensure_image("default");
     let id = unique_id("detached");
     sandbox
-        .ctr(
-            "default",
-            &[
-                "run",
-                "-d",
-                "--runtime",
-                tests::RUNTIME,
-                tests::IMAGE,
-                &id,
-                "sh",
-                "-c",
-                "exit 7",
-            ],
-        )
+        .ctr("default", &["run", "-d", "--runtime", tests::RUNTIME, tests::IMAGE, &id, "sh", "-c", "exit 7"])
         .success("ctr run -d");
     sandbox.wait_for_status("default", &id, "STOPPED");
     let unit = unit_of("default", &id);
-    assert!(
-        sandbox.unit_loaded(&unit),
-        "a failed container's unit stays visible until deleted"
-    );
+    assert!(sandbox.unit_loaded(&unit), "a failed container's unit stays visible until deleted");
     assert_eq!(sandbox.unit_property(&unit, "ExecMainStatus"), "7");
     sandbox.ctr("default", &["task", "rm", &id]).success("ctr task rm");
-    sandbox
-        .ctr("default", &["container", "rm", &id])
-        .success("ctr container rm");
+    sandbox.ctr("default", &["container", "rm", &id]).success("ctr container rm");
     assert_nothing_left(sandbox, "default", &id);
 }
 
@@ -146,18 +112,14 @@ fn same_id_in_two_namespaces_runs_at_once() {
     assert_eq!(sandbox.unit_property(&first_unit, "MainPID"), first_pid.to_string());
     assert_eq!(sandbox.unit_property(&second_unit, "MainPID"), second_pid.to_string());
 
-    sandbox
-        .ctr(first, &["task", "kill", "-s", "SIGKILL", &id])
-        .success("kill in the first namespace");
+    sandbox.ctr(first, &["task", "kill", "-s", "SIGKILL", &id]).success("kill in the first namespace");
     assert_eq!(finish(first_child).code, 137);
     assert_eq!(
         sandbox.task_status(second, &id).map(|(_, status)| status).as_deref(),
         Some("RUNNING"),
         "the twin runs on"
     );
-    sandbox
-        .ctr(second, &["task", "kill", "-s", "SIGKILL", &id])
-        .success("kill in the second namespace");
+    sandbox.ctr(second, &["task", "kill", "-s", "SIGKILL", &id]).success("kill in the second namespace");
     assert_eq!(finish(second_child).code, 137);
     assert_nothing_left(sandbox, first, &id);
     assert_nothing_left(sandbox, second, &id);
@@ -172,16 +134,12 @@ fn task_events_reach_containerd_once_each_in_lifecycle_order() {
     let slow = unique_id("events-slow");
     let child = sandbox.spawn_ctr_run("shimtest-events", &slow, &["sleep", "1000"]);
     sandbox.wait_for_status("shimtest-events", &slow, "RUNNING");
-    sandbox
-        .ctr("shimtest-events", &["task", "kill", "-s", "SIGKILL", &slow])
-        .success("kill");
+    sandbox.ctr("shimtest-events", &["task", "kill", "-s", "SIGKILL", &slow]).success("kill");
     assert_eq!(finish(child).code, 137);
 
     let expected = ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"];
     for id in [&quick, &slow] {
-        let complete = tests::wait_until(std::time::Duration::from_secs(10), || {
-            watcher.task_topics(id).len() >= 4
-        });
+        let complete = tests::wait_until(std::time::Duration::from_secs(10), || watcher.task_topics(id).len() >= 4);
         assert!(complete, "events for {id}: {:?}", watcher.task_topics(id));
         assert_eq!(watcher.task_topics(id), expected, "events for {id}");
     }
@@ -205,8 +163,6 @@ fn containerd_2_negotiates_task_api_v3_and_1_6_a_bare_address() {
         assert_eq!(bootstrap["protocol"], "ttrpc", "{bootstrap}");
         assert_eq!(bootstrap["address"], address.as_str(), "{bootstrap}");
     }
-    sandbox
-        .ctr("default", &["task", "kill", "-s", "SIGKILL", &id])
-        .success("kill");
+    sandbox.ctr("default", &["task", "kill", "-s", "SIGKILL", &id]).success("kill");
     assert_eq!(finish(child).code, 137);
 }

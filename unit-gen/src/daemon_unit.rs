@@ -30,11 +30,7 @@ pub struct DaemonUnitRequest {
 pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
     let mut argv = vec![request.exe.clone()];
     argv.extend(request.args.iter().cloned());
-    let command = ExecCommand {
-        path: request.exe.clone(),
-        argv,
-        ignore_failure: false,
-    };
+    let command = ExecCommand { path: request.exe.clone(), argv, ignore_failure: false };
     let exec_start = if request.systemd_version >= MIN_SYSTEMD_FOR_EXEC_EX {
         Property::new("ExecStartEx", PropertyValue::ExecEx(vec![command]))
     } else {
@@ -65,11 +61,7 @@ mod tests {
         DaemonUnitRequest {
             unit_name: "containerd-shim-systemd-v1-0123456789abcdef.service".into(),
             exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
-            args: vec![
-                "-address".into(),
-                "/run/containerd/containerd.sock".into(),
-                "daemon".into(),
-            ],
+            args: vec!["-address".into(), "/run/containerd/containerd.sock".into(), "daemon".into()],
             environment: vec!["TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".into()],
             description: "shim daemon".into(),
             systemd_version: 252,
@@ -81,15 +73,11 @@ mod tests {
         let unit = render_daemon_unit(&request());
         assert_eq!(unit.property("Type"), Some(&PropertyValue::Str("notify".into())));
         assert_eq!(unit.property("UMask"), Some(&PropertyValue::U32(0o077)));
-        let Some(PropertyValue::ExecEx(commands)) = unit.property("ExecStartEx") else {
-            panic!("{unit:?}")
-        };
+        let Some(PropertyValue::ExecEx(commands)) = unit.property("ExecStartEx") else { panic!("{unit:?}") };
         assert_eq!(commands[0].argv.last().map(String::as_str), Some("daemon"));
         assert_eq!(
             unit.property("Environment"),
-            Some(&PropertyValue::StrList(vec![
-                "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".into()
-            ]))
+            Some(&PropertyValue::StrList(vec!["TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".into()]))
         );
     }
 }

@@ -64,66 +64,18 @@ mod tests {
     fn unit_name_escape_matches_systemd_escape() {
         // Expected values are what `systemd-escape` 252 prints for the same input.
         let cases = [
-            Case {
-                name: "plain",
-                input: "abc123",
-                expected: "abc123",
-            },
-            Case {
-                name: "dash",
-                input: "a-b",
-                expected: "a\\x2db",
-            },
-            Case {
-                name: "dot inside",
-                input: "a.b",
-                expected: "a.b",
-            },
-            Case {
-                name: "leading dot",
-                input: ".hidden",
-                expected: "\\x2ehidden",
-            },
-            Case {
-                name: "backslash",
-                input: "a\\b",
-                expected: "a\\x5cb",
-            },
-            Case {
-                name: "slash",
-                input: "a/b",
-                expected: "a-b",
-            },
-            Case {
-                name: "at sign",
-                input: "a@b",
-                expected: "a\\x40b",
-            },
-            Case {
-                name: "space",
-                input: "a b",
-                expected: "a\\x20b",
-            },
-            Case {
-                name: "colon and underscore",
-                input: "a:b_c",
-                expected: "a:b_c",
-            },
-            Case {
-                name: "unicode",
-                input: "ü",
-                expected: "\\xc3\\xbc",
-            },
-            Case {
-                name: "dollar and percent",
-                input: "$x%n",
-                expected: "\\x24x\\x25n",
-            },
-            Case {
-                name: "empty",
-                input: "",
-                expected: "",
-            },
+            Case { name: "plain", input: "abc123", expected: "abc123" },
+            Case { name: "dash", input: "a-b", expected: "a\\x2db" },
+            Case { name: "dot inside", input: "a.b", expected: "a.b" },
+            Case { name: "leading dot", input: ".hidden", expected: "\\x2ehidden" },
+            Case { name: "backslash", input: "a\\b", expected: "a\\x5cb" },
+            Case { name: "slash", input: "a/b", expected: "a-b" },
+            Case { name: "at sign", input: "a@b", expected: "a\\x40b" },
+            Case { name: "space", input: "a b", expected: "a\\x20b" },
+            Case { name: "colon and underscore", input: "a:b_c", expected: "a:b_c" },
+            Case { name: "unicode", input: "ü", expected: "\\xc3\\xbc" },
+            Case { name: "dollar and percent", input: "$x%n", expected: "\\x24x\\x25n" },
+            Case { name: "empty", input: "", expected: "" },
         ];
         for case in cases {
             assert_eq!(unit_name_escape(case.input), case.expected, "case {:?}", case.name);
@@ -133,36 +85,12 @@ mod tests {
     #[test]
     fn bus_label_escape_matches_systemd() {
         let cases = [
-            Case {
-                name: "service",
-                input: "dbus.service",
-                expected: "dbus_2eservice",
-            },
-            Case {
-                name: "leading digit",
-                input: "1a",
-                expected: "_31a",
-            },
-            Case {
-                name: "digit inside",
-                input: "a1",
-                expected: "a1",
-            },
-            Case {
-                name: "underscore",
-                input: "a_b",
-                expected: "a_5fb",
-            },
-            Case {
-                name: "backslash escape",
-                input: "a\\x2db",
-                expected: "a_5cx2db",
-            },
-            Case {
-                name: "empty",
-                input: "",
-                expected: "_",
-            },
+            Case { name: "service", input: "dbus.service", expected: "dbus_2eservice" },
+            Case { name: "leading digit", input: "1a", expected: "_31a" },
+            Case { name: "digit inside", input: "a1", expected: "a1" },
+            Case { name: "underscore", input: "a_b", expected: "a_5fb" },
+            Case { name: "backslash escape", input: "a\\x2db", expected: "a_5cx2db" },
+            Case { name: "empty", input: "", expected: "_" },
         ];
         for case in cases {
             assert_eq!(bus_label_escape(case.input), case.expected, "case {:?}", case.name);
@@ -171,9 +99,6 @@ mod tests {
 
     #[test]
     fn unit_object_path_has_systemd_prefix() {
-        assert_eq!(
-            unit_object_path("dbus.service"),
-            "/org/freedesktop/systemd1/unit/dbus_2eservice"
-        );
+        assert_eq!(unit_object_path("dbus.service"), "/org/freedesktop/systemd1/unit/dbus_2eservice");
     }
 }

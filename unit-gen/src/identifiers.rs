@@ -34,11 +34,7 @@ pub fn validate_identifier(kind: IdentifierKind, value: &str) -> Result<(), Erro
     let reason = identifier_problem(value);
     match reason {
         None => Ok(()),
-        Some(reason) => Err(Error::InvalidIdentifier {
-            kind,
-            value: shorten(value),
-            reason,
-        }),
+        Some(reason) => Err(Error::InvalidIdentifier { kind, value: shorten(value), reason }),
     }
 }
 
@@ -85,10 +81,7 @@ mod tests {
     #[test]
     fn accepts_containerd_style_identifiers() {
         for ok in ["a", "t1", "my-container", "a.b_c-d", "k8s.io", &"x".repeat(76)] {
-            assert!(
-                validate_identifier(IdentifierKind::TaskId, ok).is_ok(),
-                "{ok:?} should be valid"
-            );
+            assert!(validate_identifier(IdentifierKind::TaskId, ok).is_ok(), "{ok:?} should be valid");
         }
     }
 
@@ -99,73 +92,25 @@ mod tests {
             value: String,
         }
         let cases = [
-            Case {
-                name: "empty",
-                value: String::new(),
-            },
-            Case {
-                name: "slash",
-                value: "a/b".into(),
-            },
-            Case {
-                name: "dot dot",
-                value: "..".into(),
-            },
-            Case {
-                name: "parent path",
-                value: "../etc".into(),
-            },
-            Case {
-                name: "nul",
-                value: "a\0b".into(),
-            },
-            Case {
-                name: "300 chars",
-                value: "a".repeat(300),
-            },
-            Case {
-                name: "unicode",
-                value: "contäiner".into(),
-            },
-            Case {
-                name: "space",
-                value: "a b".into(),
-            },
-            Case {
-                name: "dollar",
-                value: "$HOME".into(),
-            },
-            Case {
-                name: "percent",
-                value: "a%n".into(),
-            },
-            Case {
-                name: "newline",
-                value: "a\nExecStart=/bin/sh".into(),
-            },
-            Case {
-                name: "leading dash",
-                value: "-a".into(),
-            },
-            Case {
-                name: "trailing dot",
-                value: "a.".into(),
-            },
-            Case {
-                name: "double separator",
-                value: "a--b".into(),
-            },
-            Case {
-                name: "backslash",
-                value: "a\\x2db".into(),
-            },
+            Case { name: "empty", value: String::new() },
+            Case { name: "slash", value: "a/b".into() },
+            Case { name: "dot dot", value: "..".into() },
+            Case { name: "parent path", value: "../etc".into() },
+            Case { name: "nul", value: "a\0b".into() },
+            Case { name: "300 chars", value: "a".repeat(300) },
+            Case { name: "unicode", value: "contäiner".into() },
+            Case { name: "space", value: "a b".into() },
+            Case { name: "dollar", value: "$HOME".into() },
+            Case { name: "percent", value: "a%n".into() },
+            Case { name: "newline", value: "a\nExecStart=/bin/sh".into() },
+            Case { name: "leading dash", value: "-a".into() },
+            Case { name: "trailing dot", value: "a.".into() },
+            Case { name: "double separator", value: "a--b".into() },
+            Case { name: "backslash", value: "a\\x2db".into() },
         ];
         for case in cases {
             match validate_identifier(IdentifierKind::Namespace, &case.value) {
-                Err(Error::InvalidIdentifier {
-                    kind: IdentifierKind::Namespace,
-                    ..
-                }) => {}
+                Err(Error::InvalidIdentifier { kind: IdentifierKind::Namespace, .. }) => {}
                 other => panic!("case {:?}: expected InvalidIdentifier, got {other:?}", case.name),
             }
         }

@@ -65,21 +65,11 @@ pub struct InitUnitRequest<'a> {
 
 /// Renders the transient unit for a container's init process.
 pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, Error> {
-    let InitUnitRequest {
-        namespace,
-        id,
-        spec,
-        helper,
-        options,
-        systemd_version,
-    } = *request;
+    let InitUnitRequest { namespace, id, spec, helper, options, systemd_version } = *request;
     let name = UnitName::for_task(namespace, id);
 
     let mut properties = vec![
-        Property::new(
-            "Description",
-            PropertyValue::Str(format!("containerd task {namespace}/{id}")),
-        ),
+        Property::new("Description", PropertyValue::Str(format!("containerd task {namespace}/{id}"))),
         Property::new("Type", PropertyValue::Str("forking".into())),
         Property::new("PIDFile", PropertyValue::Str(helper.pid_file.clone())),
         Property::new("Delegate", PropertyValue::Bool(true)),
@@ -120,11 +110,7 @@ fn container_slice(spec: &Spec, options: &UnitOptions) -> Result<Option<String>,
 fn helper_command(exe: &str, args: &[&str]) -> ExecCommand {
     let mut argv = vec![exe.to_string()];
     argv.extend(args.iter().map(|arg| arg.to_string()));
-    ExecCommand {
-        path: exe.to_string(),
-        argv,
-        ignore_failure: false,
-    }
+    ExecCommand { path: exe.to_string(), argv, ignore_failure: false }
 }
 
 /// `ExecStartEx` (no `$VAR` expansion) where systemd has it, plain `ExecStart` before v247.
@@ -193,12 +179,7 @@ mod tests {
         };
         assert_eq!(
             start[0].argv,
-            [
-                "/usr/local/bin/containerd-shim-systemd-v1",
-                "helper",
-                "create",
-                "/run/b/shim-create.json"
-            ]
+            ["/usr/local/bin/containerd-shim-systemd-v1", "helper", "create", "/run/b/shim-create.json"]
         );
         let Some(PropertyValue::ExecEx(stop_post)) = unit.property("ExecStopPostEx") else {
             panic!("ExecStopPostEx missing: {unit:?}");
@@ -218,32 +199,19 @@ mod tests {
     fn cri_systemd_cgroups_path_sets_the_slice() {
         let spec = typical_spec("kubepods-pod1.slice:cri-containerd:t1");
         let unit = render(&spec, &UnitOptions::default(), 252).unwrap();
-        assert_eq!(
-            unit.property("Slice"),
-            Some(&PropertyValue::Str("kubepods-pod1.slice".into()))
-        );
+        assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("kubepods-pod1.slice".into())));
     }
 
     #[test]
     fn default_slice_applies_when_spec_names_none() {
-        let options = UnitOptions {
-            default_slice: Some("containers.slice".into()),
-        };
+        let options = UnitOptions { default_slice: Some("containers.slice".into()) };
         let unit = render(&typical_spec("/default/t1"), &options, 252).unwrap();
-        assert_eq!(
-            unit.property("Slice"),
-            Some(&PropertyValue::Str("containers.slice".into()))
-        );
+        assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("containers.slice".into())));
     }
 
     #[test]
     fn invalid_default_slice_is_an_error() {
-        let options = UnitOptions {
-            default_slice: Some("containers.service".into()),
-        };
-        assert!(matches!(
-            render(&typical_spec(""), &options, 252),
-            Err(Error::InvalidSlice { .. })
-        ));
+        let options = UnitOptions { default_slice: Some("containers.service".into()) };
+        assert!(matches!(render(&typical_spec(""), &options, 252), Err(Error::InvalidSlice { .. })));
     }
 }

@@ -28,19 +28,14 @@ impl UnitName {
     /// `containerd--<sha256 of namespace/id>.service`: a literal `--` cannot occur in the normal
     /// form, so hashed and readable names never collide.
     pub fn for_task(namespace: &str, id: &str) -> UnitName {
-        let readable = format!(
-            "{TASK_UNIT_PREFIX}{}-{}{SERVICE_SUFFIX}",
-            unit_name_escape(namespace),
-            unit_name_escape(id)
-        );
+        let readable =
+            format!("{TASK_UNIT_PREFIX}{}-{}{SERVICE_SUFFIX}", unit_name_escape(namespace), unit_name_escape(id));
         if readable.len() <= MAX_UNIT_NAME_LEN {
             return UnitName { name: readable };
         }
         let digest = Sha256::digest(format!("{namespace}/{id}").as_bytes());
         let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        UnitName {
-            name: format!("{TASK_UNIT_PREFIX}-{hex}{SERVICE_SUFFIX}"),
-        }
+        UnitName { name: format!("{TASK_UNIT_PREFIX}-{hex}{SERVICE_SUFFIX}") }
     }
 
     /// Wraps a unit name read back from systemd.
@@ -71,27 +66,15 @@ mod tests {
 
     #[test]
     fn task_unit_name_carries_namespace_and_id() {
-        assert_eq!(
-            UnitName::for_task("default", "t1").as_str(),
-            "containerd-default-t1.service"
-        );
+        assert_eq!(UnitName::for_task("default", "t1").as_str(), "containerd-default-t1.service");
     }
 
     #[test]
     fn dashes_dots_and_backslashes_are_escaped_so_parts_stay_apart() {
-        assert_eq!(
-            UnitName::for_task("k8s.io", "a-b").as_str(),
-            "containerd-k8s.io-a\\x2db.service"
-        );
+        assert_eq!(UnitName::for_task("k8s.io", "a-b").as_str(), "containerd-k8s.io-a\\x2db.service");
         assert_eq!(UnitName::for_task("ns", ".x").as_str(), "containerd-ns-\\x2ex.service");
-        assert_eq!(
-            UnitName::for_task("ns", "a\\b").as_str(),
-            "containerd-ns-a\\x5cb.service"
-        );
-        assert_eq!(
-            UnitName::for_task("ns", "ü").as_str(),
-            "containerd-ns-\\xc3\\xbc.service"
-        );
+        assert_eq!(UnitName::for_task("ns", "a\\b").as_str(), "containerd-ns-a\\x5cb.service");
+        assert_eq!(UnitName::for_task("ns", "ü").as_str(), "containerd-ns-\\xc3\\xbc.service");
         // "a-b" + "c" and "a" + "b-c" would collide if '-' were kept.
         assert_ne!(UnitName::for_task("a-b", "c"), UnitName::for_task("a", "b-c"));
     }

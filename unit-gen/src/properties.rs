@@ -47,10 +47,7 @@ pub struct Property {
 impl Property {
     /// A property called `name` with `value`.
     pub fn new(name: impl Into<String>, value: PropertyValue) -> Property {
-        Property {
-            name: name.into(),
-            value,
-        }
+        Property { name: name.into(), value }
     }
 }
 
@@ -66,9 +63,6 @@ pub struct TransientUnit {
 impl TransientUnit {
     /// The value of property `name`, if set.
     pub fn property(&self, name: &str) -> Option<&PropertyValue> {
-        self.properties
-            .iter()
-            .find(|property| property.name == name)
-            .map(|property| &property.value)
+        self.properties.iter().find(|property| property.name == name).map(|property| &property.value)
     }
 }

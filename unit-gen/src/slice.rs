@@ -23,10 +23,7 @@ pub fn slice_from_cgroups_path(cgroups_path: &str) -> Result<Option<String>, Err
 /// Checks that `slice` is a valid slice unit name: `[A-Za-z0-9:_.\\-]`, ending in `.slice`,
 /// no empty dash-separated component (systemd's `slice_name_is_valid()` rules).
 pub fn validate_slice_name(slice: &str) -> Result<(), Error> {
-    let invalid = |reason: &'static str| Error::InvalidSlice {
-        slice: slice.to_string(),
-        reason,
-    };
+    let invalid = |reason: &'static str| Error::InvalidSlice { slice: slice.to_string(), reason };
     let Some(stem) = slice.strip_suffix(".slice") else {
         return Err(invalid("does not end in .slice"));
     };
@@ -39,10 +36,7 @@ pub fn validate_slice_name(slice: &str) -> Result<(), Error> {
     if stem.is_empty() {
         return Err(invalid("has an empty name"));
     }
-    if !stem
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'\\' | b'-'))
-    {
+    if !stem.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'\\' | b'-')) {
         return Err(invalid("contains characters not allowed in unit names"));
     }
     if stem.split('-').any(str::is_empty) {
@@ -58,10 +52,7 @@ mod tests {
     #[test]
     fn cri_systemd_cgroups_path_names_the_pod_slice() {
         let path = "kubepods-besteffort-pod1234.slice:cri-containerd:abcdef";
-        assert_eq!(
-            slice_from_cgroups_path(path).unwrap().as_deref(),
-            Some("kubepods-besteffort-pod1234.slice")
-        );
+        assert_eq!(slice_from_cgroups_path(path).unwrap().as_deref(), Some("kubepods-besteffort-pod1234.slice"));
     }
 
     #[test]
@@ -78,14 +69,7 @@ mod tests {
 
     #[test]
     fn hostile_slices_are_refused() {
-        for slice in [
-            "evil.service",
-            "a--b.slice",
-            "-a.slice",
-            "a b.slice",
-            "a\nb.slice",
-            ".slice",
-        ] {
+        for slice in ["evil.service", "a--b.slice", "-a.slice", "a b.slice", "a\nb.slice", ".slice"] {
             let path = format!("{slice}:p:n");
             assert!(
                 matches!(slice_from_cgroups_path(&path), Err(Error::InvalidSlice { .. })),

@@ -35,34 +35,21 @@ pub fn unit_cgroup_from_proc(proc_cgroup: &str) -> Option<String> {
 /// Rewrites `linux.cgroupsPath` in the bundle's config.json to `<unit cgroup>/container`,
 /// keeping every other field as containerd wrote it.
 pub fn place_container_cgroup(bundle: &Path) -> Result<String, Error> {
-    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").map_err(|source| Error::StateFile {
-        path: "/proc/self/cgroup".into(),
-        source,
-    })?;
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|source| Error::StateFile { path: "/proc/self/cgroup".into(), source })?;
     let unit_cgroup = unit_cgroup_from_proc(&proc_cgroup).ok_or(Error::NoUnitCgroup)?;
     let container_cgroup = format!("{}/{CONTAINER_CGROUP_LEAF}", unit_cgroup.trim_end_matches('/'));
 
     let config_path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::StateFile {
-        path: config_path.clone(),
-        source,
-    })?;
-    let mut config: Value = serde_json::from_str(&text).map_err(|source| Error::Decode {
-        path: config_path.clone(),
-        source,
-    })?;
-    let root = config.as_object_mut().ok_or_else(|| Error::NotAnObject {
-        path: config_path.clone(),
-    })?;
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|source| Error::StateFile { path: config_path.clone(), source })?;
+    let mut config: Value =
+        serde_json::from_str(&text).map_err(|source| Error::Decode { path: config_path.clone(), source })?;
+    let root = config.as_object_mut().ok_or_else(|| Error::NotAnObject { path: config_path.clone() })?;
     let linux = root.entry("linux").or_insert_with(|| Value::Object(Default::default()));
-    let linux = linux.as_object_mut().ok_or_else(|| Error::NotAnObject {
-        path: config_path.clone(),
-    })?;
+    let linux = linux.as_object_mut().ok_or_else(|| Error::NotAnObject { path: config_path.clone() })?;
     linux.insert("cgroupsPath".into(), Value::String(container_cgroup.clone()));
-    let json = serde_json::to_vec(&config).map_err(|source| Error::Encode {
-        path: config_path.clone(),
-        source,
-    })?;
+    let json = serde_json::to_vec(&config).map_err(|source| Error::Encode { path: config_path.clone(), source })?;
     write_atomically(&config_path, &json)?;
     Ok(container_cgroup)
 }
@@ -79,10 +66,7 @@ mod tests {
 
     #[test]
     fn pure_v2_uses_the_unified_line() {
-        assert_eq!(
-            unit_cgroup_from_proc("0::/system.slice/y.service\n").as_deref(),
-            Some("/system.slice/y.service")
-        );
+        assert_eq!(unit_cgroup_from_proc("0::/system.slice/y.service\n").as_deref(), Some("/system.slice/y.service"));
     }
 
     #[test]

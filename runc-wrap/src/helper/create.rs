@@ -31,10 +31,7 @@ pub fn run_create(request_path: &Path) -> i32 {
         Err(error) => error,
     };
     tracing::error!(container = %request.container_id, "helper create failed while {}: {}", error.0, error.1);
-    let failure = HelperFailure {
-        stage: error.0,
-        message: error.1.to_string(),
-    };
+    let failure = HelperFailure { stage: error.0, message: error.1.to_string() };
     if let Err(report_error) = write_json_atomically(&request.failure_report, &failure) {
         tracing::error!("helper create: could not report the failure: {report_error}");
     }
@@ -51,15 +48,8 @@ fn prepare_and_exec(request: &CreateRequest) -> Result<Infallible, (HelperStage,
     let stdio = open_stdio(&request.stdio, timeout).map_err(|e| (HelperStage::Stdio, e))?;
 
     let runc = Runc::new(&request.runc.binary, &request.runc.root);
-    let paths = CreatePaths {
-        bundle: &request.bundle,
-        pid_file: &request.pid_file,
-        log: &request.runc.log,
-    };
-    let flags = CreateFlags {
-        no_pivot_root: request.runc.no_pivot_root,
-        no_new_keyring: request.runc.no_new_keyring,
-    };
+    let paths = CreatePaths { bundle: &request.bundle, pid_file: &request.pid_file, log: &request.runc.log };
+    let flags = CreateFlags { no_pivot_root: request.runc.no_pivot_root, no_new_keyring: request.runc.no_new_keyring };
     let args = runc.create_args(&request.container_id, paths, flags);
     let exec_error = Command::new(&request.runc.binary)
         .args(args)
@@ -83,10 +73,7 @@ fn mount_rootfs(request: &CreateRequest) -> Result<(), Error> {
         return Ok(());
     }
     let target = request.bundle.join("rootfs");
-    std::fs::create_dir_all(&target).map_err(|source| Error::StateFile {
-        path: target.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&target).map_err(|source| Error::StateFile { path: target.clone(), source })?;
     for mount in &request.rootfs {
         let fs_type = (!mount.fs_type.is_empty()).then_some(mount.fs_type.as_str());
         let source = (!mount.source.is_empty()).then_some(mount.source.as_str());

@@ -16,10 +16,7 @@ pub fn run_exited(state_path: &Path) -> i32 {
     let service_result = std::env::var("SERVICE_RESULT").unwrap_or_default();
     match ExitState::from_systemd_env(exit_code.as_deref(), exit_status.as_deref(), SystemTime::now()) {
         Ok(Some(state)) => match write_json_atomically(state_path, &state) {
-            Ok(()) => tracing::info!(
-                "recorded exit status {} (service result {service_result})",
-                state.status
-            ),
+            Ok(()) => tracing::info!("recorded exit status {} (service result {service_result})", state.status),
             Err(error) => tracing::error!("could not record exit status {}: {error}", state.status),
         },
         Ok(None) => tracing::info!("no main process exited (service result {service_result}); nothing to record"),

@@ -69,10 +69,7 @@ fn open_end(path: Option<&Path>, direction: Direction, timeout: Duration) -> Res
             // here: a missing fifo is an error, not a reason to write to a regular file.
             Direction::Write => options.write(true).append(true).create(is_log_file).mode(0o640),
         };
-        let opened = options
-            .custom_flags(nix::libc::O_CLOEXEC)
-            .open(&thread_path)
-            .map(OwnedFd::from);
+        let opened = options.custom_flags(nix::libc::O_CLOEXEC).open(&thread_path).map(OwnedFd::from);
         let _ = sender.send(opened);
     });
     match receiver.recv_timeout(timeout) {
@@ -99,16 +96,11 @@ fn open_stdin(path: &Path) -> Result<OwnedFd, Error> {
 
 /// containerd passes `file:///path` for file logging; plain paths are fifos.
 fn strip_file_scheme(path: &Path) -> Option<PathBuf> {
-    path.to_str()
-        .and_then(|text| text.strip_prefix("file://"))
-        .map(PathBuf::from)
+    path.to_str().and_then(|text| text.strip_prefix("file://")).map(PathBuf::from)
 }
 
 fn open_error(path: &Path, source: std::io::Error) -> Error {
-    Error::OpenStdio {
-        path: path.to_path_buf(),
-        source,
-    }
+    Error::OpenStdio { path: path.to_path_buf(), source }
 }
 
 #[cfg(test)]
@@ -136,14 +128,8 @@ mod tests {
     #[test]
     fn missing_fifo_is_an_error_not_a_new_file() {
         let dir = scratch("missing");
-        let paths = StdioPaths {
-            stdout: Some(dir.join("gone")),
-            ..Default::default()
-        };
-        assert!(matches!(
-            open_stdio(&paths, Duration::from_secs(1)),
-            Err(Error::OpenStdio { .. })
-        ));
+        let paths = StdioPaths { stdout: Some(dir.join("gone")), ..Default::default() };
+        assert!(matches!(open_stdio(&paths, Duration::from_secs(1)), Err(Error::OpenStdio { .. })));
         assert!(!dir.join("gone").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -153,10 +139,7 @@ mod tests {
         let dir = scratch("stdin");
         let fifo = dir.join("stdin");
         mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
-        let paths = StdioPaths {
-            stdin: Some(fifo.clone()),
-            ..Default::default()
-        };
+        let paths = StdioPaths { stdin: Some(fifo.clone()), ..Default::default() };
         let stdio = open_stdio(&paths, Duration::from_millis(100)).unwrap();
         let writer_path = fifo.clone();
         let writer = std::thread::spawn(move || std::fs::write(writer_path, b"abc").unwrap());
@@ -172,17 +155,9 @@ mod tests {
         let dir = scratch("timeout");
         let fifo = dir.join("stdout");
         mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
-        let paths = StdioPaths {
-            stdout: Some(fifo.clone()),
-            ..Default::default()
-        };
-        let error = open_stdio(&paths, Duration::from_millis(100))
-            .err()
-            .expect("must time out");
-        assert!(
-            matches!(&error, Error::FifoTimeout { path, .. } if path == &fifo),
-            "{error}"
-        );
+        let paths = StdioPaths { stdout: Some(fifo.clone()), ..Default::default() };
+        let error = open_stdio(&paths, Duration::from_millis(100)).err().expect("must time out");
+        assert!(matches!(&error, Error::FifoTimeout { path, .. } if path == &fifo), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -193,11 +168,7 @@ mod tests {
         mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
         let reader_path = fifo.clone();
         let reader = std::thread::spawn(move || std::fs::read_to_string(reader_path).unwrap());
-        let paths = StdioPaths {
-            stdout: Some(fifo.clone()),
-            stderr: Some(fifo),
-            ..Default::default()
-        };
+        let paths = StdioPaths { stdout: Some(fifo.clone()), stderr: Some(fifo), ..Default::default() };
         let stdio = open_stdio(&paths, Duration::from_secs(5)).unwrap();
         std::fs::File::from(stdio.stdout).write_all(b"out ").unwrap();
         std::fs::File::from(stdio.stderr).write_all(b"err").unwrap();
@@ -213,17 +184,11 @@ mod tests {
         let fresh = dir.join("fresh");
         std::fs::write(&log, "old\n").unwrap();
         let uri = PathBuf::from(format!("file://{}", log.display()));
-        let paths = StdioPaths {
-            stdout: Some(uri),
-            ..Default::default()
-        };
+        let paths = StdioPaths { stdout: Some(uri), ..Default::default() };
         let stdio = open_stdio(&paths, Duration::from_secs(1)).unwrap();
         std::fs::File::from(stdio.stdout).write_all(b"new\n").unwrap();
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "old\nnew\n");
-        let paths = StdioPaths {
-            stderr: Some(format!("file://{}", fresh.display()).into()),
-            ..Default::default()
-        };
+        let paths = StdioPaths { stderr: Some(format!("file://{}", fresh.display()).into()), ..Default::default() };
         drop(open_stdio(&paths, Duration::from_secs(1)).unwrap());
         assert!(fresh.exists(), "a file:// log is created");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -58,10 +58,7 @@ fn remove_local_residue(bundle: &Path, unit_name: &str, rootfs_mounted: bool) ->
     if rootfs_mounted {
         let rootfs = bundle.join("rootfs");
         containerd_shim::mount::umount_recursive(rootfs.to_str(), 0).map_err(|error| {
-            Error::io(
-                format!("unmounting {}", rootfs.display()),
-                std::io::Error::other(error.to_string()),
-            )
+            Error::io(format!("unmounting {}", rootfs.display()), std::io::Error::other(error.to_string()))
         })?;
     }
     prune_unit_cgroups(bundle, unit_name);
@@ -80,10 +77,7 @@ fn prune_unit_cgroups(bundle: &Path, unit_name: &str) {
         return;
     };
     let Some(unit_cgroup) = unit_cgroup_of(&container_cgroup, unit_name) else {
-        tracing::debug!(
-            "cgroupsPath {} is not under unit {unit_name}; leaving it",
-            container_cgroup.display()
-        );
+        tracing::debug!("cgroupsPath {} is not under unit {unit_name}; leaving it", container_cgroup.display());
         return;
     };
     for hierarchy in cgroup_hierarchies() {
@@ -148,14 +142,8 @@ mod tests {
             Some(PathBuf::from("/system.slice/containerd-default-t1.service"))
         );
         assert_eq!(unit_cgroup_of(Path::new("/default/t1"), unit), None);
-        assert_eq!(
-            unit_cgroup_of(Path::new("/system.slice/other.service/container"), unit),
-            None
-        );
-        assert_eq!(
-            unit_cgroup_of(Path::new("relative/containerd-default-t1.service/container"), unit),
-            None
-        );
+        assert_eq!(unit_cgroup_of(Path::new("/system.slice/other.service/container"), unit), None);
+        assert_eq!(unit_cgroup_of(Path::new("relative/containerd-default-t1.service/container"), unit), None);
     }
 
     #[test]
@@ -168,10 +156,7 @@ mod tests {
 29 30 8:1 / / rw - ext4 /dev/vda rw";
         assert_eq!(
             parse_cgroup_mounts(mountinfo),
-            [
-                PathBuf::from("/sys/fs/cgroup/unified"),
-                PathBuf::from("/sys/fs/cgroup/memory")
-            ]
+            [PathBuf::from("/sys/fs/cgroup/unified"), PathBuf::from("/sys/fs/cgroup/memory")]
         );
     }
 }

@@ -40,18 +40,10 @@ impl TaskManager {
     pub async fn create(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
         let valid = self.validate_create(&key, &request).await?;
         let unit = UnitName::for_task(&key.namespace, &key.id);
-        let task = Arc::new(Task::creating(
-            key.clone(),
-            valid.bundle.clone(),
-            unit,
-            valid.stdio.clone(),
-            valid.runc.clone(),
-        ));
+        let task =
+            Arc::new(Task::creating(key.clone(), valid.bundle.clone(), unit, valid.stdio.clone(), valid.runc.clone()));
         if self.tasks.insert_new(Arc::clone(&task)).is_err() {
-            return Err(Error::TaskExists {
-                namespace: key.namespace,
-                id: key.id,
-            });
+            return Err(Error::TaskExists { namespace: key.namespace, id: key.id });
         }
         match self.launch(&task, &valid).await {
             Ok(pid) => {
@@ -85,10 +77,7 @@ impl TaskManager {
         let bundle = validate_bundle(&request.bundle).await?;
         let spec = read_spec(&bundle).await?;
 
-        let runc_flags = CreateFlags {
-            no_pivot_root: options.no_pivot_root,
-            no_new_keyring: options.no_new_keyring,
-        };
+        let runc_flags = CreateFlags { no_pivot_root: options.no_pivot_root, no_new_keyring: options.no_new_keyring };
         let runc_name = options.runc_binary.unwrap_or_else(|| "runc".to_string());
         let path_env = self.settings.path_env.clone();
         let runc_binary = tokio::task::spawn_blocking(move || resolve_binary(&runc_name, Some(&path_env)))
@@ -108,14 +97,7 @@ impl TaskManager {
                 options: mount.options.clone(),
             })
             .collect();
-        Ok(ValidCreate {
-            bundle,
-            spec,
-            stdio,
-            runc: Runc::new(runc_binary, root),
-            runc_flags,
-            rootfs,
-        })
+        Ok(ValidCreate { bundle, spec, stdio, runc: Runc::new(runc_binary, root), runc_flags, rootfs })
     }
 
     /// Writes the helper's request, starts the unit, and returns the init pid.
@@ -231,25 +213,18 @@ fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, Error> {
         return match scheme {
             "file" => Ok(Some(PathBuf::from(value))),
             "binary" => Err(Error::Unsupported(format!("{stream} logging through binary:// URIs"))),
-            _ => Err(Error::InvalidRequest(format!(
-                "{stream} {value:?} has an unknown URI scheme {scheme:?}"
-            ))),
+            _ => Err(Error::InvalidRequest(format!("{stream} {value:?} has an unknown URI scheme {scheme:?}"))),
         };
     }
     if !Path::new(value).is_absolute() {
-        return Err(Error::InvalidRequest(format!(
-            "{stream} path {value:?} is not absolute"
-        )));
+        return Err(Error::InvalidRequest(format!("{stream} path {value:?} is not absolute")));
     }
     Ok(Some(PathBuf::from(value)))
 }
 
 async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
     let path = PathBuf::from(bundle);
-    let invalid = |reason: String| Error::InvalidBundle {
-        path: path.clone(),
-        reason,
-    };
+    let invalid = |reason: String| Error::InvalidBundle { path: path.clone(), reason };
     if bundle.is_empty() {
         return Err(invalid("no bundle path given".into()));
     }
@@ -265,10 +240,7 @@ async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
 }
 
 async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
-    let invalid = |reason: String| Error::InvalidSpec {
-        bundle: bundle.to_path_buf(),
-        reason,
-    };
+    let invalid = |reason: String| Error::InvalidSpec { bundle: bundle.to_path_buf(), reason };
     let text = match tokio::fs::read(bundle.join("config.json")).await {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -288,10 +260,7 @@ async fn read_pid_file(path: &Path) -> Result<u32, Error> {
         .await
         .map_err(|error| Error::io(format!("reading {}", path.display()), error))?;
     text.trim().parse().map_err(|_| {
-        Error::io(
-            format!("reading {}", path.display()),
-            std::io::Error::other(format!("not a pid: {text:?}")),
-        )
+        Error::io(format!("reading {}", path.display()), std::io::Error::other(format!("not a pid: {text:?}")))
     })
 }
 
@@ -302,41 +271,20 @@ mod tests {
     #[test]
     fn stdio_paths_accept_fifos_and_file_uris_only() {
         assert_eq!(stdio_path("stdout", "").unwrap(), None);
-        assert_eq!(
-            stdio_path("stdout", "/run/f/out").unwrap(),
-            Some(PathBuf::from("/run/f/out"))
-        );
-        assert_eq!(
-            stdio_path("stdout", "file:///var/log/x").unwrap(),
-            Some(PathBuf::from("file:///var/log/x"))
-        );
-        assert!(matches!(
-            stdio_path("stdout", "binary:///bin/logger"),
-            Err(Error::Unsupported(_))
-        ));
-        assert!(matches!(
-            stdio_path("stdout", "http://x"),
-            Err(Error::InvalidRequest(_))
-        ));
-        assert!(matches!(
-            stdio_path("stdout", "relative/path"),
-            Err(Error::InvalidRequest(_))
-        ));
+        assert_eq!(stdio_path("stdout", "/run/f/out").unwrap(), Some(PathBuf::from("/run/f/out")));
+        assert_eq!(stdio_path("stdout", "file:///var/log/x").unwrap(), Some(PathBuf::from("file:///var/log/x")));
+        assert!(matches!(stdio_path("stdout", "binary:///bin/logger"), Err(Error::Unsupported(_))));
+        assert!(matches!(stdio_path("stdout", "http://x"), Err(Error::InvalidRequest(_))));
+        assert!(matches!(stdio_path("stdout", "relative/path"), Err(Error::InvalidRequest(_))));
     }
 
     #[tokio::test]
     async fn bundle_must_be_an_existing_absolute_directory() {
         assert!(matches!(validate_bundle("").await, Err(Error::InvalidBundle { .. })));
-        assert!(matches!(
-            validate_bundle("relative").await,
-            Err(Error::InvalidBundle { .. })
-        ));
+        assert!(matches!(validate_bundle("relative").await, Err(Error::InvalidBundle { .. })));
         let missing = validate_bundle("/nonexistent/bundle").await.unwrap_err();
         assert!(missing.to_string().contains("does not exist"), "{missing}");
-        assert!(matches!(
-            validate_bundle("/etc/hostname").await,
-            Err(Error::InvalidBundle { .. })
-        ));
+        assert!(matches!(validate_bundle("/etc/hostname").await, Err(Error::InvalidBundle { .. })));
         assert_eq!(validate_bundle("/").await.unwrap(), PathBuf::from("/"));
     }
 
@@ -348,11 +296,7 @@ mod tests {
         assert!(missing.to_string().contains("missing"), "{missing}");
         std::fs::write(dir.join("config.json"), "not json").unwrap();
         assert!(matches!(read_spec(&dir).await, Err(Error::InvalidSpec { .. })));
-        std::fs::write(
-            dir.join("config.json"),
-            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#,
-        )
-        .unwrap();
+        std::fs::write(dir.join("config.json"), r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#).unwrap();
         let no_process = read_spec(&dir).await.unwrap_err();
         assert!(no_process.to_string().contains("no process"), "{no_process}");
         std::fs::remove_dir_all(&dir).unwrap();

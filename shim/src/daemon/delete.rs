@@ -39,10 +39,7 @@ impl TaskManager {
             let lifecycle = task.lifecycle();
             let pid = lifecycle.pid();
             // A task deleted before it ever ran was killed by `runc delete --force`.
-            let exit = lifecycle.exit().unwrap_or(Exit {
-                status: 128 + Signal::SIGKILL as u32,
-                at: SystemTime::now(),
-            });
+            let exit = lifecycle.exit().unwrap_or(Exit { status: 128 + Signal::SIGKILL as u32, at: SystemTime::now() });
             self.events.task_deleted(&task, pid, exit);
             Deleted { pid, exit }
         };

@@ -35,19 +35,8 @@ impl EventSender {
         EventSender { sender }
     }
 
-    /// A queue whose events are returned by the receiver (for tests).
-    #[cfg(test)]
-    pub fn channel() -> (EventSender, mpsc::UnboundedReceiver<Event>) {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        (EventSender { sender }, receiver)
-    }
-
     fn send(&self, namespace: &str, topic: &'static str, message: Box<dyn MessageDyn + Send>) {
-        let event = Event {
-            namespace: namespace.to_string(),
-            topic,
-            message,
-        };
+        let event = Event { namespace: namespace.to_string(), topic, message };
         if self.sender.send(event).is_err() {
             tracing::error!("event publisher is gone; dropping {topic} event");
         }
@@ -75,11 +64,7 @@ impl EventSender {
 
     /// `TaskStart`.
     pub fn task_started(&self, task: &Task, pid: u32) {
-        let event = TaskStart {
-            container_id: task.key.id.clone(),
-            pid,
-            ..Default::default()
-        };
+        let event = TaskStart { container_id: task.key.id.clone(), pid, ..Default::default() };
         self.send(&task.key.namespace, topics::TASK_START_EVENT_TOPIC, Box::new(event));
     }
 
@@ -107,14 +92,6 @@ impl EventSender {
             ..Default::default()
         };
         self.send(&task.key.namespace, topics::TASK_DELETE_EVENT_TOPIC, Box::new(event));
-    }
-}
-
-#[cfg(test)]
-impl Event {
-    /// The event's topic, e.g. `/tasks/exit`.
-    pub fn topic(&self) -> &'static str {
-        self.topic
     }
 }
 
@@ -149,11 +126,7 @@ async fn publish_all(ttrpc_address: String, mut receiver: mpsc::UnboundedReceive
                 }
             }
         };
-        let Event {
-            namespace,
-            topic,
-            message,
-        } = event;
+        let Event { namespace, topic, message } = event;
         if let Err(error) = publisher.publish(Default::default(), topic, &namespace, message).await {
             tracing::error!("publishing {topic} for namespace {namespace}: {error}");
         }

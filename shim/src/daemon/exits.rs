@@ -45,10 +45,7 @@ impl TaskManager {
     /// Records that the task's main process ended, publishing `TaskExit` unless a create or
     /// start in progress will publish it after its own event.
     pub(super) fn observe_exit(&self, task: &Task, service_exit: ServiceExit) {
-        let exit = Exit {
-            status: service_exit.status,
-            at: exit_time(service_exit.exited_at_usec),
-        };
+        let exit = Exit { status: service_exit.status, at: exit_time(service_exit.exited_at_usec) };
         let mut lifecycle = task.lifecycle();
         let known_pid = lifecycle.pid();
         if known_pid != 0 && service_exit.pid != 0 && known_pid != service_exit.pid {

@@ -18,10 +18,7 @@ impl TaskManager {
         let pid = {
             let lifecycle = task.lifecycle();
             if lifecycle.exit().is_some() {
-                return Err(Error::ProcessFinished {
-                    namespace: key.namespace.clone(),
-                    id: key.id.clone(),
-                });
+                return Err(Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() });
             }
             if !lifecycle.can_kill() {
                 return Err(Error::BadState {
@@ -37,10 +34,9 @@ impl TaskManager {
             Ok(()) => Ok(()),
             // runc refuses to signal a container whose init is gone; say so the way containerd
             // expects (NOT_FOUND), judging by the process, not by runc's wording.
-            Err(_) if !process_exists(pid) => Err(Error::ProcessFinished {
-                namespace: key.namespace.clone(),
-                id: key.id.clone(),
-            }),
+            Err(_) if !process_exists(pid) => {
+                Err(Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() })
+            }
             Err(error) => Err(Error::Runc(error)),
         }
     }

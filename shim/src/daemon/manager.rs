@@ -37,20 +37,12 @@ pub struct TaskManager {
 impl TaskManager {
     /// A manager with no tasks.
     pub fn new(systemd: Arc<Systemd>, events: EventSender, settings: DaemonSettings) -> TaskManager {
-        TaskManager {
-            tasks: TaskTable::default(),
-            systemd,
-            events,
-            settings,
-        }
+        TaskManager { tasks: TaskTable::default(), systemd, events, settings }
     }
 
     /// The task with `key`, or NOT_FOUND.
     pub fn task(&self, key: &TaskKey) -> Result<Arc<Task>, Error> {
-        self.tasks.get(key).ok_or_else(|| Error::TaskNotFound {
-            namespace: key.namespace.clone(),
-            id: key.id.clone(),
-        })
+        self.tasks.get(key).ok_or_else(|| Error::TaskNotFound { namespace: key.namespace.clone(), id: key.id.clone() })
     }
 
     /// Waits until the task's init has exited.
@@ -60,14 +52,8 @@ impl TaskManager {
             .wait_for(Option::is_some)
             .await
             // The sender went away: the task was deleted while we waited.
-            .map_err(|_| Error::TaskNotFound {
-                namespace: key.namespace.clone(),
-                id: key.id.clone(),
-            })?;
-        exit.ok_or_else(|| Error::TaskNotFound {
-            namespace: key.namespace.clone(),
-            id: key.id.clone(),
-        })
+            .map_err(|_| Error::TaskNotFound { namespace: key.namespace.clone(), id: key.id.clone() })?;
+        exit.ok_or_else(|| Error::TaskNotFound { namespace: key.namespace.clone(), id: key.id.clone() })
     }
 
     /// How many tasks the daemon serves.

@@ -76,10 +76,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), Error> {
 
     let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), manager));
     tokio::spawn(server::serve_control(control, namespaces));
-    tracing::info!(
-        "serving control requests on {}",
-        config.identity.control_socket.display()
-    );
+    tracing::info!("serving control requests on {}", config.identity.control_socket.display());
 
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|error| Error::io("installing SIGTERM handler", error))?;

@@ -75,9 +75,7 @@ pub async fn decode_options(options: Option<&Any>) -> Result<TaskOptions, Error>
             })?;
             parse_toml_options(Path::new(&config_path), &text)
         }
-        _ => Err(Error::UnknownOptions {
-            type_url: any.type_url.clone(),
-        }),
+        _ => Err(Error::UnknownOptions { type_url: any.type_url.clone() }),
     }
 }
 
@@ -87,18 +85,13 @@ fn config_path_of(bytes: &[u8]) -> Result<String, Error> {
     let invalid = |error: String| Error::InvalidRequest(format!("undecodable {RUNTIME_OPTIONS_TYPE}: {error}"));
     let mut input = CodedInputStream::from_bytes(bytes);
     let mut config_path = String::new();
-    while let Some(tag) = input
-        .read_raw_tag_or_eof()
-        .map_err(|error| invalid(error.to_string()))?
-    {
+    while let Some(tag) = input.read_raw_tag_or_eof().map_err(|error| invalid(error.to_string()))? {
         match tag {
             // field 2, wire type 2 (length-delimited)
             0x12 => config_path = input.read_string().map_err(|error| invalid(error.to_string()))?,
             _ => {
                 let wire_type = WireType::new(tag & 7).ok_or_else(|| invalid(format!("bad wire type in tag {tag}")))?;
-                input
-                    .skip_field(wire_type)
-                    .map_err(|error| invalid(error.to_string()))?
+                input.skip_field(wire_type).map_err(|error| invalid(error.to_string()))?
             }
         }
     }
@@ -123,11 +116,7 @@ mod tests {
     use super::*;
 
     fn any_of(type_url: &str, value: Vec<u8>) -> Any {
-        Any {
-            type_url: type_url.into(),
-            value,
-            ..Default::default()
-        }
+        Any { type_url: type_url.into(), value, ..Default::default() }
     }
 
     /// Encodes a runtimeoptions.v1.Options by hand (field 1 type_url, field 2 config_path).
@@ -144,10 +133,7 @@ mod tests {
     #[tokio::test]
     async fn no_options_means_defaults() {
         assert_eq!(decode_options(None).await.unwrap(), TaskOptions::default());
-        assert_eq!(
-            decode_options(Some(&Any::default())).await.unwrap(),
-            TaskOptions::default()
-        );
+        assert_eq!(decode_options(Some(&Any::default())).await.unwrap(), TaskOptions::default());
     }
 
     #[tokio::test]
@@ -158,10 +144,7 @@ mod tests {
             no_pivot_root: true,
             ..Default::default()
         };
-        let any = any_of(
-            "type.googleapis.com/containerd.runc.v1.Options",
-            runc.write_to_bytes().unwrap(),
-        );
+        let any = any_of("type.googleapis.com/containerd.runc.v1.Options", runc.write_to_bytes().unwrap());
         let options = decode_options(Some(&any)).await.unwrap();
         assert_eq!(options.runc_binary.as_deref(), Some("/usr/local/sbin/runc"));
         assert_eq!(options.runc_root.as_deref(), Some("/run/r"));
@@ -173,31 +156,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shim-options-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("runc.toml");
-        std::fs::write(
-            &path,
-            "BinaryName = \"/opt/runc\"\nNoNewKeyring = true\nSystemdCgroup = true\n",
-        )
-        .unwrap();
-        let any = any_of(
-            "runtimeoptions.v1.Options",
-            runtime_options("x", path.to_str().unwrap()),
-        );
+        std::fs::write(&path, "BinaryName = \"/opt/runc\"\nNoNewKeyring = true\nSystemdCgroup = true\n").unwrap();
+        let any = any_of("runtimeoptions.v1.Options", runtime_options("x", path.to_str().unwrap()));
         let options = decode_options(Some(&any)).await.unwrap();
         assert_eq!(options.runc_binary.as_deref(), Some("/opt/runc"));
         assert!(options.no_new_keyring);
 
         std::fs::write(&path, "BinaryName = \"/opt/runc\"\nNoSuchKey = 1\n").unwrap();
         let error = decode_options(Some(&any)).await.unwrap_err();
-        assert!(
-            error.to_string().contains("NoSuchKey"),
-            "unknown keys are named: {error}"
-        );
+        assert!(error.to_string().contains("NoSuchKey"), "unknown keys are named: {error}");
         std::fs::remove_dir_all(&dir).unwrap();
 
-        let missing = any_of(
-            "runtimeoptions.v1.Options",
-            runtime_options("x", "/nonexistent/runc.toml"),
-        );
+        let missing = any_of("runtimeoptions.v1.Options", runtime_options("x", "/nonexistent/runc.toml"));
         let error = decode_options(Some(&missing)).await.unwrap_err();
         assert!(error.to_string().contains("/nonexistent/runc.toml"), "{error}");
     }
@@ -213,14 +183,8 @@ mod tests {
     #[tokio::test]
     async fn garbage_options_are_invalid() {
         let runc = any_of("containerd.runc.v1.Options", vec![0xff, 0xff, 0xff]);
-        assert!(matches!(
-            decode_options(Some(&runc)).await,
-            Err(Error::InvalidRequest(_))
-        ));
+        assert!(matches!(decode_options(Some(&runc)).await, Err(Error::InvalidRequest(_))));
         let generic = any_of("runtimeoptions.v1.Options", vec![0x12, 0x50, b'x']);
-        assert!(matches!(
-            decode_options(Some(&generic)).await,
-            Err(Error::InvalidRequest(_))
-        ));
+        assert!(matches!(decode_options(Some(&generic)).await, Err(Error::InvalidRequest(_))));
     }
 }

@@ -9,10 +9,7 @@ use crate::error::Error;
 /// The validated key of task `id` in `namespace`.
 pub fn task_key(namespace: &str, id: &str) -> Result<TaskKey, Error> {
     validate_identifier(IdentifierKind::TaskId, id)?;
-    Ok(TaskKey {
-        namespace: namespace.to_string(),
-        id: id.to_string(),
-    })
+    Ok(TaskKey { namespace: namespace.to_string(), id: id.to_string() })
 }
 
 /// Exec processes are not implemented yet: an exec id names nothing we know.
@@ -21,11 +18,7 @@ pub fn require_init(key: &TaskKey, exec_id: &str) -> Result<(), Error> {
         return Ok(());
     }
     validate_identifier(IdentifierKind::ExecId, exec_id)?;
-    Err(Error::ExecNotFound {
-        namespace: key.namespace.clone(),
-        id: key.id.clone(),
-        exec_id: exec_id.to_string(),
-    })
+    Err(Error::ExecNotFound { namespace: key.namespace.clone(), id: key.id.clone(), exec_id: exec_id.to_string() })
 }
 
 #[cfg(test)]
@@ -37,21 +30,12 @@ mod tests {
         for id in ["a/b", "..", &"x".repeat(300), "a\0b", "", "a b", "ü"] {
             assert!(matches!(task_key("default", id), Err(Error::InvalidInput(_))), "{id:?}");
         }
-        assert_eq!(
-            task_key("default", "t1").unwrap(),
-            TaskKey {
-                namespace: "default".into(),
-                id: "t1".into()
-            }
-        );
+        assert_eq!(task_key("default", "t1").unwrap(), TaskKey { namespace: "default".into(), id: "t1".into() });
     }
 
     #[test]
     fn exec_ids_are_not_found_until_exec_is_supported() {
-        let key = TaskKey {
-            namespace: "ns".into(),
-            id: "t".into(),
-        };
+        let key = TaskKey { namespace: "ns".into(), id: "t".into() };
         assert!(require_init(&key, "").is_ok());
         assert!(matches!(require_init(&key, "e1"), Err(Error::ExecNotFound { .. })));
         assert!(matches!(require_init(&key, "../e"), Err(Error::InvalidInput(_))));

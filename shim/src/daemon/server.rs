@@ -43,11 +43,7 @@ pub struct NamespaceServers {
 impl NamespaceServers {
     /// No namespace served yet.
     pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>) -> NamespaceServers {
-        NamespaceServers {
-            identity,
-            manager,
-            served: Mutex::new(HashMap::new()),
-        }
+        NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()) }
     }
 
     /// Serves the task API for `namespace` (once; later calls return the same socket).
@@ -64,10 +60,7 @@ impl NamespaceServers {
                 let service = Arc::new(TaskService::new(Arc::clone(&self.manager), namespace.to_string()));
                 let server = start_task_server(listener, service).await?;
                 tracing::info!(namespace, "serving the task API on {}", socket.display());
-                Ok::<_, Error>(Served {
-                    socket,
-                    _server: Mutex::new(server),
-                })
+                Ok::<_, Error>(Served { socket, _server: Mutex::new(server) })
             })
             .await?;
         Ok(served.socket.clone())
@@ -100,10 +93,7 @@ pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServ
         let Ok(connection) = connection else { continue };
         let namespaces = Arc::clone(&namespaces);
         tokio::spawn(async move {
-            if tokio::time::timeout(CONTROL_TIMEOUT, answer_control(connection, &namespaces))
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(CONTROL_TIMEOUT, answer_control(connection, &namespaces)).await.is_err() {
                 tracing::warn!("a control request timed out");
             }
         });
@@ -112,26 +102,15 @@ pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServ
 
 async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
     let (read, mut write) = connection.into_split();
-    let response = match read_line(read)
-        .await
-        .map(|line| serde_json::from_str::<ControlRequest>(&line))
-    {
+    let response = match read_line(read).await.map(|line| serde_json::from_str::<ControlRequest>(&line)) {
         // `start` probes whether a daemon answers by connecting and closing.
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return,
         Ok(Ok(ControlRequest::ServeNamespace { namespace })) => match namespaces.serve(&namespace).await {
-            Ok(socket) => ControlResponse::Serving {
-                address: unix_address(&socket),
-            },
-            Err(error) => ControlResponse::Refused {
-                reason: error.to_string(),
-            },
+            Ok(socket) => ControlResponse::Serving { address: unix_address(&socket) },
+            Err(error) => ControlResponse::Refused { reason: error.to_string() },
         },
-        Ok(Err(error)) => ControlResponse::Refused {
-            reason: format!("malformed control request: {error}"),
-        },
-        Err(error) => ControlResponse::Refused {
-            reason: format!("reading the control request: {error}"),
-        },
+        Ok(Err(error)) => ControlResponse::Refused { reason: format!("malformed control request: {error}") },
+        Err(error) => ControlResponse::Refused { reason: format!("reading the control request: {error}") },
     };
     if let ControlResponse::Refused { reason } = &response {
         tracing::warn!("refused a control request: {reason}");

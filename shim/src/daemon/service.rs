@@ -51,10 +51,7 @@ impl TaskApi for TaskService {
         let result = async {
             let key = task_key(&self.namespace, &request.id)?;
             let pid = self.manager.create(key, request).await?;
-            Ok(CreateTaskResponse {
-                pid,
-                ..Default::default()
-            })
+            Ok(CreateTaskResponse { pid, ..Default::default() })
         };
         reply("Create", &id, result.await)
     }
@@ -64,10 +61,7 @@ impl TaskApi for TaskService {
             let key = task_key(&self.namespace, &request.id)?;
             require_init(&key, &request.exec_id)?;
             let pid = self.manager.start(&key).await?;
-            Ok(StartResponse {
-                pid,
-                ..Default::default()
-            })
+            Ok(StartResponse { pid, ..Default::default() })
         };
         reply("Start", &request.id, result.await)
     }
@@ -154,10 +148,7 @@ impl TaskApi for TaskService {
     /// every task of this containerd and its tasks are systemd units, so it stays up (a later
     /// `start` would only have to launch it again); stop it with `systemctl stop`.
     async fn shutdown(&self, _ctx: &TtrpcContext, _request: ShutdownRequest) -> ttrpc::Result<Empty> {
-        tracing::debug!(
-            "shutdown requested; the shared daemon keeps serving {} task(s)",
-            self.manager.task_count()
-        );
+        tracing::debug!("shutdown requested; the shared daemon keeps serving {} task(s)", self.manager.task_count());
         Ok(Empty::new())
     }
 

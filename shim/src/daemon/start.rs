@@ -10,15 +10,9 @@ impl TaskManager {
     /// Starts task `key`; returns its init pid.
     pub async fn start(&self, key: &TaskKey) -> Result<u32, Error> {
         let task = self.task(key)?;
-        let bad_state = |state| Error::BadState {
-            namespace: key.namespace.clone(),
-            id: key.id.clone(),
-            state,
-            action: "start",
-        };
-        task.lifecycle()
-            .begin_start()
-            .map_err(|refused| bad_state(refused.state))?;
+        let bad_state =
+            |state| Error::BadState { namespace: key.namespace.clone(), id: key.id.clone(), state, action: "start" };
+        task.lifecycle().begin_start().map_err(|refused| bad_state(refused.state))?;
 
         let started = task.runc.start(&key.id).await;
 

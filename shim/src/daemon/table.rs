@@ -42,10 +42,7 @@ impl TaskTable {
     /// The task whose unit has `object_path`.
     pub fn by_unit_path(&self, object_path: &str) -> Option<Arc<Task>> {
         let maps = self.maps();
-        maps.by_unit_path
-            .get(object_path)
-            .and_then(|key| maps.by_key.get(key))
-            .cloned()
+        maps.by_unit_path.get(object_path).and_then(|key| maps.by_key.get(key)).cloned()
     }
 
     /// Removes the task with `key`.

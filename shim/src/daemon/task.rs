@@ -122,10 +122,7 @@ impl Lifecycle {
 
     /// Whether signals may be sent to init.
     pub fn can_kill(&self) -> bool {
-        matches!(
-            self,
-            Lifecycle::Created { .. } | Lifecycle::Starting { .. } | Lifecycle::Running { .. }
-        )
+        matches!(self, Lifecycle::Created { .. } | Lifecycle::Starting { .. } | Lifecycle::Running { .. })
     }
 }
 
@@ -176,10 +173,7 @@ impl Lifecycle {
         let Lifecycle::Created { pid } = *self else {
             return Err(Refused { state: self.name() });
         };
-        *self = Lifecycle::Starting {
-            pid,
-            pending_exit: None,
-        };
+        *self = Lifecycle::Starting { pid, pending_exit: None };
         Ok(pid)
     }
 
@@ -194,15 +188,9 @@ impl Lifecycle {
             (false, None) => Lifecycle::Created { pid },
         };
         Ok(if succeeded {
-            StartOutcome::Started {
-                pid,
-                exit: pending_exit,
-            }
+            StartOutcome::Started { pid, exit: pending_exit }
         } else {
-            StartOutcome::Failed {
-                pid,
-                exit: pending_exit,
-            }
+            StartOutcome::Failed { pid, exit: pending_exit }
         })
     }
 
@@ -296,10 +284,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn exit(status: u32) -> Exit {
-        Exit {
-            status,
-            at: UNIX_EPOCH + Duration::from_secs(u64::from(status)),
-        }
+        Exit { status, at: UNIX_EPOCH + Duration::from_secs(u64::from(status)) }
     }
 
     #[test]
@@ -307,13 +292,7 @@ mod tests {
         let mut lifecycle = Lifecycle::Creating { pending_exit: None };
         assert_eq!(lifecycle.observe_exit(exit(137)), None, "held back while creating");
         assert_eq!(lifecycle.finish_create(7), Ok(Some(exit(137))));
-        assert_eq!(
-            lifecycle,
-            Lifecycle::Exited {
-                pid: 7,
-                exit: exit(137)
-            }
-        );
+        assert_eq!(lifecycle, Lifecycle::Exited { pid: 7, exit: exit(137) });
     }
 
     #[test]
@@ -321,13 +300,7 @@ mod tests {
         let mut lifecycle = Lifecycle::Created { pid: 7 };
         assert_eq!(lifecycle.begin_start(), Ok(7));
         assert_eq!(lifecycle.observe_exit(exit(0)), None, "held back while starting");
-        assert_eq!(
-            lifecycle.finish_start(true),
-            Ok(StartOutcome::Started {
-                pid: 7,
-                exit: Some(exit(0))
-            })
-        );
+        assert_eq!(lifecycle.finish_start(true), Ok(StartOutcome::Started { pid: 7, exit: Some(exit(0)) }));
         assert_eq!(lifecycle.status(), Status::STOPPED);
     }
 
@@ -335,17 +308,10 @@ mod tests {
     fn running_task_exit_is_published_exactly_once() {
         let mut lifecycle = Lifecycle::Created { pid: 7 };
         lifecycle.begin_start().unwrap();
-        assert_eq!(
-            lifecycle.finish_start(true),
-            Ok(StartOutcome::Started { pid: 7, exit: None })
-        );
+        assert_eq!(lifecycle.finish_start(true), Ok(StartOutcome::Started { pid: 7, exit: None }));
         assert_eq!(lifecycle.status(), Status::RUNNING);
         assert_eq!(lifecycle.observe_exit(exit(3)), Some((7, exit(3))));
-        assert_eq!(
-            lifecycle.observe_exit(exit(3)),
-            None,
-            "a duplicate signal publishes nothing"
-        );
+        assert_eq!(lifecycle.observe_exit(exit(3)), None, "a duplicate signal publishes nothing");
         assert_eq!(lifecycle.exit(), Some(exit(3)));
     }
 
@@ -353,20 +319,11 @@ mod tests {
     fn failed_start_goes_back_to_created_unless_init_died() {
         let mut lifecycle = Lifecycle::Created { pid: 7 };
         lifecycle.begin_start().unwrap();
-        assert_eq!(
-            lifecycle.finish_start(false),
-            Ok(StartOutcome::Failed { pid: 7, exit: None })
-        );
+        assert_eq!(lifecycle.finish_start(false), Ok(StartOutcome::Failed { pid: 7, exit: None }));
         assert_eq!(lifecycle, Lifecycle::Created { pid: 7 });
         lifecycle.begin_start().unwrap();
         lifecycle.observe_exit(exit(1));
-        assert_eq!(
-            lifecycle.finish_start(false),
-            Ok(StartOutcome::Failed {
-                pid: 7,
-                exit: Some(exit(1))
-            })
-        );
+        assert_eq!(lifecycle.finish_start(false), Ok(StartOutcome::Failed { pid: 7, exit: Some(exit(1)) }));
         assert_eq!(lifecycle.exit(), Some(exit(1)));
     }
 

@@ -82,11 +82,7 @@ impl ServiceExit {
             CLD_KILLED | CLD_DUMPED => 128 + u32::try_from(raw_status).ok()?,
             _ => return None,
         };
-        Some(ServiceExit {
-            pid,
-            status,
-            exited_at_usec,
-        })
+        Some(ServiceExit { pid, status, exited_at_usec })
     }
 }
 
@@ -121,21 +117,14 @@ impl Systemd {
             Transport::Private => (connect_private().await, PRIVATE_SOCKET),
             Transport::Bus => (connect_bus().await, "the system bus"),
         };
-        let connection = connection.map_err(|source| SystemdError::Connect {
-            address: address.to_string(),
-            source,
-        })?;
+        let connection = connection.map_err(|source| SystemdError::Connect { address: address.to_string(), source })?;
 
         // The stream exists before Subscribe, so no signal can slip past it.
         let stream = MessageStream::from(&connection);
         let routes = Arc::new(Routes::default());
         tokio::spawn(run_router(stream, Arc::clone(&routes)));
 
-        let mut systemd = Systemd {
-            connection,
-            routes,
-            version: 0,
-        };
+        let mut systemd = Systemd { connection, routes, version: 0 };
         if transport == Transport::Bus {
             // On the bus, signals only reach us through a match rule.
             let rule = format!("type='signal',sender='{DESTINATION}'");
@@ -176,9 +165,7 @@ impl Systemd {
         let mut watch = self.routes.watch_jobs(name);
         let properties = to_dbus_properties(&unit.properties);
         let auxiliary: Vec<(String, Vec<(String, Variant<'static>)>)> = Vec::new();
-        let reply = self
-            .call_manager("StartTransientUnit", name, &(name, "fail", properties, auxiliary))
-            .await?;
+        let reply = self.call_manager("StartTransientUnit", name, &(name, "fail", properties, auxiliary)).await?;
         let job = object_path_of(&reply, "StartTransientUnit", name)?;
         wait_job(&mut watch, &job, timeout).await
     }
@@ -223,20 +210,9 @@ impl Systemd {
 
     /// How the main process of the service at `object_path` ended, if it has.
     pub async fn service_exit(&self, object_path: &str) -> Result<Option<ServiceExit>, SystemdError> {
-        let reply = self
-            .call(
-                Some(DESTINATION),
-                object_path,
-                PROPERTIES,
-                "GetAll",
-                object_path,
-                &(SERVICE,),
-            )
-            .await?;
-        let properties: HashMap<String, OwnedVariant> = reply
-            .body()
-            .deserialize()
-            .map_err(|source| SystemdError::from_call("GetAll", object_path, source))?;
+        let reply = self.call(Some(DESTINATION), object_path, PROPERTIES, "GetAll", object_path, &(SERVICE,)).await?;
+        let properties: HashMap<String, OwnedVariant> =
+            reply.body().deserialize().map_err(|source| SystemdError::from_call("GetAll", object_path, source))?;
         Ok(ServiceExit::from_properties(&properties))
     }
 
@@ -247,21 +223,15 @@ impl Systemd {
     }
 
     async fn get_property(&self, path: &str, interface: &str, name: &str) -> Result<OwnedVariant, SystemdError> {
-        let reply = self
-            .call(Some(DESTINATION), path, PROPERTIES, "Get", path, &(interface, name))
-            .await?;
-        reply
-            .body()
-            .deserialize::<OwnedVariant>()
-            .map_err(|source| SystemdError::from_call("Get", path, source))
+        let reply = self.call(Some(DESTINATION), path, PROPERTIES, "Get", path, &(interface, name)).await?;
+        reply.body().deserialize::<OwnedVariant>().map_err(|source| SystemdError::from_call("Get", path, source))
     }
 
     async fn call_manager<B>(&self, method: &'static str, target: &str, body: &B) -> Result<Message, SystemdError>
     where
         B: serde::Serialize + zbus::DynamicType,
     {
-        self.call(Some(DESTINATION), MANAGER_PATH, MANAGER, method, target, body)
-            .await
+        self.call(Some(DESTINATION), MANAGER_PATH, MANAGER, method, target, body).await
     }
 
     async fn call<B>(
@@ -285,13 +255,9 @@ impl Systemd {
 
 async fn connect_private() -> zbus::Result<Connection> {
     let io_error = |error| zbus::Error::InputOutput(Arc::new(error));
-    let stream = tokio::net::UnixStream::connect(PRIVATE_SOCKET)
-        .await
-        .map_err(io_error)?;
+    let stream = tokio::net::UnixStream::connect(PRIVATE_SOCKET).await.map_err(io_error)?;
     let (socket, guid) = authenticate(stream).await.map_err(io_error)?;
-    builder_with_limits(Builder::authenticated_socket(socket, guid).p2p())
-        .build()
-        .await
+    builder_with_limits(Builder::authenticated_socket(socket, guid).p2p()).build().await
 }
 
 async fn connect_bus() -> zbus::Result<Connection> {
@@ -304,32 +270,20 @@ fn builder_with_limits(builder: Builder<'static>) -> Builder<'static> {
 }
 
 fn object_path_of(reply: &Message, method: &'static str, target: &str) -> Result<OwnedObjectPath, SystemdError> {
-    reply
-        .body()
-        .deserialize::<OwnedObjectPath>()
-        .map_err(|source| SystemdError::from_call(method, target, source))
+    reply.body().deserialize::<OwnedObjectPath>().map_err(|source| SystemdError::from_call(method, target, source))
 }
 
 async fn wait_job(watch: &mut JobWatch, job: &OwnedObjectPath, timeout: Duration) -> Result<JobResult, SystemdError> {
     match tokio::time::timeout(timeout, watch.wait_for(job)).await {
         Ok(Some(result)) => Ok(result),
-        Ok(None) => Err(SystemdError::ConnectionLost {
-            unit: watch.unit().to_string(),
-        }),
-        Err(_) => Err(SystemdError::JobTimeout {
-            unit: watch.unit().to_string(),
-            timeout,
-        }),
+        Ok(None) => Err(SystemdError::ConnectionLost { unit: watch.unit().to_string() }),
+        Err(_) => Err(SystemdError::JobTimeout { unit: watch.unit().to_string(), timeout }),
     }
 }
 
 /// `"252.38-1~deb12u1"` → 252; anything unparsable → 0 (treated as very old).
 fn parse_major_version(text: &str) -> u32 {
-    let digits: String = text
-        .trim_start_matches('v')
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let digits: String = text.trim_start_matches('v').chars().take_while(char::is_ascii_digit).collect();
     digits.parse().unwrap_or(0)
 }
 
@@ -348,39 +302,18 @@ mod tests {
 
     fn exec_main(code: i32, status: i32) -> HashMap<String, OwnedVariant> {
         let mut properties = HashMap::new();
-        properties.insert(
-            "ExecMainCode".to_string(),
-            OwnedVariant::try_from(Variant::from(code)).unwrap(),
-        );
-        properties.insert(
-            "ExecMainStatus".to_string(),
-            OwnedVariant::try_from(Variant::from(status)).unwrap(),
-        );
-        properties.insert(
-            "ExecMainPID".to_string(),
-            OwnedVariant::try_from(Variant::from(42u32)).unwrap(),
-        );
+        properties.insert("ExecMainCode".to_string(), OwnedVariant::try_from(Variant::from(code)).unwrap());
+        properties.insert("ExecMainStatus".to_string(), OwnedVariant::try_from(Variant::from(status)).unwrap());
+        properties.insert("ExecMainPID".to_string(), OwnedVariant::try_from(Variant::from(42u32)).unwrap());
         properties
     }
 
     #[test]
     fn exit_codes_and_signal_deaths_map_like_runc_v2() {
-        assert_eq!(
-            ServiceExit::from_properties(&exec_main(CLD_EXITED, 3)).map(|e| e.status),
-            Some(3)
-        );
-        assert_eq!(
-            ServiceExit::from_properties(&exec_main(CLD_KILLED, 9)).map(|e| e.status),
-            Some(137)
-        );
-        assert_eq!(
-            ServiceExit::from_properties(&exec_main(CLD_DUMPED, 11)).map(|e| e.status),
-            Some(139)
-        );
-        assert_eq!(
-            ServiceExit::from_properties(&exec_main(CLD_EXITED, 0)).map(|e| e.pid),
-            Some(42)
-        );
+        assert_eq!(ServiceExit::from_properties(&exec_main(CLD_EXITED, 3)).map(|e| e.status), Some(3));
+        assert_eq!(ServiceExit::from_properties(&exec_main(CLD_KILLED, 9)).map(|e| e.status), Some(137));
+        assert_eq!(ServiceExit::from_properties(&exec_main(CLD_DUMPED, 11)).map(|e| e.status), Some(139));
+        assert_eq!(ServiceExit::from_properties(&exec_main(CLD_EXITED, 0)).map(|e| e.pid), Some(42));
     }
 
     #[test]

@@ -77,18 +77,9 @@ impl SystemdError {
             },
             zbus::Error::FDO(fdo) => {
                 let (name, message) = fdo_name_and_message(&fdo);
-                SystemdError::Call {
-                    method,
-                    target,
-                    name,
-                    message,
-                }
+                SystemdError::Call { method, target, name, message }
             }
-            other => SystemdError::Transport {
-                method,
-                target,
-                source: other,
-            },
+            other => SystemdError::Transport { method, target, source: other },
         }
     }
 
@@ -105,8 +96,5 @@ impl SystemdError {
 
 fn fdo_name_and_message(error: &zbus::fdo::Error) -> (String, String) {
     use zbus::DBusError;
-    (
-        error.name().as_str().to_string(),
-        error.description().unwrap_or_default().to_string(),
-    )
+    (error.name().as_str().to_string(), error.description().unwrap_or_default().to_string())
 }

@@ -42,37 +42,20 @@ pub async fn authenticate(stream: UnixStream) -> io::Result<(PrivateSocket, Stri
     let (read, mut write) = stream.into_split();
     let uid = nix::unistd::geteuid().as_raw().to_string();
     let hex_uid: String = uid.bytes().map(|byte| format!("{byte:02x}")).collect();
-    write
-        .write_all(format!("\0AUTH EXTERNAL {hex_uid}\r\nBEGIN\r\n").as_bytes())
-        .await?;
+    write.write_all(format!("\0AUTH EXTERNAL {hex_uid}\r\nBEGIN\r\n").as_bytes()).await?;
 
     // systemd answers with this one line and sends no message before we do, so the buffered
     // reader cannot swallow message bytes; it is dropped before the stream carries messages.
     let mut reader = BufReader::new(read);
     let mut line = String::new();
     reader.read_line(&mut line).await?;
-    let guid = line
-        .strip_prefix("OK ")
-        .map(|rest| rest.trim_end().to_string())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("systemd refused authentication: {}", line.trim_end()),
-            )
-        })?;
+    let guid = line.strip_prefix("OK ").map(|rest| rest.trim_end().to_string()).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::PermissionDenied, format!("systemd refused authentication: {}", line.trim_end()))
+    })?;
     if !reader.buffer().is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "unexpected data after systemd's OK",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected data after systemd's OK"));
     }
-    Ok((
-        PrivateSocket {
-            read: reader.into_inner(),
-            write,
-        },
-        guid,
-    ))
+    Ok((PrivateSocket { read: reader.into_inner(), write }, guid))
 }
 
 /// The authenticated private socket.
@@ -87,14 +70,7 @@ impl Socket for PrivateSocket {
     type WriteHalf = Writer;
 
     fn split(self) -> Split<SenderFixingReader, Writer> {
-        Split::new(
-            SenderFixingReader {
-                inner: self.read,
-                message: Vec::new(),
-                handed_out: 0,
-            },
-            Writer(self.write),
-        )
+        Split::new(SenderFixingReader { inner: self.read, message: Vec::new(), handed_out: 0 }, Writer(self.write))
     }
 }
 
@@ -165,11 +141,7 @@ impl WriteHalf for Writer {
 
 fn read_u32(bytes: &[u8], at: usize, little_endian: bool) -> Option<u32> {
     let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-    Some(if little_endian {
-        u32::from_le_bytes(raw)
-    } else {
-        u32::from_be_bytes(raw)
-    })
+    Some(if little_endian { u32::from_le_bytes(raw) } else { u32::from_be_bytes(raw) })
 }
 
 fn align(position: usize, to: usize) -> usize {
@@ -179,10 +151,7 @@ fn align(position: usize, to: usize) -> usize {
 /// The length of the whole message whose 16-byte primary header is `primary`.
 fn message_length(primary: &[u8; PRIMARY_HEADER_LEN]) -> io::Result<usize> {
     let invalid = |what: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("malformed D-Bus message from systemd: {what}"),
-        )
+        io::Error::new(io::ErrorKind::InvalidData, format!("malformed D-Bus message from systemd: {what}"))
     };
     let little_endian = match primary[0] {
         b'l' => true,
@@ -258,7 +227,7 @@ mod tests {
     fn systemd_reply(sender: &[u8]) -> Vec<u8> {
         let mut fields = Vec::new();
         let pad8 = |fields: &mut Vec<u8>| {
-            while (PRIMARY_HEADER_LEN + fields.len()) % 8 != 0 {
+            while !(PRIMARY_HEADER_LEN + fields.len()).is_multiple_of(8) {
                 fields.push(0)
             }
         };

@@ -99,21 +99,14 @@ impl Routes {
         let (sender, receiver) = mpsc::unbounded_channel();
         let id = self.next_watch.fetch_add(1, Ordering::Relaxed);
         self.jobs().entry(unit.to_string()).or_default().push((id, sender));
-        JobWatch {
-            routes: Arc::clone(self),
-            unit: unit.to_string(),
-            id,
-            receiver,
-        }
+        JobWatch { routes: Arc::clone(self), unit: unit.to_string(), id, receiver }
     }
 
     /// Sends `PropertiesChanged` of every object under `path_prefix` to the returned receiver.
     pub(crate) fn watch_units(&self, path_prefix: &str) -> mpsc::UnboundedReceiver<UnitChange> {
         let (sender, receiver) = mpsc::unbounded_channel();
-        *self
-            .unit_changes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((path_prefix.to_string(), sender));
+        *self.unit_changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some((path_prefix.to_string(), sender));
         receiver
     }
 
@@ -141,36 +134,22 @@ impl Routes {
         };
         let mut jobs = self.jobs();
         if let Some(watchers) = jobs.get_mut(&unit) {
-            let removed = JobRemoved {
-                job,
-                result: JobResult::parse(&result),
-            };
+            let removed = JobRemoved { job, result: JobResult::parse(&result) };
             watchers.retain(|(_, sender)| sender.send(removed.clone()).is_ok());
         }
     }
 
     fn route_properties_changed(&self, path: &str, message: &Message) {
-        let guard = self
-            .unit_changes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.unit_changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let Some((prefix, sender)) = guard.as_ref() else {
             return;
         };
         if !path.starts_with(prefix.as_str()) {
             return;
         }
-        match message
-            .body()
-            .deserialize::<(String, HashMap<String, OwnedVariant>, Vec<String>)>()
-        {
+        match message.body().deserialize::<(String, HashMap<String, OwnedVariant>, Vec<String>)>() {
             Ok((interface, changed, invalidated)) => {
-                let _ = sender.send(UnitChange {
-                    path: path.to_string(),
-                    interface,
-                    changed,
-                    invalidated,
-                });
+                let _ = sender.send(UnitChange { path: path.to_string(), interface, changed, invalidated });
             }
             Err(error) => tracing::warn!("undecodable PropertiesChanged for {path}: {error}"),
         }
@@ -178,10 +157,7 @@ impl Routes {
 
     fn close(&self) {
         self.jobs().clear();
-        *self
-            .unit_changes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        *self.unit_changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 }
 

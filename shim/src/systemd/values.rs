@@ -5,10 +5,7 @@ use zbus::Variant;
 
 /// The `(name, value)` pairs for `StartTransientUnit`.
 pub(crate) fn to_dbus_properties(properties: &[Property]) -> Vec<(String, Variant<'static>)> {
-    properties
-        .iter()
-        .map(|property| (property.name.clone(), to_variant(&property.value)))
-        .collect()
+    properties.iter().map(|property| (property.name.clone(), to_variant(&property.value))).collect()
 }
 
 fn to_variant(value: &PropertyValue) -> Variant<'static> {
@@ -67,10 +64,7 @@ mod tests {
                 ignore_failure: true,
             }]),
         );
-        assert_eq!(
-            to_dbus_properties(&[property])[0].1.value_signature().to_string(),
-            "a(sasb)"
-        );
+        assert_eq!(to_dbus_properties(&[property])[0].1.value_signature().to_string(), "a(sasb)");
     }
 
     #[test]
@@ -81,10 +75,8 @@ mod tests {
             Property::new("TasksMax", PropertyValue::U64(u64::MAX)),
             Property::new("Environment", PropertyValue::StrList(vec!["A=1".into()])),
         ];
-        let signatures: Vec<String> = to_dbus_properties(&properties)
-            .iter()
-            .map(|(_, value)| value.value_signature().to_string())
-            .collect();
+        let signatures: Vec<String> =
+            to_dbus_properties(&properties).iter().map(|(_, value)| value.value_signature().to_string()).collect();
         assert_eq!(signatures, ["s", "b", "t", "as"]);
     }
 }
