@@ -92,9 +92,42 @@ fn task_rm_removes_a_stopped_task_and_everything_it_had() {
     let unit = unit_of("default", &id);
     assert!(sandbox.unit_loaded(&unit), "a failed container's unit stays visible until deleted");
     assert_eq!(sandbox.unit_property(&unit, "ExecMainStatus"), "7");
+
+    // ExecStopPost recorded the exit durably, next to the task's other files in the bundle.
+    let exit_state =
+        sandbox.host_path(format!("/run/containerd/io.containerd.runtime.v2.task/default/{id}/exit-state.json"));
+    let recorded = tests::wait_until(std::time::Duration::from_secs(10), || exit_state.exists());
+    assert!(recorded, "no {}", exit_state.display());
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&exit_state).expect("read")).expect("json");
+    assert_eq!((state["status"].as_u64(), state["signal"].is_null()), (Some(7), true), "{state}");
+    assert!(state["exited_at_unix_ns"].as_u64().is_some_and(|ns| ns > 1_700_000_000_000_000_000), "{state}");
+
     sandbox.ctr("default", &["task", "rm", &id]).success("ctr task rm");
     sandbox.ctr("default", &["container", "rm", &id]).success("ctr container rm");
     assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn kill_all_signals_every_process_of_the_container() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("kill-all");
+    let child = sandbox.spawn_ctr_run("default", &id, &["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
+    sandbox.wait_for_status("default", &id, "RUNNING");
+    sandbox.ctr("default", &["task", "kill", "--all", "-s", "SIGKILL", &id]).success("ctr task kill --all");
+    assert_eq!(finish(child).code, 137);
+    assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn the_daemon_logs_to_the_journal_of_its_unit() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("journal");
+    assert_eq!(sandbox.ctr_run("default", &id, &["true"]).code, 0);
+    let logged = tests::wait_until(std::time::Duration::from_secs(10), || {
+        let journal = sandbox.run(&["journalctl", "--no-pager", "-o", "cat", "-u", "containerd-shim-systemd-v1-*"]);
+        journal.stdout.contains("serving control requests") && journal.stdout.contains(&format!("task=default/{id}"))
+    });
+    assert!(logged, "the daemon's journal lacks its start-up line or the exit of {id}");
 }
 
 #[test]
