@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use shim::daemon::DaemonConfig;
 use shim::delete_command::DeleteCommand;
+use shim::logging::LogTarget;
 use shim::start::StartRequest;
 
 const USAGE: &str = "usage: containerd-shim-systemd-v1 [-namespace NS -id ID -address ADDR -publish-binary BIN -bundle DIR -socket ADDR -debug] start|delete|daemon
@@ -27,7 +28,8 @@ fn main() -> ExitCode {
         Ok(flags) => flags,
         Err(error) => return fail(&format!("{error}\n{USAGE}")),
     };
-    shim::logging::init(flags.debug);
+    let log_target = if flags.action == "daemon" { LogTarget::Service } else { LogTarget::ContainerdCommand };
+    shim::logging::init(log_target, flags.debug);
     match flags.action.as_str() {
         "start" => run_short(|| async { shim::start::start(&start_request(&flags)?).await }),
         "delete" => run_short(|| async { shim::delete_command::delete(&delete_command(&flags)?).await }),
@@ -37,7 +39,7 @@ fn main() -> ExitCode {
 }
 
 fn run_helper(args: &[String]) -> ExitCode {
-    shim::logging::init(false);
+    shim::logging::init(LogTarget::Service, false);
     let code = match (args.first().map(String::as_str), args.get(1)) {
         (Some("create"), Some(file)) => runc_wrap::helper::run_create(&PathBuf::from(file)),
         (Some("exited"), Some(file)) => runc_wrap::helper::run_exited(&PathBuf::from(file)),
