@@ -1,6 +1,7 @@
 //! containerd-shim-systemd-v1: a containerd shim v2 whose tasks are transient systemd units.
 //! `main.rs` parses the command line and calls into the modules here.
 
+pub mod blocking;
 pub mod control;
 pub mod daemon;
 pub mod delete_command;

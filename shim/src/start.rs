@@ -11,6 +11,7 @@ use containerd_shim_protos::protobuf::Message;
 use runc_wrap::atomic_file::write_atomically;
 use unit_gen::{render_daemon_unit, validate_identifier, DaemonUnitRequest, IdentifierKind};
 
+use crate::blocking::blocking;
 use crate::control::{ask, ControlRequest, ControlResponse};
 use crate::error::Error;
 use crate::paths::{unix_address, DaemonIdentity};
@@ -72,9 +73,8 @@ pub async fn start(request: &StartRequest) -> Result<Vec<u8>, Error> {
 
     let address_file = request.bundle.join("address");
     let contents = address.clone().into_bytes();
-    tokio::task::spawn_blocking(move || write_atomically(&address_file, &contents))
-        .await
-        .map_err(|error| Error::io("writing the address file", std::io::Error::other(error)))?
+    blocking("writing the address file", move || write_atomically(&address_file, &contents))
+        .await?
         .map_err(Error::State)?;
 
     if let Some(params) = bootstrap_params(&request.stdin, &request.namespace, &request.id) {

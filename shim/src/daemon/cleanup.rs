@@ -15,6 +15,7 @@ use runc_wrap::protocol::{files, CreateRequest};
 use runc_wrap::Runc;
 use unit_gen::UnitName;
 
+use crate::blocking::blocking;
 use crate::error::Error;
 use crate::systemd::Systemd;
 
@@ -40,9 +41,7 @@ pub async fn remove_task_residue(systemd: &Systemd, unit: &UnitName, bundle: &Pa
     let bundle = bundle.to_path_buf();
     let unit_name = unit.as_str().to_string();
     let rootfs_mounted = request.as_ref().is_some_and(|request| !request.rootfs.is_empty());
-    tokio::task::spawn_blocking(move || remove_local_residue(&bundle, &unit_name, rootfs_mounted))
-        .await
-        .map_err(|error| Error::io("removing task residue", std::io::Error::other(error)))?
+    blocking("removing task residue", move || remove_local_residue(&bundle, &unit_name, rootfs_mounted)).await?
 }
 
 async fn read_create_request(bundle: &Path) -> Option<CreateRequest> {

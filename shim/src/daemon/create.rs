@@ -18,6 +18,7 @@ use super::cleanup::remove_task_residue;
 use super::manager::TaskManager;
 use super::options::decode_options;
 use super::task::{Task, TaskKey};
+use crate::blocking::blocking;
 use crate::error::Error;
 use crate::paths::runc_root;
 use crate::systemd::{error_names, JobResult};
@@ -80,9 +81,8 @@ impl TaskManager {
         let runc_flags = CreateFlags { no_pivot_root: options.no_pivot_root, no_new_keyring: options.no_new_keyring };
         let runc_name = options.runc_binary.unwrap_or_else(|| "runc".to_string());
         let path_env = self.settings.path_env.clone();
-        let runc_binary = tokio::task::spawn_blocking(move || resolve_binary(&runc_name, Some(&path_env)))
-            .await
-            .map_err(|error| Error::io("looking up runc", std::io::Error::other(error)))?
+        let runc_binary = blocking("looking up runc", move || resolve_binary(&runc_name, Some(&path_env)))
+            .await?
             .map_err(Error::RuncUnavailable)?;
         let root = match options.runc_root {
             Some(root) => PathBuf::from(root).join(&key.namespace),
@@ -126,9 +126,8 @@ impl TaskManager {
             fifo_timeout_ms: u64::try_from(self.settings.fifo_timeout.as_millis()).unwrap_or(u64::MAX),
         };
         let request_path = bundle.join(files::CREATE_REQUEST);
-        tokio::task::spawn_blocking(move || write_json_atomically(&request_path, &create_request))
-            .await
-            .map_err(|error| Error::io("writing the create request", std::io::Error::other(error)))?
+        blocking("writing the create request", move || write_json_atomically(&request_path, &create_request))
+            .await?
             .map_err(Error::State)?;
 
         let unit = render_init_unit(&InitUnitRequest {

@@ -30,6 +30,7 @@ pub use cleanup::remove_task_residue;
 pub use events::timestamp;
 pub use manager::DaemonSettings;
 
+use crate::blocking::blocking;
 use crate::error::Error;
 use crate::paths::DaemonIdentity;
 use crate::systemd::Systemd;
@@ -56,9 +57,8 @@ pub struct DaemonConfig {
 /// in the listen backlog for the moment it takes to connect to systemd.
 pub async fn run(config: DaemonConfig) -> Result<(), Error> {
     let control = server::bind_socket(&config.identity.control_socket).await?;
-    tokio::task::spawn_blocking(|| crate::notify::notify("READY=1"))
-        .await
-        .map_err(|error| Error::io("notifying systemd", std::io::Error::other(error)))?
+    blocking("notifying systemd", || crate::notify::notify("READY=1"))
+        .await?
         .map_err(|error| Error::io("notifying systemd", error))?;
 
     let systemd = Arc::new(Systemd::connect().await?);

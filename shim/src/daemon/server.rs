@@ -20,6 +20,7 @@ use unit_gen::{validate_identifier, IdentifierKind};
 
 use super::manager::TaskManager;
 use super::service::TaskService;
+use crate::blocking::blocking;
 use crate::control::{read_line, ControlRequest, ControlResponse, CONTROL_TIMEOUT};
 use crate::error::Error;
 use crate::paths::{unix_address, DaemonIdentity};
@@ -155,10 +156,11 @@ fn accept_trusted(listener: UnixListener) -> impl Stream<Item = std::io::Result<
 pub async fn bind_socket(socket: &Path) -> Result<UnixListener, Error> {
     if let Some(dir) = socket.parent() {
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&dir))
-            .await
-            .map_err(|error| Error::io("creating the socket directory", std::io::Error::other(error)))?
-            .map_err(|error| Error::io(format!("creating the directory of {}", socket.display()), error))?;
+        blocking("creating the socket directory", move || {
+            std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&dir)
+        })
+        .await?
+        .map_err(|error| Error::io(format!("creating the directory of {}", socket.display()), error))?;
     }
     if tokio::fs::try_exists(socket).await.unwrap_or(false) {
         if UnixStream::connect(socket).await.is_ok() {
