@@ -4,6 +4,7 @@
 
 pub mod atomic_file;
 pub mod helper;
+pub mod notify;
 pub mod protocol;
 pub mod runc;
 
@@ -130,5 +131,22 @@ pub enum Error {
         path: PathBuf,
         /// How long we waited.
         timeout: Duration,
+    },
+    /// A system call the exec helper needs to supervise its process failed.
+    #[error("{action}: {source}")]
+    Supervise {
+        /// What was being done.
+        action: &'static str,
+        /// The error.
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// A pid file does not hold a pid.
+    #[error("pid file {path} holds {contents:?}, not a pid")]
+    BadPidFile {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        contents: String,
     },
 }

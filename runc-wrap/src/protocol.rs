@@ -25,8 +25,32 @@ pub mod files {
     /// The durable [`super::ExitState`] written by `ExecStopPost`.
     pub const EXIT_STATE: &str = "exit-state.json";
 
-    /// Every file we may leave in a bundle, for cleanup.
+    /// The directory holding one subdirectory per exec process ([`exec`]).
+    pub const EXEC_DIR: &str = "shim-exec";
+
+    /// Every file we may leave in a bundle, for cleanup (besides [`EXEC_DIR`]).
     pub const ALL: [&str; 5] = [CREATE_REQUEST, HELPER_FAILURE, INIT_PID, RUNC_LOG, EXIT_STATE];
+
+    /// File names inside an exec process's directory, `<bundle>/shim-exec/<exec id>/`.
+    pub mod exec {
+        /// The daemon's [`super::super::ExecRequest`].
+        pub const REQUEST: &str = "request.json";
+        /// The OCI process spec for `runc exec --process`.
+        pub const PROCESS: &str = "process.json";
+        /// The helper's failure report.
+        pub const HELPER_FAILURE: &str = "helper-failure.json";
+        /// Written by `runc exec --pid-file`, read by systemd as `PIDFile=`.
+        pub const PID: &str = "pid";
+        /// runc's JSON log.
+        pub const RUNC_LOG: &str = "runc-log.json";
+        /// The durable exit state written by `ExecStopPost`.
+        pub const EXIT_STATE: &str = "exit-state.json";
+    }
+}
+
+/// The directory of exec process `exec_id` in `bundle` (the exec id is a validated identifier).
+pub fn exec_dir(bundle: &std::path::Path, exec_id: &str) -> PathBuf {
+    bundle.join(files::EXEC_DIR).join(exec_id)
 }
 
 /// One rootfs mount from containerd's `CreateTaskRequest`, mounted in order on `<bundle>/rootfs`.
@@ -82,6 +106,32 @@ pub struct CreateRequest {
     /// runc binary, root and log.
     pub runc: RuncInvocation,
     /// Where runc writes the init pid.
+    pub pid_file: PathBuf,
+    /// Where the helper reports a failure.
+    pub failure_report: PathBuf,
+    /// How long to wait for the other end of a stdio fifo before giving up.
+    pub fifo_timeout_ms: u64,
+}
+
+/// What the daemon asks the helper of an exec unit to do: open stdio, exec `runc exec --detach`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The container (task) id, as runc knows it.
+    pub container_id: String,
+    /// The exec id.
+    pub exec_id: String,
+    /// The exec unit's name, so cleanup without the daemon's memory can find it.
+    pub unit: String,
+    /// The OCI process spec file for `runc exec --process`.
+    pub process_file: PathBuf,
+    /// The process's stdio.
+    pub stdio: StdioPaths,
+    /// Whether the process gets a terminal (`process.terminal` in the spec).
+    #[serde(default)]
+    pub terminal: bool,
+    /// runc binary, root and log.
+    pub runc: RuncInvocation,
+    /// Where runc writes the process's pid.
     pub pid_file: PathBuf,
     /// Where the helper reports a failure.
     pub failure_report: PathBuf,

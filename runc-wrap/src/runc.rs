@@ -39,6 +39,19 @@ pub struct CreatePaths<'a> {
     pub log: &'a Path,
 }
 
+/// Where `runc exec` finds the process spec and writes its pid file and log.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecPaths<'a> {
+    /// The OCI process spec (JSON).
+    pub process: &'a Path,
+    /// The pid file runc writes.
+    pub pid_file: &'a Path,
+    /// runc's JSON log.
+    pub log: &'a Path,
+    /// The console socket, for a process with a terminal.
+    pub console_socket: Option<&'a Path>,
+}
+
 /// A runc binary with its state root: everything needed to address containers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runc {
@@ -72,6 +85,25 @@ impl Runc {
         }
         if flags.no_new_keyring {
             args.push("--no-new-keyring".into());
+        }
+        args.push(id.into());
+        args
+    }
+
+    /// `runc --root R --log L --log-format json exec --detach --process P --pid-file F [--console-socket S] ID`
+    /// (argv without the binary). Run by the exec helper with the process's stdio as its own.
+    pub fn exec_args(&self, id: &str, paths: ExecPaths<'_>) -> Vec<OsString> {
+        let mut args = self.global_args(Some(paths.log));
+        args.extend([
+            "exec".into(),
+            "--detach".into(),
+            "--process".into(),
+            paths.process.into(),
+            "--pid-file".into(),
+            paths.pid_file.into(),
+        ]);
+        if let Some(socket) = paths.console_socket {
+            args.extend(["--console-socket".into(), socket.into()]);
         }
         args.push(id.into());
         args
@@ -130,14 +162,55 @@ impl Runc {
         self.run("kill", id, self.kill_args(id, signal, all)).await
     }
 
+    /// Freezes every process of container `id` (`runc pause`).
+    pub async fn pause(&self, id: &str) -> Result<(), Error> {
+        self.run("pause", id, self.simple_args("pause", id)).await
+    }
+
+    /// Thaws container `id` (`runc resume`).
+    pub async fn resume(&self, id: &str) -> Result<(), Error> {
+        self.run("resume", id, self.simple_args("resume", id)).await
+    }
+
+    /// Applies the resources in the JSON file `resources` (an OCI `LinuxResources`) to container `id`.
+    pub async fn update(&self, id: &str, resources: &Path) -> Result<(), Error> {
+        let mut args = self.global_args(None);
+        args.extend(["update".into(), "--resources".into(), resources.into(), id.into()]);
+        self.run("update", id, args).await
+    }
+
+    /// The pids of every process in container `id` (`runc ps --format json`).
+    pub async fn ps(&self, id: &str) -> Result<Vec<u32>, Error> {
+        let mut args = self.global_args(None);
+        args.extend(["ps".into(), "--format".into(), "json".into(), id.into()]);
+        let output = self.output("ps", id, args).await?;
+        parse_ps_output(&output).map_err(|message| Error::RuncFailed {
+            command: "ps",
+            id: id.to_string(),
+            status: "unparsable output".into(),
+            message,
+        })
+    }
+
+    fn simple_args(&self, command: &str, id: &str) -> Vec<OsString> {
+        let mut args = self.global_args(None);
+        args.extend([command.into(), id.into()]);
+        args
+    }
+
     /// Deletes container `id`; with `force`, a running one is killed first.
     pub async fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
         self.run("delete", id, self.delete_args(id, force)).await
     }
 
     async fn run(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<(), Error> {
+        self.output(command, id, args).await.map(drop)
+    }
+
+    /// Runs runc with `args` and returns its stdout.
+    async fn output(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<Vec<u8>, Error> {
         let mut child = Command::new(&self.binary);
-        child.args(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+        child.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         for name in SERVICE_ONLY_ENV {
             child.env_remove(name);
         }
@@ -152,7 +225,7 @@ impl Runc {
             .map_err(|_| Error::RuncTimeout { command, id: id.to_string(), timeout: self.timeout })?
             .map_err(|source| Error::SpawnRunc { binary: self.binary.clone(), command, id: id.to_string(), source })?;
         if output.status.success() {
-            return Ok(());
+            return Ok(output.stdout);
         }
         Err(Error::RuncFailed {
             command,
@@ -161,6 +234,13 @@ impl Runc {
             message: last_line(&String::from_utf8_lossy(&output.stderr)),
         })
     }
+}
+
+/// `runc ps --format json` prints a JSON array of pids (`null` when there are none).
+fn parse_ps_output(output: &[u8]) -> Result<Vec<u32>, String> {
+    let pids: Option<Vec<u32>> =
+        serde_json::from_slice(output).map_err(|error| format!("{error}: {:?}", String::from_utf8_lossy(output)))?;
+    Ok(pids.unwrap_or_default())
 }
 
 /// The last error runc wrote to its JSON log (`{"level":"error","msg":"…"}` lines), if any.
@@ -225,6 +305,33 @@ mod tests {
         let flags = CreateFlags { no_pivot_root: true, no_new_keyring: true };
         let args = strings(runc().create_args("t1", paths, flags));
         assert_eq!(args[args.len() - 3..], ["--no-pivot", "--no-new-keyring", "t1"]);
+    }
+
+    #[test]
+    fn exec_args_detach_and_pass_the_console_socket_only_for_terminals() {
+        let mut paths = ExecPaths {
+            process: Path::new("/b/e/process.json"),
+            pid_file: Path::new("/b/e/pid"),
+            log: Path::new("/b/e/log.json"),
+            console_socket: None,
+        };
+        let expected = "--root /run/r --log /b/e/log.json --log-format json exec --detach --process /b/e/process.json \
+                        --pid-file /b/e/pid t1";
+        assert_eq!(
+            strings(runc().exec_args("t1", paths)).join(" "),
+            expected.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        paths.console_socket = Some(Path::new("/b/e/console.sock"));
+        let args = strings(runc().exec_args("t1", paths));
+        assert_eq!(args[args.len() - 3..], ["--console-socket", "/b/e/console.sock", "t1"]);
+    }
+
+    #[test]
+    fn ps_output_is_a_json_list_of_pids() {
+        assert_eq!(parse_ps_output(b"[1,23,456]\n").unwrap(), [1, 23, 456]);
+        assert_eq!(parse_ps_output(b"null").unwrap(), Vec::<u32>::new());
+        let error = parse_ps_output(b"PID CMD").unwrap_err();
+        assert!(error.contains("PID CMD"), "{error}");
     }
 
     #[test]

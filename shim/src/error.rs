@@ -32,6 +32,44 @@ pub enum Error {
         /// The exec id asked for.
         exec_id: String,
     },
+    /// An exec with that id already exists in the task.
+    #[error("exec {exec_id:?} already exists in task {namespace}/{id}")]
+    ExecExists {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+        /// The exec id.
+        exec_id: String,
+    },
+    /// An exec process is in a state that does not allow the operation.
+    #[error("exec {exec_id:?} of task {namespace}/{id} is {state}: cannot {action}")]
+    ExecBadState {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+        /// The exec id.
+        exec_id: String,
+        /// Its current state.
+        state: &'static str,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// Starting an exec process failed inside its unit.
+    #[error("starting exec {exec_id:?} in task {namespace}/{id} failed while {stage}: {message}")]
+    ExecStartFailed {
+        /// Namespace.
+        namespace: String,
+        /// Task id.
+        id: String,
+        /// The exec id.
+        exec_id: String,
+        /// What the unit was doing.
+        stage: String,
+        /// Why it failed.
+        message: String,
+    },
     /// A task with that id already exists in that namespace.
     #[error("task {namespace}/{id} already exists")]
     TaskExists {
@@ -150,10 +188,12 @@ impl Error {
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
             Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,
             Error::TaskNotFound { .. } | Error::ExecNotFound { .. } | Error::ProcessFinished { .. } => Code::NOT_FOUND,
-            Error::TaskExists { .. } | Error::UnitExists { .. } => Code::ALREADY_EXISTS,
-            Error::BadState { .. } | Error::RuncUnavailable(_) => Code::FAILED_PRECONDITION,
+            Error::TaskExists { .. } | Error::ExecExists { .. } | Error::UnitExists { .. } => Code::ALREADY_EXISTS,
+            Error::BadState { .. } | Error::ExecBadState { .. } | Error::RuncUnavailable(_) => {
+                Code::FAILED_PRECONDITION
+            }
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
-            Error::Runc(_) | Error::CreateFailed { .. } => Code::UNKNOWN,
+            Error::Runc(_) | Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,
             Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => Code::UNAVAILABLE,
             Error::Systemd(SystemdError::JobTimeout { .. }) => Code::DEADLINE_EXCEEDED,
             Error::Systemd(_) | Error::State(_) | Error::Io { .. } => Code::INTERNAL,

@@ -7,7 +7,6 @@ pub mod daemon;
 pub mod delete_command;
 pub mod error;
 pub mod logging;
-pub mod notify;
 pub mod paths;
 pub mod start;
 pub mod systemd;

@@ -1,6 +1,6 @@
 //! Command line of containerd-shim-systemd-v1: the shim v2 subcommands containerd runs
 //! (`start`, `delete`), the daemon (`daemon`), and the helper that runs inside container units
-//! (`helper create|exited FILE`). Flags follow containerd's Go-style single-dash convention.
+//! (`helper create|exec|exited FILE`). Flags follow containerd's Go-style single-dash convention.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use shim::logging::LogTarget;
 use shim::start::StartRequest;
 
 const USAGE: &str = "usage: containerd-shim-systemd-v1 [-namespace NS -id ID -address ADDR -publish-binary BIN -bundle DIR -socket ADDR -debug] start|delete|daemon
-       containerd-shim-systemd-v1 helper create|exited FILE
+       containerd-shim-systemd-v1 helper create|exec|exited FILE
        containerd-shim-systemd-v1 -v";
 
 fn main() -> ExitCode {
@@ -42,6 +42,7 @@ fn run_helper(args: &[String]) -> ExitCode {
     shim::logging::init(LogTarget::Service, false);
     let code = match (args.first().map(String::as_str), args.get(1)) {
         (Some("create"), Some(file)) => runc_wrap::helper::run_create(&PathBuf::from(file)),
+        (Some("exec"), Some(file)) => runc_wrap::helper::run_exec(&PathBuf::from(file)),
         (Some("exited"), Some(file)) => runc_wrap::helper::run_exited(&PathBuf::from(file)),
         _ => return fail(USAGE),
     };

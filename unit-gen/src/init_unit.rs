@@ -93,7 +93,9 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
     Ok(TransientUnit { name, properties })
 }
 
-fn container_slice(spec: &Spec, options: &UnitOptions) -> Result<Option<String>, Error> {
+/// The slice a container's units go to: the one its spec's `cgroupsPath` names (CRI with the
+/// systemd driver), else the configured default, else systemd's default.
+pub fn container_slice(spec: &Spec, options: &UnitOptions) -> Result<Option<String>, Error> {
     let from_spec = match spec.linux().as_ref().and_then(|linux| linux.cgroups_path().as_ref()) {
         Some(path) => slice_from_cgroups_path(&path.to_string_lossy())?,
         None => None,
@@ -107,14 +109,14 @@ fn container_slice(spec: &Spec, options: &UnitOptions) -> Result<Option<String>,
     }
 }
 
-fn helper_command(exe: &str, args: &[&str]) -> ExecCommand {
+pub(crate) fn helper_command(exe: &str, args: &[&str]) -> ExecCommand {
     let mut argv = vec![exe.to_string()];
     argv.extend(args.iter().map(|arg| arg.to_string()));
     ExecCommand { path: exe.to_string(), argv, ignore_failure: false }
 }
 
 /// `ExecStartEx` (no `$VAR` expansion) where systemd has it, plain `ExecStart` before v247.
-fn exec_property(name: &str, command: ExecCommand, systemd_version: u32) -> Option<Property> {
+pub(crate) fn exec_property(name: &str, command: ExecCommand, systemd_version: u32) -> Option<Property> {
     Some(if systemd_version >= MIN_SYSTEMD_FOR_EXEC_EX {
         Property::new(format!("{name}Ex"), PropertyValue::ExecEx(vec![command]))
     } else {

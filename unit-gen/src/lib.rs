@@ -4,6 +4,7 @@
 
 pub mod daemon_unit;
 pub mod escape;
+pub mod exec_unit;
 pub mod identifiers;
 pub mod init_unit;
 pub mod names;
@@ -11,6 +12,7 @@ pub mod properties;
 pub mod slice;
 
 pub use daemon_unit::{render_daemon_unit, DaemonUnitRequest};
+pub use exec_unit::{render_exec_unit, ExecHelperPaths, ExecUnitRequest};
 pub use identifiers::{validate_identifier, IdentifierKind};
 pub use init_unit::{render_init_unit, HelperPaths, InitUnitRequest, UnitOptions};
 pub use names::UnitName;

@@ -38,6 +38,23 @@ impl UnitName {
         UnitName { name: format!("{TASK_UNIT_PREFIX}-{hex}{SERVICE_SUFFIX}") }
     }
 
+    /// The unit for exec process `exec_id` of task `id`: `containerd-<namespace>-<id>-exec-<exec_id>.service`
+    /// (parts escaped, so the separators stay unambiguous), hashed like [`UnitName::for_task`] when too long.
+    pub fn for_exec(namespace: &str, id: &str, exec_id: &str) -> UnitName {
+        let readable = format!(
+            "{TASK_UNIT_PREFIX}{}-{}-exec-{}{SERVICE_SUFFIX}",
+            unit_name_escape(namespace),
+            unit_name_escape(id),
+            unit_name_escape(exec_id)
+        );
+        if readable.len() <= MAX_UNIT_NAME_LEN {
+            return UnitName { name: readable };
+        }
+        let digest = Sha256::digest(format!("{namespace}/{id}/exec/{exec_id}").as_bytes());
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        UnitName { name: format!("{TASK_UNIT_PREFIX}-exec-{hex}{SERVICE_SUFFIX}") }
+    }
+
     /// Wraps a unit name read back from systemd.
     pub fn from_raw(name: impl Into<String>) -> UnitName {
         UnitName { name: name.into() }
@@ -96,6 +113,19 @@ mod tests {
         assert_ne!(name, UnitName::for_task("other", &id));
         assert_ne!(name, UnitName::for_task(&id, "other"));
         assert_eq!(name, UnitName::for_task(&id, &id), "hashing must be deterministic");
+    }
+
+    #[test]
+    fn exec_unit_names_are_distinct_from_task_units_and_each_other() {
+        assert_eq!(UnitName::for_exec("default", "t1", "e1").as_str(), "containerd-default-t1-exec-e1.service");
+        assert_eq!(UnitName::for_exec("ns", "a-b", "e-1").as_str(), "containerd-ns-a\\x2db-exec-e\\x2d1.service");
+        // A task id cannot produce an exec unit's name: its dashes are escaped.
+        assert_ne!(UnitName::for_exec("ns", "t", "e").as_str(), UnitName::for_task("ns", "t-exec-e").as_str());
+        assert_ne!(UnitName::for_exec("ns", "t", "e1"), UnitName::for_exec("ns", "t", "e2"));
+        let long = "a-".repeat(37) + "a";
+        let hashed = UnitName::for_exec(&long, &long, &long);
+        assert!(hashed.as_str().len() <= MAX_UNIT_NAME_LEN && hashed.as_str().starts_with("containerd--exec-"));
+        assert_ne!(hashed, UnitName::for_exec(&long, &long, "other"));
     }
 
     #[test]

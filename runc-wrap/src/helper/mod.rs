@@ -1,12 +1,15 @@
 //! The helper that runs inside a container's unit: `helper create` is the unit's `ExecStart`
-//! (mount, stdio, then exec `runc create`), `helper exited` its `ExecStopPost` (record the exit).
+//! (mount, stdio, then exec `runc create`), `helper exec` an exec unit's (stdio, then
+//! `runc exec --detach`), `helper exited` its `ExecStopPost` (record the exit).
 //! It is short-lived, synchronous code: blocking is fine here, and never touches the daemon.
 
 mod cgroup;
 mod create;
+mod exec;
 mod exited;
 mod stdio;
 
 pub use cgroup::{unit_cgroup_from_proc, CONTAINER_CGROUP_LEAF};
 pub use create::run_create;
+pub use exec::run_exec;
 pub use exited::run_exited;

@@ -11,9 +11,12 @@ use std::time::Duration;
 
 use runc_wrap::atomic_file::{read_json, remove_if_present};
 use runc_wrap::helper::CONTAINER_CGROUP_LEAF;
-use runc_wrap::protocol::{files, CreateRequest};
+use runc_wrap::protocol::{files, CreateRequest, ExecRequest};
 use runc_wrap::Runc;
+use unit_gen::names::TASK_UNIT_PREFIX;
 use unit_gen::UnitName;
+
+use super::exec::remove_exec_residue;
 
 use crate::blocking::blocking;
 use crate::error::Error;
@@ -21,7 +24,7 @@ use crate::systemd::Systemd;
 
 /// How long stopping a unit may take (its TimeoutStopSec is 90 s by default, but a container
 /// whose init already exited stops at once).
-const STOP_TIMEOUT: Duration = Duration::from_secs(100);
+pub(super) const STOP_TIMEOUT: Duration = Duration::from_secs(100);
 
 /// Removes all residue of the task whose unit is `unit` and whose bundle is `bundle`.
 pub async fn remove_task_residue(systemd: &Systemd, unit: &UnitName, bundle: &Path) -> Result<(), Error> {
@@ -35,6 +38,7 @@ pub async fn remove_task_residue(systemd: &Systemd, unit: &UnitName, bundle: &Pa
         }
     }
 
+    remove_exec_units(systemd, bundle).await?;
     systemd.stop_unit(unit.as_str(), STOP_TIMEOUT).await?;
     systemd.reset_failed_unit(unit.as_str()).await?;
 
@@ -42,6 +46,45 @@ pub async fn remove_task_residue(systemd: &Systemd, unit: &UnitName, bundle: &Pa
     let unit_name = unit.as_str().to_string();
     let rootfs_mounted = request.as_ref().is_some_and(|request| !request.rootfs.is_empty());
     blocking("removing task residue", move || remove_local_residue(&bundle, &unit_name, rootfs_mounted)).await?
+}
+
+/// Stops every exec unit of the task (their processes died with the container) and removes
+/// their directories. The unit names come from the exec requests in the bundle, so this works
+/// without the daemon's memory.
+async fn remove_exec_units(systemd: &Systemd, bundle: &Path) -> Result<(), Error> {
+    let execs_dir = bundle.join(files::EXEC_DIR);
+    let scan_dir = execs_dir.clone();
+    let execs = blocking("listing exec processes", move || exec_units_in(&scan_dir)).await?;
+    for (unit, dir) in execs {
+        remove_exec_residue(systemd, &unit, &dir).await?;
+    }
+    blocking("removing the exec directory", move || match std::fs::remove_dir_all(&execs_dir) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", execs_dir.display()), error))
+        }
+        _ => Ok(()),
+    })
+    .await?
+}
+
+/// `(unit, directory)` of every exec whose request names one of our units.
+fn exec_units_in(execs_dir: &Path) -> Vec<(UnitName, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(execs_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter_map(|dir| {
+            let unit = match read_json::<ExecRequest>(&dir.join(files::exec::REQUEST)) {
+                Ok(request) if request.unit.starts_with(TASK_UNIT_PREFIX) && request.unit.ends_with(".service") => {
+                    Some(UnitName::from_raw(request.unit))
+                }
+                _ => None,
+            };
+            Some((unit?, dir))
+        })
+        .collect()
 }
 
 async fn read_create_request(bundle: &Path) -> Option<CreateRequest> {

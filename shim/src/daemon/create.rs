@@ -41,8 +41,14 @@ impl TaskManager {
     pub async fn create(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
         let valid = self.validate_create(&key, &request).await?;
         let unit = UnitName::for_task(&key.namespace, &key.id);
-        let task =
-            Arc::new(Task::creating(key.clone(), valid.bundle.clone(), unit, valid.stdio.clone(), valid.runc.clone()));
+        let task = Arc::new(Task::creating(
+            key.clone(),
+            valid.bundle.clone(),
+            unit,
+            valid.stdio.clone(),
+            valid.runc.clone(),
+            valid.spec.clone(),
+        ));
         if self.tasks.insert_new(Arc::clone(&task)).is_err() {
             return Err(Error::TaskExists { namespace: key.namespace, id: key.id });
         }
@@ -204,7 +210,7 @@ impl TaskManager {
 
 /// A stdio path from the request: empty means none; `file://` is a log file; other URI schemes
 /// (`binary://` logging drivers) are not supported.
-fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, Error> {
+pub(super) fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, Error> {
     if value.is_empty() {
         return Ok(None);
     }
@@ -254,7 +260,7 @@ async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
     Ok(spec)
 }
 
-async fn read_pid_file(path: &Path) -> Result<u32, Error> {
+pub(super) async fn read_pid_file(path: &Path) -> Result<u32, Error> {
     let text = tokio::fs::read_to_string(path)
         .await
         .map_err(|error| Error::io(format!("reading {}", path.display()), error))?;

@@ -1,4 +1,5 @@
-//! Publishing task events to containerd (`TaskCreate`, `TaskStart`, `TaskExit`, `TaskDelete`).
+//! Publishing task events to containerd (`TaskCreate`, `TaskStart`, `TaskExit`, `TaskDelete`,
+//! `TaskExecAdded`, `TaskExecStarted`, `TaskPaused`, `TaskResumed`, `TaskOOM`, `TaskCheckpointed`).
 //! Events go through one unbounded queue, in the order they were enqueued, to one publisher
 //! task, so per task they reach containerd in lifecycle order. Enqueueing never blocks, which
 //! is why it may happen under a task's lock (that lock is what orders them).
@@ -6,12 +7,16 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use containerd_shim::publisher::RemotePublisher;
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use containerd_shim_protos::events::task::{
+    TaskCheckpointed, TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
+};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageDyn;
 use containerd_shim_protos::topics;
 use tokio::sync::mpsc;
 
+use super::exec_process::ExecProcess;
 use super::task::{Exit, Task};
 
 /// One event for containerd.
@@ -79,6 +84,65 @@ impl EventSender {
             ..Default::default()
         };
         self.send(&task.key.namespace, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
+    }
+
+    /// `TaskExecAdded`.
+    pub fn exec_added(&self, task: &Task, exec: &ExecProcess) {
+        let event =
+            TaskExecAdded { container_id: task.key.id.clone(), exec_id: exec.exec_id.clone(), ..Default::default() };
+        self.send(&task.key.namespace, topics::TASK_EXEC_ADDED_EVENT_TOPIC, Box::new(event));
+    }
+
+    /// `TaskExecStarted`.
+    pub fn exec_started(&self, task: &Task, exec: &ExecProcess, pid: u32) {
+        let event = TaskExecStarted {
+            container_id: task.key.id.clone(),
+            exec_id: exec.exec_id.clone(),
+            pid,
+            ..Default::default()
+        };
+        self.send(&task.key.namespace, topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(event));
+    }
+
+    /// `TaskExit` of an exec process (its id is the exec id).
+    pub fn exec_exited(&self, task: &Task, exec: &ExecProcess, pid: u32, exit: Exit) {
+        let event = TaskExit {
+            container_id: task.key.id.clone(),
+            id: exec.exec_id.clone(),
+            pid,
+            exit_status: exit.status,
+            exited_at: Some(timestamp(exit.at)).into(),
+            ..Default::default()
+        };
+        self.send(&task.key.namespace, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
+    }
+
+    /// `TaskPaused`.
+    pub fn task_paused(&self, task: &Task) {
+        let event = TaskPaused { container_id: task.key.id.clone(), ..Default::default() };
+        self.send(&task.key.namespace, topics::TASK_PAUSED_EVENT_TOPIC, Box::new(event));
+    }
+
+    /// `TaskResumed`.
+    pub fn task_resumed(&self, task: &Task) {
+        let event = TaskResumed { container_id: task.key.id.clone(), ..Default::default() };
+        self.send(&task.key.namespace, topics::TASK_RESUMED_EVENT_TOPIC, Box::new(event));
+    }
+
+    /// `TaskOOM`.
+    pub fn task_oom(&self, task: &Task) {
+        let event = TaskOOM { container_id: task.key.id.clone(), ..Default::default() };
+        self.send(&task.key.namespace, topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
+    }
+
+    /// `TaskCheckpointed`.
+    pub fn task_checkpointed(&self, task: &Task, checkpoint: &str) {
+        let event = TaskCheckpointed {
+            container_id: task.key.id.clone(),
+            checkpoint: checkpoint.to_string(),
+            ..Default::default()
+        };
+        self.send(&task.key.namespace, topics::TASK_CHECKPOINTED_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskDelete`.

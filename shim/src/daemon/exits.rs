@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::exec_process::ExecProcess;
 use super::manager::TaskManager;
 use super::task::{Exit, Task};
 use crate::systemd::{ServiceExit, UnitChange};
@@ -19,21 +20,20 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
         if change.interface != SERVICE_INTERFACE {
             continue;
         }
-        let Some(task) = manager.tasks.by_unit_path(&change.path) else {
+        let Some((task, exec_id)) = manager.tasks.by_unit_path(&change.path) else {
             continue;
         };
         if let Some(exit) = ServiceExit::from_properties(&change.changed) {
-            manager.observe_exit(&task, exit);
+            manager.observe_unit_exit(&task, exec_id.as_deref(), exit);
         } else if change.invalidated.iter().any(|name| name == "ExecMainCode") {
             // systemd sent only the names: ask for the values, without stalling the stream.
             let manager = Arc::clone(&manager);
+            let path = change.path.clone();
             tokio::spawn(async move {
-                match manager.systemd.service_exit(&task.unit_path).await {
-                    Ok(Some(exit)) => manager.observe_exit(&task, exit),
+                match manager.systemd.service_exit(&path).await {
+                    Ok(Some(exit)) => manager.observe_unit_exit(&task, exec_id.as_deref(), exit),
                     Ok(None) => {}
-                    Err(error) => {
-                        tracing::warn!(task = %task.key, "reading the exit of {}: {error}", task.unit)
-                    }
+                    Err(error) => tracing::warn!(task = %task.key, "reading the exit of unit {path}: {error}"),
                 }
             });
         }
@@ -42,6 +42,29 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
 }
 
 impl TaskManager {
+    /// Routes the end of a unit's main process to the task's init or to exec `exec_id`.
+    fn observe_unit_exit(&self, task: &Task, exec_id: Option<&str>, exit: ServiceExit) {
+        match exec_id {
+            None => self.observe_exit(task, exit),
+            Some(exec_id) => match task.exec(exec_id) {
+                Some(exec) => self.observe_exec_exit(task, &exec, exit),
+                None => tracing::debug!(task = %task.key, "exit of exec {exec_id}, which is gone"),
+            },
+        }
+    }
+
+    /// Records that an exec process ended (its unit's main process is the helper that waited
+    /// for it and exited the same way), publishing `TaskExit` unless its start will.
+    fn observe_exec_exit(&self, task: &Task, exec: &ExecProcess, service_exit: ServiceExit) {
+        let exit = Exit { status: service_exit.status, at: exit_time(service_exit.exited_at_usec) };
+        let mut lifecycle = exec.lifecycle();
+        if let Some((pid, exit)) = lifecycle.observe_exit(exit) {
+            self.events.exec_exited(task, exec, pid, exit);
+            exec.announce_exit(exit);
+            tracing::info!(task = %task.key, exec = %exec.exec_id, "exec process {pid} exited with status {}", exit.status);
+        }
+    }
+
     /// Records that the task's main process ended, publishing `TaskExit` unless a create or
     /// start in progress will publish it after its own event.
     pub(super) fn observe_exit(&self, task: &Task, service_exit: ServiceExit) {

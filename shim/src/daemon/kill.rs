@@ -10,10 +10,7 @@ use crate::error::Error;
 impl TaskManager {
     /// Sends `signal` to task `key`'s init, or to all its processes.
     pub async fn kill(&self, key: &TaskKey, signal: u32, all: bool) -> Result<(), Error> {
-        let signal = i32::try_from(signal)
-            .ok()
-            .and_then(|number| Signal::try_from(number).ok())
-            .ok_or(Error::InvalidSignal(signal))?;
+        let signal = parse_signal(signal)?;
         let task = self.task(key)?;
         let pid = {
             let lifecycle = task.lifecycle();
@@ -40,6 +37,11 @@ impl TaskManager {
             Err(error) => Err(Error::Runc(error)),
         }
     }
+}
+
+/// The signal with number `signal`, or INVALID_ARGUMENT.
+pub fn parse_signal(signal: u32) -> Result<Signal, Error> {
+    i32::try_from(signal).ok().and_then(|number| Signal::try_from(number).ok()).ok_or(Error::InvalidSignal(signal))
 }
 
 fn process_exists(pid: u32) -> bool {

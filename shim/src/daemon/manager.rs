@@ -2,6 +2,7 @@
 //! event queue, daemon settings). Each verb lives in a file of its own (`create.rs`, …).
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,12 +33,14 @@ pub struct TaskManager {
     pub(super) systemd: Arc<Systemd>,
     pub(super) events: EventSender,
     pub(super) settings: DaemonSettings,
+    /// Names the temporary resource files of Update.
+    pub(super) update_sequence: AtomicU64,
 }
 
 impl TaskManager {
     /// A manager with no tasks.
     pub fn new(systemd: Arc<Systemd>, events: EventSender, settings: DaemonSettings) -> TaskManager {
-        TaskManager { tasks: TaskTable::default(), systemd, events, settings }
+        TaskManager { tasks: TaskTable::default(), systemd, events, settings, update_sequence: AtomicU64::new(0) }
     }
 
     /// The task with `key`, or NOT_FOUND.
@@ -54,6 +57,25 @@ impl TaskManager {
             // The sender went away: the task was deleted while we waited.
             .map_err(|_| Error::TaskNotFound { namespace: key.namespace.clone(), id: key.id.clone() })?;
         exit.ok_or_else(|| Error::TaskNotFound { namespace: key.namespace.clone(), id: key.id.clone() })
+    }
+
+    /// Refuses `action` unless the task's lifecycle passes `allowed`.
+    pub(super) fn require_state(
+        &self,
+        task: &Task,
+        action: &'static str,
+        allowed: impl Fn(&super::task::Lifecycle) -> bool,
+    ) -> Result<(), Error> {
+        let lifecycle = task.lifecycle();
+        if allowed(&lifecycle) {
+            return Ok(());
+        }
+        Err(Error::BadState {
+            namespace: task.key.namespace.clone(),
+            id: task.key.id.clone(),
+            state: lifecycle.name(),
+            action,
+        })
     }
 
     /// How many tasks the daemon serves.

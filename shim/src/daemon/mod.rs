@@ -6,16 +6,21 @@ mod cleanup;
 mod create;
 mod delete;
 mod events;
+mod exec;
+mod exec_process;
 mod exits;
 mod kill;
 mod manager;
 mod options;
+mod pause;
+mod pids;
 mod request;
 mod server;
 mod service;
 mod start;
 mod table;
 mod task;
+mod update;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,7 +62,7 @@ pub struct DaemonConfig {
 /// in the listen backlog for the moment it takes to connect to systemd.
 pub async fn run(config: DaemonConfig) -> Result<(), Error> {
     let control = server::bind_socket(&config.identity.control_socket).await?;
-    blocking("notifying systemd", || crate::notify::notify("READY=1"))
+    blocking("notifying systemd", || runc_wrap::notify::notify("READY=1"))
         .await?
         .map_err(|error| Error::io("notifying systemd", error))?;
 

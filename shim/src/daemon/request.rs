@@ -12,13 +12,22 @@ pub fn task_key(namespace: &str, id: &str) -> Result<TaskKey, Error> {
     Ok(TaskKey { namespace: namespace.to_string(), id: id.to_string() })
 }
 
-/// Exec processes are not implemented yet: an exec id names nothing we know.
-pub fn require_init(key: &TaskKey, exec_id: &str) -> Result<(), Error> {
+/// Which process of a task a request is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessRef {
+    /// The container's init (an empty exec id).
+    Init,
+    /// Exec process with this (validated) id.
+    Exec(String),
+}
+
+/// The process named by `exec_id`: init when empty, else a validated exec id.
+pub fn process_ref(exec_id: &str) -> Result<ProcessRef, Error> {
     if exec_id.is_empty() {
-        return Ok(());
+        return Ok(ProcessRef::Init);
     }
     validate_identifier(IdentifierKind::ExecId, exec_id)?;
-    Err(Error::ExecNotFound { namespace: key.namespace.clone(), id: key.id.clone(), exec_id: exec_id.to_string() })
+    Ok(ProcessRef::Exec(exec_id.to_string()))
 }
 
 #[cfg(test)]
@@ -34,10 +43,11 @@ mod tests {
     }
 
     #[test]
-    fn exec_ids_are_not_found_until_exec_is_supported() {
-        let key = TaskKey { namespace: "ns".into(), id: "t".into() };
-        assert!(require_init(&key, "").is_ok());
-        assert!(matches!(require_init(&key, "e1"), Err(Error::ExecNotFound { .. })));
-        assert!(matches!(require_init(&key, "../e"), Err(Error::InvalidInput(_))));
+    fn exec_ids_are_validated() {
+        assert_eq!(process_ref("").unwrap(), ProcessRef::Init);
+        assert_eq!(process_ref("e1").unwrap(), ProcessRef::Exec("e1".into()));
+        for hostile in ["../e", "a/b", "a\0b", &"e".repeat(300), "é"] {
+            assert!(matches!(process_ref(hostile), Err(Error::InvalidInput(_))), "{hostile:?}");
+        }
     }
 }

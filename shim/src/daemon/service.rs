@@ -15,8 +15,9 @@ use containerd_shim_protos::shim_async::Task as TaskApi;
 use ttrpc::r#async::TtrpcContext;
 
 use super::events::timestamp;
+use super::kill::parse_signal;
 use super::manager::TaskManager;
-use super::request::{require_init, task_key};
+use super::request::{process_ref, task_key, ProcessRef};
 use crate::error::Error;
 
 /// The ttrpc task service for one containerd namespace.
@@ -59,8 +60,10 @@ impl TaskApi for TaskService {
     async fn start(&self, _ctx: &TtrpcContext, request: StartRequest) -> ttrpc::Result<StartResponse> {
         let result = async {
             let key = task_key(&self.namespace, &request.id)?;
-            require_init(&key, &request.exec_id)?;
-            let pid = self.manager.start(&key).await?;
+            let pid = match process_ref(&request.exec_id)? {
+                ProcessRef::Init => self.manager.start(&key).await?,
+                ProcessRef::Exec(exec_id) => self.manager.start_exec(&key, &exec_id).await?,
+            };
             Ok(StartResponse { pid, ..Default::default() })
         };
         reply("Start", &request.id, result.await)
@@ -69,24 +72,45 @@ impl TaskApi for TaskService {
     async fn state(&self, _ctx: &TtrpcContext, request: StateRequest) -> ttrpc::Result<StateResponse> {
         let result = (|| {
             let key = task_key(&self.namespace, &request.id)?;
-            require_init(&key, &request.exec_id)?;
-            let task = self.manager.task(&key)?;
-            let lifecycle = *task.lifecycle();
             let path =
                 |path: &Option<std::path::PathBuf>| path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-            Ok(StateResponse {
-                id: key.id.clone(),
-                bundle: task.bundle.display().to_string(),
-                pid: lifecycle.pid(),
-                status: lifecycle.status().into(),
-                stdin: path(&task.stdio.stdin),
-                stdout: path(&task.stdio.stdout),
-                stderr: path(&task.stdio.stderr),
-                terminal: false,
-                exit_status: lifecycle.exit().map(|exit| exit.status).unwrap_or_default(),
-                exited_at: lifecycle.exit().map(|exit| timestamp(exit.at)).into(),
-                ..Default::default()
-            })
+            match process_ref(&request.exec_id)? {
+                ProcessRef::Init => {
+                    let task = self.manager.task(&key)?;
+                    let lifecycle = *task.lifecycle();
+                    Ok(StateResponse {
+                        id: key.id.clone(),
+                        bundle: task.bundle.display().to_string(),
+                        pid: lifecycle.pid(),
+                        status: lifecycle.status().into(),
+                        stdin: path(&task.stdio.stdin),
+                        stdout: path(&task.stdio.stdout),
+                        stderr: path(&task.stdio.stderr),
+                        terminal: false,
+                        exit_status: lifecycle.exit().map(|exit| exit.status).unwrap_or_default(),
+                        exited_at: lifecycle.exit().map(|exit| timestamp(exit.at)).into(),
+                        ..Default::default()
+                    })
+                }
+                ProcessRef::Exec(exec_id) => {
+                    let (task, exec) = self.manager.exec_of(&key, &exec_id)?;
+                    let lifecycle = *exec.lifecycle();
+                    Ok(StateResponse {
+                        id: exec_id.clone(),
+                        exec_id,
+                        bundle: task.bundle.display().to_string(),
+                        pid: lifecycle.pid(),
+                        status: lifecycle.status().into(),
+                        stdin: path(&exec.stdio.stdin),
+                        stdout: path(&exec.stdio.stdout),
+                        stderr: path(&exec.stdio.stderr),
+                        terminal: exec.terminal,
+                        exit_status: lifecycle.exit().map(|exit| exit.status).unwrap_or_default(),
+                        exited_at: lifecycle.exit().map(|exit| timestamp(exit.at)).into(),
+                        ..Default::default()
+                    })
+                }
+            }
         })();
         reply("State", &request.id, result)
     }
@@ -94,8 +118,10 @@ impl TaskApi for TaskService {
     async fn kill(&self, _ctx: &TtrpcContext, request: KillRequest) -> ttrpc::Result<Empty> {
         let result = async {
             let key = task_key(&self.namespace, &request.id)?;
-            require_init(&key, &request.exec_id)?;
-            self.manager.kill(&key, request.signal, request.all).await?;
+            match process_ref(&request.exec_id)? {
+                ProcessRef::Init => self.manager.kill(&key, request.signal, request.all).await?,
+                ProcessRef::Exec(exec_id) => self.manager.kill_exec(&key, &exec_id, parse_signal(request.signal)?)?,
+            }
             Ok(Empty::new())
         };
         reply("Kill", &request.id, result.await)
@@ -104,8 +130,10 @@ impl TaskApi for TaskService {
     async fn wait(&self, _ctx: &TtrpcContext, request: WaitRequest) -> ttrpc::Result<WaitResponse> {
         let result = async {
             let key = task_key(&self.namespace, &request.id)?;
-            require_init(&key, &request.exec_id)?;
-            let exit = self.manager.wait(&key).await?;
+            let exit = match process_ref(&request.exec_id)? {
+                ProcessRef::Init => self.manager.wait(&key).await?,
+                ProcessRef::Exec(exec_id) => self.manager.wait_exec(&key, &exec_id).await?,
+            };
             Ok(WaitResponse {
                 exit_status: exit.status,
                 exited_at: Some(timestamp(exit.at)).into(),
@@ -118,8 +146,10 @@ impl TaskApi for TaskService {
     async fn delete(&self, _ctx: &TtrpcContext, request: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
         let result = async {
             let key = task_key(&self.namespace, &request.id)?;
-            require_init(&key, &request.exec_id)?;
-            let deleted = self.manager.delete(&key).await?;
+            let deleted = match process_ref(&request.exec_id)? {
+                ProcessRef::Init => self.manager.delete(&key).await?,
+                ProcessRef::Exec(exec_id) => self.manager.delete_exec(&key, &exec_id).await?,
+            };
             Ok(DeleteResponse {
                 pid: deleted.pid,
                 exit_status: deleted.exit.status,
@@ -152,36 +182,76 @@ impl TaskApi for TaskService {
         Ok(Empty::new())
     }
 
-    async fn pids(&self, _ctx: &TtrpcContext, _request: PidsRequest) -> ttrpc::Result<PidsResponse> {
-        unsupported("listing a task's pids")
+    async fn pids(&self, _ctx: &TtrpcContext, request: PidsRequest) -> ttrpc::Result<PidsResponse> {
+        let result = async {
+            let key = task_key(&self.namespace, &request.id)?;
+            let processes = self.manager.pids(&key).await?;
+            Ok(PidsResponse { processes, ..Default::default() })
+        };
+        reply("Pids", &request.id, result.await)
     }
 
-    async fn pause(&self, _ctx: &TtrpcContext, _request: PauseRequest) -> ttrpc::Result<Empty> {
-        unsupported("pausing a task")
+    async fn pause(&self, _ctx: &TtrpcContext, request: PauseRequest) -> ttrpc::Result<Empty> {
+        let result = async {
+            let key = task_key(&self.namespace, &request.id)?;
+            self.manager.pause(&key).await?;
+            Ok(Empty::new())
+        };
+        reply("Pause", &request.id, result.await)
     }
 
-    async fn resume(&self, _ctx: &TtrpcContext, _request: ResumeRequest) -> ttrpc::Result<Empty> {
-        unsupported("resuming a task")
+    async fn resume(&self, _ctx: &TtrpcContext, request: ResumeRequest) -> ttrpc::Result<Empty> {
+        let result = async {
+            let key = task_key(&self.namespace, &request.id)?;
+            self.manager.resume(&key).await?;
+            Ok(Empty::new())
+        };
+        reply("Resume", &request.id, result.await)
     }
 
     async fn checkpoint(&self, _ctx: &TtrpcContext, _request: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
         unsupported("checkpointing a task")
     }
 
-    async fn exec(&self, _ctx: &TtrpcContext, _request: ExecProcessRequest) -> ttrpc::Result<Empty> {
-        unsupported("exec into a task")
+    async fn exec(&self, _ctx: &TtrpcContext, request: ExecProcessRequest) -> ttrpc::Result<Empty> {
+        let id = request.id.clone();
+        let result = async {
+            let key = task_key(&self.namespace, &request.id)?;
+            if process_ref(&request.exec_id)? == ProcessRef::Init {
+                return Err(Error::InvalidRequest("exec needs an exec id".into()));
+            }
+            self.manager.add_exec(&key, request).await?;
+            Ok(Empty::new())
+        };
+        reply("Exec", &id, result.await)
     }
 
     async fn resize_pty(&self, _ctx: &TtrpcContext, _request: ResizePtyRequest) -> ttrpc::Result<Empty> {
         unsupported("resizing a terminal")
     }
 
-    async fn close_io(&self, _ctx: &TtrpcContext, _request: CloseIORequest) -> ttrpc::Result<Empty> {
-        unsupported("closing a task's stdin")
+    /// The container (or exec) holds its stdin fifo's read end itself and sees EOF once
+    /// containerd closes its write end, which containerd does before calling CloseIO; there is
+    /// no copy of ours to close. The call still names a process that must exist.
+    async fn close_io(&self, _ctx: &TtrpcContext, request: CloseIORequest) -> ttrpc::Result<Empty> {
+        let result = (|| {
+            let key = task_key(&self.namespace, &request.id)?;
+            match process_ref(&request.exec_id)? {
+                ProcessRef::Init => drop(self.manager.task(&key)?),
+                ProcessRef::Exec(exec_id) => drop(self.manager.exec_of(&key, &exec_id)?),
+            }
+            Ok(Empty::new())
+        })();
+        reply("CloseIO", &request.id, result)
     }
 
-    async fn update(&self, _ctx: &TtrpcContext, _request: UpdateTaskRequest) -> ttrpc::Result<Empty> {
-        unsupported("updating a task's resources")
+    async fn update(&self, _ctx: &TtrpcContext, request: UpdateTaskRequest) -> ttrpc::Result<Empty> {
+        let result = async {
+            let key = task_key(&self.namespace, &request.id)?;
+            self.manager.update(&key, request.resources.as_ref()).await?;
+            Ok(Empty::new())
+        };
+        reply("Update", &request.id, result.await)
     }
 
     async fn stats(&self, _ctx: &TtrpcContext, _request: StatsRequest) -> ttrpc::Result<StatsResponse> {

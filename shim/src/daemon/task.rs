@@ -1,8 +1,9 @@
 //! One container task: its identity, where its files and unit are, and its lifecycle state. The
 //! state enum carries its data, so a pid or exit status can never disagree with the status.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use containerd_shim_protos::api::Status;
@@ -10,6 +11,8 @@ use runc_wrap::protocol::StdioPaths;
 use runc_wrap::Runc;
 use tokio::sync::watch;
 use unit_gen::UnitName;
+
+use super::exec_process::ExecProcess;
 
 /// A task's identity: containerd namespace and id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -61,6 +64,11 @@ pub enum Lifecycle {
         /// Init pid.
         pid: u32,
     },
+    /// The container's processes are frozen (`runc pause`).
+    Paused {
+        /// Init pid.
+        pid: u32,
+    },
     /// Init exited.
     Exited {
         /// Init pid.
@@ -85,6 +93,7 @@ impl Lifecycle {
             Lifecycle::Created { pid }
             | Lifecycle::Starting { pid, .. }
             | Lifecycle::Running { pid }
+            | Lifecycle::Paused { pid }
             | Lifecycle::Exited { pid, .. }
             | Lifecycle::Deleting { pid, .. } => pid,
         }
@@ -104,6 +113,7 @@ impl Lifecycle {
         match self {
             Lifecycle::Creating { .. } | Lifecycle::Created { .. } | Lifecycle::Starting { .. } => Status::CREATED,
             Lifecycle::Running { .. } => Status::RUNNING,
+            Lifecycle::Paused { .. } => Status::PAUSED,
             Lifecycle::Exited { .. } | Lifecycle::Deleting { .. } => Status::STOPPED,
         }
     }
@@ -115,6 +125,7 @@ impl Lifecycle {
             Lifecycle::Created { .. } => "created",
             Lifecycle::Starting { .. } => "starting",
             Lifecycle::Running { .. } => "running",
+            Lifecycle::Paused { .. } => "paused",
             Lifecycle::Exited { .. } => "stopped",
             Lifecycle::Deleting { .. } => "being deleted",
         }
@@ -122,7 +133,18 @@ impl Lifecycle {
 
     /// Whether signals may be sent to init.
     pub fn can_kill(&self) -> bool {
-        matches!(self, Lifecycle::Created { .. } | Lifecycle::Starting { .. } | Lifecycle::Running { .. })
+        matches!(
+            self,
+            Lifecycle::Created { .. }
+                | Lifecycle::Starting { .. }
+                | Lifecycle::Running { .. }
+                | Lifecycle::Paused { .. }
+        )
+    }
+
+    /// Whether the container's processes run, so exec, pause, update and pids make sense.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Lifecycle::Running { .. } | Lifecycle::Paused { .. })
     }
 }
 
@@ -202,7 +224,7 @@ impl Lifecycle {
                 pending_exit.get_or_insert(exit);
                 None
             }
-            Lifecycle::Created { pid } | Lifecycle::Running { pid } => {
+            Lifecycle::Created { pid } | Lifecycle::Running { pid } | Lifecycle::Paused { pid } => {
                 let pid = *pid;
                 *self = Lifecycle::Exited { pid, exit };
                 Some((pid, exit))
@@ -213,6 +235,24 @@ impl Lifecycle {
             }
             Lifecycle::Exited { .. } => None,
         }
+    }
+
+    /// `runc pause` succeeded on a running container.
+    pub fn finish_pause(&mut self) -> Result<(), Refused> {
+        let Lifecycle::Running { pid } = *self else {
+            return Err(Refused { state: self.name() });
+        };
+        *self = Lifecycle::Paused { pid };
+        Ok(())
+    }
+
+    /// `runc resume` succeeded on a paused container.
+    pub fn finish_resume(&mut self) -> Result<(), Refused> {
+        let Lifecycle::Paused { pid } = *self else {
+            return Err(Refused { state: self.name() });
+        };
+        *self = Lifecycle::Running { pid };
+        Ok(())
     }
 
     /// Before removing the task: returns the state to go back to if removal fails.
@@ -241,13 +281,23 @@ pub struct Task {
     pub stdio: StdioPaths,
     /// runc with this task's binary and root.
     pub runc: Runc,
+    /// The container's OCI spec, as read at Create.
+    pub spec: oci_spec::runtime::Spec,
     lifecycle: Mutex<Lifecycle>,
     exit_sender: watch::Sender<Option<Exit>>,
+    execs: Mutex<BTreeMap<String, Arc<ExecProcess>>>,
 }
 
 impl Task {
     /// A task whose unit is about to be started.
-    pub fn creating(key: TaskKey, bundle: PathBuf, unit: UnitName, stdio: StdioPaths, runc: Runc) -> Task {
+    pub fn creating(
+        key: TaskKey,
+        bundle: PathBuf,
+        unit: UnitName,
+        stdio: StdioPaths,
+        runc: Runc,
+        spec: oci_spec::runtime::Spec,
+    ) -> Task {
         let unit_path = unit.object_path();
         Task {
             key,
@@ -256,9 +306,40 @@ impl Task {
             unit_path,
             stdio,
             runc,
+            spec,
             lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None }),
             exit_sender: watch::channel(None).0,
+            execs: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn execs(&self) -> MutexGuard<'_, BTreeMap<String, Arc<ExecProcess>>> {
+        self.execs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The exec process `exec_id`, if there is one.
+    pub fn exec(&self, exec_id: &str) -> Option<Arc<ExecProcess>> {
+        self.execs().get(exec_id).cloned()
+    }
+
+    /// Adds `exec`; returns it back if one with the same id exists.
+    pub fn insert_exec(&self, exec: Arc<ExecProcess>) -> Result<(), Arc<ExecProcess>> {
+        let mut execs = self.execs();
+        if execs.contains_key(&exec.exec_id) {
+            return Err(exec);
+        }
+        execs.insert(exec.exec_id.clone(), exec);
+        Ok(())
+    }
+
+    /// Forgets exec `exec_id`.
+    pub fn remove_exec(&self, exec_id: &str) {
+        self.execs().remove(exec_id);
+    }
+
+    /// Every exec process, ordered by id.
+    pub fn exec_list(&self) -> Vec<Arc<ExecProcess>> {
+        self.execs().values().cloned().collect()
     }
 
     /// The lifecycle, locked. Never hold the guard across an await.
@@ -336,6 +417,26 @@ mod tests {
         let mut creating = Lifecycle::Creating { pending_exit: None };
         assert_eq!(creating.begin_delete(), Err(Refused { state: "being created" }));
         assert!(!creating.can_kill());
+    }
+
+    #[test]
+    fn pause_and_resume_only_from_the_matching_state() {
+        let mut lifecycle = Lifecycle::Running { pid: 7 };
+        assert_eq!(lifecycle.finish_resume(), Err(Refused { state: "running" }));
+        lifecycle.finish_pause().unwrap();
+        assert_eq!(lifecycle.status(), Status::PAUSED);
+        assert!(lifecycle.can_kill() && lifecycle.is_live());
+        assert_eq!(lifecycle.finish_pause(), Err(Refused { state: "paused" }));
+        assert_eq!(lifecycle.begin_delete(), Err(Refused { state: "paused" }));
+        lifecycle.finish_resume().unwrap();
+        assert_eq!(lifecycle, Lifecycle::Running { pid: 7 });
+    }
+
+    #[test]
+    fn paused_task_that_dies_reports_its_exit() {
+        let mut lifecycle = Lifecycle::Paused { pid: 7 };
+        assert_eq!(lifecycle.observe_exit(exit(137)), Some((7, exit(137))));
+        assert_eq!(lifecycle.finish_resume(), Err(Refused { state: "stopped" }));
     }
 
     #[test]

@@ -1,0 +1,331 @@
+//! Exec processes (`ctr task exec`, CRI ExecSync): Exec records the process and writes its
+//! files, Start runs its unit, Kill signals it, Delete removes its unit and files. Each exec is a
+//! transient unit of its own (see `unit_gen::exec_unit` for its shape).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use containerd_shim_protos::api::ExecProcessRequest;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use oci_spec::runtime::Process;
+use runc_wrap::atomic_file::{read_json, write_json_atomically};
+use runc_wrap::protocol::{exec_dir, files, ExecRequest, HelperFailure, RuncInvocation, StdioPaths};
+use unit_gen::{render_exec_unit, ExecHelperPaths, ExecUnitRequest, UnitName};
+
+use super::cleanup::STOP_TIMEOUT;
+use super::create::{read_pid_file, stdio_path};
+use super::delete::Deleted;
+use super::exec_process::ExecProcess;
+use super::manager::TaskManager;
+use super::task::{Exit, Task, TaskKey};
+use crate::blocking::blocking;
+use crate::error::Error;
+use crate::systemd::{error_names, JobResult};
+
+/// How long we wait for an exec unit's start job: systemd's TimeoutStartSec plus a margin.
+const START_JOB_TIMEOUT: Duration = Duration::from_micros(unit_gen::init_unit::START_TIMEOUT_USEC + 10_000_000);
+
+/// The type containerd gives the process spec of an exec (`typeurl` of `specs.Process`).
+const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+
+impl TaskManager {
+    /// The task and its exec process `exec_id`, or NOT_FOUND.
+    pub fn exec_of(&self, key: &TaskKey, exec_id: &str) -> Result<(Arc<Task>, Arc<ExecProcess>), Error> {
+        let task = self.task(key)?;
+        let exec = task.exec(exec_id).ok_or_else(|| Error::ExecNotFound {
+            namespace: key.namespace.clone(),
+            id: key.id.clone(),
+            exec_id: exec_id.to_string(),
+        })?;
+        Ok((task, exec))
+    }
+
+    /// Adds exec process `request.exec_id` to task `key` and writes its files; nothing runs yet.
+    pub async fn add_exec(&self, key: &TaskKey, request: ExecProcessRequest) -> Result<(), Error> {
+        let task = self.task(key)?;
+        {
+            let lifecycle = task.lifecycle();
+            if !lifecycle.is_live() {
+                return Err(Error::BadState {
+                    namespace: key.namespace.clone(),
+                    id: key.id.clone(),
+                    state: lifecycle.name(),
+                    action: "exec a process",
+                });
+            }
+        }
+        let process_json = process_spec(&request)?;
+        let stdio = StdioPaths {
+            stdin: stdio_path("stdin", &request.stdin)?,
+            stdout: stdio_path("stdout", &request.stdout)?,
+            stderr: stdio_path("stderr", &request.stderr)?,
+        };
+        if request.terminal {
+            return Err(Error::Unsupported("a terminal (tty) for an exec process".into()));
+        }
+        let exec_id = request.exec_id.clone();
+        let unit = UnitName::for_exec(&key.namespace, &key.id, &exec_id);
+        let dir = exec_dir(&task.bundle, &exec_id);
+        let exec = Arc::new(ExecProcess::added(exec_id.clone(), unit, dir.clone(), stdio.clone(), request.terminal));
+        if task.insert_exec(Arc::clone(&exec)).is_err() {
+            return Err(Error::ExecExists { namespace: key.namespace.clone(), id: key.id.clone(), exec_id });
+        }
+
+        let exec_request = ExecRequest {
+            container_id: key.id.clone(),
+            exec_id: exec_id.clone(),
+            unit: exec.unit.to_string(),
+            process_file: dir.join(files::exec::PROCESS),
+            stdio,
+            terminal: request.terminal,
+            runc: RuncInvocation {
+                binary: task.runc.binary.clone(),
+                root: task.runc.root.clone(),
+                log: dir.join(files::exec::RUNC_LOG),
+                no_pivot_root: false,
+                no_new_keyring: false,
+            },
+            pid_file: dir.join(files::exec::PID),
+            failure_report: dir.join(files::exec::HELPER_FAILURE),
+            fifo_timeout_ms: u64::try_from(self.settings.fifo_timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        let written =
+            blocking("writing the exec request", move || write_exec_files(&dir, &process_json, &exec_request))
+                .await
+                .and_then(|result| result);
+        if let Err(error) = written {
+            task.remove_exec(&exec.exec_id);
+            let dir = exec.dir.clone();
+            let _ = blocking("removing the exec files", move || std::fs::remove_dir_all(dir)).await;
+            return Err(error);
+        }
+        self.tasks.add_exec_unit(exec.unit_path.clone(), key.clone(), exec.exec_id.clone());
+        self.events.exec_added(&task, &exec);
+        Ok(())
+    }
+
+    /// Starts exec `exec_id` of task `key`; returns its pid.
+    pub async fn start_exec(&self, key: &TaskKey, exec_id: &str) -> Result<u32, Error> {
+        let (task, exec) = self.exec_of(key, exec_id)?;
+        exec.lifecycle().begin_start().map_err(|refused| exec_bad_state(key, exec_id, refused.state, "start"))?;
+        match self.launch_exec(&task, &exec).await {
+            Ok(pid) => {
+                let mut lifecycle = exec.lifecycle();
+                match lifecycle.finish_start(pid) {
+                    Ok(raced_exit) => {
+                        self.events.exec_started(&task, &exec, pid);
+                        if let Some(exit) = raced_exit {
+                            self.events.exec_exited(&task, &exec, pid, exit);
+                            exec.announce_exit(exit);
+                        }
+                    }
+                    Err(refused) => {
+                        tracing::error!(task = %key, exec = exec_id, "exec is {} after start", refused.state)
+                    }
+                }
+                Ok(pid)
+            }
+            Err(error) => {
+                exec.lifecycle().fail_start();
+                // A failed unit stays loaded; clear it so the exec can be retried or deleted.
+                if let Err(reset_error) = self.systemd.reset_failed_unit(exec.unit.as_str()).await {
+                    tracing::warn!(task = %key, exec = exec_id, "resetting {}: {reset_error}", exec.unit);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn launch_exec(&self, task: &Task, exec: &ExecProcess) -> Result<u32, Error> {
+        let helper = ExecHelperPaths {
+            exe: self.settings.exe.display().to_string(),
+            exec_request: exec.dir.join(files::exec::REQUEST).display().to_string(),
+            exit_state: exec.dir.join(files::exec::EXIT_STATE).display().to_string(),
+        };
+        let unit = render_exec_unit(&ExecUnitRequest {
+            namespace: &task.key.namespace,
+            id: &task.key.id,
+            exec_id: &exec.exec_id,
+            spec: &task.spec,
+            helper: &helper,
+            options: &self.settings.unit_options,
+            systemd_version: self.systemd.version(),
+        })?;
+        match self.systemd.start_transient_unit(&unit, START_JOB_TIMEOUT).await {
+            Ok(JobResult::Done) => read_pid_file(&exec.dir.join(files::exec::PID)).await,
+            Ok(result) => Err(self.exec_failure(task, exec, &result).await),
+            Err(error) if error.is(error_names::UNIT_EXISTS) => Err(Error::UnitExists {
+                namespace: task.key.namespace.clone(),
+                id: task.key.id.clone(),
+                unit: exec.unit.to_string(),
+            }),
+            Err(error) => Err(Error::Systemd(error)),
+        }
+    }
+
+    /// Why an exec unit's start job failed: the helper's report, else the job result.
+    async fn exec_failure(&self, task: &Task, exec: &ExecProcess, result: &JobResult) -> Error {
+        let report_path = exec.dir.join(files::exec::HELPER_FAILURE);
+        let report = blocking("reading the exec failure", move || read_json::<HelperFailure>(&report_path)).await;
+        let (stage, message) = match report {
+            Ok(Ok(report)) => (report.stage.to_string(), report.message),
+            _ => ("starting the unit".to_string(), format!("start job {result}; see `journalctl -u {}`", exec.unit)),
+        };
+        Error::ExecStartFailed {
+            namespace: task.key.namespace.clone(),
+            id: task.key.id.clone(),
+            exec_id: exec.exec_id.clone(),
+            stage,
+            message,
+        }
+    }
+
+    /// Sends `signal` to exec `exec_id`. The signal goes to the process itself, not to the
+    /// unit's main process (the helper cannot forward SIGKILL); its pid cannot be reused before
+    /// the helper, its reaper, has reaped it and systemd told us.
+    pub fn kill_exec(&self, key: &TaskKey, exec_id: &str, signal: Signal) -> Result<(), Error> {
+        let (_task, exec) = self.exec_of(key, exec_id)?;
+        let lifecycle = exec.lifecycle();
+        if lifecycle.exit().is_some() {
+            return Err(Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() });
+        }
+        let pid = lifecycle.pid();
+        let Ok(raw_pid) = i32::try_from(pid) else {
+            return Err(exec_bad_state(key, exec_id, lifecycle.name(), "kill"));
+        };
+        if raw_pid == 0 {
+            return Err(exec_bad_state(key, exec_id, lifecycle.name(), "kill"));
+        }
+        match nix::sys::signal::kill(Pid::from_raw(raw_pid), signal) {
+            Ok(()) => Ok(()),
+            Err(nix::errno::Errno::ESRCH) => {
+                Err(Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() })
+            }
+            Err(errno) => Err(Error::io(format!("sending {signal} to exec {exec_id} (pid {pid})"), errno.into())),
+        }
+    }
+
+    /// Waits until exec `exec_id` has exited.
+    pub async fn wait_exec(&self, key: &TaskKey, exec_id: &str) -> Result<Exit, Error> {
+        let (_task, exec) = self.exec_of(key, exec_id)?;
+        let mut receiver = exec.exit_receiver();
+        let gone = || Error::ExecNotFound {
+            namespace: key.namespace.clone(),
+            id: key.id.clone(),
+            exec_id: exec_id.to_string(),
+        };
+        let exit = receiver.wait_for(Option::is_some).await.map_err(|_| gone())?;
+        exit.ok_or_else(gone)
+    }
+
+    /// Deletes exec `exec_id`: its unit and files. A running exec must be killed first.
+    pub async fn delete_exec(&self, key: &TaskKey, exec_id: &str) -> Result<Deleted, Error> {
+        let (task, exec) = self.exec_of(key, exec_id)?;
+        let previous =
+            exec.lifecycle().begin_delete().map_err(|refused| exec_bad_state(key, exec_id, refused.state, "delete"))?;
+        if let Err(error) = remove_exec_residue(&self.systemd, &exec.unit, &exec.dir).await {
+            *exec.lifecycle() = previous;
+            return Err(error);
+        }
+        let lifecycle = *exec.lifecycle();
+        task.remove_exec(exec_id);
+        self.tasks.remove_unit_path(&exec.unit_path);
+        // An exec deleted before it ran never exited; report it like runc-v2, with status 0.
+        let exit = lifecycle.exit().unwrap_or(Exit { status: 0, at: SystemTime::now() });
+        Ok(Deleted { pid: lifecycle.pid(), exit })
+    }
+}
+
+fn exec_bad_state(key: &TaskKey, exec_id: &str, state: &'static str, action: &'static str) -> Error {
+    Error::ExecBadState {
+        namespace: key.namespace.clone(),
+        id: key.id.clone(),
+        exec_id: exec_id.to_string(),
+        state,
+        action,
+    }
+}
+
+/// The exec's OCI process spec, checked: JSON of an OCI `Process` with arguments.
+fn process_spec(request: &ExecProcessRequest) -> Result<Vec<u8>, Error> {
+    let Some(spec) = request.spec.as_ref() else {
+        return Err(Error::InvalidRequest(format!("exec {:?} has no process spec", request.exec_id)));
+    };
+    if !spec.type_url.is_empty() && spec.type_url != PROCESS_TYPE_URL {
+        return Err(Error::InvalidRequest(format!(
+            "exec {:?}: process spec has type {:?}, expected {PROCESS_TYPE_URL}",
+            request.exec_id, spec.type_url
+        )));
+    }
+    let process: Process = serde_json::from_slice(&spec.value).map_err(|error| {
+        Error::InvalidRequest(format!("exec {:?}: process spec is not valid: {error}", request.exec_id))
+    })?;
+    if process.args().as_ref().is_none_or(|args| args.is_empty()) {
+        return Err(Error::InvalidRequest(format!("exec {:?}: process spec has no args", request.exec_id)));
+    }
+    if process.terminal().unwrap_or(false) != request.terminal {
+        return Err(Error::InvalidRequest(format!(
+            "exec {:?}: the request's terminal ({}) disagrees with the process spec's",
+            request.exec_id, request.terminal
+        )));
+    }
+    Ok(spec.value.clone())
+}
+
+/// Writes `<dir>/process.json` and `<dir>/request.json`.
+fn write_exec_files(dir: &Path, process_json: &[u8], request: &ExecRequest) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|error| Error::io(format!("creating {}", dir.display()), error))?;
+    let process_path = dir.join(files::exec::PROCESS);
+    std::fs::write(&process_path, process_json)
+        .map_err(|error| Error::io(format!("writing {}", process_path.display()), error))?;
+    write_json_atomically(&dir.join(files::exec::REQUEST), request).map_err(Error::State)
+}
+
+/// Stops and forgets an exec's unit and removes its directory. Idempotent.
+pub async fn remove_exec_residue(systemd: &crate::systemd::Systemd, unit: &UnitName, dir: &Path) -> Result<(), Error> {
+    systemd.stop_unit(unit.as_str(), STOP_TIMEOUT).await?;
+    systemd.reset_failed_unit(unit.as_str()).await?;
+    let dir: PathBuf = dir.to_path_buf();
+    blocking("removing exec files", move || match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(Error::io(format!("removing {}", dir.display()), error)),
+    })
+    .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+
+    fn request(exec_id: &str, terminal: bool, type_url: &str, value: &str) -> ExecProcessRequest {
+        ExecProcessRequest {
+            exec_id: exec_id.into(),
+            terminal,
+            spec: Some(Any { type_url: type_url.into(), value: value.as_bytes().to_vec(), ..Default::default() })
+                .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn process_spec_must_be_a_process_with_args_matching_the_terminal_flag() {
+        let good = r#"{"args":["sh","-c","exit 5"],"cwd":"/","user":{"uid":0,"gid":0}}"#;
+        assert_eq!(process_spec(&request("e1", false, PROCESS_TYPE_URL, good)).unwrap(), good.as_bytes());
+        let cases = [
+            ("not json", request("e1", false, PROCESS_TYPE_URL, "nope"), "not valid"),
+            ("no args", request("e1", false, PROCESS_TYPE_URL, r#"{"cwd":"/","user":{"uid":0,"gid":0}}"#), "no args"),
+            ("wrong type", request("e1", false, "types.containerd.io/other", good), "expected"),
+            ("terminal mismatch", request("e1", true, PROCESS_TYPE_URL, good), "terminal"),
+            ("no spec", ExecProcessRequest { exec_id: "e1".into(), ..Default::default() }, "no process spec"),
+        ];
+        for (name, request, expected) in cases {
+            let error = process_spec(&request).expect_err(name);
+            assert!(matches!(error, Error::InvalidRequest(_)), "{name}: {error}");
+            assert!(error.to_string().contains(expected), "{name}: {error}");
+        }
+    }
+}

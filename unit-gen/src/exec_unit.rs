@@ -1,0 +1,126 @@
+//! The transient unit that runs one exec process of a container (`ctr task exec`, CRI ExecSync).
+//!
+//! `Type=notify`: `ExecStart` is our helper, which opens the exec's stdio, runs
+//! `runc exec --detach`, says `READY=1` once the process runs, and then stays as the unit's main
+//! process: a child subreaper that waits for the exec process and exits the way it did. runc puts
+//! the exec process in the container's cgroup (it shares the container's namespaces and limits),
+//! so the helper is what systemd supervises; the helper module explains why not `PIDFile=`.
+//! `ExecStopPost` records the exit durably, as for init.
+
+use oci_spec::runtime::Spec;
+
+use crate::init_unit::{container_slice, exec_property, helper_command, START_TIMEOUT_USEC};
+use crate::names::UnitName;
+use crate::properties::{Property, PropertyValue, TransientUnit};
+use crate::{Error, UnitOptions};
+
+/// Where the exec's helper and its files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecHelperPaths {
+    /// Absolute path of the `containerd-shim-systemd-v1` binary.
+    pub exe: String,
+    /// The exec request the daemon wrote for the helper.
+    pub exec_request: String,
+    /// Where `ExecStopPost` records the exit.
+    pub exit_state: String,
+}
+
+/// Everything an exec unit is derived from.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecUnitRequest<'a> {
+    /// containerd namespace (validated).
+    pub namespace: &'a str,
+    /// Task id (validated).
+    pub id: &'a str,
+    /// Exec id (validated).
+    pub exec_id: &'a str,
+    /// The container's OCI spec: the exec unit goes to the container's slice.
+    pub spec: &'a Spec,
+    /// The helper's binary and files.
+    pub helper: &'a ExecHelperPaths,
+    /// Daemon options.
+    pub options: &'a UnitOptions,
+    /// Major version of the systemd we talk to.
+    pub systemd_version: u32,
+}
+
+/// Renders the transient unit for an exec process.
+pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, Error> {
+    let ExecUnitRequest { namespace, id, exec_id, spec, helper, options, systemd_version } = *request;
+    let name = UnitName::for_exec(namespace, id, exec_id);
+    let mut properties = vec![
+        Property::new("Description", PropertyValue::Str(format!("containerd exec {exec_id} in task {namespace}/{id}"))),
+        Property::new("Type", PropertyValue::Str("notify".into())),
+        Property::new("KillMode", PropertyValue::Str("control-group".into())),
+        Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
+    ];
+    if let Some(slice) = container_slice(spec, options)? {
+        properties.push(Property::new("Slice", PropertyValue::Str(slice)));
+    }
+    let exec = helper_command(&helper.exe, &["helper", "exec", &helper.exec_request]);
+    let exited = helper_command(&helper.exe, &["helper", "exited", &helper.exit_state]);
+    properties.extend(exec_property("ExecStart", exec, systemd_version));
+    properties.extend(exec_property("ExecStopPost", exited, systemd_version));
+    Ok(TransientUnit { name, properties })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(cgroups_path: &str) -> Spec {
+        let json = format!(
+            r#"{{"ociVersion":"1.0.2","process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
+               "root":{{"path":"rootfs"}},"linux":{{"cgroupsPath":"{cgroups_path}"}}}}"#
+        );
+        serde_json::from_str(&json).expect("valid spec")
+    }
+
+    fn helper() -> ExecHelperPaths {
+        ExecHelperPaths {
+            exe: "/usr/bin/containerd-shim-systemd-v1".into(),
+            exec_request: "/b/shim-exec/e1/request.json".into(),
+            exit_state: "/b/shim-exec/e1/exit-state.json".into(),
+        }
+    }
+
+    fn render(spec: &Spec, exec_id: &str) -> TransientUnit {
+        let helper = helper();
+        render_exec_unit(&ExecUnitRequest {
+            namespace: "default",
+            id: "t1",
+            exec_id,
+            spec,
+            helper: &helper,
+            options: &UnitOptions::default(),
+            systemd_version: 252,
+        })
+        .expect("renders")
+    }
+
+    #[test]
+    fn exec_unit_is_a_notify_unit_around_the_exec_helper() {
+        let unit = render(&spec(""), "e1");
+        assert_eq!(unit.name.as_str(), "containerd-default-t1-exec-e1.service");
+        assert_eq!(unit.property("Type"), Some(&PropertyValue::Str("notify".into())));
+        assert_eq!(unit.property("PIDFile"), None, "the helper is the main process, not the exec process");
+        assert_eq!(unit.property("Delegate"), None, "runc puts the exec in the container's cgroup");
+        let Some(PropertyValue::ExecEx(start)) = unit.property("ExecStartEx") else {
+            panic!("ExecStartEx missing: {unit:?}");
+        };
+        assert_eq!(
+            start[0].argv,
+            ["/usr/bin/containerd-shim-systemd-v1", "helper", "exec", "/b/shim-exec/e1/request.json"]
+        );
+        let Some(PropertyValue::ExecEx(stop_post)) = unit.property("ExecStopPostEx") else {
+            panic!("ExecStopPostEx missing: {unit:?}");
+        };
+        assert_eq!(stop_post[0].argv[1..], ["helper", "exited", "/b/shim-exec/e1/exit-state.json"]);
+    }
+
+    #[test]
+    fn exec_unit_joins_the_containers_slice() {
+        let unit = render(&spec("kubepods-pod1.slice:cri-containerd:t1"), "e1");
+        assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("kubepods-pod1.slice".into())));
+    }
+}
