@@ -109,6 +109,45 @@ impl Sandbox {
         self.run(&all)
     }
 
+    /// Runs `ctr -n NAMESPACE args…` with `input` as its standard input.
+    pub fn ctr_with_stdin(&self, namespace: &str, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut all = vec![self.ctr.as_str(), "-n", namespace];
+        all.extend_from_slice(args);
+        let mut child = self
+            .command(&all)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nsenter runs");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input); // dropping stdin closes it: EOF for ctr
+        });
+        let run = finish(child);
+        writer.join().expect("stdin writer");
+        run
+    }
+
+    /// `ctr run -d` of `command` in `namespace`: a task left running for the test to drive.
+    pub fn ctr_run_detached(&self, namespace: &str, id: &str, command: &[&str]) -> u32 {
+        self.ensure_image(namespace);
+        let mut args = vec!["run", "-d", "--runtime", RUNTIME, IMAGE, id];
+        args.extend_from_slice(command);
+        self.ctr(namespace, &args).success("ctr run -d");
+        self.wait_for_status(namespace, id, "RUNNING")
+    }
+
+    /// Kills (SIGKILL) and removes task and container `id`, whatever state they are in.
+    pub fn remove_task(&self, namespace: &str, id: &str) {
+        self.ctr(namespace, &["task", "kill", "-s", "SIGKILL", id]);
+        wait_until(Duration::from_secs(10), || self.task_status(namespace, id).is_none_or(|(_, s)| s == "STOPPED"));
+        self.ctr(namespace, &["task", "rm", "-f", id]);
+        self.ctr(namespace, &["container", "rm", id]);
+    }
+
     /// Imports the test image into `namespace` once (images are per namespace in containerd).
     pub fn ensure_image(&self, namespace: &str) {
         static IMPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -206,6 +245,11 @@ impl Sandbox {
 /// The unit our shim gives task `id` of `namespace`.
 pub fn unit_of(namespace: &str, id: &str) -> String {
     unit_gen::UnitName::for_task(namespace, id).to_string()
+}
+
+/// The unit our shim gives exec `exec_id` of task `id` in `namespace`.
+pub fn exec_unit_of(namespace: &str, id: &str, exec_id: &str) -> String {
+    unit_gen::UnitName::for_exec(namespace, id, exec_id).to_string()
 }
 
 /// An id unique to this test process and call, starting with `prefix`.

@@ -1,0 +1,103 @@
+//! Pause / Resume (freezer, PAUSED state, events) and Update (new limits in the container's
+//! cgroup) of running tasks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use containerd_shim_protos::api::UpdateTaskRequest;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use tests::direct::{client, context};
+use tests::{assert_nothing_left, unique_id, wait_until, EventWatcher, Sandbox};
+
+/// The directory of the cgroup of `pid` (a pid in the sandbox) in the v1 hierarchy of `controller`.
+fn v1_cgroup_dir(sandbox: &Sandbox, pid: u32, controller: &str) -> PathBuf {
+    let cgroup_file = sandbox.host_path(format!("/proc/{pid}/cgroup"));
+    let cgroups = std::fs::read_to_string(cgroup_file).expect("cgroup file");
+    let path = cgroups
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            controllers.split(',').any(|name| name == controller).then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup for {pid}: {cgroups}"));
+    // Hierarchies are mounted at /sys/fs/cgroup/<controllers>; a plain name may be a symlink to
+    // a joined one (`cpu` → `cpu,cpuacct`) on some hosts.
+    let mount = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let mut after = after.split_whitespace();
+            let (fs_type, options) = (after.next()?, after.nth(1)?);
+            let mount_point = before.split_whitespace().nth(4)?;
+            (fs_type == "cgroup" && options.split(',').any(|option| option == controller))
+                .then(|| PathBuf::from(mount_point))
+        })
+        .next()
+        .unwrap_or_else(|| panic!("{controller} hierarchy not mounted"));
+    mount.join(path.trim_start_matches('/'))
+}
+
+#[test]
+fn pause_freezes_the_container_and_resume_thaws_it_with_events() {
+    let sandbox = Sandbox::get();
+    let namespace = "pause";
+    let watcher = EventWatcher::start(sandbox, namespace);
+    let id = unique_id("pause");
+    let pid = sandbox.ctr_run_detached(namespace, &id, &["sleep", "1000"]);
+    let freezer = v1_cgroup_dir(sandbox, pid, "freezer").join("freezer.state");
+
+    sandbox.ctr(namespace, &["task", "pause", &id]).success("ctr task pause");
+    assert_eq!(sandbox.task_status(namespace, &id).map(|(_, status)| status).as_deref(), Some("PAUSED"));
+    assert_eq!(std::fs::read_to_string(&freezer).expect("freezer.state").trim(), "FROZEN");
+    let refused = sandbox.ctr(namespace, &["task", "pause", &id]);
+    assert_ne!(refused.code, 0, "pausing twice is refused: {refused:?}");
+
+    sandbox.ctr(namespace, &["task", "resume", &id]).success("ctr task resume");
+    assert_eq!(sandbox.task_status(namespace, &id).map(|(_, status)| status).as_deref(), Some("RUNNING"));
+    assert_eq!(std::fs::read_to_string(&freezer).expect("freezer.state").trim(), "THAWED");
+
+    let seen = wait_until(Duration::from_secs(10), || watcher.task_topics(&id).contains(&"/tasks/resumed".to_string()));
+    assert!(seen, "{:?}", watcher.task_topics(&id));
+    assert_eq!(watcher.task_topics(&id), ["/tasks/create", "/tasks/start", "/tasks/paused", "/tasks/resumed"]);
+    sandbox.remove_task(namespace, &id);
+    assert_nothing_left(sandbox, namespace, &id);
+}
+
+#[tokio::test]
+async fn update_applies_new_limits_to_the_containers_cgroup() {
+    let sandbox = Sandbox::get();
+    let namespace = "update";
+    let id = unique_id("update");
+    let pid = sandbox.ctr_run_detached(namespace, &id, &["sleep", "1000"]);
+    let client = client(sandbox, namespace).await;
+    let resources = r#"{"memory":{"limit":67108864},"cpu":{"shares":256},"pids":{"limit":77}}"#;
+    let request = UpdateTaskRequest {
+        id: id.clone(),
+        resources: Some(Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into(),
+            value: resources.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    };
+    client.update(context(), &request).await.expect("Update");
+    let read = |controller: &str, file: &str| {
+        std::fs::read_to_string(v1_cgroup_dir(sandbox, pid, controller).join(file)).expect(file).trim().to_string()
+    };
+    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read("cpu", "cpu.shares"), "256");
+    assert_eq!(read("pids", "pids.max"), "77");
+    assert!(
+        v1_cgroup_dir(sandbox, pid, "memory").ends_with(format!("{}/container", tests::unit_of(namespace, &id))),
+        "the limits apply to the container's cgroup inside its unit"
+    );
+
+    let bad = UpdateTaskRequest { id: id.clone(), ..Default::default() };
+    let code = tests::calls::code_of(client.update(context(), &bad).await);
+    assert_eq!(code, ttrpc::Code::INVALID_ARGUMENT);
+    sandbox.remove_task(namespace, &id);
+    assert_nothing_left(sandbox, namespace, &id);
+}
