@@ -75,6 +75,15 @@ pub struct StdioPaths {
     pub stderr: Option<PathBuf>,
 }
 
+/// How the container's stdio is set up beyond where it goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StdioOptions {
+    /// Owner `(uid, gid)` given to the stdio fifos or files (runc option `IoUid`/`IoGid`).
+    pub owner: Option<(u32, u32)>,
+    /// stdout and stderr go to the unit's journal instead of containerd's paths.
+    pub output_to_journal: bool,
+}
+
 /// How to invoke runc for this container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuncInvocation {
@@ -103,6 +112,9 @@ pub struct CreateRequest {
     pub rootfs: Vec<RootfsMount>,
     /// The container's stdio.
     pub stdio: StdioPaths,
+    /// Stdio owner and journal mode.
+    #[serde(default)]
+    pub stdio_options: StdioOptions,
     /// runc binary, root and log.
     pub runc: RuncInvocation,
     /// Where runc writes the init pid.
@@ -126,6 +138,9 @@ pub struct ExecRequest {
     pub process_file: PathBuf,
     /// The process's stdio.
     pub stdio: StdioPaths,
+    /// Stdio owner and journal mode (the task's).
+    #[serde(default)]
+    pub stdio_options: StdioOptions,
     /// Whether the process gets a terminal (`process.terminal` in the spec).
     #[serde(default)]
     pub terminal: bool,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::atomic_file::{read_json, write_json_atomically};
 use crate::helper::cgroup::place_container_cgroup;
-use crate::helper::stdio::open_stdio;
+use crate::helper::stdio::prepare_stdio;
 use crate::protocol::{CreateRequest, HelperFailure, HelperStage};
 use crate::runc::{CreateFlags, CreatePaths, Runc};
 use crate::Error;
@@ -45,7 +45,7 @@ fn prepare_and_exec(request: &CreateRequest) -> Result<Infallible, (HelperStage,
     mount_rootfs(request).map_err(|e| (HelperStage::Mount, e))?;
 
     let timeout = Duration::from_millis(request.fifo_timeout_ms);
-    let stdio = open_stdio(&request.stdio, timeout).map_err(|e| (HelperStage::Stdio, e))?;
+    let stdio = prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
 
     let runc = Runc::new(&request.runc.binary, &request.runc.root);
     let paths = CreatePaths { bundle: &request.bundle, pid_file: &request.pid_file, log: &request.runc.log };

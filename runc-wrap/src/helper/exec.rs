@@ -21,7 +21,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::atomic_file::{read_json, write_json_atomically};
-use crate::helper::stdio::open_stdio;
+use crate::helper::stdio::prepare_stdio;
 use crate::protocol::{ExecRequest, HelperFailure, HelperStage};
 use crate::runc::{last_error_in_log, ExecPaths, Runc};
 use crate::Error;
@@ -89,7 +89,7 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|source| (HelperStage::ExecRunc, Error::Supervise { action: "becoming a child subreaper", source }))?;
     let timeout = Duration::from_millis(request.fifo_timeout_ms);
-    let stdio = open_stdio(&request.stdio, timeout).map_err(|e| (HelperStage::Stdio, e))?;
+    let stdio = prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
     let runc = Runc::new(&request.runc.binary, &request.runc.root);
     let paths = ExecPaths {
         process: &request.process_file,

@@ -12,13 +12,15 @@
 //!   instead of hanging it.
 
 use std::fs::OpenOptions;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::protocol::StdioPaths;
+use nix::unistd::{Gid, Uid};
+
+use crate::protocol::{StdioOptions, StdioPaths};
 use crate::Error;
 
 /// The three descriptors runc gets as fds 0, 1 and 2.
@@ -35,6 +37,37 @@ pub struct OpenedStdio {
 enum Direction {
     Read,
     Write,
+}
+
+/// Opens stdio as `options` say: stdout and stderr from this process's own (the unit's journal)
+/// in journal mode, and owned by `options.owner` when one is set.
+pub fn prepare_stdio(paths: &StdioPaths, options: StdioOptions, timeout: Duration) -> Result<OpenedStdio, Error> {
+    let stdio = if options.output_to_journal {
+        let journal_only = StdioPaths { stdin: paths.stdin.clone(), stdout: None, stderr: None };
+        let opened = open_stdio(&journal_only, timeout)?;
+        let own = |fd: BorrowedFd<'_>, name: &str| {
+            fd.try_clone_to_owned().map_err(|source| open_error(Path::new(name), source))
+        };
+        OpenedStdio {
+            stdin: opened.stdin,
+            stdout: own(std::io::stdout().as_fd(), "the journal (stdout)")?,
+            stderr: own(std::io::stderr().as_fd(), "the journal (stderr)")?,
+        }
+    } else {
+        open_stdio(paths, timeout)?
+    };
+    if let Some((uid, gid)) = options.owner {
+        let mut owned = vec![(&paths.stdin, &stdio.stdin)];
+        if !options.output_to_journal {
+            owned.extend([(&paths.stdout, &stdio.stdout), (&paths.stderr, &stdio.stderr)]);
+        }
+        for (path, fd) in owned {
+            let Some(path) = path else { continue };
+            nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                .map_err(|errno| open_error(path, errno.into()))?;
+        }
+    }
+    Ok(stdio)
 }
 
 /// Opens all three, `/dev/null` where containerd gave no path.
@@ -174,6 +207,30 @@ mod tests {
         std::fs::File::from(stdio.stderr).write_all(b"err").unwrap();
         drop(stdio.stdin);
         assert_eq!(reader.join().unwrap(), "out err");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn owner_option_chowns_the_stdio_files() {
+        let dir = scratch("owner");
+        let log = dir.join("log");
+        let paths = StdioPaths { stdout: Some(format!("file://{}", log.display()).into()), ..Default::default() };
+        let options = StdioOptions { owner: Some((1234, 4321)), output_to_journal: false };
+        drop(prepare_stdio(&paths, options, Duration::from_secs(1)).unwrap());
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&log).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1234, 4321));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn journal_mode_leaves_containerds_output_paths_alone() {
+        let dir = scratch("journal");
+        let log = dir.join("log");
+        let paths = StdioPaths { stdout: Some(format!("file://{}", log.display()).into()), ..Default::default() };
+        let options = StdioOptions { owner: None, output_to_journal: true };
+        drop(prepare_stdio(&paths, options, Duration::from_secs(1)).unwrap());
+        assert!(!log.exists(), "output goes to the helper's own stdout, not the file");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -9,14 +9,16 @@ use std::time::Duration;
 use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
 use runc_wrap::atomic_file::{read_json, write_json_atomically};
-use runc_wrap::protocol::{files, CreateRequest, HelperFailure, HelperStage, RootfsMount, RuncInvocation, StdioPaths};
+use runc_wrap::protocol::{
+    files, CreateRequest, HelperFailure, HelperStage, RootfsMount, RuncInvocation, StdioOptions, StdioPaths,
+};
 use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
 use runc_wrap::Runc;
 use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
 
 use super::cleanup::remove_task_residue;
 use super::manager::TaskManager;
-use super::options::decode_options;
+use super::options::{decode_options, LogMode};
 use super::task::{Task, TaskKey};
 use crate::blocking::blocking;
 use crate::error::Error;
@@ -29,6 +31,7 @@ const START_JOB_TIMEOUT: Duration = Duration::from_micros(unit_gen::init_unit::S
 /// A request that passed validation.
 struct ValidCreate {
     bundle: PathBuf,
+    stdio_options: StdioOptions,
     spec: Spec,
     stdio: StdioPaths,
     runc: Runc,
@@ -48,6 +51,7 @@ impl TaskManager {
             valid.stdio.clone(),
             valid.runc.clone(),
             valid.spec.clone(),
+            valid.stdio_options,
         ));
         if self.tasks.insert_new(Arc::clone(&task)).is_err() {
             return Err(Error::TaskExists { namespace: key.namespace, id: key.id });
@@ -103,7 +107,9 @@ impl TaskManager {
                 options: mount.options.clone(),
             })
             .collect();
-        Ok(ValidCreate { bundle, spec, stdio, runc: Runc::new(runc_binary, root), runc_flags, rootfs })
+        let stdio_options =
+            StdioOptions { owner: options.io_owner, output_to_journal: options.log_mode == LogMode::Journal };
+        Ok(ValidCreate { bundle, stdio_options, spec, stdio, runc: Runc::new(runc_binary, root), runc_flags, rootfs })
     }
 
     /// Writes the helper's request, starts the unit, and returns the init pid.
@@ -120,6 +126,7 @@ impl TaskManager {
             bundle: bundle.clone(),
             rootfs: valid.rootfs.clone(),
             stdio: valid.stdio.clone(),
+            stdio_options: valid.stdio_options,
             runc: RuncInvocation {
                 binary: valid.runc.binary.clone(),
                 root: valid.runc.root.clone(),

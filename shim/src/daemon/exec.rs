@@ -79,6 +79,7 @@ impl TaskManager {
             unit: exec.unit.to_string(),
             process_file: dir.join(files::exec::PROCESS),
             stdio,
+            stdio_options: task.stdio_options,
             terminal: request.terminal,
             runc: RuncInvocation {
                 binary: task.runc.binary.clone(),

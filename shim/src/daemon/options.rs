@@ -22,6 +22,18 @@ const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
 /// The type name of CRI's generic runtime options message.
 const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
 
+/// Where a container's stdout and stderr go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogMode {
+    /// containerd's fifos (or log file), as with every shim: `ctr`, CRI logs, `docker logs`.
+    #[default]
+    Fifo,
+    /// The unit's journal (`journalctl -u <unit>`), the systemd-native mode; containerd's
+    /// stdout/stderr get nothing.
+    Journal,
+}
+
 /// The options this shim honours.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskOptions {
@@ -33,6 +45,18 @@ pub struct TaskOptions {
     pub no_pivot_root: bool,
     /// `NoNewKeyring`: `runc create --no-new-keyring`.
     pub no_new_keyring: bool,
+    /// `IoUid`/`IoGid`: owner given to the container's stdio (for user-namespaced containers
+    /// whose root must reopen `/proc/self/fd/N`); `None` leaves them as containerd made them.
+    pub io_owner: Option<(u32, u32)>,
+    /// `CriuImagePath`: default checkpoint image directory.
+    pub criu_image_path: Option<String>,
+    /// `CriuWorkPath`: default CRIU work directory (logs).
+    pub criu_work_path: Option<String>,
+    /// `LogMode` (ours): where stdout/stderr go.
+    pub log_mode: LogMode,
+    /// `SdNotify` (ours): the unit is `Type=notify` and becomes active when the container says
+    /// `READY=1` on `$NOTIFY_SOCKET`.
+    pub sd_notify: bool,
 }
 
 /// runc's options as TOML (Go field names), the content of a `ConfigPath` file.
@@ -46,6 +70,15 @@ struct TomlRuncOptions {
     /// Accepted for compatibility: the container's cgroup always lives in its unit, and the
     /// unit's slice follows the spec's cgroupsPath either way.
     systemd_cgroup: Option<bool>,
+    /// Accepted for compatibility: there is no per-task shim process to place; the one daemon
+    /// is a service of its own.
+    shim_cgroup: Option<String>,
+    io_uid: Option<u32>,
+    io_gid: Option<u32>,
+    criu_image_path: Option<String>,
+    criu_work_path: Option<String>,
+    log_mode: Option<LogMode>,
+    sd_notify: Option<bool>,
 }
 
 /// Decodes `options`; an absent or empty Any means defaults.
@@ -63,6 +96,11 @@ pub async fn decode_options(options: Option<&Any>) -> Result<TaskOptions, Error>
                 runc_root: non_empty(&runc.root),
                 no_pivot_root: runc.no_pivot_root,
                 no_new_keyring: runc.no_new_keyring,
+                io_owner: io_owner(Some(runc.io_uid), Some(runc.io_gid)),
+                criu_image_path: non_empty(&runc.criu_image_path),
+                criu_work_path: non_empty(&runc.criu_work_path),
+                log_mode: LogMode::Fifo,
+                sd_notify: false,
             })
         }
         RUNTIME_OPTIONS_TYPE => {
@@ -102,13 +140,24 @@ fn parse_toml_options(path: &Path, text: &str) -> Result<TaskOptions, Error> {
     let parsed: TomlRuncOptions = toml::from_str(text).map_err(|error| {
         Error::InvalidRequest(format!("runtime options file {}: {}", path.display(), error.message()))
     })?;
-    let _ = parsed.systemd_cgroup;
+    let _ = (parsed.systemd_cgroup, parsed.shim_cgroup);
     Ok(TaskOptions {
         runc_binary: parsed.binary_name.filter(|value| !value.is_empty()),
         runc_root: parsed.root.filter(|value| !value.is_empty()),
         no_pivot_root: parsed.no_pivot_root.unwrap_or(false),
         no_new_keyring: parsed.no_new_keyring.unwrap_or(false),
+        io_owner: io_owner(parsed.io_uid, parsed.io_gid),
+        criu_image_path: parsed.criu_image_path.filter(|value| !value.is_empty()),
+        criu_work_path: parsed.criu_work_path.filter(|value| !value.is_empty()),
+        log_mode: parsed.log_mode.unwrap_or_default(),
+        sd_notify: parsed.sd_notify.unwrap_or(false),
     })
+}
+
+/// runc-v2 chowns the stdio only when an owner other than root is set.
+fn io_owner(uid: Option<u32>, gid: Option<u32>) -> Option<(u32, u32)> {
+    let (uid, gid) = (uid.unwrap_or(0), gid.unwrap_or(0));
+    (uid != 0 || gid != 0).then_some((uid, gid))
 }
 
 #[cfg(test)]
@@ -170,6 +219,20 @@ mod tests {
         let missing = any_of("runtimeoptions.v1.Options", runtime_options("x", "/nonexistent/runc.toml"));
         let error = decode_options(Some(&missing)).await.unwrap_err();
         assert!(error.to_string().contains("/nonexistent/runc.toml"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn our_own_keys_and_the_remaining_runc_keys_are_read_from_toml() {
+        let text = "IoUid = 1000\nIoGid = 1001\nCriuImagePath = \"/var/lib/cp\"\nShimCgroup = \"/x\"\n\
+                    LogMode = \"journal\"\nSdNotify = true\n";
+        let options = parse_toml_options(Path::new("x.toml"), text).unwrap();
+        assert_eq!(options.io_owner, Some((1000, 1001)));
+        assert_eq!(options.criu_image_path.as_deref(), Some("/var/lib/cp"));
+        assert_eq!(options.log_mode, LogMode::Journal);
+        assert!(options.sd_notify);
+        let error = parse_toml_options(Path::new("x.toml"), "LogMode = \"syslog\"\n").unwrap_err();
+        assert!(error.to_string().contains("syslog"), "{error}");
+        assert_eq!(parse_toml_options(Path::new("x.toml"), "").unwrap(), TaskOptions::default());
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use containerd_shim_protos::api::Status;
-use runc_wrap::protocol::StdioPaths;
+use runc_wrap::protocol::{StdioOptions, StdioPaths};
 use runc_wrap::Runc;
 use tokio::sync::watch;
 use unit_gen::UnitName;
@@ -283,6 +283,8 @@ pub struct Task {
     pub runc: Runc,
     /// The container's OCI spec, as read at Create.
     pub spec: oci_spec::runtime::Spec,
+    /// Stdio owner and log mode, from the runtime options; execs use them too.
+    pub stdio_options: StdioOptions,
     lifecycle: Mutex<Lifecycle>,
     exit_sender: watch::Sender<Option<Exit>>,
     execs: Mutex<BTreeMap<String, Arc<ExecProcess>>>,
@@ -297,6 +299,7 @@ impl Task {
         stdio: StdioPaths,
         runc: Runc,
         spec: oci_spec::runtime::Spec,
+        stdio_options: StdioOptions,
     ) -> Task {
         let unit_path = unit.object_path();
         Task {
@@ -307,6 +310,7 @@ impl Task {
             stdio,
             runc,
             spec,
+            stdio_options,
             lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None }),
             exit_sender: watch::channel(None).0,
             execs: Mutex::new(BTreeMap::new()),
