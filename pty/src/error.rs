@@ -1,10 +1,125 @@
 //! The crate's one error type.
 
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
 use nix::errno::Errno;
 
 /// Everything that can go wrong in the terminal plumbing; each variant names what it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The console socket path is taken by something that is not a socket; we refuse to delete it.
+    #[error("console socket path {path} exists and is not a socket")]
+    NotASocket {
+        /// The path we were asked to bind.
+        path: PathBuf,
+    },
+    /// Looking at what already sits at the console socket path failed.
+    #[error("failed to inspect console socket path {path}")]
+    InspectSocketPath {
+        /// The path we were asked to bind.
+        path: PathBuf,
+        /// The error from `lstat`.
+        #[source]
+        source: io::Error,
+    },
+    /// A stale socket left at the console socket path could not be removed.
+    #[error("failed to remove stale console socket {path}")]
+    RemoveStaleSocket {
+        /// The stale socket's path.
+        path: PathBuf,
+        /// The error from `unlink`.
+        #[source]
+        source: io::Error,
+    },
+    /// Binding or listening on the console socket failed (the path may be longer than `sun_path` allows).
+    #[error("failed to bind console socket {path}")]
+    Bind {
+        /// The path we were asked to bind.
+        path: PathBuf,
+        /// The error from `bind` or `listen`.
+        #[source]
+        source: io::Error,
+    },
+    /// The console socket could not be restricted to its owner.
+    #[error("failed to restrict console socket {path} to mode 0600")]
+    SetSocketMode {
+        /// The console socket's path.
+        path: PathBuf,
+        /// The error from `chmod`.
+        #[source]
+        source: io::Error,
+    },
+    /// Waiting for runc to connect or to send failed.
+    #[error("failed to wait for runc on console socket {path}")]
+    WaitForConsole {
+        /// The console socket's path.
+        path: PathBuf,
+        /// The error from `poll`.
+        #[source]
+        source: Errno,
+    },
+    /// runc did not connect and send the master in time.
+    #[error("timed out after {timeout:?} waiting for the pty master on console socket {path}")]
+    ReceiveTimeout {
+        /// The console socket's path.
+        path: PathBuf,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// Accepting a connection on the console socket failed.
+    #[error("failed to accept a connection on console socket {path}")]
+    Accept {
+        /// The console socket's path.
+        path: PathBuf,
+        /// The error from `accept`.
+        #[source]
+        source: io::Error,
+    },
+    /// The credentials of a connecting process could not be read, so it could not be trusted.
+    #[error("failed to read the credentials of a peer on console socket {path}")]
+    PeerCredentials {
+        /// The console socket's path.
+        path: PathBuf,
+        /// The error from `getsockopt(SO_PEERCRED)`.
+        #[source]
+        source: Errno,
+    },
+    /// Receiving runc's message failed.
+    #[error("failed to receive the pty master on console socket {path}")]
+    ReceiveMessage {
+        /// The console socket's path.
+        path: PathBuf,
+        /// The error from `recvmsg`.
+        #[source]
+        source: Errno,
+    },
+    /// The peer closed the connection or sent a message without a file descriptor.
+    #[error("the peer on console socket {path} sent no file descriptor")]
+    NoFdReceived {
+        /// The console socket's path.
+        path: PathBuf,
+    },
+    /// The peer sent a file descriptor that is not a pty master.
+    #[error("the file descriptor received on console socket {path} is not a pty master")]
+    ReceivedNotPtyMaster {
+        /// The console socket's path.
+        path: PathBuf,
+        /// The error from the TIOCGPTN probe.
+        #[source]
+        source: Errno,
+    },
+    /// The console socket file could not be removed.
+    #[error("failed to remove console socket {path}")]
+    RemoveSocket {
+        /// The console socket's path.
+        path: PathBuf,
+        /// The error from `unlink`.
+        #[source]
+        source: io::Error,
+    },
+
     /// The terminal's window size could not be set.
     #[error("failed to set the terminal window size to {rows} rows and {cols} columns")]
     SetWindowSize {
