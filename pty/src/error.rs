@@ -138,4 +138,63 @@ pub enum Error {
         #[source]
         source: Errno,
     },
+
+    /// The pid does not fit the kernel's `pid_t`.
+    #[error("pid {pid} is not a valid process id")]
+    InvalidPid {
+        /// The pid asked for.
+        pid: u32,
+    },
+    /// The kernel has no `pidfd_open` or `pidfd_getfd` (they need Linux 5.6), or a seccomp filter hides them.
+    #[error("pidfd_open and pidfd_getfd are not available (Linux 5.6 or newer is needed)")]
+    PidfdUnsupported {
+        /// The error from the syscall, normally ENOSYS.
+        #[source]
+        source: Errno,
+    },
+    /// No process has the pid.
+    #[error("no process with pid {pid}")]
+    NoSuchProcess {
+        /// The pid asked for.
+        pid: u32,
+    },
+    /// `pidfd_open` failed for another reason.
+    #[error("failed to open a pidfd for process {pid}")]
+    PidfdOpen {
+        /// The pid asked for.
+        pid: u32,
+        /// The error from `pidfd_open`.
+        #[source]
+        source: Errno,
+    },
+    /// The process has no open file descriptor with that number.
+    #[error("process {pid} has no open file descriptor {fd}")]
+    NoSuchFd {
+        /// The process's pid.
+        pid: u32,
+        /// The file descriptor number asked for.
+        fd: i32,
+    },
+    /// `pidfd_getfd` failed for another reason (EPERM: we may not ptrace the process).
+    #[error("failed to take file descriptor {fd} of process {pid}")]
+    PidfdGetfd {
+        /// The process's pid.
+        pid: u32,
+        /// The file descriptor number asked for.
+        fd: i32,
+        /// The error from `pidfd_getfd`.
+        #[source]
+        source: Errno,
+    },
+    /// The file descriptor taken from the process is not a pty master.
+    #[error("file descriptor {fd} of process {pid} is not a pty master")]
+    NotPtyMaster {
+        /// The process's pid.
+        pid: u32,
+        /// The file descriptor number asked for.
+        fd: i32,
+        /// The error from the TIOCGPTN probe.
+        #[source]
+        source: Errno,
+    },
 }
