@@ -1,5 +1,6 @@
 //! The crate's one error type.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -120,6 +121,62 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// SIGTERM and SIGINT could not be blocked for the copier.
+    #[error("failed to block SIGTERM and SIGINT for the console copier")]
+    BlockSignals {
+        /// The error from `pthread_sigmask`.
+        #[source]
+        source: Errno,
+    },
+    /// SIGPIPE could not be ignored, so a vanished stdout reader would kill the copier.
+    #[error("failed to ignore SIGPIPE for the console copier")]
+    IgnoreSigpipe {
+        /// The error from `sigaction`.
+        #[source]
+        source: Errno,
+    },
+    /// The signalfd that delivers SIGTERM and SIGINT to the copy loop could not be created or read.
+    #[error("failed to use a signalfd for SIGTERM and SIGINT")]
+    SignalFd {
+        /// The error from `signalfd` or its `read`.
+        #[source]
+        source: Errno,
+    },
+    /// One of the copied streams could not be made non-blocking.
+    #[error("failed to make the {stream} non-blocking")]
+    SetNonBlocking {
+        /// Which stream.
+        stream: Stream,
+        /// The error from `fcntl`.
+        #[source]
+        source: Errno,
+    },
+    /// Waiting for the copied streams failed.
+    #[error("failed to poll the terminal streams")]
+    Poll {
+        /// The error from `poll`.
+        #[source]
+        source: Errno,
+    },
+    /// Reading one of the copied streams failed.
+    #[error("failed to read from the {stream}")]
+    Read {
+        /// Which stream.
+        stream: Stream,
+        /// The error from `read`.
+        #[source]
+        source: Errno,
+    },
+    /// Writing one of the copied streams failed.
+    #[error("failed to write to the {stream}")]
+    Write {
+        /// Which stream.
+        stream: Stream,
+        /// The error from `write`.
+        #[source]
+        source: Errno,
+    },
+
     /// The terminal's window size could not be set.
     #[error("failed to set the terminal window size to {rows} rows and {cols} columns")]
     SetWindowSize {
@@ -197,4 +254,25 @@ pub enum Error {
         #[source]
         source: Errno,
     },
+}
+
+/// A stream the console copier reads or writes, named in errors and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The pty master received from runc.
+    Master,
+    /// containerd's stdin fifo, copied into the terminal.
+    Stdin,
+    /// containerd's stdout fifo, which receives the terminal's output.
+    Stdout,
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stream::Master => "pty master",
+            Stream::Stdin => "stdin",
+            Stream::Stdout => "stdout",
+        })
+    }
 }

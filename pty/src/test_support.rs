@@ -57,3 +57,21 @@ pub(crate) fn read_within(fd: BorrowedFd<'_>, len: usize, timeout: Duration) -> 
     }
     got
 }
+
+/// Reads until EOF, panicking with what did arrive if `timeout` passes first.
+pub(crate) fn read_to_eof_within(fd: BorrowedFd<'_>, timeout: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let ready = poll_until(&mut fds, Some(deadline)).expect("poll");
+        assert!(ready > 0, "no EOF within {timeout:?}; got {} bytes", got.len());
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR | Errno::EAGAIN) => {}
+            Err(err) => panic!("read failed after {} bytes: {err}", got.len()),
+        }
+    }
+}
