@@ -149,4 +149,7 @@ pub enum Error {
         /// What it holds.
         contents: String,
     },
+    /// The terminal could not be set up.
+    #[error("terminal: {0}")]
+    Console(#[from] pty::Error),
 }

@@ -24,12 +24,14 @@ pub mod files {
     pub const RUNC_LOG: &str = "runc-log.json";
     /// The durable [`super::ExitState`] written by `ExecStopPost`.
     pub const EXIT_STATE: &str = "exit-state.json";
+    /// The [`super::ConsoleRecord`] of a container with a terminal.
+    pub const CONSOLE_RECORD: &str = "shim-console.json";
 
     /// The directory holding one subdirectory per exec process ([`exec`]).
     pub const EXEC_DIR: &str = "shim-exec";
 
     /// Every file we may leave in a bundle, for cleanup (besides [`EXEC_DIR`]).
-    pub const ALL: [&str; 5] = [CREATE_REQUEST, HELPER_FAILURE, INIT_PID, RUNC_LOG, EXIT_STATE];
+    pub const ALL: [&str; 6] = [CREATE_REQUEST, HELPER_FAILURE, INIT_PID, RUNC_LOG, EXIT_STATE, CONSOLE_RECORD];
 
     /// File names inside an exec process's directory, `<bundle>/shim-exec/<exec id>/`.
     pub mod exec {
@@ -45,6 +47,8 @@ pub mod files {
         pub const RUNC_LOG: &str = "runc-log.json";
         /// The durable exit state written by `ExecStopPost`.
         pub const EXIT_STATE: &str = "exit-state.json";
+        /// The console record of an exec with a terminal.
+        pub const CONSOLE_RECORD: &str = "console.json";
     }
 }
 
@@ -84,6 +88,26 @@ pub struct StdioOptions {
     pub output_to_journal: bool,
 }
 
+/// Where a process with a terminal gets its console: the socket runc sends the pty master to,
+/// and the record of the copier process that then holds it (for the daemon's ResizePty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsolePaths {
+    /// The console socket (`runc … --console-socket`); a short path, unix sockets allow 108 bytes.
+    pub socket: PathBuf,
+    /// Where the helper writes the [`ConsoleRecord`].
+    pub record: PathBuf,
+}
+
+/// The copier that holds a terminal's pty master: the daemon takes a duplicate of fd
+/// `master_fd` of process `pid` (pidfd_getfd) to set the window size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleRecord {
+    /// The copier's pid.
+    pub pid: u32,
+    /// The master's fd number in the copier.
+    pub master_fd: i32,
+}
+
 /// How to invoke runc for this container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuncInvocation {
@@ -115,6 +139,9 @@ pub struct CreateRequest {
     /// Stdio owner and journal mode.
     #[serde(default)]
     pub stdio_options: StdioOptions,
+    /// The console, when the container has a terminal.
+    #[serde(default)]
+    pub console: Option<ConsolePaths>,
     /// runc binary, root and log.
     pub runc: RuncInvocation,
     /// Where runc writes the init pid.
@@ -141,9 +168,9 @@ pub struct ExecRequest {
     /// Stdio owner and journal mode (the task's).
     #[serde(default)]
     pub stdio_options: StdioOptions,
-    /// Whether the process gets a terminal (`process.terminal` in the spec).
+    /// The console, when the process has a terminal (`process.terminal` in the spec).
     #[serde(default)]
-    pub terminal: bool,
+    pub console: Option<ConsolePaths>,
     /// runc binary, root and log.
     pub runc: RuncInvocation,
     /// Where runc writes the process's pid.
@@ -166,6 +193,8 @@ pub enum HelperStage {
     Mount,
     /// Opening stdio.
     Stdio,
+    /// Setting up the terminal.
+    Console,
     /// Executing runc.
     ExecRunc,
 }
@@ -177,6 +206,7 @@ impl std::fmt::Display for HelperStage {
             HelperStage::Cgroup => "placing the container cgroup",
             HelperStage::Mount => "mounting the rootfs",
             HelperStage::Stdio => "opening stdio",
+            HelperStage::Console => "setting up the terminal",
             HelperStage::ExecRunc => "executing runc",
         })
     }

@@ -37,6 +37,8 @@ pub struct CreatePaths<'a> {
     pub pid_file: &'a Path,
     /// runc's JSON log.
     pub log: &'a Path,
+    /// The console socket, for a container with a terminal.
+    pub console_socket: Option<&'a Path>,
 }
 
 /// Where `runc exec` finds the process spec and writes its pid file and log.
@@ -85,6 +87,9 @@ impl Runc {
         }
         if flags.no_new_keyring {
             args.push("--no-new-keyring".into());
+        }
+        if let Some(socket) = paths.console_socket {
+            args.extend(["--console-socket".into(), socket.into()]);
         }
         args.push(id.into());
         args
@@ -297,14 +302,21 @@ mod tests {
 
     #[test]
     fn create_args_log_as_json_and_write_a_pid_file() {
-        let paths =
-            CreatePaths { bundle: Path::new("/b"), pid_file: Path::new("/b/init.pid"), log: Path::new("/b/log.json") };
+        let paths = CreatePaths {
+            bundle: Path::new("/b"),
+            pid_file: Path::new("/b/init.pid"),
+            log: Path::new("/b/log.json"),
+            console_socket: None,
+        };
         let args = strings(runc().create_args("t1", paths, CreateFlags::default()));
         let expected = "--root /run/r --log /b/log.json --log-format json create --bundle /b --pid-file /b/init.pid t1";
         assert_eq!(args.join(" "), expected);
         let flags = CreateFlags { no_pivot_root: true, no_new_keyring: true };
         let args = strings(runc().create_args("t1", paths, flags));
         assert_eq!(args[args.len() - 3..], ["--no-pivot", "--no-new-keyring", "t1"]);
+        let tty = CreatePaths { console_socket: Some(Path::new("/c.sock")), ..paths };
+        let args = strings(runc().create_args("t1", tty, CreateFlags::default()));
+        assert_eq!(args[args.len() - 3..], ["--console-socket", "/c.sock", "t1"]);
     }
 
     #[test]

@@ -70,6 +70,21 @@ pub enum Error {
         /// Why it failed.
         message: String,
     },
+    /// ResizePty of a process without a terminal.
+    #[error("{process} has no terminal")]
+    NoTerminal {
+        /// The task or exec.
+        process: String,
+    },
+    /// The terminal could not be reached or resized.
+    #[error("terminal of {process}: {source}")]
+    Terminal {
+        /// The task or exec.
+        process: String,
+        /// What failed.
+        #[source]
+        source: pty::Error,
+    },
     /// A task with that id already exists in that namespace.
     #[error("task {namespace}/{id} already exists")]
     TaskExists {
@@ -189,14 +204,15 @@ impl Error {
             Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,
             Error::TaskNotFound { .. } | Error::ExecNotFound { .. } | Error::ProcessFinished { .. } => Code::NOT_FOUND,
             Error::TaskExists { .. } | Error::ExecExists { .. } | Error::UnitExists { .. } => Code::ALREADY_EXISTS,
-            Error::BadState { .. } | Error::ExecBadState { .. } | Error::RuncUnavailable(_) => {
-                Code::FAILED_PRECONDITION
-            }
+            Error::BadState { .. }
+            | Error::ExecBadState { .. }
+            | Error::RuncUnavailable(_)
+            | Error::NoTerminal { .. } => Code::FAILED_PRECONDITION,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::Runc(_) | Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,
             Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => Code::UNAVAILABLE,
             Error::Systemd(SystemdError::JobTimeout { .. }) => Code::DEADLINE_EXCEEDED,
-            Error::Systemd(_) | Error::State(_) | Error::Io { .. } => Code::INTERNAL,
+            Error::Systemd(_) | Error::State(_) | Error::Io { .. } | Error::Terminal { .. } => Code::INTERNAL,
         }
     }
 

@@ -51,6 +51,12 @@ fn hex_digest(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// The console socket for a terminal of `process` (`<namespace>/<id>` or `<namespace>/<id>/<exec id>`):
+/// short and fixed-length whatever the ids, since unix socket paths are limited to 108 bytes.
+pub fn console_socket(process: &str) -> PathBuf {
+    PathBuf::from(STATE_ROOT).join("console").join(format!("{}.sock", &hex_digest(process)[..32]))
+}
+
 /// runc's state root for containers of `namespace` (as runc-v2 keeps one per namespace).
 pub fn runc_root(namespace: &str) -> PathBuf {
     PathBuf::from(STATE_ROOT).join("runc").join(namespace)

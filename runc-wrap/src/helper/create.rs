@@ -3,7 +3,6 @@
 //! exit ends the unit's start job and systemd adopts the container init from the pid file.
 //! Anything that fails before the exec is reported in the request's failure file for the daemon.
 
-use std::convert::Infallible;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +10,9 @@ use std::time::Duration;
 
 use crate::atomic_file::{read_json, write_json_atomically};
 use crate::helper::cgroup::place_container_cgroup;
+use crate::helper::spawn::run_runc;
 use crate::helper::stdio::prepare_stdio;
+use crate::helper::terminal::{bind_console, start_copier};
 use crate::protocol::{CreateRequest, HelperFailure, HelperStage};
 use crate::runc::{CreateFlags, CreatePaths, Runc};
 use crate::Error;
@@ -26,46 +27,62 @@ pub fn run_create(request_path: &Path) -> i32 {
             return 1;
         }
     };
-    let error = match prepare_and_exec(&request) {
-        Ok(never) => match never {},
-        Err(error) => error,
+    let (stage, error) = match prepare_and_run(&request) {
+        Ok(code) => return code,
+        Err(failure) => failure,
     };
-    tracing::error!(container = %request.container_id, "helper create failed while {}: {}", error.0, error.1);
-    let failure = HelperFailure { stage: error.0, message: error.1.to_string() };
+    tracing::error!(container = %request.container_id, "helper create failed while {stage}: {error}");
+    let failure = HelperFailure { stage, message: error.to_string() };
     if let Err(report_error) = write_json_atomically(&request.failure_report, &failure) {
         tracing::error!("helper create: could not report the failure: {report_error}");
     }
     1
 }
 
-fn prepare_and_exec(request: &CreateRequest) -> Result<Infallible, (HelperStage, Error)> {
+/// Prepares the container and runs `runc create`: in place of this process when there is no
+/// terminal (nothing is left to do after runc), as a child otherwise (the copier comes after).
+fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)> {
     let cgroup = place_container_cgroup(&request.bundle).map_err(|e| (HelperStage::Cgroup, e))?;
     tracing::debug!(container = %request.container_id, "container cgroup is {cgroup}");
 
     mount_rootfs(request).map_err(|e| (HelperStage::Mount, e))?;
 
     let timeout = Duration::from_millis(request.fifo_timeout_ms);
-    let stdio = prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
-
     let runc = Runc::new(&request.runc.binary, &request.runc.root);
-    let paths = CreatePaths { bundle: &request.bundle, pid_file: &request.pid_file, log: &request.runc.log };
     let flags = CreateFlags { no_pivot_root: request.runc.no_pivot_root, no_new_keyring: request.runc.no_new_keyring };
+    let mut paths = CreatePaths {
+        bundle: &request.bundle,
+        pid_file: &request.pid_file,
+        log: &request.runc.log,
+        console_socket: None,
+    };
+    let Some(console) = &request.console else {
+        let stdio =
+            prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
+        let exec_error = Command::new(&request.runc.binary)
+            .args(runc.create_args(&request.container_id, paths, flags))
+            .stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr)
+            .exec();
+        return Err((
+            HelperStage::ExecRunc,
+            Error::SpawnRunc {
+                binary: request.runc.binary.clone(),
+                command: "create",
+                id: request.container_id.clone(),
+                source: exec_error,
+            },
+        ));
+    };
+    let socket = bind_console(console).map_err(|e| (HelperStage::Console, e))?;
+    paths.console_socket = Some(&console.socket);
     let args = runc.create_args(&request.container_id, paths, flags);
-    let exec_error = Command::new(&request.runc.binary)
-        .args(args)
-        .stdin(stdio.stdin)
-        .stdout(stdio.stdout)
-        .stderr(stdio.stderr)
-        .exec();
-    Err((
-        HelperStage::ExecRunc,
-        Error::SpawnRunc {
-            binary: request.runc.binary.clone(),
-            command: "create",
-            id: request.container_id.clone(),
-            source: exec_error,
-        },
-    ))
+    run_runc("create", &request.container_id, &request.runc.binary, args, None, &request.runc.log)
+        .map_err(|e| (HelperStage::ExecRunc, e))?;
+    start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
+        .map_err(|e| (HelperStage::Console, e))?;
+    Ok(0)
 }
 
 fn mount_rootfs(request: &CreateRequest) -> Result<(), Error> {

@@ -12,7 +12,6 @@
 //! miss its exit. Signals sent to the unit's main process are forwarded to the exec process.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::resource::{setrlimit, Resource};
@@ -21,9 +20,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::atomic_file::{read_json, write_json_atomically};
+use crate::helper::spawn::run_runc;
 use crate::helper::stdio::prepare_stdio;
+use crate::helper::terminal::{bind_console, start_copier};
 use crate::protocol::{ExecRequest, HelperFailure, HelperStage};
-use crate::runc::{last_error_in_log, ExecPaths, Runc};
+use crate::runc::{ExecPaths, Runc};
 use crate::Error;
 
 /// Signals forwarded to the exec process. SIGCHLD is waited for, not forwarded; SIGKILL and
@@ -89,40 +90,31 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|source| (HelperStage::ExecRunc, Error::Supervise { action: "becoming a child subreaper", source }))?;
     let timeout = Duration::from_millis(request.fifo_timeout_ms);
-    let stdio = prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
     let runc = Runc::new(&request.runc.binary, &request.runc.root);
-    let paths = ExecPaths {
+    let mut paths = ExecPaths {
         process: &request.process_file,
         pid_file: &request.pid_file,
         log: &request.runc.log,
         console_socket: None,
     };
-    let mut command = Command::new(&request.runc.binary);
-    command.args(runc.exec_args(&request.container_id, paths));
-    command.stdin(Stdio::from(stdio.stdin)).stdout(Stdio::from(stdio.stdout)).stderr(Stdio::from(stdio.stderr));
-    // Our NOTIFY_SOCKET is for this helper, not for runc (which would forward it to the container).
-    command.env_remove("NOTIFY_SOCKET");
-    let spawn_error = |source| Error::SpawnRunc {
-        binary: request.runc.binary.clone(),
-        command: "exec",
-        id: request.container_id.clone(),
-        source,
-    };
-    let status = command.status().map_err(|source| (HelperStage::ExecRunc, spawn_error(source)))?;
-    if !status.success() {
-        let message = std::fs::read_to_string(&request.runc.log)
-            .ok()
-            .and_then(|log| last_error_in_log(&log))
-            .unwrap_or_else(|| "runc logged no error".to_string());
-        return Err((
-            HelperStage::ExecRunc,
-            Error::RuncFailed {
-                command: "exec",
-                id: request.container_id.clone(),
-                status: status.to_string(),
-                message,
-            },
-        ));
+    let log = &request.runc.log;
+    match &request.console {
+        None => {
+            let stdio =
+                prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
+            let args = runc.exec_args(&request.container_id, paths);
+            run_runc("exec", &request.container_id, &request.runc.binary, args, Some(stdio), log)
+                .map_err(|e| (HelperStage::ExecRunc, e))?;
+        }
+        Some(console) => {
+            let socket = bind_console(console).map_err(|e| (HelperStage::Console, e))?;
+            paths.console_socket = Some(&console.socket);
+            let args = runc.exec_args(&request.container_id, paths);
+            run_runc("exec", &request.container_id, &request.runc.binary, args, None, log)
+                .map_err(|e| (HelperStage::ExecRunc, e))?;
+            start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
+                .map_err(|e| (HelperStage::Console, e))?;
+        }
     }
     read_pid(&request.pid_file).map_err(|error| (HelperStage::ExecRunc, error))
 }

@@ -7,7 +7,9 @@ mod cgroup;
 mod create;
 mod exec;
 mod exited;
+mod spawn;
 mod stdio;
+mod terminal;
 
 pub use cgroup::{unit_cgroup_from_proc, CONTAINER_CGROUP_LEAF};
 pub use create::run_create;

@@ -10,7 +10,8 @@ use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
 use runc_wrap::atomic_file::{read_json, write_json_atomically};
 use runc_wrap::protocol::{
-    files, CreateRequest, HelperFailure, HelperStage, RootfsMount, RuncInvocation, StdioOptions, StdioPaths,
+    files, ConsolePaths, CreateRequest, HelperFailure, HelperStage, RootfsMount, RuncInvocation, StdioOptions,
+    StdioPaths,
 };
 use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
 use runc_wrap::Runc;
@@ -19,10 +20,10 @@ use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
 use super::cleanup::remove_task_residue;
 use super::manager::TaskManager;
 use super::options::{decode_options, LogMode};
-use super::task::{Task, TaskKey};
+use super::task::{Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
-use crate::paths::runc_root;
+use crate::paths::{console_socket, runc_root};
 use crate::systemd::{error_names, JobResult};
 
 /// How long we wait for the unit's start job: systemd's own TimeoutStartSec plus a margin.
@@ -44,15 +45,16 @@ impl TaskManager {
     pub async fn create(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
         let valid = self.validate_create(&key, &request).await?;
         let unit = UnitName::for_task(&key.namespace, &key.id);
-        let task = Arc::new(Task::creating(
-            key.clone(),
-            valid.bundle.clone(),
+        let setup = TaskSetup {
+            bundle: valid.bundle.clone(),
             unit,
-            valid.stdio.clone(),
-            valid.runc.clone(),
-            valid.spec.clone(),
-            valid.stdio_options,
-        ));
+            stdio: valid.stdio.clone(),
+            stdio_options: valid.stdio_options,
+            terminal: request.terminal,
+            runc: valid.runc.clone(),
+            spec: valid.spec.clone(),
+        };
+        let task = Arc::new(Task::creating(key.clone(), setup));
         if self.tasks.insert_new(Arc::clone(&task)).is_err() {
             return Err(Error::TaskExists { namespace: key.namespace, id: key.id });
         }
@@ -73,9 +75,6 @@ impl TaskManager {
     }
 
     async fn validate_create(&self, key: &TaskKey, request: &CreateTaskRequest) -> Result<ValidCreate, Error> {
-        if request.terminal {
-            return Err(Error::Unsupported("a terminal (tty) for the container".into()));
-        }
         if !request.checkpoint.is_empty() {
             return Err(Error::Unsupported("restoring a task from a checkpoint".into()));
         }
@@ -87,6 +86,13 @@ impl TaskManager {
         let options = decode_options(request.options.as_ref()).await?;
         let bundle = validate_bundle(&request.bundle).await?;
         let spec = read_spec(&bundle).await?;
+        let spec_terminal = spec.process().as_ref().and_then(|process| process.terminal()).unwrap_or(false);
+        if spec_terminal != request.terminal {
+            return Err(Error::InvalidSpec {
+                bundle: bundle.clone(),
+                reason: format!("process.terminal is {spec_terminal} but the request asks for {}", request.terminal),
+            });
+        }
 
         let runc_flags = CreateFlags { no_pivot_root: options.no_pivot_root, no_new_keyring: options.no_new_keyring };
         let runc_name = options.runc_binary.unwrap_or_else(|| "runc".to_string());
@@ -127,6 +133,10 @@ impl TaskManager {
             rootfs: valid.rootfs.clone(),
             stdio: valid.stdio.clone(),
             stdio_options: valid.stdio_options,
+            console: task.terminal.then(|| ConsolePaths {
+                socket: console_socket(&task.key.to_string()),
+                record: bundle.join(files::CONSOLE_RECORD),
+            }),
             runc: RuncInvocation {
                 binary: valid.runc.binary.clone(),
                 root: valid.runc.root.clone(),

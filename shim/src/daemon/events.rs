@@ -53,7 +53,7 @@ impl EventSender {
             stdin: path_string(&task.stdio.stdin),
             stdout: path_string(&task.stdio.stdout),
             stderr: path_string(&task.stdio.stderr),
-            terminal: false,
+            terminal: task.terminal,
             ..Default::default()
         };
         let event = TaskCreate {

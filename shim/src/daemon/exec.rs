@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::Process;
 use runc_wrap::atomic_file::{read_json, write_json_atomically};
-use runc_wrap::protocol::{exec_dir, files, ExecRequest, HelperFailure, RuncInvocation, StdioPaths};
+use runc_wrap::protocol::{exec_dir, files, ConsolePaths, ExecRequest, HelperFailure, RuncInvocation, StdioPaths};
 use unit_gen::{render_exec_unit, ExecHelperPaths, ExecUnitRequest, UnitName};
 
 use super::cleanup::STOP_TIMEOUT;
@@ -22,6 +22,7 @@ use super::manager::TaskManager;
 use super::task::{Exit, Task, TaskKey};
 use crate::blocking::blocking;
 use crate::error::Error;
+use crate::paths::console_socket;
 use crate::systemd::{error_names, JobResult};
 
 /// How long we wait for an exec unit's start job: systemd's TimeoutStartSec plus a margin.
@@ -62,9 +63,6 @@ impl TaskManager {
             stdout: stdio_path("stdout", &request.stdout)?,
             stderr: stdio_path("stderr", &request.stderr)?,
         };
-        if request.terminal {
-            return Err(Error::Unsupported("a terminal (tty) for an exec process".into()));
-        }
         let exec_id = request.exec_id.clone();
         let unit = UnitName::for_exec(&key.namespace, &key.id, &exec_id);
         let dir = exec_dir(&task.bundle, &exec_id);
@@ -80,7 +78,10 @@ impl TaskManager {
             process_file: dir.join(files::exec::PROCESS),
             stdio,
             stdio_options: task.stdio_options,
-            terminal: request.terminal,
+            console: request.terminal.then(|| ConsolePaths {
+                socket: console_socket(&format!("{key}/{exec_id}")),
+                record: dir.join(files::exec::CONSOLE_RECORD),
+            }),
             runc: RuncInvocation {
                 binary: task.runc.binary.clone(),
                 root: task.runc.root.clone(),

@@ -15,6 +15,7 @@ mod options;
 mod pause;
 mod pids;
 mod request;
+mod resize;
 mod server;
 mod service;
 mod start;

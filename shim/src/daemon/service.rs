@@ -86,7 +86,7 @@ impl TaskApi for TaskService {
                         stdin: path(&task.stdio.stdin),
                         stdout: path(&task.stdio.stdout),
                         stderr: path(&task.stdio.stderr),
-                        terminal: false,
+                        terminal: task.terminal,
                         exit_status: lifecycle.exit().map(|exit| exit.status).unwrap_or_default(),
                         exited_at: lifecycle.exit().map(|exit| timestamp(exit.at)).into(),
                         ..Default::default()
@@ -226,8 +226,14 @@ impl TaskApi for TaskService {
         reply("Exec", &id, result.await)
     }
 
-    async fn resize_pty(&self, _ctx: &TtrpcContext, _request: ResizePtyRequest) -> ttrpc::Result<Empty> {
-        unsupported("resizing a terminal")
+    async fn resize_pty(&self, _ctx: &TtrpcContext, request: ResizePtyRequest) -> ttrpc::Result<Empty> {
+        let result = async {
+            let key = task_key(&self.namespace, &request.id)?;
+            let process = process_ref(&request.exec_id)?;
+            self.manager.resize_pty(&key, process, request.height, request.width).await?;
+            Ok(Empty::new())
+        };
+        reply("ResizePty", &request.id, result.await)
     }
 
     /// The container (or exec) holds its stdin fifo's read end itself and sees EOF once

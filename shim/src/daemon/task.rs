@@ -285,22 +285,35 @@ pub struct Task {
     pub spec: oci_spec::runtime::Spec,
     /// Stdio owner and log mode, from the runtime options; execs use them too.
     pub stdio_options: StdioOptions,
+    /// Whether init has a terminal.
+    pub terminal: bool,
     lifecycle: Mutex<Lifecycle>,
     exit_sender: watch::Sender<Option<Exit>>,
     execs: Mutex<BTreeMap<String, Arc<ExecProcess>>>,
 }
 
+/// What a task is made from: everything Create validated.
+pub struct TaskSetup {
+    /// The OCI bundle directory.
+    pub bundle: PathBuf,
+    /// The task's unit.
+    pub unit: UnitName,
+    /// The container's stdio as containerd gave it.
+    pub stdio: StdioPaths,
+    /// Stdio owner and log mode.
+    pub stdio_options: StdioOptions,
+    /// Whether init has a terminal.
+    pub terminal: bool,
+    /// runc with this task's binary and root.
+    pub runc: Runc,
+    /// The container's OCI spec.
+    pub spec: oci_spec::runtime::Spec,
+}
+
 impl Task {
     /// A task whose unit is about to be started.
-    pub fn creating(
-        key: TaskKey,
-        bundle: PathBuf,
-        unit: UnitName,
-        stdio: StdioPaths,
-        runc: Runc,
-        spec: oci_spec::runtime::Spec,
-        stdio_options: StdioOptions,
-    ) -> Task {
+    pub fn creating(key: TaskKey, setup: TaskSetup) -> Task {
+        let TaskSetup { bundle, unit, stdio, stdio_options, terminal, runc, spec } = setup;
         let unit_path = unit.object_path();
         Task {
             key,
@@ -311,6 +324,7 @@ impl Task {
             runc,
             spec,
             stdio_options,
+            terminal,
             lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None }),
             exit_sender: watch::channel(None).0,
             execs: Mutex::new(BTreeMap::new()),
