@@ -152,4 +152,10 @@ pub enum Error {
     /// The terminal could not be set up.
     #[error("terminal: {0}")]
     Console(#[from] pty::Error),
+    /// `$NOTIFY_SOCKET` cannot be handed to a container.
+    #[error("NOTIFY_SOCKET {socket:?} is not a socket path that can be mounted into the container")]
+    NotifySocket {
+        /// The value.
+        socket: String,
+    },
 }

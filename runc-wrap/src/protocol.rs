@@ -142,6 +142,9 @@ pub struct CreateRequest {
     /// The console, when the container has a terminal.
     #[serde(default)]
     pub console: Option<ConsolePaths>,
+    /// The unit is `Type=notify` and the container itself says `READY=1` (option `SdNotify`).
+    #[serde(default)]
+    pub sd_notify: bool,
     /// runc binary, root and log.
     pub runc: RuncInvocation,
     /// Where runc writes the init pid.
@@ -195,6 +198,8 @@ pub enum HelperStage {
     Stdio,
     /// Setting up the terminal.
     Console,
+    /// Handing the container systemd's notification socket.
+    Notify,
     /// Executing runc.
     ExecRunc,
 }
@@ -207,6 +212,7 @@ impl std::fmt::Display for HelperStage {
             HelperStage::Mount => "mounting the rootfs",
             HelperStage::Stdio => "opening stdio",
             HelperStage::Console => "setting up the terminal",
+            HelperStage::Notify => "handing the container systemd's notification socket",
             HelperStage::ExecRunc => "executing runc",
         })
     }

@@ -61,22 +61,31 @@ pub struct InitUnitRequest<'a> {
     pub options: &'a UnitOptions,
     /// Major version of the systemd we talk to.
     pub systemd_version: u32,
+    /// `SdNotify`: `Type=notify` with `NotifyAccess=all`; the helper names the container init
+    /// as main process (`MAINPID=`) and the unit becomes active when the container says `READY=1`.
+    pub sd_notify: bool,
 }
 
 /// Renders the transient unit for a container's init process.
 pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, Error> {
-    let InitUnitRequest { namespace, id, spec, helper, options, systemd_version } = *request;
+    let InitUnitRequest { namespace, id, spec, helper, options, systemd_version, sd_notify } = *request;
     let name = UnitName::for_task(namespace, id);
 
-    let mut properties = vec![
-        Property::new("Description", PropertyValue::Str(format!("containerd task {namespace}/{id}"))),
-        Property::new("Type", PropertyValue::Str("forking".into())),
-        Property::new("PIDFile", PropertyValue::Str(helper.pid_file.clone())),
+    let mut properties =
+        vec![Property::new("Description", PropertyValue::Str(format!("containerd task {namespace}/{id}")))];
+    if sd_notify {
+        properties.push(Property::new("Type", PropertyValue::Str("notify".into())));
+        properties.push(Property::new("NotifyAccess", PropertyValue::Str("all".into())));
+    } else {
+        properties.push(Property::new("Type", PropertyValue::Str("forking".into())));
+        properties.push(Property::new("PIDFile", PropertyValue::Str(helper.pid_file.clone())));
+    }
+    properties.extend([
         Property::new("Delegate", PropertyValue::Bool(true)),
         Property::new("KillMode", PropertyValue::Str("control-group".into())),
         Property::new("TasksMax", PropertyValue::U64(TASKS_MAX_INFINITY)),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
-    ];
+    ]);
     // No `AddRef` (it needs a bus name to track, which systemd's private socket lacks) and the
     // default `CollectMode=inactive`: a container that exited cleanly is collected at once, one
     // that failed stays visible (`systemctl --failed`, `systemctl status`) until Delete resets it.
@@ -154,6 +163,7 @@ mod tests {
             helper: &helper,
             options,
             systemd_version,
+            sd_notify: false,
         })
     }
 
@@ -188,6 +198,26 @@ mod tests {
         };
         assert_eq!(stop_post[0].argv[1..], ["helper", "exited", "/run/b/exit-state.json"]);
         assert!(unit.property("ExecStart").is_none());
+    }
+
+    #[test]
+    fn sd_notify_makes_a_notify_unit_that_any_container_process_may_notify() {
+        let helper = helper();
+        let spec = typical_spec("");
+        let request = InitUnitRequest {
+            namespace: "default",
+            id: "t1",
+            spec: &spec,
+            helper: &helper,
+            options: &UnitOptions::default(),
+            systemd_version: 252,
+            sd_notify: true,
+        };
+        let unit = render_init_unit(&request).unwrap();
+        assert_eq!(unit.property("Type"), Some(&PropertyValue::Str("notify".into())));
+        assert_eq!(unit.property("NotifyAccess"), Some(&PropertyValue::Str("all".into())));
+        assert_eq!(unit.property("PIDFile"), None, "the helper names the main pid itself");
+        assert_eq!(unit.property("Delegate"), Some(&PropertyValue::Bool(true)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::atomic_file::write_atomically;
+use crate::helper::config_patch::{object_entry, patch_config};
 use crate::Error;
 
 /// Name of the container's cgroup below its unit's.
@@ -41,16 +41,11 @@ pub fn place_container_cgroup(bundle: &Path) -> Result<String, Error> {
     let container_cgroup = format!("{}/{CONTAINER_CGROUP_LEAF}", unit_cgroup.trim_end_matches('/'));
 
     let config_path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&config_path)
-        .map_err(|source| Error::StateFile { path: config_path.clone(), source })?;
-    let mut config: Value =
-        serde_json::from_str(&text).map_err(|source| Error::Decode { path: config_path.clone(), source })?;
-    let root = config.as_object_mut().ok_or_else(|| Error::NotAnObject { path: config_path.clone() })?;
-    let linux = root.entry("linux").or_insert_with(|| Value::Object(Default::default()));
-    let linux = linux.as_object_mut().ok_or_else(|| Error::NotAnObject { path: config_path.clone() })?;
-    linux.insert("cgroupsPath".into(), Value::String(container_cgroup.clone()));
-    let json = serde_json::to_vec(&config).map_err(|source| Error::Encode { path: config_path.clone(), source })?;
-    write_atomically(&config_path, &json)?;
+    patch_config(bundle, |root| {
+        let linux = object_entry(root, "linux", &config_path)?;
+        linux.insert("cgroupsPath".into(), Value::String(container_cgroup.clone()));
+        Ok(())
+    })?;
     Ok(container_cgroup)
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::atomic_file::{read_json, write_json_atomically};
 use crate::helper::cgroup::place_container_cgroup;
+use crate::helper::config_patch::expose_notify_socket;
 use crate::helper::spawn::run_runc;
 use crate::helper::stdio::prepare_stdio;
 use crate::helper::terminal::{bind_console, start_copier};
@@ -39,11 +40,17 @@ pub fn run_create(request_path: &Path) -> i32 {
     1
 }
 
-/// Prepares the container and runs `runc create`: in place of this process when there is no
-/// terminal (nothing is left to do after runc), as a child otherwise (the copier comes after).
+/// Prepares the container and runs `runc create`: in place of this process when nothing is
+/// left to do after runc, as a child when there is (a terminal's copier; with `SdNotify`, telling
+/// systemd the container init is the main process, which it then waits to hear `READY=1` from).
 fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)> {
     let cgroup = place_container_cgroup(&request.bundle).map_err(|e| (HelperStage::Cgroup, e))?;
     tracing::debug!(container = %request.container_id, "container cgroup is {cgroup}");
+    let notify_socket = std::env::var("NOTIFY_SOCKET").ok();
+    if request.sd_notify {
+        let socket = notify_socket.as_deref().unwrap_or_default();
+        expose_notify_socket(&request.bundle, socket).map_err(|e| (HelperStage::Notify, e))?;
+    }
 
     mount_rootfs(request).map_err(|e| (HelperStage::Mount, e))?;
 
@@ -56,32 +63,44 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
         log: &request.runc.log,
         console_socket: None,
     };
-    let Some(console) = &request.console else {
-        let stdio =
-            prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
-        let exec_error = Command::new(&request.runc.binary)
-            .args(runc.create_args(&request.container_id, paths, flags))
-            .stdin(stdio.stdin)
-            .stdout(stdio.stdout)
-            .stderr(stdio.stderr)
-            .exec();
-        return Err((
-            HelperStage::ExecRunc,
-            Error::SpawnRunc {
-                binary: request.runc.binary.clone(),
-                command: "create",
-                id: request.container_id.clone(),
-                source: exec_error,
-            },
-        ));
-    };
-    let socket = bind_console(console).map_err(|e| (HelperStage::Console, e))?;
-    paths.console_socket = Some(&console.socket);
-    let args = runc.create_args(&request.container_id, paths, flags);
-    run_runc("create", &request.container_id, &request.runc.binary, args, None, &request.runc.log)
-        .map_err(|e| (HelperStage::ExecRunc, e))?;
-    start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
-        .map_err(|e| (HelperStage::Console, e))?;
+    let (id, binary, log) = (&request.container_id, &request.runc.binary, &request.runc.log);
+    match &request.console {
+        None if !request.sd_notify => {
+            let stdio =
+                prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
+            let exec_error = Command::new(binary)
+                .args(runc.create_args(id, paths, flags))
+                .stdin(stdio.stdin)
+                .stdout(stdio.stdout)
+                .stderr(stdio.stderr)
+                .exec();
+            let source = exec_error;
+            return Err((
+                HelperStage::ExecRunc,
+                Error::SpawnRunc { binary: binary.clone(), command: "create", id: id.clone(), source },
+            ));
+        }
+        None => {
+            let stdio =
+                prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
+            let args = runc.create_args(id, paths, flags);
+            run_runc("create", id, binary, args, Some(stdio), log).map_err(|e| (HelperStage::ExecRunc, e))?;
+        }
+        Some(console) => {
+            let socket = bind_console(console).map_err(|e| (HelperStage::Console, e))?;
+            paths.console_socket = Some(&console.socket);
+            let args = runc.create_args(id, paths, flags);
+            run_runc("create", id, binary, args, None, log).map_err(|e| (HelperStage::ExecRunc, e))?;
+            start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
+                .map_err(|e| (HelperStage::Console, e))?;
+        }
+    }
+    if request.sd_notify {
+        let pid = std::fs::read_to_string(&request.pid_file)
+            .map_err(|source| (HelperStage::Notify, Error::StateFile { path: request.pid_file.clone(), source }))?;
+        crate::notify::notify(&format!("MAINPID={}", pid.trim()))
+            .map_err(|source| (HelperStage::Notify, Error::StateFile { path: "NOTIFY_SOCKET".into(), source }))?;
+    }
     Ok(0)
 }
 

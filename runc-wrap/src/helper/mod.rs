@@ -4,6 +4,7 @@
 //! It is short-lived, synchronous code: blocking is fine here, and never touches the daemon.
 
 mod cgroup;
+mod config_patch;
 mod create;
 mod exec;
 mod exited;

@@ -24,7 +24,7 @@ use super::task::{Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
 use crate::paths::{console_socket, runc_root};
-use crate::systemd::{error_names, JobResult};
+use crate::systemd::{error_names, JobResult, SystemdError};
 
 /// How long we wait for the unit's start job: systemd's own TimeoutStartSec plus a margin.
 const START_JOB_TIMEOUT: Duration = Duration::from_micros(unit_gen::init_unit::START_TIMEOUT_USEC + 10_000_000);
@@ -32,6 +32,7 @@ const START_JOB_TIMEOUT: Duration = Duration::from_micros(unit_gen::init_unit::S
 /// A request that passed validation.
 struct ValidCreate {
     bundle: PathBuf,
+    sd_notify: bool,
     stdio_options: StdioOptions,
     spec: Spec,
     stdio: StdioPaths,
@@ -115,7 +116,16 @@ impl TaskManager {
             .collect();
         let stdio_options =
             StdioOptions { owner: options.io_owner, output_to_journal: options.log_mode == LogMode::Journal };
-        Ok(ValidCreate { bundle, stdio_options, spec, stdio, runc: Runc::new(runc_binary, root), runc_flags, rootfs })
+        Ok(ValidCreate {
+            bundle,
+            sd_notify: options.sd_notify,
+            stdio_options,
+            spec,
+            stdio,
+            runc: Runc::new(runc_binary, root),
+            runc_flags,
+            rootfs,
+        })
     }
 
     /// Writes the helper's request, starts the unit, and returns the init pid.
@@ -147,6 +157,7 @@ impl TaskManager {
             pid_file: bundle.join(files::INIT_PID),
             failure_report: bundle.join(files::HELPER_FAILURE),
             fifo_timeout_ms: u64::try_from(self.settings.fifo_timeout.as_millis()).unwrap_or(u64::MAX),
+            sd_notify: valid.sd_notify,
         };
         let request_path = bundle.join(files::CREATE_REQUEST);
         blocking("writing the create request", move || write_json_atomically(&request_path, &create_request))
@@ -160,16 +171,44 @@ impl TaskManager {
             helper: &helper,
             options: &self.settings.unit_options,
             systemd_version: self.systemd.version(),
+            sd_notify: valid.sd_notify,
         })?;
-        match self.systemd.start_transient_unit(&unit, START_JOB_TIMEOUT).await {
-            Ok(JobResult::Done) => read_pid_file(&bundle.join(files::INIT_PID)).await,
-            Ok(result) => Err(self.create_failure(task, &result).await),
-            Err(error) if error.is(error_names::UNIT_EXISTS) => Err(Error::UnitExists {
-                namespace: task.key.namespace.clone(),
-                id: task.key.id.clone(),
-                unit: task.unit.to_string(),
-            }),
-            Err(error) => Err(Error::Systemd(error)),
+        let mut job = match self.systemd.begin_transient_unit(&unit).await {
+            Ok(job) => job,
+            Err(error) if error.is(error_names::UNIT_EXISTS) => {
+                return Err(Error::UnitExists {
+                    namespace: task.key.namespace.clone(),
+                    id: task.key.id.clone(),
+                    unit: task.unit.to_string(),
+                })
+            }
+            Err(error) => return Err(Error::Systemd(error)),
+        };
+        let result = if valid.sd_notify {
+            // The start job ends only when the container says READY=1, after Start; created
+            // means the helper has named the container init as the unit's main process.
+            let pid_file = bundle.join(files::INIT_PID);
+            let created = tokio::time::timeout(START_JOB_TIMEOUT, async {
+                tokio::select! {
+                    result = job.wait(START_JOB_TIMEOUT) => Err(result),
+                    pid = init_became_main_pid(task, &pid_file) => Ok(pid),
+                }
+            })
+            .await
+            .map_err(|_| {
+                Error::Systemd(SystemdError::JobTimeout { unit: task.unit.to_string(), timeout: START_JOB_TIMEOUT })
+            })?;
+            match created {
+                Ok(Some(pid)) => return Ok(pid),
+                Ok(None) => Err(SystemdError::ConnectionLost { unit: task.unit.to_string() }),
+                Err(result) => result,
+            }
+        } else {
+            job.wait(START_JOB_TIMEOUT).await
+        };
+        match result.map_err(Error::Systemd)? {
+            JobResult::Done => read_pid_file(&bundle.join(files::INIT_PID)).await,
+            result => Err(self.create_failure(task, &result).await),
         }
     }
 
@@ -222,6 +261,21 @@ impl TaskManager {
             }
             Err(refused) => tracing::error!(task = %task.key, "task is {} at the end of create", refused.state),
         }
+    }
+}
+
+/// With `SdNotify`: waits until systemd's main pid for the unit is the container init the pid
+/// file names (at first it is the helper). `None` if the task went away meanwhile.
+async fn init_became_main_pid(task: &Task, pid_file: &Path) -> Option<u32> {
+    let mut announced = task.main_pid_receiver();
+    loop {
+        let main_pid = *announced.borrow_and_update();
+        if let (Some(main_pid), Ok(init_pid)) = (main_pid, read_pid_file(pid_file).await) {
+            if main_pid == init_pid {
+                return Some(init_pid);
+            }
+        }
+        announced.changed().await.ok()?;
     }
 }
 

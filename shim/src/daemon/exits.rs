@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::exec_process::ExecProcess;
 use super::manager::TaskManager;
 use super::task::{Exit, Task};
-use crate::systemd::{ServiceExit, UnitChange};
+use crate::systemd::{main_pid_of, ServiceExit, UnitChange};
 
 const SERVICE_INTERFACE: &str = "org.freedesktop.systemd1.Service";
 
@@ -23,6 +23,9 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
         let Some((task, exec_id)) = manager.tasks.by_unit_path(&change.path) else {
             continue;
         };
+        if let (None, Some(pid)) = (&exec_id, main_pid_of(&change.changed)) {
+            task.announce_main_pid(pid);
+        }
         if let Some(exit) = ServiceExit::from_properties(&change.changed) {
             manager.observe_unit_exit(&task, exec_id.as_deref(), exit);
         } else if change.invalidated.iter().any(|name| name == "ExecMainCode") {

@@ -289,6 +289,7 @@ pub struct Task {
     pub terminal: bool,
     lifecycle: Mutex<Lifecycle>,
     exit_sender: watch::Sender<Option<Exit>>,
+    main_pid_sender: watch::Sender<Option<u32>>,
     execs: Mutex<BTreeMap<String, Arc<ExecProcess>>>,
 }
 
@@ -327,6 +328,7 @@ impl Task {
             terminal,
             lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None }),
             exit_sender: watch::channel(None).0,
+            main_pid_sender: watch::channel(None).0,
             execs: Mutex::new(BTreeMap::new()),
         }
     }
@@ -374,6 +376,16 @@ impl Task {
     /// A receiver that sees the exit once it is announced.
     pub fn exit_receiver(&self) -> watch::Receiver<Option<Exit>> {
         self.exit_sender.subscribe()
+    }
+
+    /// systemd announced the unit's main pid (with `SdNotify`, the helper's `MAINPID=`).
+    pub fn announce_main_pid(&self, pid: u32) {
+        self.main_pid_sender.send_replace(Some(pid));
+    }
+
+    /// A receiver that sees the unit's main pid once systemd announces it.
+    pub fn main_pid_receiver(&self) -> watch::Receiver<Option<u32>> {
+        self.main_pid_sender.subscribe()
     }
 }
 

@@ -56,6 +56,12 @@ pub struct ServiceExit {
     pub exited_at_usec: u64,
 }
 
+/// The `MainPID` a properties change announces, if it names a process.
+pub fn main_pid_of(properties: &HashMap<String, OwnedVariant>) -> Option<u32> {
+    let pid = u32::try_from(properties.get("MainPID")?.try_clone().ok()?).ok()?;
+    (pid != 0).then_some(pid)
+}
+
 /// `si_code` values systemd reports in `ExecMainCode` (from `waitid(2)`).
 const CLD_EXITED: i32 = 1;
 const CLD_KILLED: i32 = 2;
@@ -65,6 +71,10 @@ impl ServiceExit {
     /// Reads an exit from `ExecMain*` properties, if they describe one: a code of
     /// CLD_EXITED, CLD_KILLED or CLD_DUMPED (0 means the main process has not exited).
     pub fn from_properties(properties: &HashMap<String, OwnedVariant>) -> Option<ServiceExit> {
+        Self::parse(properties)
+    }
+
+    fn parse(properties: &HashMap<String, OwnedVariant>) -> Option<ServiceExit> {
         let code = i32::try_from(properties.get("ExecMainCode")?.try_clone().ok()?).ok()?;
         let raw_status = i32::try_from(properties.get("ExecMainStatus")?.try_clone().ok()?).ok()?;
         let pid = properties
@@ -170,6 +180,18 @@ impl Systemd {
         wait_job(&mut watch, &job, timeout).await
     }
 
+    /// Starts `unit` as a transient unit (mode `fail`) and returns its start job without
+    /// waiting, for callers that have something else to wait for meanwhile.
+    pub async fn begin_transient_unit(&self, unit: &TransientUnit) -> Result<StartedJob, SystemdError> {
+        let name = unit.name.as_str();
+        let watch = self.routes.watch_jobs(name);
+        let properties = to_dbus_properties(&unit.properties);
+        let auxiliary: Vec<(String, Vec<(String, Variant<'static>)>)> = Vec::new();
+        let reply = self.call_manager("StartTransientUnit", name, &(name, "fail", properties, auxiliary)).await?;
+        let job = object_path_of(&reply, "StartTransientUnit", name)?;
+        Ok(StartedJob { watch, job })
+    }
+
     /// Starts (or joins the start job of) the loaded unit `name` and waits for it.
     pub async fn start_unit(&self, name: &str, timeout: Duration) -> Result<JobResult, SystemdError> {
         let mut watch = self.routes.watch_jobs(name);
@@ -271,6 +293,19 @@ fn builder_with_limits(builder: Builder<'static>) -> Builder<'static> {
 
 fn object_path_of(reply: &Message, method: &'static str, target: &str) -> Result<OwnedObjectPath, SystemdError> {
     reply.body().deserialize::<OwnedObjectPath>().map_err(|source| SystemdError::from_call(method, target, source))
+}
+
+/// A start job in flight; its result is seen even if it finished before [`StartedJob::wait`].
+pub struct StartedJob {
+    watch: JobWatch,
+    job: OwnedObjectPath,
+}
+
+impl StartedJob {
+    /// Waits for the job's result.
+    pub async fn wait(&mut self, timeout: Duration) -> Result<JobResult, SystemdError> {
+        wait_job(&mut self.watch, &self.job, timeout).await
+    }
 }
 
 async fn wait_job(watch: &mut JobWatch, job: &OwnedObjectPath, timeout: Duration) -> Result<JobResult, SystemdError> {

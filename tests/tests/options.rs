@@ -1,0 +1,98 @@
+//! Runtime options given through a runtime config file (`ctr --runtime-config-path`, the way
+//! CRI passes `ConfigPath`): our `SdNotify` and `LogMode`, and runc's `IoUid`/`IoGid`.
+
+use std::time::Duration;
+
+use tests::{assert_nothing_left, unique_id, unit_of, wait_until, Sandbox, IMAGE, RUNTIME};
+
+/// Writes a runtime options file visible in the sandbox; returns its path.
+fn options_file(sandbox: &Sandbox, name: &str, toml: &str) -> String {
+    let dir = sandbox.root.join("options");
+    std::fs::create_dir_all(&dir).expect("options dir");
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).expect("write options");
+    path.to_str().expect("utf-8").to_string()
+}
+
+/// The host's systemd-notify and the libraries it needs, mounted read-only into a busybox
+/// container (which has neither).
+const SYSTEMD_NOTIFY_MOUNTS: [&str; 8] = [
+    "--mount",
+    "type=bind,src=/usr/lib,dst=/usr/lib,options=rbind:ro",
+    "--mount",
+    "type=bind,src=/usr/lib,dst=/lib,options=rbind:ro",
+    "--mount",
+    "type=bind,src=/usr/lib64,dst=/lib64,options=rbind:ro",
+    "--mount",
+    "type=bind,src=/usr/bin/systemd-notify,dst=/bin/systemd-notify,options=bind:ro",
+];
+
+#[test]
+fn sd_notify_unit_is_active_only_once_the_container_says_ready() {
+    let sandbox = Sandbox::get();
+    sandbox.ensure_image("default");
+    let id = unique_id("sdnotify");
+    let unit = unit_of("default", &id);
+    let options = options_file(sandbox, "sdnotify", "SdNotify = true\n");
+    let mut args = vec!["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", &options];
+    args.extend(SYSTEMD_NOTIFY_MOUNTS);
+    let script = "while [ ! -e /tmp/go ]; do sleep 0.1; done; systemd-notify --ready --status=serving; sleep 1000";
+    args.extend([IMAGE, &id, "sh", "-c", script]);
+    sandbox.ctr("default", &args).success("ctr run -d");
+    let pid = sandbox.wait_for_status("default", &id, "RUNNING");
+
+    assert_eq!(sandbox.unit_property(&unit, "ActiveState"), "activating", "running, but not ready yet");
+    assert_eq!(sandbox.unit_property(&unit, "MainPID"), pid.to_string(), "the container init is the main process");
+    sandbox.ctr("default", &["task", "exec", "--exec-id", "go", &id, "touch", "/tmp/go"]).success("exec");
+    let active = wait_until(Duration::from_secs(10), || sandbox.unit_property(&unit, "ActiveState") == "active");
+    assert!(active, "READY=1 from the container activates the unit");
+    assert_eq!(sandbox.unit_property(&unit, "StatusText"), "serving");
+    sandbox.remove_task("default", &id);
+    assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn journal_log_mode_sends_output_to_the_units_journal() {
+    let sandbox = Sandbox::get();
+    sandbox.ensure_image("default");
+    let id = unique_id("journal");
+    let unit = unit_of("default", &id);
+    let options = options_file(sandbox, "journal", "LogMode = \"journal\"\n");
+    let marker = format!("journal-marker-{id}");
+    let script = format!("echo {marker}-out; echo {marker}-err >&2");
+    let run = sandbox.ctr(
+        "default",
+        &["run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", &options, IMAGE, &id, "sh", "-c", &script],
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "containerd's stdout gets nothing: {run:?}");
+    let journal = || sandbox.run(&["journalctl", "--no-pager", "-o", "cat", "-u", &unit]).stdout;
+    let logged = wait_until(Duration::from_secs(10), || {
+        let text = journal();
+        text.contains(&format!("{marker}-out")) && text.contains(&format!("{marker}-err"))
+    });
+    assert!(logged, "journalctl -u {unit} shows the container's output: {}", journal());
+    assert_nothing_left(sandbox, "default", &id);
+}
+
+#[test]
+fn io_uid_and_gid_own_the_containers_stdio() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("iouid");
+    let options = options_file(sandbox, "iouid", "IoUid = 4242\nIoGid = 4343\n");
+    sandbox.ensure_image("default");
+    sandbox
+        .ctr(
+            "default",
+            &["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", &options, IMAGE, &id, "sleep", "1000"],
+        )
+        .success("ctr run -d");
+    let pid = sandbox.wait_for_status("default", &id, "RUNNING");
+    let owner = sandbox.run(&["stat", "-L", "-c", "%u:%g", &format!("/proc/{pid}/fd/1")]);
+    let default_owner = sandbox.run(&["stat", "-L", "-c", "%g", "/run/containerd"]);
+    assert_ne!(default_owner.stdout.trim(), "4343");
+    // We chown to IoUid:IoGid; runc then gives the uid (only) to the process's user, root here,
+    // as it does under runc-v2 (`fixStdioPermissions`). The group shows our chown.
+    assert_eq!(owner.stdout.trim(), "0:4343", "{owner:?}");
+    sandbox.remove_task("default", &id);
+    assert_nothing_left(sandbox, "default", &id);
+}
