@@ -1,4 +1,5 @@
-//! A container's cgroups, read straight from cgroupfs: where they are ([`paths`]). Both cgroup v1 (legacy or hybrid: one hierarchy per controller) and the v2 unified
+//! A container's cgroups, read straight from cgroupfs: where they are ([`paths`]) and what they
+//! measure for containerd's `Stats` call ([`metrics`]). Both cgroup v1 (legacy or hybrid: one hierarchy per controller) and the v2 unified
 //! hierarchy are handled; which one applies is found from the process's membership and the
 //! mount table, never from a hardcoded `/sys/fs/cgroup`.
 //!
@@ -6,9 +7,12 @@
 //! callers run it through [`crate::blocking::blocking`].
 
 mod error;
+mod files;
+pub mod metrics;
 pub mod paths;
 
 pub use error::CgroupError;
+pub use metrics::{read_metrics, V1_METRICS_TYPE_URL, V2_METRICS_TYPE_URL};
 pub use paths::{CgroupMode, ContainerCgroups};
 
 #[cfg(test)]
