@@ -1,18 +1,21 @@
-//! A container's cgroups, read straight from cgroupfs: where they are ([`paths`]) and what they
-//! measure for containerd's `Stats` call ([`metrics`]). Both cgroup v1 (legacy or hybrid: one hierarchy per controller) and the v2 unified
+//! A container's cgroups, read straight from cgroupfs: where they are ([`paths`]), what they
+//! measure for containerd's `Stats` call ([`metrics`]) and when the kernel OOM-kills inside them
+//! ([`oom`]). Both cgroup v1 (legacy or hybrid: one hierarchy per controller) and the v2 unified
 //! hierarchy are handled; which one applies is found from the process's membership and the
 //! mount table, never from a hardcoded `/sys/fs/cgroup`.
 //!
-//! Reading cgroupfs is file I/O, so everything here is a plain synchronous function: async
-//! callers run it through [`crate::blocking::blocking`].
+//! Reading cgroupfs is file I/O, so everything here except [`OomWatcher::wait_oom`] is a plain
+//! synchronous function: async callers run it through [`crate::blocking::blocking`].
 
 mod error;
 mod files;
 pub mod metrics;
+pub mod oom;
 pub mod paths;
 
 pub use error::CgroupError;
 pub use metrics::{read_metrics, V1_METRICS_TYPE_URL, V2_METRICS_TYPE_URL};
+pub use oom::{oom_kill_count, OomOutcome, OomWatcher};
 pub use paths::{CgroupMode, ContainerCgroups};
 
 #[cfg(test)]
