@@ -2,6 +2,7 @@
 //! `main.rs` parses the command line and calls into the modules here.
 
 pub mod blocking;
+pub mod cgroup;
 pub mod control;
 pub mod daemon;
 pub mod delete_command;
