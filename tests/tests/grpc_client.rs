@@ -1,0 +1,262 @@
+//! The task API through containerd's gRPC services, driven the way containerd's Go integration
+//! suite drives a shim: a container on the image's snapshot, then a task created, started,
+//! waited on, killed and exec'd into. Each behaviour runs on our runtime and, as the baseline
+//! that proves the harness itself, on `io.containerd.runc.v2`. Ids are unique, so the tests
+//! run in parallel.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tests::grpc::{
+    Client, Code, Container, ContainerConfig, InputFifo, OutputFifo, OutputFile, ProcessState, Stdio, RUNC_V2,
+};
+use tests::{assert_nothing_left, unique_id, Sandbox, RUNTIME};
+
+/// The containerd namespace of these tests.
+const NAMESPACE: &str = "grpc-client";
+/// How long a test waits for output after its process is gone.
+const OUTPUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn connect() -> (&'static Sandbox, Client) {
+    let sandbox = Sandbox::get();
+    sandbox.ensure_image(NAMESPACE);
+    let client = Client::connect(sandbox, NAMESPACE).await.expect("connect to containerd");
+    (sandbox, client)
+}
+
+async fn create(client: &Client, id: &str, runtime: &str, args: &[&str]) -> Container {
+    let config = ContainerConfig::busybox(id, runtime, args);
+    client.create_container(&config).await.expect("create the container")
+}
+
+/// Cleans `container` up and checks that neither containerd nor the system holds anything of it.
+async fn remove_and_assert_nothing_left(sandbox: &Sandbox, client: &Client, container: Container) {
+    let id = container.id().to_string();
+    container.cleanup().await.expect("clean up");
+    let remains = client.remains_of(&id).await.expect("look for remains");
+    assert_eq!(remains, Vec::<&str>::new(), "containerd still holds parts of {id}");
+    assert_nothing_left(sandbox, NAMESPACE, &id);
+}
+
+/// Exit status 7, and the states CREATED → RUNNING → STOPPED on the way. The init reads a line
+/// from stdin before it exits, so RUNNING is seen for certain: a bare `exit 7` could be over
+/// before the first `Tasks.Get`. Like containerd's Go client (`cio.NewFIFOSet`), the test gives
+/// all three streams: runc-v2 would hang in Create on a stdin without a stdout, since runc's
+/// own output pipe then becomes the container's stdout and never reaches end-of-file.
+async fn exit_status_and_states(runtime: &str) {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-exit7");
+    let mut stdin = InputFifo::create(sandbox, "exit7-stdin").expect("stdin fifo");
+    let stdout = OutputFifo::create(sandbox, "exit7-stdout").expect("stdout fifo");
+    let stderr = OutputFifo::create(sandbox, "exit7-stderr").expect("stderr fifo");
+    let container = create(&client, &id, runtime, &["sh", "-c", "read line; echo \"got $line\"; exit 7"]).await;
+
+    let stdio = Stdio { stdin: Some(stdin.path()), stdout: Some(stdout.path()), stderr: Some(stderr.path()) };
+    let pid = container.create_task(&stdio).await.expect("create task");
+    assert_ne!(pid, 0, "Tasks.Create reports the init's pid");
+    assert_eq!(container.state().await.expect("state after create"), ProcessState::Created { pid });
+    assert_eq!(container.start().await.expect("start"), pid);
+    assert_eq!(container.state().await.expect("state after start"), ProcessState::Running { pid });
+    stdin.send("go\n").expect("release the init");
+    assert_eq!(container.wait().await.expect("wait"), 7);
+    assert_eq!(container.state().await.expect("state after exit"), ProcessState::Stopped { pid, exit_status: 7 });
+    assert_eq!(container.delete_task().await.expect("delete task"), 7);
+    assert_eq!(stdout.collect(OUTPUT_TIMEOUT).expect("stdout"), "got go\n", "the init read the line sent");
+    assert_eq!(stderr.collect(OUTPUT_TIMEOUT).expect("stderr"), "");
+
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn exit_status_and_created_running_stopped_states_through_grpc() {
+    exit_status_and_states(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn exit_status_and_created_running_stopped_states_through_grpc_on_runc_v2_baseline() {
+    exit_status_and_states(RUNC_V2).await;
+}
+
+/// `sleep` as a pid namespace's init ignores SIGTERM; SIGKILL ends it with 128 + 9.
+async fn sigkill_is_137(runtime: &str) {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-sigkill");
+    let container = create(&client, &id, runtime, &["sleep", "1000"]).await;
+
+    let pid = container.create_task(&Stdio::none()).await.expect("create task");
+    container.start().await.expect("start");
+    assert_eq!(container.state().await.expect("state"), ProcessState::Running { pid });
+    container.kill(Signal::SIGKILL).await.expect("kill");
+    assert_eq!(container.wait().await.expect("wait"), 137);
+    assert_eq!(container.state().await.expect("state after kill"), ProcessState::Stopped { pid, exit_status: 137 });
+    assert_eq!(container.delete_task().await.expect("delete task"), 137);
+
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn sigkill_through_grpc_is_exit_status_137() {
+    sigkill_is_137(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn sigkill_through_grpc_is_exit_status_137_on_runc_v2_baseline() {
+    sigkill_is_137(RUNC_V2).await;
+}
+
+/// An exec's own exit status, through Exec → Start → Wait → DeleteProcess by exec id, while the
+/// init keeps running; then the task is killed and deleted.
+async fn exec_exit_code(runtime: &str) {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-exec");
+    let container = create(&client, &id, runtime, &["sleep", "1000"]).await;
+    let pid = container.create_task(&Stdio::none()).await.expect("create task");
+    container.start().await.expect("start");
+
+    let exec = container.exec("exit5", &["sh", "-c", "exit 5"], &Stdio::none()).await.expect("exec");
+    assert!(matches!(exec.state().await.expect("exec state"), ProcessState::Created { .. }));
+    let exec_pid = exec.start().await.expect("start exec");
+    assert_ne!(exec_pid, 0);
+    assert_ne!(exec_pid, pid, "the exec is a process of its own");
+    assert_eq!(exec.wait().await.expect("wait exec"), 5);
+    assert_eq!(
+        exec.state().await.expect("exec state after exit"),
+        ProcessState::Stopped { pid: exec_pid, exit_status: 5 }
+    );
+    assert_eq!(exec.delete().await.expect("delete exec"), 5);
+    let gone = exec.state().await.expect_err("a deleted exec has no state");
+    assert_eq!(gone.code(), Some(Code::NotFound), "{gone:?}");
+    assert_eq!(
+        container.state().await.expect("init state"),
+        ProcessState::Running { pid },
+        "the init outlives the exec"
+    );
+
+    container.kill(Signal::SIGKILL).await.expect("kill");
+    assert_eq!(container.wait().await.expect("wait"), 137);
+    container.delete_task().await.expect("delete task");
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn exec_exit_code_through_grpc() {
+    exec_exit_code(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn exec_exit_code_through_grpc_on_runc_v2_baseline() {
+    exec_exit_code(RUNC_V2).await;
+}
+
+/// stdout and stderr reach the fifos given at Tasks.Create, each only its own stream, complete
+/// by the time the task is deleted (when containerd's own client stops copying, too).
+async fn output_reaches_fifos(runtime: &str) {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-fifo");
+    let stdout = OutputFifo::create(sandbox, "fifo-stdout").expect("stdout fifo");
+    let stderr = OutputFifo::create(sandbox, "fifo-stderr").expect("stderr fifo");
+    let script = "echo to stdout; echo to stderr >&2; echo more to stdout";
+    let container = create(&client, &id, runtime, &["sh", "-c", script]).await;
+
+    let stdio = Stdio { stdin: None, stdout: Some(stdout.path()), stderr: Some(stderr.path()) };
+    container.create_task(&stdio).await.expect("create task");
+    container.start().await.expect("start");
+    assert_eq!(container.wait().await.expect("wait"), 0);
+    container.delete_task().await.expect("delete task");
+    assert_eq!(stdout.collect(OUTPUT_TIMEOUT).expect("stdout"), "to stdout\nmore to stdout\n");
+    assert_eq!(stderr.collect(OUTPUT_TIMEOUT).expect("stderr"), "to stderr\n");
+
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_reach_their_fifos_through_grpc() {
+    output_reaches_fifos(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_reach_their_fifos_through_grpc_on_runc_v2_baseline() {
+    output_reaches_fifos(RUNC_V2).await;
+}
+
+/// A `file://` URI as stdout and stderr (containerd's file logging) gets both streams.
+async fn output_reaches_a_file_uri(runtime: &str) {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-file");
+    let log = OutputFile::create(sandbox, "file-log").expect("log path");
+    let container = create(&client, &id, runtime, &["sh", "-c", "echo to the log; echo also to the log >&2"]).await;
+
+    let stdio = Stdio { stdin: None, stdout: Some(log.uri()), stderr: Some(log.uri()) };
+    container.create_task(&stdio).await.expect("create task");
+    container.start().await.expect("start");
+    assert_eq!(container.wait().await.expect("wait"), 0);
+    container.delete_task().await.expect("delete task");
+    let mut lines: Vec<String> = log.read().expect("read the log").lines().map(str::to_string).collect();
+    // Two writers on one file: the order between the streams is not promised.
+    lines.sort();
+    assert_eq!(lines, ["also to the log", "to the log"]);
+
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_reach_a_file_uri_through_grpc() {
+    output_reaches_a_file_uri(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_reach_a_file_uri_through_grpc_on_runc_v2_baseline() {
+    output_reaches_a_file_uri(RUNC_V2).await;
+}
+
+/// ListPids, Pause and Resume on a running task: the init is its only process, and the state
+/// goes RUNNING → PAUSED → RUNNING.
+async fn pids_pause_and_resume(runtime: &str) {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-pause");
+    let container = create(&client, &id, runtime, &["sleep", "1000"]).await;
+    let pid = container.create_task(&Stdio::none()).await.expect("create task");
+    container.start().await.expect("start");
+
+    assert_eq!(container.pids().await.expect("pids"), vec![pid]);
+    container.pause().await.expect("pause");
+    assert_eq!(container.state().await.expect("state when paused"), ProcessState::Paused { pid });
+    container.resume().await.expect("resume");
+    assert_eq!(container.state().await.expect("state when resumed"), ProcessState::Running { pid });
+
+    container.kill(Signal::SIGKILL).await.expect("kill");
+    assert_eq!(container.wait().await.expect("wait"), 137);
+    container.delete_task().await.expect("delete task");
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn pids_pause_and_resume_through_grpc() {
+    pids_pause_and_resume(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn pids_pause_and_resume_through_grpc_on_runc_v2_baseline() {
+    pids_pause_and_resume(RUNC_V2).await;
+}
+
+/// The harness' Metrics helper, on the baseline only: our runtime does not serve task
+/// statistics yet.
+#[tokio::test]
+async fn metrics_of_one_task_through_grpc_on_runc_v2_baseline() {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-metrics");
+    let container = create(&client, &id, RUNC_V2, &["sleep", "1000"]).await;
+    container.create_task(&Stdio::none()).await.expect("create task");
+    container.start().await.expect("start");
+
+    let metrics = container.metrics().await.expect("metrics");
+    let ids: Vec<&str> = metrics.iter().map(|metric| metric.id.as_str()).collect();
+    assert_eq!(ids, [id.as_str()], "the filter selects this task only: {metrics:?}");
+    assert!(metrics[0].data.as_ref().is_some_and(|data| !data.value.is_empty()), "{metrics:?}");
+
+    container.kill(Signal::SIGKILL).await.expect("kill");
+    assert_eq!(container.wait().await.expect("wait"), 137);
+    container.delete_task().await.expect("delete task");
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
