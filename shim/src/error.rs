@@ -174,6 +174,9 @@ pub enum Error {
         /// Whether the request itself was at fault (e.g. an unmountable rootfs).
         caused_by_input: bool,
     },
+    /// The container's cgroup could not be read.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
     /// A systemd call failed.
     #[error(transparent)]
     Systemd(#[from] SystemdError),
@@ -212,7 +215,10 @@ impl Error {
             Error::Runc(_) | Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,
             Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => Code::UNAVAILABLE,
             Error::Systemd(SystemdError::JobTimeout { .. }) => Code::DEADLINE_EXCEEDED,
-            Error::Systemd(_) | Error::State(_) | Error::Io { .. } | Error::Terminal { .. } => Code::INTERNAL,
+            Error::Cgroup(error) if error.is_not_found() => Code::NOT_FOUND,
+            Error::Systemd(_) | Error::Cgroup(_) | Error::State(_) | Error::Io { .. } | Error::Terminal { .. } => {
+                Code::INTERNAL
+            }
         }
     }
 

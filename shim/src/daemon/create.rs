@@ -61,6 +61,7 @@ impl TaskManager {
         }
         match self.launch(&task, &valid).await {
             Ok(pid) => {
+                self.watch_cgroup(&task, pid).await;
                 self.finish_create(&task, pid, request.rootfs);
                 Ok(pid)
             }

@@ -19,6 +19,7 @@ mod resize;
 mod server;
 mod service;
 mod start;
+mod stats;
 mod table;
 mod task;
 mod update;

@@ -260,7 +260,12 @@ impl TaskApi for TaskService {
         reply("Update", &request.id, result.await)
     }
 
-    async fn stats(&self, _ctx: &TtrpcContext, _request: StatsRequest) -> ttrpc::Result<StatsResponse> {
-        unsupported("task statistics")
+    async fn stats(&self, _ctx: &TtrpcContext, request: StatsRequest) -> ttrpc::Result<StatsResponse> {
+        let result = async {
+            let key = task_key(&self.namespace, &request.id)?;
+            let stats = self.manager.stats(&key).await?;
+            Ok(StatsResponse { stats: Some(stats).into(), ..Default::default() })
+        };
+        reply("Stats", &request.id, result.await)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use containerd_shim_protos::api::Status;
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use unit_gen::UnitName;
 
 use super::exec_process::ExecProcess;
+use crate::cgroup::ContainerCgroups;
 
 /// A task's identity: containerd namespace and id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -290,6 +291,7 @@ pub struct Task {
     lifecycle: Mutex<Lifecycle>,
     exit_sender: watch::Sender<Option<Exit>>,
     main_pid_sender: watch::Sender<Option<u32>>,
+    cgroups: OnceLock<ContainerCgroups>,
     execs: Mutex<BTreeMap<String, Arc<ExecProcess>>>,
 }
 
@@ -329,6 +331,7 @@ impl Task {
             lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None }),
             exit_sender: watch::channel(None).0,
             main_pid_sender: watch::channel(None).0,
+            cgroups: OnceLock::new(),
             execs: Mutex::new(BTreeMap::new()),
         }
     }
@@ -376,6 +379,16 @@ impl Task {
     /// A receiver that sees the exit once it is announced.
     pub fn exit_receiver(&self) -> watch::Receiver<Option<Exit>> {
         self.exit_sender.subscribe()
+    }
+
+    /// Records the container's cgroup (once, when its init runs).
+    pub fn set_cgroups(&self, cgroups: ContainerCgroups) {
+        let _ = self.cgroups.set(cgroups);
+    }
+
+    /// The container's cgroup, once known.
+    pub fn cgroups(&self) -> Option<&ContainerCgroups> {
+        self.cgroups.get()
     }
 
     /// systemd announced the unit's main pid (with `SdNotify`, the helper's `MAINPID=`).

@@ -1,0 +1,72 @@
+//! Stats and OOM: the container's cgroup, found once its init runs, gives containerd's cgroup
+//! metrics (`ctr task metrics`), and an OOM watcher on it publishes `TaskOOM`.
+//!
+//! OOM detection: the memory cgroup's own notification (v1 `memory.oom_control` eventfd, v2
+//! `memory.events`), as runc-v2 does. systemd's `Result=oom-kill` would only see OOM kills in
+//! the unit's cgroup on the unified hierarchy with the memory controller, which hybrid hosts
+//! (ours) lack, and only after the unit stopped; the kernel's event fires when the kill happens,
+//! so `TaskOOM` precedes the exit it causes.
+
+use std::sync::Arc;
+
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+
+use super::events::EventSender;
+use super::manager::TaskManager;
+use super::task::{Task, TaskKey};
+use crate::blocking::blocking;
+use crate::cgroup::{read_metrics, ContainerCgroups, OomOutcome, OomWatcher};
+use crate::error::Error;
+
+impl TaskManager {
+    /// Finds the cgroup of `task`'s init (`pid`) and starts watching it for OOM kills. A task
+    /// whose cgroup cannot be found still runs; Stats then says why.
+    pub(super) async fn watch_cgroup(&self, task: &Arc<Task>, pid: u32) {
+        let found = blocking("finding the container's cgroup", move || {
+            let cgroups = ContainerCgroups::of_pid(pid)?;
+            let watcher = OomWatcher::new(&cgroups)?;
+            Ok::<_, crate::cgroup::CgroupError>((cgroups, watcher))
+        })
+        .await;
+        match found {
+            Ok(Ok((cgroups, watcher))) => {
+                task.set_cgroups(cgroups);
+                tokio::spawn(publish_ooms(Arc::clone(task), self.events.clone(), watcher));
+            }
+            Ok(Err(error)) => tracing::warn!(task = %task.key, "no cgroup metrics or OOM events: {error}"),
+            Err(error) => tracing::warn!(task = %task.key, "no cgroup metrics or OOM events: {error}"),
+        }
+    }
+
+    /// The cgroup metrics of task `key`.
+    pub async fn stats(&self, key: &TaskKey) -> Result<Any, Error> {
+        let task = self.task(key)?;
+        let Some(cgroups) = task.cgroups() else {
+            return Err(Error::BadState {
+                namespace: key.namespace.clone(),
+                id: key.id.clone(),
+                state: task.lifecycle().name(),
+                action: "read metrics (its cgroup is unknown)",
+            });
+        };
+        let cgroups = cgroups.clone();
+        Ok(blocking("reading cgroup metrics", move || read_metrics(&cgroups)).await??)
+    }
+}
+
+/// Publishes `TaskOOM` for each OOM kill until the cgroup is removed.
+async fn publish_ooms(task: Arc<Task>, events: EventSender, mut watcher: OomWatcher) {
+    loop {
+        match watcher.wait_oom().await {
+            Ok(OomOutcome::Oom) => {
+                tracing::info!(task = %task.key, unit = %task.unit, "OOM kill in the container");
+                events.task_oom(&task);
+            }
+            Ok(OomOutcome::CgroupGone) => return,
+            Err(error) => {
+                tracing::warn!(task = %task.key, "stopped watching for OOM kills: {error}");
+                return;
+            }
+        }
+    }
+}
