@@ -240,23 +240,34 @@ async fn pids_pause_and_resume_through_grpc_on_runc_v2_baseline() {
     pids_pause_and_resume(RUNC_V2).await;
 }
 
-/// The harness' Metrics helper, on the baseline only: our runtime does not serve task
-/// statistics yet.
-#[tokio::test]
-async fn metrics_of_one_task_through_grpc_on_runc_v2_baseline() {
+/// Metrics of one task through containerd's Tasks.Metrics: the shim's Stats, packed as
+/// containerd's cgroups metrics type.
+async fn metrics_of_one_task(runtime: &str) {
     let (sandbox, client) = connect().await;
     let id = unique_id("grpc-metrics");
-    let container = create(&client, &id, RUNC_V2, &["sleep", "1000"]).await;
+    let container = create(&client, &id, runtime, &["sleep", "1000"]).await;
     container.create_task(&Stdio::none()).await.expect("create task");
     container.start().await.expect("start");
 
     let metrics = container.metrics().await.expect("metrics");
     let ids: Vec<&str> = metrics.iter().map(|metric| metric.id.as_str()).collect();
     assert_eq!(ids, [id.as_str()], "the filter selects this task only: {metrics:?}");
-    assert!(metrics[0].data.as_ref().is_some_and(|data| !data.value.is_empty()), "{metrics:?}");
+    let data = metrics[0].data.as_ref().expect("metrics data");
+    assert!(data.type_url.starts_with("io.containerd.cgroups.v"), "{data:?}");
+    assert!(!data.value.is_empty(), "{metrics:?}");
 
     container.kill(Signal::SIGKILL).await.expect("kill");
     assert_eq!(container.wait().await.expect("wait"), 137);
     container.delete_task().await.expect("delete task");
     remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn metrics_of_one_task_through_grpc() {
+    metrics_of_one_task(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn metrics_of_one_task_through_grpc_on_runc_v2_baseline() {
+    metrics_of_one_task(RUNC_V2).await;
 }
