@@ -108,6 +108,15 @@ pub struct ConsoleRecord {
     pub master_fd: i32,
 }
 
+/// The checkpoint a container is restored from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreFrom {
+    /// CRIU's images.
+    pub image_path: PathBuf,
+    /// CRIU's work directory (logs).
+    pub work_path: PathBuf,
+}
+
 /// How to invoke runc for this container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuncInvocation {
@@ -123,6 +132,16 @@ pub struct RuncInvocation {
     /// `runc create --no-new-keyring` (runc option `NoNewKeyring`).
     #[serde(default)]
     pub no_new_keyring: bool,
+    /// CRIU for a restore (`runc --criu`), as found in containerd's `PATH`.
+    #[serde(default)]
+    pub criu: Option<PathBuf>,
+}
+
+impl RuncInvocation {
+    /// The runc this invocation describes.
+    pub fn runc(&self) -> crate::Runc {
+        crate::Runc::new(&self.binary, &self.root).with_criu(self.criu.clone())
+    }
 }
 
 /// What the daemon asks the in-unit helper to do: mount, open stdio, exec `runc create`.
@@ -145,6 +164,13 @@ pub struct CreateRequest {
     /// The unit is `Type=notify` and the container itself says `READY=1` (option `SdNotify`).
     #[serde(default)]
     pub sd_notify: bool,
+    /// Stdio through pipes and a copier, so CRIU can checkpoint the container (option
+    /// `Checkpointable`; always for a restore).
+    #[serde(default)]
+    pub stdio_pipes: bool,
+    /// Restore from a checkpoint (`runc restore`) instead of `runc create`.
+    #[serde(default)]
+    pub restore: Option<RestoreFrom>,
     /// runc binary, root and log.
     pub runc: RuncInvocation,
     /// Where runc writes the init pid.

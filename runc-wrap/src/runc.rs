@@ -54,6 +54,29 @@ pub struct ExecPaths<'a> {
     pub console_socket: Option<&'a Path>,
 }
 
+/// What `runc checkpoint` is asked to do (containerd's `CheckpointOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointArgs {
+    /// Where CRIU writes the images.
+    pub image_path: PathBuf,
+    /// Where CRIU writes its work files and logs.
+    pub work_path: PathBuf,
+    /// Keep the container running after the dump (containerd's `exit` is false).
+    pub leave_running: bool,
+    /// `--tcp-established`.
+    pub tcp_established: bool,
+    /// `--ext-unix-sk`.
+    pub external_unix_sockets: bool,
+    /// `--shell-job` (the container has a terminal).
+    pub shell_job: bool,
+    /// `--file-locks`.
+    pub file_locks: bool,
+    /// `--empty-ns` for each namespace type named.
+    pub empty_namespaces: Vec<String>,
+    /// `--manage-cgroups-mode`.
+    pub cgroups_mode: Option<String>,
+}
+
 /// A runc binary with its state root: everything needed to address containers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runc {
@@ -63,12 +86,21 @@ pub struct Runc {
     pub root: PathBuf,
     /// Deadline for each call.
     pub timeout: Duration,
+    /// CRIU for checkpoint and restore (`--criu`); runc's default is `criu` in its `PATH`,
+    /// which inside a unit is systemd's, not containerd's.
+    pub criu: Option<PathBuf>,
 }
 
 impl Runc {
     /// runc at `binary` with state under `root`.
     pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Runc {
-        Runc { binary: binary.into(), root: root.into(), timeout: DEFAULT_RUNC_TIMEOUT }
+        Runc { binary: binary.into(), root: root.into(), timeout: DEFAULT_RUNC_TIMEOUT, criu: None }
+    }
+
+    /// The same runc, using CRIU at `criu`.
+    pub fn with_criu(mut self, criu: Option<PathBuf>) -> Runc {
+        self.criu = criu;
+        self
     }
 
     /// `runc --root R --log L --log-format json create --bundle B --pid-file P [flags] ID` (argv
@@ -114,6 +146,72 @@ impl Runc {
         args
     }
 
+    /// `runc checkpoint …` for container `id`.
+    pub fn checkpoint_args(&self, id: &str, checkpoint: &CheckpointArgs) -> Vec<OsString> {
+        let mut args = self.global_args(None);
+        args.extend([
+            "checkpoint".into(),
+            "--image-path".into(),
+            checkpoint.image_path.clone().into(),
+            "--work-path".into(),
+            checkpoint.work_path.clone().into(),
+        ]);
+        let flags = [
+            (checkpoint.leave_running, "--leave-running"),
+            (checkpoint.tcp_established, "--tcp-established"),
+            (checkpoint.external_unix_sockets, "--ext-unix-sk"),
+            (checkpoint.shell_job, "--shell-job"),
+            (checkpoint.file_locks, "--file-locks"),
+        ];
+        args.extend(flags.into_iter().filter(|(on, _)| *on).map(|(_, flag)| OsString::from(flag)));
+        for namespace in &checkpoint.empty_namespaces {
+            args.extend(["--empty-ns".into(), namespace.into()]);
+        }
+        if let Some(mode) = &checkpoint.cgroups_mode {
+            args.extend(["--manage-cgroups-mode".into(), mode.into()]);
+        }
+        args.push(id.into());
+        args
+    }
+
+    /// Checkpoints container `id` with CRIU.
+    pub async fn checkpoint(&self, id: &str, checkpoint: &CheckpointArgs) -> Result<(), Error> {
+        self.run("checkpoint", id, self.checkpoint_args(id, checkpoint)).await
+    }
+
+    /// `runc … restore --detach --bundle B --pid-file P --image-path I --work-path W [flags] ID`:
+    /// like [`Runc::create_args`], but the container comes back from a checkpoint, running.
+    pub fn restore_args(
+        &self,
+        id: &str,
+        paths: CreatePaths<'_>,
+        flags: CreateFlags,
+        image_path: &Path,
+        work_path: &Path,
+    ) -> Vec<OsString> {
+        let mut args = self.global_args(Some(paths.log));
+        args.extend([
+            "restore".into(),
+            "--detach".into(),
+            "--bundle".into(),
+            paths.bundle.into(),
+            "--pid-file".into(),
+            paths.pid_file.into(),
+            "--image-path".into(),
+            image_path.into(),
+            "--work-path".into(),
+            work_path.into(),
+        ]);
+        if flags.no_pivot_root {
+            args.push("--no-pivot".into());
+        }
+        if let Some(socket) = paths.console_socket {
+            args.extend(["--console-socket".into(), socket.into()]);
+        }
+        args.push(id.into());
+        args
+    }
+
     /// `runc start ID`.
     pub fn start_args(&self, id: &str) -> Vec<OsString> {
         let mut args = self.global_args(None);
@@ -145,6 +243,9 @@ impl Runc {
 
     fn global_args(&self, log: Option<&Path>) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec!["--root".into(), self.root.clone().into()];
+        if let Some(criu) = &self.criu {
+            args.extend(["--criu".into(), criu.clone().into()]);
+        }
         if let Some(log) = log {
             args.extend(["--log".into(), log.into(), "--log-format".into(), "json".into()]);
         }
@@ -339,6 +440,43 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_args_carry_containerds_options() {
+        let checkpoint = CheckpointArgs {
+            image_path: "/cp".into(),
+            work_path: "/work".into(),
+            leave_running: true,
+            file_locks: true,
+            empty_namespaces: vec!["network".into()],
+            cgroups_mode: Some("soft".into()),
+            ..Default::default()
+        };
+        let expected = "--root /run/r checkpoint --image-path /cp --work-path /work --leave-running --file-locks \
+                        --empty-ns network --manage-cgroups-mode soft t1";
+        let expected: Vec<&str> = expected.split_whitespace().collect();
+        assert_eq!(strings(runc().checkpoint_args("t1", &checkpoint)), expected);
+    }
+
+    #[test]
+    fn restore_args_detach_from_the_image() {
+        let paths = CreatePaths {
+            bundle: Path::new("/b"),
+            pid_file: Path::new("/b/init.pid"),
+            log: Path::new("/b/log.json"),
+            console_socket: None,
+        };
+        let args = strings(runc().restore_args("t1", paths, CreateFlags::default(), Path::new("/cp"), Path::new("/w")));
+        let expected = "--root /run/r --log /b/log.json --log-format json restore --detach --bundle /b \
+                        --pid-file /b/init.pid --image-path /cp --work-path /w t1";
+        assert_eq!(args, expected.split_whitespace().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn criu_path_is_a_global_flag() {
+        let runc = runc().with_criu(Some("/opt/criu".into()));
+        assert_eq!(strings(runc.start_args("t1")), ["--root", "/run/r", "--criu", "/opt/criu", "start", "t1"]);
+    }
+
+    #[test]
     fn ps_output_is_a_json_list_of_pids() {
         assert_eq!(parse_ps_output(b"[1,23,456]\n").unwrap(), [1, 23, 456]);
         assert_eq!(parse_ps_output(b"null").unwrap(), Vec::<u32>::new());
@@ -388,7 +526,7 @@ mod tests {
 
     #[tokio::test]
     async fn failing_runc_reports_its_last_stderr_line() {
-        let fake = Runc { binary: "/bin/sh".into(), root: "/nonexistent".into(), timeout: Duration::from_secs(5) };
+        let fake = Runc { timeout: Duration::from_secs(5), ..Runc::new("/bin/sh", "/nonexistent") };
         // `sh --root …` fails with an error message on stderr; the wrapper must surface it.
         let error = fake.start("t1").await.unwrap_err();
         assert!(matches!(error, Error::RuncFailed { command: "start", .. }), "{error}");

@@ -11,11 +11,12 @@ use std::time::Duration;
 use crate::atomic_file::{read_json, write_json_atomically};
 use crate::helper::cgroup::place_container_cgroup;
 use crate::helper::config_patch::expose_notify_socket;
+use crate::helper::pipe_copier::start_pipe_copier;
 use crate::helper::spawn::run_runc;
 use crate::helper::stdio::prepare_stdio;
 use crate::helper::terminal::{bind_console, start_copier};
 use crate::protocol::{CreateRequest, HelperFailure, HelperStage};
-use crate::runc::{CreateFlags, CreatePaths, Runc};
+use crate::runc::{CreateFlags, CreatePaths};
 use crate::Error;
 
 /// Runs the create helper; returns only on failure, with the process exit code to use.
@@ -55,7 +56,7 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
     mount_rootfs(request).map_err(|e| (HelperStage::Mount, e))?;
 
     let timeout = Duration::from_millis(request.fifo_timeout_ms);
-    let runc = Runc::new(&request.runc.binary, &request.runc.root);
+    let runc = request.runc.runc();
     let flags = CreateFlags { no_pivot_root: request.runc.no_pivot_root, no_new_keyring: request.runc.no_new_keyring };
     let mut paths = CreatePaths {
         bundle: &request.bundle,
@@ -64,36 +65,47 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
         console_socket: None,
     };
     let (id, binary, log) = (&request.container_id, &request.runc.binary, &request.runc.log);
-    match &request.console {
-        None if !request.sd_notify => {
-            let stdio =
+    let socket = match &request.console {
+        Some(console) => {
+            paths.console_socket = Some(&console.socket);
+            Some(bind_console(console).map_err(|e| (HelperStage::Console, e))?)
+        }
+        None => None,
+    };
+    // A terminal's copier opens containerd's fifos itself; otherwise runc gets the container's
+    // stdio: containerd's fifos, or pipes to a copier when the container must be checkpointable.
+    let stdio = match socket {
+        Some(_) => None,
+        None => {
+            let outside =
                 prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
-            let exec_error = Command::new(binary)
-                .args(runc.create_args(id, paths, flags))
-                .stdin(stdio.stdin)
-                .stdout(stdio.stdout)
-                .stderr(stdio.stderr)
-                .exec();
-            let source = exec_error;
+            Some(if request.stdio_pipes || request.restore.is_some() {
+                start_pipe_copier(outside).map_err(|e| (HelperStage::Stdio, e))?.into()
+            } else {
+                outside
+            })
+        }
+    };
+    let (command, args) = match &request.restore {
+        None => ("create", runc.create_args(id, paths, flags)),
+        Some(from) => ("restore", runc.restore_args(id, paths, flags, &from.image_path, &from.work_path)),
+    };
+    let stdio = match (socket.is_none() && !request.sd_notify, stdio) {
+        (true, Some(stdio)) => {
+            // Nothing is left to do after runc: it takes this process's place.
+            let source =
+                Command::new(binary).args(args).stdin(stdio.stdin).stdout(stdio.stdout).stderr(stdio.stderr).exec();
             return Err((
                 HelperStage::ExecRunc,
-                Error::SpawnRunc { binary: binary.clone(), command: "create", id: id.clone(), source },
+                Error::SpawnRunc { binary: binary.clone(), command, id: id.clone(), source },
             ));
         }
-        None => {
-            let stdio =
-                prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
-            let args = runc.create_args(id, paths, flags);
-            run_runc("create", id, binary, args, Some(stdio), log).map_err(|e| (HelperStage::ExecRunc, e))?;
-        }
-        Some(console) => {
-            let socket = bind_console(console).map_err(|e| (HelperStage::Console, e))?;
-            paths.console_socket = Some(&console.socket);
-            let args = runc.create_args(id, paths, flags);
-            run_runc("create", id, binary, args, None, log).map_err(|e| (HelperStage::ExecRunc, e))?;
-            start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
-                .map_err(|e| (HelperStage::Console, e))?;
-        }
+        (_, stdio) => stdio,
+    };
+    run_runc(command, id, binary, args, stdio, log).map_err(|e| (HelperStage::ExecRunc, e))?;
+    if let (Some(socket), Some(console)) = (socket, &request.console) {
+        start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
+            .map_err(|e| (HelperStage::Console, e))?;
     }
     if request.sd_notify {
         let pid = std::fs::read_to_string(&request.pid_file)

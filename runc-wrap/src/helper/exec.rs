@@ -24,7 +24,7 @@ use crate::helper::spawn::run_runc;
 use crate::helper::stdio::prepare_stdio;
 use crate::helper::terminal::{bind_console, start_copier};
 use crate::protocol::{ExecRequest, HelperFailure, HelperStage};
-use crate::runc::{ExecPaths, Runc};
+use crate::runc::ExecPaths;
 use crate::Error;
 
 /// Signals forwarded to the exec process. SIGCHLD is waited for, not forwarded; SIGKILL and
@@ -90,7 +90,7 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|source| (HelperStage::ExecRunc, Error::Supervise { action: "becoming a child subreaper", source }))?;
     let timeout = Duration::from_millis(request.fifo_timeout_ms);
-    let runc = Runc::new(&request.runc.binary, &request.runc.root);
+    let runc = request.runc.runc();
     let mut paths = ExecPaths {
         process: &request.process_file,
         pid_file: &request.pid_file,

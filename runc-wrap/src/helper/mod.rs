@@ -8,6 +8,7 @@ mod config_patch;
 mod create;
 mod exec;
 mod exited;
+mod pipe_copier;
 mod spawn;
 mod stdio;
 mod terminal;

@@ -12,7 +12,6 @@ use std::time::Duration;
 use runc_wrap::atomic_file::{read_json, remove_if_present};
 use runc_wrap::helper::CONTAINER_CGROUP_LEAF;
 use runc_wrap::protocol::{files, CreateRequest, ExecRequest};
-use runc_wrap::Runc;
 use unit_gen::names::TASK_UNIT_PREFIX;
 use unit_gen::UnitName;
 
@@ -31,7 +30,7 @@ pub async fn remove_task_residue(systemd: &Systemd, unit: &UnitName, bundle: &Pa
     let request = read_create_request(bundle).await;
 
     if let Some(request) = &request {
-        let runc = Runc::new(&request.runc.binary, &request.runc.root);
+        let runc = request.runc.runc();
         // --force kills an init that never started; it also removes the container's cgroup.
         if runc.has_container(&request.container_id).await {
             runc.delete(&request.container_id, true).await.map_err(Error::Runc)?;
@@ -85,6 +84,13 @@ fn exec_units_in(execs_dir: &Path) -> Vec<(UnitName, PathBuf)> {
             Some((unit?, dir))
         })
         .collect()
+}
+
+/// Stops and forgets the task's unit only (a failed restore, which may be retried).
+pub(super) async fn stop_unit_only(systemd: &Systemd, unit: &UnitName) -> Result<(), Error> {
+    systemd.stop_unit(unit.as_str(), STOP_TIMEOUT).await?;
+    systemd.reset_failed_unit(unit.as_str()).await?;
+    Ok(())
 }
 
 async fn read_create_request(bundle: &Path) -> Option<CreateRequest> {

@@ -10,8 +10,8 @@ use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
 use runc_wrap::atomic_file::{read_json, write_json_atomically};
 use runc_wrap::protocol::{
-    files, ConsolePaths, CreateRequest, HelperFailure, HelperStage, RootfsMount, RuncInvocation, StdioOptions,
-    StdioPaths,
+    files, ConsolePaths, CreateRequest, HelperFailure, HelperStage, RestoreFrom, RootfsMount, RuncInvocation,
+    StdioOptions, StdioPaths,
 };
 use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
 use runc_wrap::Runc;
@@ -20,7 +20,7 @@ use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
 use super::cleanup::remove_task_residue;
 use super::manager::TaskManager;
 use super::options::{decode_options, LogMode};
-use super::task::{Task, TaskKey, TaskSetup};
+use super::task::{CriuPaths, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
 use crate::paths::{console_socket, runc_root};
@@ -32,6 +32,8 @@ const START_JOB_TIMEOUT: Duration = Duration::from_micros(unit_gen::init_unit::S
 /// A request that passed validation.
 struct ValidCreate {
     bundle: PathBuf,
+    stdio_pipes: bool,
+    criu_paths: CriuPaths,
     sd_notify: bool,
     stdio_options: StdioOptions,
     spec: Spec,
@@ -54,10 +56,14 @@ impl TaskManager {
             terminal: request.terminal,
             runc: valid.runc.clone(),
             spec: valid.spec.clone(),
+            criu_paths: valid.criu_paths.clone(),
         };
         let task = Arc::new(Task::creating(key.clone(), setup));
         if self.tasks.insert_new(Arc::clone(&task)).is_err() {
             return Err(Error::TaskExists { namespace: key.namespace, id: key.id });
+        }
+        if !request.checkpoint.is_empty() {
+            return self.create_for_restore(&task, &valid, &request).await;
         }
         match self.launch(&task, &valid).await {
             Ok(pid) => {
@@ -77,8 +83,8 @@ impl TaskManager {
     }
 
     async fn validate_create(&self, key: &TaskKey, request: &CreateTaskRequest) -> Result<ValidCreate, Error> {
-        if !request.checkpoint.is_empty() {
-            return Err(Error::Unsupported("restoring a task from a checkpoint".into()));
+        if !request.checkpoint.is_empty() && request.terminal {
+            return Err(Error::Unsupported("restoring a task with a terminal".into()));
         }
         let stdio = StdioPaths {
             stdin: stdio_path("stdin", &request.stdin)?,
@@ -102,6 +108,9 @@ impl TaskManager {
         let runc_binary = blocking("looking up runc", move || resolve_binary(&runc_name, Some(&path_env)))
             .await?
             .map_err(Error::RuncUnavailable)?;
+        // Optional: only checkpoint and restore need it.
+        let path_env = self.settings.path_env.clone();
+        let criu = blocking("looking up criu", move || resolve_binary("criu", Some(&path_env)).ok()).await?;
         let root = match options.runc_root {
             Some(root) => PathBuf::from(root).join(&key.namespace),
             None => runc_root(&key.namespace),
@@ -117,13 +126,19 @@ impl TaskManager {
             .collect();
         let stdio_options =
             StdioOptions { owner: options.io_owner, output_to_journal: options.log_mode == LogMode::Journal };
+        let criu_paths = CriuPaths {
+            image: options.criu_image_path.map(PathBuf::from),
+            work: options.criu_work_path.map(PathBuf::from),
+        };
         Ok(ValidCreate {
             bundle,
+            stdio_pipes: options.checkpointable,
+            criu_paths,
             sd_notify: options.sd_notify,
             stdio_options,
             spec,
             stdio,
-            runc: Runc::new(runc_binary, root),
+            runc: Runc::new(runc_binary, root).with_criu(criu),
             runc_flags,
             rootfs,
         })
@@ -131,13 +146,18 @@ impl TaskManager {
 
     /// Writes the helper's request, starts the unit, and returns the init pid.
     async fn launch(&self, task: &Task, valid: &ValidCreate) -> Result<u32, Error> {
+        self.write_create_request(task, valid, None).await?;
+        self.start_init_unit(task, valid.sd_notify).await
+    }
+
+    /// Writes the helper's create request into the bundle.
+    async fn write_create_request(
+        &self,
+        task: &Task,
+        valid: &ValidCreate,
+        restore: Option<RestoreFrom>,
+    ) -> Result<(), Error> {
         let bundle = &valid.bundle;
-        let helper = HelperPaths {
-            exe: self.settings.exe.display().to_string(),
-            create_request: bundle.join(files::CREATE_REQUEST).display().to_string(),
-            pid_file: bundle.join(files::INIT_PID).display().to_string(),
-            exit_state: bundle.join(files::EXIT_STATE).display().to_string(),
-        };
         let create_request = CreateRequest {
             container_id: task.key.id.clone(),
             bundle: bundle.clone(),
@@ -154,25 +174,39 @@ impl TaskManager {
                 log: bundle.join(files::RUNC_LOG),
                 no_pivot_root: valid.runc_flags.no_pivot_root,
                 no_new_keyring: valid.runc_flags.no_new_keyring,
+                criu: valid.runc.criu.clone(),
             },
             pid_file: bundle.join(files::INIT_PID),
             failure_report: bundle.join(files::HELPER_FAILURE),
             fifo_timeout_ms: u64::try_from(self.settings.fifo_timeout.as_millis()).unwrap_or(u64::MAX),
             sd_notify: valid.sd_notify,
+            stdio_pipes: valid.stdio_pipes,
+            restore,
         };
         let request_path = bundle.join(files::CREATE_REQUEST);
         blocking("writing the create request", move || write_json_atomically(&request_path, &create_request))
             .await?
-            .map_err(Error::State)?;
+            .map_err(Error::State)
+    }
 
+    /// Starts the init unit for the create request in the bundle; returns the init pid once
+    /// `runc create` (or `runc restore`) is done.
+    pub(super) async fn start_init_unit(&self, task: &Task, sd_notify: bool) -> Result<u32, Error> {
+        let bundle = &task.bundle;
+        let helper = HelperPaths {
+            exe: self.settings.exe.display().to_string(),
+            create_request: bundle.join(files::CREATE_REQUEST).display().to_string(),
+            pid_file: bundle.join(files::INIT_PID).display().to_string(),
+            exit_state: bundle.join(files::EXIT_STATE).display().to_string(),
+        };
         let unit = render_init_unit(&InitUnitRequest {
             namespace: &task.key.namespace,
             id: &task.key.id,
-            spec: &valid.spec,
+            spec: &task.spec,
             helper: &helper,
             options: &self.settings.unit_options,
             systemd_version: self.systemd.version(),
-            sd_notify: valid.sd_notify,
+            sd_notify,
         })?;
         let mut job = match self.systemd.begin_transient_unit(&unit).await {
             Ok(job) => job,
@@ -185,7 +219,7 @@ impl TaskManager {
             }
             Err(error) => return Err(Error::Systemd(error)),
         };
-        let result = if valid.sd_notify {
+        let result = if sd_notify {
             // The start job ends only when the container says READY=1, after Start; created
             // means the helper has named the container init as the unit's main process.
             let pid_file = bundle.join(files::INIT_PID);
@@ -211,6 +245,31 @@ impl TaskManager {
             JobResult::Done => read_pid_file(&bundle.join(files::INIT_PID)).await,
             result => Err(self.create_failure(task, &result).await),
         }
+    }
+
+    /// A task created from a checkpoint: as with runc-v2, nothing runs until Start, which
+    /// starts the unit whose helper runs `runc restore`. Create reports pid 0.
+    async fn create_for_restore(
+        &self,
+        task: &Arc<Task>,
+        valid: &ValidCreate,
+        request: &CreateTaskRequest,
+    ) -> Result<u32, Error> {
+        if valid.sd_notify {
+            self.tasks.remove(&task.key);
+            return Err(Error::Unsupported("SdNotify for a task restored from a checkpoint".into()));
+        }
+        let restore = RestoreFrom {
+            image_path: PathBuf::from(&request.checkpoint),
+            work_path: task.criu_paths.work.clone().unwrap_or_else(|| task.bundle.join("criu-work")),
+        };
+        if let Err(error) = self.write_create_request(task, valid, Some(restore)).await {
+            self.tasks.remove(&task.key);
+            return Err(error);
+        }
+        task.mark_restore_pending();
+        self.finish_create(task, 0, request.rootfs.clone());
+        Ok(0)
     }
 
     /// Why the start job failed: the helper's report, else runc's last logged error, else the

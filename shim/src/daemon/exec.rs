@@ -88,6 +88,7 @@ impl TaskManager {
                 log: dir.join(files::exec::RUNC_LOG),
                 no_pivot_root: false,
                 no_new_keyring: false,
+                criu: None,
             },
             pid_file: dir.join(files::exec::PID),
             failure_report: dir.join(files::exec::HELPER_FAILURE),

@@ -2,6 +2,7 @@
 //! containerd, in every namespace. It runs as a systemd service; each task runs as a unit of
 //! its own, so containers do not depend on the daemon's process.
 
+mod checkpoint;
 mod cleanup;
 mod create;
 mod delete;

@@ -57,6 +57,9 @@ pub struct TaskOptions {
     /// `SdNotify` (ours): the unit is `Type=notify` and becomes active when the container says
     /// `READY=1` on `$NOTIFY_SOCKET`.
     pub sd_notify: bool,
+    /// `Checkpointable` (ours): stdio through pipes and a copier in the unit, so CRIU can
+    /// checkpoint the container (it cannot dump containerd's fifos opened outside it).
+    pub checkpointable: bool,
 }
 
 /// runc's options as TOML (Go field names), the content of a `ConfigPath` file.
@@ -79,6 +82,7 @@ struct TomlRuncOptions {
     criu_work_path: Option<String>,
     log_mode: Option<LogMode>,
     sd_notify: Option<bool>,
+    checkpointable: Option<bool>,
 }
 
 /// Decodes `options`; an absent or empty Any means defaults.
@@ -101,6 +105,7 @@ pub async fn decode_options(options: Option<&Any>) -> Result<TaskOptions, Error>
                 criu_work_path: non_empty(&runc.criu_work_path),
                 log_mode: LogMode::Fifo,
                 sd_notify: false,
+                checkpointable: false,
             })
         }
         RUNTIME_OPTIONS_TYPE => {
@@ -151,6 +156,7 @@ fn parse_toml_options(path: &Path, text: &str) -> Result<TaskOptions, Error> {
         criu_work_path: parsed.criu_work_path.filter(|value| !value.is_empty()),
         log_mode: parsed.log_mode.unwrap_or_default(),
         sd_notify: parsed.sd_notify.unwrap_or(false),
+        checkpointable: parsed.checkpointable.unwrap_or(false),
     })
 }
 

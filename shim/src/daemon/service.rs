@@ -41,10 +41,6 @@ fn reply<T>(method: &str, id: &str, result: Result<T, Error>) -> ttrpc::Result<T
     })
 }
 
-fn unsupported<T>(what: &str) -> ttrpc::Result<T> {
-    Err(Error::Unsupported(what.to_string()).into())
-}
-
 #[async_trait]
 impl TaskApi for TaskService {
     async fn create(&self, _ctx: &TtrpcContext, request: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
@@ -209,8 +205,13 @@ impl TaskApi for TaskService {
         reply("Resume", &request.id, result.await)
     }
 
-    async fn checkpoint(&self, _ctx: &TtrpcContext, _request: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
-        unsupported("checkpointing a task")
+    async fn checkpoint(&self, _ctx: &TtrpcContext, request: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
+        let result = async {
+            let key = task_key(&self.namespace, &request.id)?;
+            self.manager.checkpoint(&key, &request).await?;
+            Ok(Empty::new())
+        };
+        reply("Checkpoint", &request.id, result.await)
     }
 
     async fn exec(&self, _ctx: &TtrpcContext, request: ExecProcessRequest) -> ttrpc::Result<Empty> {

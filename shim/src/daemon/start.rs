@@ -14,7 +14,11 @@ impl TaskManager {
             |state| Error::BadState { namespace: key.namespace.clone(), id: key.id.clone(), state, action: "start" };
         task.lifecycle().begin_start().map_err(|refused| bad_state(refused.state))?;
 
-        let started = task.runc.start(&key.id).await;
+        let started = if task.take_restore_pending() {
+            self.restore(&task).await
+        } else {
+            task.runc.start(&key.id).await.map_err(Error::Runc)
+        };
 
         let mut lifecycle = task.lifecycle();
         // Only this function leaves Starting, so a refusal here is a bug worth shouting about.
@@ -30,6 +34,26 @@ impl TaskManager {
             self.events.task_exited(&task, pid, exit);
             task.announce_exit(exit);
         }
-        started.map(|()| pid).map_err(Error::Runc)
+        started.map(|()| pid)
+    }
+
+    /// Starts the unit of a task created from a checkpoint; its helper runs `runc restore`.
+    async fn restore(&self, task: &std::sync::Arc<super::task::Task>) -> Result<(), Error> {
+        match self.start_init_unit(task, false).await {
+            Ok(pid) => {
+                if let Err(refused) = task.lifecycle().adopt_pid(pid) {
+                    tracing::error!(task = %task.key, "restored task is {}", refused.state);
+                }
+                self.watch_cgroup(task, pid).await;
+                Ok(())
+            }
+            Err(error) => {
+                if let Err(cleanup) = super::cleanup::stop_unit_only(&self.systemd, &task.unit).await {
+                    tracing::warn!(task = %task.key, "cleaning up after a failed restore: {cleanup}");
+                }
+                task.mark_restore_pending();
+                Err(error)
+            }
+        }
     }
 }

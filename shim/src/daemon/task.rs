@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
@@ -200,6 +201,15 @@ impl Lifecycle {
         Ok(pid)
     }
 
+    /// A restore under way learnt the init's pid (a restored task is created with none).
+    pub fn adopt_pid(&mut self, new_pid: u32) -> Result<(), Refused> {
+        let Lifecycle::Starting { pid, .. } = self else {
+            return Err(Refused { state: self.name() });
+        };
+        *pid = new_pid;
+        Ok(())
+    }
+
     /// After `runc start`, which `succeeded` or not.
     pub fn finish_start(&mut self, succeeded: bool) -> Result<StartOutcome, Refused> {
         let Lifecycle::Starting { pid, pending_exit } = *self else {
@@ -288,11 +298,23 @@ pub struct Task {
     pub stdio_options: StdioOptions,
     /// Whether init has a terminal.
     pub terminal: bool,
+    /// Default CRIU image and work directories (runc options `CriuImagePath`/`CriuWorkPath`).
+    pub criu_paths: CriuPaths,
     lifecycle: Mutex<Lifecycle>,
     exit_sender: watch::Sender<Option<Exit>>,
     main_pid_sender: watch::Sender<Option<u32>>,
     cgroups: OnceLock<ContainerCgroups>,
+    restore_pending: AtomicBool,
     execs: Mutex<BTreeMap<String, Arc<ExecProcess>>>,
+}
+
+/// CRIU directories from the runtime options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CriuPaths {
+    /// Default image directory.
+    pub image: Option<PathBuf>,
+    /// Default work directory.
+    pub work: Option<PathBuf>,
 }
 
 /// What a task is made from: everything Create validated.
@@ -311,12 +333,14 @@ pub struct TaskSetup {
     pub runc: Runc,
     /// The container's OCI spec.
     pub spec: oci_spec::runtime::Spec,
+    /// Default CRIU directories.
+    pub criu_paths: CriuPaths,
 }
 
 impl Task {
     /// A task whose unit is about to be started.
     pub fn creating(key: TaskKey, setup: TaskSetup) -> Task {
-        let TaskSetup { bundle, unit, stdio, stdio_options, terminal, runc, spec } = setup;
+        let TaskSetup { bundle, unit, stdio, stdio_options, terminal, runc, spec, criu_paths } = setup;
         let unit_path = unit.object_path();
         Task {
             key,
@@ -328,10 +352,12 @@ impl Task {
             spec,
             stdio_options,
             terminal,
+            criu_paths,
             lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None }),
             exit_sender: watch::channel(None).0,
             main_pid_sender: watch::channel(None).0,
             cgroups: OnceLock::new(),
+            restore_pending: AtomicBool::new(false),
             execs: Mutex::new(BTreeMap::new()),
         }
     }
@@ -379,6 +405,16 @@ impl Task {
     /// A receiver that sees the exit once it is announced.
     pub fn exit_receiver(&self) -> watch::Receiver<Option<Exit>> {
         self.exit_sender.subscribe()
+    }
+
+    /// Created from a checkpoint: Start restores it instead of `runc start`.
+    pub fn mark_restore_pending(&self) {
+        self.restore_pending.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether Start must restore the container (once: the flag clears).
+    pub fn take_restore_pending(&self) -> bool {
+        self.restore_pending.swap(false, Ordering::SeqCst)
     }
 
     /// Records the container's cgroup (once, when its init runs).
