@@ -196,7 +196,12 @@ async fn bad_create_requests_get_clear_errors_with_the_right_codes() {
     });
     let mut terminal = create(&unique_id("tty"), &good);
     terminal.terminal = true;
-    cases.push(Case { name: "terminal", request: terminal, code: Code::UNIMPLEMENTED, message: "terminal" });
+    cases.push(Case {
+        name: "terminal the spec does not ask for",
+        request: terminal,
+        code: Code::INVALID_ARGUMENT,
+        message: "process.terminal is false but the request asks for true",
+    });
     let mut binary_log = create(&unique_id("binlog"), &good);
     binary_log.stdout = "binary:///usr/bin/logger".into();
     cases.push(Case { name: "binary:// stdout", request: binary_log, code: Code::UNIMPLEMENTED, message: "binary://" });
