@@ -7,6 +7,7 @@ pub mod control;
 pub mod daemon;
 pub mod delete_command;
 pub mod error;
+pub mod fdstore;
 pub mod logging;
 pub mod paths;
 pub mod start;

@@ -72,7 +72,9 @@ where
 }
 
 fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
-    let config = match daemon_config(flags) {
+    // Before any thread exists: the descriptors systemd kept for us, and out of the environment.
+    let restored = shim::fdstore::take_listen_fds();
+    let config = match daemon_config(flags, restored) {
         Ok(config) => config,
         Err(error) => return fail(&error.to_string()),
     };
@@ -126,7 +128,10 @@ fn delete_command(flags: &containerd_shim::Flags) -> Result<DeleteCommand, shim:
     })
 }
 
-fn daemon_config(flags: &containerd_shim::Flags) -> Result<DaemonConfig, shim::Error> {
+fn daemon_config(
+    flags: &containerd_shim::Flags,
+    restored: Vec<(shim::fdstore::StoredFd, std::os::fd::OwnedFd)>,
+) -> Result<DaemonConfig, shim::Error> {
     if flags.socket.is_empty() {
         return Err(shim::Error::InvalidRequest("the daemon needs -socket".into()));
     }
@@ -148,6 +153,7 @@ fn daemon_config(flags: &containerd_shim::Flags) -> Result<DaemonConfig, shim::E
             .map_err(|_| shim::Error::InvalidRequest("TTRPC_ADDRESS is not set in the environment".into()))?,
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
+        restored,
     })
 }
 

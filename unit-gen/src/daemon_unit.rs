@@ -9,6 +9,13 @@ use crate::properties::{ExecCommand, Property, PropertyValue, TransientUnit};
 /// How long systemd waits for the daemon's `READY=1`.
 pub const DAEMON_START_TIMEOUT_USEC: u64 = 30 * 1_000_000;
 
+/// How many descriptors the daemon may keep in systemd's fd store across restarts: its
+/// listening sockets and every ttrpc connection from containerd (a few per namespace).
+pub const FD_STORE_MAX: u32 = 4096;
+
+/// Restart delay after the daemon died: short, containerd's calls wait meanwhile.
+const RESTART_USEC: u64 = 100_000;
+
 /// Everything the daemon's unit is derived from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonUnitRequest {
@@ -48,6 +55,12 @@ pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
             Property::new("TimeoutStartUSec", PropertyValue::U64(DAEMON_START_TIMEOUT_USEC)),
             // A daemon that died must not block the next `start` from launching a new one.
             Property::new("CollectMode", PropertyValue::Str("inactive-or-failed".into())),
+            // Crash-only: a daemon that dies (or loses systemd) is restarted, gets its sockets
+            // and containerd's connections back from the fd store, and re-adopts every task
+            // from its state files, so containerd notices nothing.
+            Property::new("Restart", PropertyValue::Str("always".into())),
+            Property::new("RestartUSec", PropertyValue::U64(RESTART_USEC)),
+            Property::new("FileDescriptorStoreMax", PropertyValue::U32(FD_STORE_MAX)),
             exec_start,
         ],
     }
@@ -79,5 +92,12 @@ mod tests {
             unit.property("Environment"),
             Some(&PropertyValue::StrList(vec!["TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".into()]))
         );
+    }
+
+    #[test]
+    fn daemon_restarts_and_keeps_its_descriptors() {
+        let unit = render_daemon_unit(&request());
+        assert_eq!(unit.property("Restart"), Some(&PropertyValue::Str("always".into())));
+        assert_eq!(unit.property("FileDescriptorStoreMax"), Some(&PropertyValue::U32(FD_STORE_MAX)));
     }
 }

@@ -310,17 +310,20 @@ impl TaskManager {
 
     /// Records the created state (or an exit that raced creation) and publishes events in order.
     fn finish_create(&self, task: &Task, pid: u32, rootfs: Vec<containerd_shim_protos::api::Mount>) {
-        let mut lifecycle = task.lifecycle();
-        match lifecycle.finish_create(pid) {
-            Ok(raced_exit) => {
-                self.events.task_created(task, pid, rootfs);
-                if let Some(exit) = raced_exit {
-                    self.events.task_exited(task, pid, exit);
-                    task.announce_exit(exit);
+        {
+            let mut lifecycle = task.lifecycle();
+            match lifecycle.finish_create(pid) {
+                Ok(raced_exit) => {
+                    self.events.task_created(task, pid, rootfs);
+                    if let Some(exit) = raced_exit {
+                        self.events.task_exited(task, pid, exit);
+                        task.announce_exit(exit);
+                    }
                 }
+                Err(refused) => tracing::error!(task = %task.key, "task is {} at the end of create", refused.state),
             }
-            Err(refused) => tracing::error!(task = %task.key, "task is {} at the end of create", refused.state),
         }
+        self.state.save(task);
     }
 }
 
@@ -375,7 +378,7 @@ async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
     }
 }
 
-async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
+pub(super) async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
     let invalid = |reason: String| Error::InvalidSpec { bundle: bundle.to_path_buf(), reason };
     let text = match tokio::fs::read(bundle.join("config.json")).await {
         Ok(text) => text,

@@ -44,6 +44,7 @@ impl TaskManager {
             Deleted { pid, exit }
         };
         self.tasks.remove(key);
+        self.state.remove(key);
         Ok(deleted)
     }
 }

@@ -106,6 +106,7 @@ impl TaskManager {
         }
         self.tasks.add_exec_unit(exec.unit_path.clone(), key.clone(), exec.exec_id.clone());
         self.events.exec_added(&task, &exec);
+        self.state.save(&task);
         Ok(())
     }
 
@@ -115,19 +116,22 @@ impl TaskManager {
         exec.lifecycle().begin_start().map_err(|refused| exec_bad_state(key, exec_id, refused.state, "start"))?;
         match self.launch_exec(&task, &exec).await {
             Ok(pid) => {
-                let mut lifecycle = exec.lifecycle();
-                match lifecycle.finish_start(pid) {
-                    Ok(raced_exit) => {
-                        self.events.exec_started(&task, &exec, pid);
-                        if let Some(exit) = raced_exit {
-                            self.events.exec_exited(&task, &exec, pid, exit);
-                            exec.announce_exit(exit);
+                {
+                    let mut lifecycle = exec.lifecycle();
+                    match lifecycle.finish_start(pid) {
+                        Ok(raced_exit) => {
+                            self.events.exec_started(&task, &exec, pid);
+                            if let Some(exit) = raced_exit {
+                                self.events.exec_exited(&task, &exec, pid, exit);
+                                exec.announce_exit(exit);
+                            }
+                        }
+                        Err(refused) => {
+                            tracing::error!(task = %key, exec = exec_id, "exec is {} after start", refused.state)
                         }
                     }
-                    Err(refused) => {
-                        tracing::error!(task = %key, exec = exec_id, "exec is {} after start", refused.state)
-                    }
                 }
+                self.state.save(&task);
                 Ok(pid)
             }
             Err(error) => {
@@ -235,6 +239,7 @@ impl TaskManager {
         let lifecycle = *exec.lifecycle();
         task.remove_exec(exec_id);
         self.tasks.remove_unit_path(&exec.unit_path);
+        self.state.save(&task);
         // An exec deleted before it ran never exited; report it like runc-v2, with status 0.
         let exit = lifecycle.exit().unwrap_or(Exit { status: 0, at: SystemTime::now() });
         Ok(Deleted { pid: lifecycle.pid(), exit })

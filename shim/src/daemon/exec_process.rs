@@ -13,7 +13,7 @@ use unit_gen::UnitName;
 use super::task::{Exit, Refused};
 
 /// Where an exec process is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExecLifecycle {
     /// Added by Exec; nothing runs yet.
     Added,

@@ -60,11 +60,23 @@ impl TaskManager {
     /// for it and exited the same way), publishing `TaskExit` unless its start will.
     fn observe_exec_exit(&self, task: &Task, exec: &ExecProcess, service_exit: ServiceExit) {
         let exit = Exit { status: service_exit.status, at: exit_time(service_exit.exited_at_usec) };
-        let mut lifecycle = exec.lifecycle();
-        if let Some((pid, exit)) = lifecycle.observe_exit(exit) {
-            self.events.exec_exited(task, exec, pid, exit);
-            exec.announce_exit(exit);
-            tracing::info!(task = %task.key, exec = %exec.exec_id, "exec process {pid} exited with status {}", exit.status);
+        self.record_exec_exit(task, exec, exit);
+    }
+
+    /// Makes `exec` exited, publishing `TaskExit` once, and saves the task's record.
+    pub(super) fn record_exec_exit(&self, task: &Task, exec: &ExecProcess, exit: Exit) {
+        let published = {
+            let mut lifecycle = exec.lifecycle();
+            let observed = lifecycle.observe_exit(exit);
+            if let Some((pid, exit)) = observed {
+                self.events.exec_exited(task, exec, pid, exit);
+                exec.announce_exit(exit);
+                tracing::info!(task = %task.key, exec = %exec.exec_id, "exec process {pid} exited with status {}", exit.status);
+            }
+            observed.is_some()
+        };
+        if published {
+            self.state.save(task);
         }
     }
 
@@ -72,21 +84,34 @@ impl TaskManager {
     /// start in progress will publish it after its own event.
     pub(super) fn observe_exit(&self, task: &Task, service_exit: ServiceExit) {
         let exit = Exit { status: service_exit.status, at: exit_time(service_exit.exited_at_usec) };
-        let mut lifecycle = task.lifecycle();
-        let known_pid = lifecycle.pid();
+        let known_pid = task.lifecycle().pid();
         if known_pid != 0 && service_exit.pid != 0 && known_pid != service_exit.pid {
             tracing::debug!(task = %task.key, "ignoring exit of pid {} (init is {known_pid})", service_exit.pid);
             return;
         }
-        if let Some((pid, exit)) = lifecycle.observe_exit(exit) {
-            self.events.task_exited(task, pid, exit);
-            task.announce_exit(exit);
-            tracing::info!(task = %task.key, unit = %task.unit, "init {pid} exited with status {}", exit.status);
+        self.record_exit(task, exit);
+    }
+
+    /// Makes init exited, publishing `TaskExit` once (unless a create or start in progress
+    /// will), and saves the task's record.
+    pub(super) fn record_exit(&self, task: &Task, exit: Exit) {
+        let published = {
+            let mut lifecycle = task.lifecycle();
+            let observed = lifecycle.observe_exit(exit);
+            if let Some((pid, exit)) = observed {
+                self.events.task_exited(task, pid, exit);
+                task.announce_exit(exit);
+                tracing::info!(task = %task.key, unit = %task.unit, "init {pid} exited with status {}", exit.status);
+            }
+            observed.is_some()
+        };
+        if published {
+            self.state.save(task);
         }
     }
 }
 
-fn exit_time(exited_at_usec: u64) -> SystemTime {
+pub(super) fn exit_time(exited_at_usec: u64) -> SystemTime {
     if exited_at_usec == 0 {
         SystemTime::now()
     } else {

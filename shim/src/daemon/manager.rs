@@ -9,6 +9,7 @@ use std::time::Duration;
 use unit_gen::UnitOptions;
 
 use super::events::EventSender;
+use super::state::StateStore;
 use super::table::TaskTable;
 use super::task::{Exit, Task, TaskKey};
 use crate::error::Error;
@@ -35,12 +36,21 @@ pub struct TaskManager {
     pub(super) settings: DaemonSettings,
     /// Names the temporary resource files of Update.
     pub(super) update_sequence: AtomicU64,
+    /// The task table on disk.
+    pub(super) state: StateStore,
 }
 
 impl TaskManager {
     /// A manager with no tasks.
-    pub fn new(systemd: Arc<Systemd>, events: EventSender, settings: DaemonSettings) -> TaskManager {
-        TaskManager { tasks: TaskTable::default(), systemd, events, settings, update_sequence: AtomicU64::new(0) }
+    pub fn new(systemd: Arc<Systemd>, events: EventSender, settings: DaemonSettings, state: StateStore) -> TaskManager {
+        TaskManager {
+            tasks: TaskTable::default(),
+            systemd,
+            events,
+            settings,
+            update_sequence: AtomicU64::new(0),
+            state,
+        }
     }
 
     /// The task with `key`, or NOT_FOUND.

@@ -2,6 +2,7 @@
 //! containerd, in every namespace. It runs as a systemd service; each task runs as a unit of
 //! its own, so containers do not depend on the daemon's process.
 
+mod adopt;
 mod checkpoint;
 mod cleanup;
 mod create;
@@ -20,11 +21,13 @@ mod resize;
 mod server;
 mod service;
 mod start;
+mod state;
 mod stats;
 mod table;
 mod task;
 mod update;
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,13 +43,15 @@ pub use manager::DaemonSettings;
 
 use crate::blocking::blocking;
 use crate::error::Error;
+use crate::fdstore::StoredFd;
 use crate::paths::DaemonIdentity;
 use crate::systemd::Systemd;
 use events::EventSender;
 use manager::TaskManager;
+use state::StateStore;
 
 /// How the daemon was asked to run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DaemonConfig {
     /// Which containerd this daemon serves (names its sockets).
     pub identity: DaemonIdentity,
@@ -56,6 +61,8 @@ pub struct DaemonConfig {
     pub exe: PathBuf,
     /// `PATH` to find runc in.
     pub path_env: String,
+    /// Sockets and connections systemd's fd store gave back (after a restart).
+    pub restored: Vec<(StoredFd, OwnedFd)>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -63,8 +70,16 @@ pub struct DaemonConfig {
 /// The control socket is bound and systemd told `READY=1` first, so the `start` waiting on our
 /// start job is released as early as possible; a `start` that connects before we serve waits
 /// in the listen backlog for the moment it takes to connect to systemd.
-pub async fn run(config: DaemonConfig) -> Result<(), Error> {
-    let control = server::bind_socket(&config.identity.control_socket).await?;
+pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
+    let mut restored = server::RestoredSockets::from_fds(std::mem::take(&mut config.restored))?;
+    let control = match restored.control.take() {
+        Some(control) => control,
+        None => {
+            let control = server::bind_socket(&config.identity.control_socket).await?;
+            server::keep_in_fd_store(&control, &StoredFd::Control);
+            control
+        }
+    };
     blocking("notifying systemd", || runc_wrap::notify::notify("READY=1"))
         .await?
         .map_err(|error| Error::io("notifying systemd", error))?;
@@ -79,10 +94,20 @@ pub async fn run(config: DaemonConfig) -> Result<(), Error> {
         unit_options: UnitOptions::default(),
         fifo_timeout: Duration::from_secs(30),
     };
-    let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings));
-    tokio::spawn(exits::watch_exits(Arc::clone(&manager), changes));
+    let state = StateStore::spawn(state::records_dir());
+    let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings, state));
+    // Tasks come back from their records before exits are routed to them; what happened while
+    // no daemon ran is reconciled once routing is on, so no exit falls between the two.
+    let adopted = manager.adopt_recorded_tasks().await;
+    let mut exits = tokio::spawn(exits::watch_exits(Arc::clone(&manager), changes));
+    manager.reconcile_adopted(adopted).await;
 
     let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), manager));
+    for (namespace, sockets) in restored.namespaces {
+        let connections = sockets.connections.len();
+        namespaces.resume(&namespace, sockets).await?;
+        tracing::info!(namespace, connections, "resumed serving the task API with the sockets systemd kept");
+    }
     tokio::spawn(server::serve_control(control, namespaces));
     tracing::info!("serving control requests on {}", config.identity.control_socket.display());
 
@@ -93,7 +118,11 @@ pub async fn run(config: DaemonConfig) -> Result<(), Error> {
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: stopping; container units keep running"),
         _ = interrupt.recv() => tracing::info!("SIGINT: stopping; container units keep running"),
+        // Crash-only: without systemd's signals no exit would be seen. systemd restarts us
+        // (Restart=always) and the new daemon reconnects, keeps the sockets, re-adopts tasks.
+        _ = &mut exits => return Err(Error::Systemd(crate::systemd::SystemdError::ConnectionLost { unit: "the daemon".into() })),
     }
-    let _ = tokio::fs::remove_file(&config.identity.control_socket).await;
+    // The socket files stay: after `systemctl restart` the next daemon serves the same sockets
+    // from the fd store; after a stop, the next `start` finds them stale and binds anew.
     Ok(())
 }

@@ -11,9 +11,12 @@ impl TaskManager {
         let task = self.task(key)?;
         self.require_state(&task, "pause", |lifecycle| matches!(lifecycle, super::task::Lifecycle::Running { .. }))?;
         task.runc.pause(&key.id).await.map_err(Error::Runc)?;
-        let mut lifecycle = task.lifecycle();
-        match lifecycle.finish_pause() {
-            Ok(()) => self.events.task_paused(&task),
+        let paused = task.lifecycle().finish_pause();
+        match paused {
+            Ok(()) => {
+                self.events.task_paused(&task);
+                self.state.save(&task);
+            }
             // It died while runc froze it: the exit is what counts.
             Err(refused) => tracing::info!(task = %key, "task is {} after runc pause", refused.state),
         }
@@ -25,9 +28,12 @@ impl TaskManager {
         let task = self.task(key)?;
         self.require_state(&task, "resume", |lifecycle| matches!(lifecycle, super::task::Lifecycle::Paused { .. }))?;
         task.runc.resume(&key.id).await.map_err(Error::Runc)?;
-        let mut lifecycle = task.lifecycle();
-        match lifecycle.finish_resume() {
-            Ok(()) => self.events.task_resumed(&task),
+        let resumed = task.lifecycle().finish_resume();
+        match resumed {
+            Ok(()) => {
+                self.events.task_resumed(&task);
+                self.state.save(&task);
+            }
             Err(refused) => tracing::info!(task = %key, "task is {} after runc resume", refused.state),
         }
         Ok(())

@@ -4,13 +4,14 @@
 //! Every connection's peer credentials are checked: root, or our own uid, only.
 
 use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use containerd_shim_protos::shim_async::create_task;
-use futures::stream::{self, Stream};
+use futures::stream::{self, Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::OnceCell;
@@ -23,10 +24,67 @@ use super::service::TaskService;
 use crate::blocking::blocking;
 use crate::control::{read_line, ControlRequest, ControlResponse, CONTROL_TIMEOUT};
 use crate::error::Error;
+use crate::fdstore::StoredFd;
 use crate::paths::{unix_address, DaemonIdentity};
 
 const TASK_V3: &str = "containerd.task.v3.Task";
 const TASK_V2: &str = "containerd.task.v2.Task";
+
+/// Sockets systemd's fd store gave back, sorted for the servers that resume them.
+#[derive(Default)]
+pub struct RestoredSockets {
+    /// The control socket.
+    pub control: Option<UnixListener>,
+    /// Per namespace: its listener and the connections containerd had open.
+    pub namespaces: HashMap<String, NamespaceSockets>,
+}
+
+/// One namespace's sockets from the fd store.
+#[derive(Default)]
+pub struct NamespaceSockets {
+    /// Its listening socket.
+    pub listener: Option<UnixListener>,
+    /// containerd's connections, accepted before the restart.
+    pub connections: Vec<UnixStream>,
+}
+
+impl RestoredSockets {
+    /// Sorts `fds` by kind, as tokio sockets.
+    pub fn from_fds(fds: Vec<(StoredFd, OwnedFd)>) -> Result<RestoredSockets, Error> {
+        let mut restored = RestoredSockets::default();
+        for (kind, fd) in fds {
+            let adopt = |error| Error::io(format!("adopting the stored descriptor {}", kind.name()), error);
+            match &kind {
+                StoredFd::Control => restored.control = Some(listener_from(fd).map_err(adopt)?),
+                StoredFd::NamespaceListener(namespace) => {
+                    let listener = listener_from(fd).map_err(adopt)?;
+                    restored.namespaces.entry(namespace.clone()).or_default().listener = Some(listener);
+                }
+                StoredFd::Connection(namespace) => {
+                    let stream = std::os::unix::net::UnixStream::from(fd);
+                    stream.set_nonblocking(true).map_err(adopt)?;
+                    let stream = UnixStream::from_std(stream).map_err(adopt)?;
+                    restored.namespaces.entry(namespace.clone()).or_default().connections.push(stream);
+                }
+            }
+        }
+        Ok(restored)
+    }
+}
+
+fn listener_from(fd: OwnedFd) -> std::io::Result<UnixListener> {
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener)
+}
+
+/// Hands `socket` to systemd's fd store, so a restarted daemon gets it back; failure only costs
+/// that (a restart would then close it), so it is logged.
+pub fn keep_in_fd_store(socket: &impl AsFd, kind: &StoredFd) {
+    if let Err(error) = crate::fdstore::store(socket.as_fd(), kind) {
+        tracing::warn!("could not keep {} in systemd's fd store: {error}", kind.name());
+    }
+}
 
 /// A running ttrpc server for one namespace; dropping the server would stop it.
 struct Served {
@@ -49,6 +107,16 @@ impl NamespaceServers {
 
     /// Serves the task API for `namespace` (once; later calls return the same socket).
     pub async fn serve(&self, namespace: &str) -> Result<PathBuf, Error> {
+        self.serve_with(namespace, NamespaceSockets::default()).await
+    }
+
+    /// Serves `namespace` again after a restart, with the listener and containerd's
+    /// connections systemd kept.
+    pub async fn resume(&self, namespace: &str, sockets: NamespaceSockets) -> Result<PathBuf, Error> {
+        self.serve_with(namespace, sockets).await
+    }
+
+    async fn serve_with(&self, namespace: &str, sockets: NamespaceSockets) -> Result<PathBuf, Error> {
         validate_identifier(IdentifierKind::Namespace, namespace)?;
         let cell = {
             let mut served = self.served.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -57,9 +125,19 @@ impl NamespaceServers {
         let served = cell
             .get_or_try_init(|| async {
                 let socket = self.identity.namespace_socket(namespace);
-                let listener = bind_socket(&socket).await?;
+                let listener = match sockets.listener {
+                    Some(listener) => listener,
+                    None => {
+                        let listener = bind_socket(&socket).await?;
+                        keep_in_fd_store(&listener, &StoredFd::NamespaceListener(namespace.to_string()));
+                        listener
+                    }
+                };
                 let service = Arc::new(TaskService::new(Arc::clone(&self.manager), namespace.to_string()));
-                let server = start_task_server(listener, service).await?;
+                let kept = StoredFd::Connection(namespace.to_string());
+                let connections =
+                    stream::iter(sockets.connections.into_iter().map(Ok)).chain(accept_trusted(listener, Some(kept)));
+                let server = start_task_server(connections, service).await?;
                 tracing::info!(namespace, "serving the task API on {}", socket.display());
                 Ok::<_, Error>(Served { socket, _server: Mutex::new(server) })
             })
@@ -68,8 +146,11 @@ impl NamespaceServers {
     }
 }
 
-async fn start_task_server(listener: UnixListener, service: Arc<TaskService>) -> Result<Server, Error> {
-    let mut server = Server::new().add_listener(Listener::new(accept_trusted(listener)));
+async fn start_task_server(
+    connections: impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static,
+    service: Arc<TaskService>,
+) -> Result<Server, Error> {
+    let mut server = Server::new().add_listener(Listener::new(connections));
     server = server.register_service(create_task(Arc::clone(&service) as _));
     server = server.register_service(renamed(create_task(service as _), TASK_V3, TASK_V2));
     server
@@ -88,7 +169,7 @@ fn renamed<S>(mut services: HashMap<String, S>, from: &str, to: &str) -> HashMap
 
 /// Serves control requests on `listener` until the daemon exits.
 pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServers>) {
-    let connections = accept_trusted(listener);
+    let connections = accept_trusted(listener, None);
     futures::pin_mut!(connections);
     while let Some(connection) = futures::StreamExt::next(&mut connections).await {
         let Ok(connection) = connection else { continue };
@@ -125,26 +206,36 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
 
 /// Connections from root or from our own uid (the uid containerd runs as launched us); anyone
 /// else is logged and dropped. Accept errors (e.g. out of fds) are logged, and accepting resumes
-/// after a short pause instead of ending the server.
-fn accept_trusted(listener: UnixListener) -> impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static {
+/// after a short pause instead of ending the server. With `keep`, each accepted connection also
+/// goes to systemd's fd store, so it outlives a restart of the daemon.
+fn accept_trusted(
+    listener: UnixListener,
+    keep: Option<StoredFd>,
+) -> impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static {
     let own_uid = nix::unistd::geteuid().as_raw();
-    stream::unfold(listener, move |listener| async move {
-        loop {
-            match listener.accept().await {
-                Ok((connection, _)) => match connection.peer_cred() {
-                    Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
-                        return Some((Ok(connection), listener));
+    stream::unfold(listener, move |listener| {
+        let keep = keep.clone();
+        async move {
+            loop {
+                match listener.accept().await {
+                    Ok((connection, _)) => match connection.peer_cred() {
+                        Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
+                            if let Some(kind) = &keep {
+                                keep_in_fd_store(&connection, kind);
+                            }
+                            return Some((Ok(connection), listener));
+                        }
+                        Ok(credentials) => tracing::warn!(
+                            "refused a connection from uid {} pid {:?}: only root or uid {own_uid} may use this socket",
+                            credentials.uid(),
+                            credentials.pid()
+                        ),
+                        Err(error) => tracing::warn!("refused a connection whose credentials are unreadable: {error}"),
+                    },
+                    Err(error) => {
+                        tracing::error!("accepting a connection: {error}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    Ok(credentials) => tracing::warn!(
-                        "refused a connection from uid {} pid {:?}: only root or uid {own_uid} may use this socket",
-                        credentials.uid(),
-                        credentials.pid()
-                    ),
-                    Err(error) => tracing::warn!("refused a connection whose credentials are unreadable: {error}"),
-                },
-                Err(error) => {
-                    tracing::error!("accepting a connection: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }

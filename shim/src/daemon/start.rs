@@ -20,20 +20,24 @@ impl TaskManager {
             task.runc.start(&key.id).await.map_err(Error::Runc)
         };
 
-        let mut lifecycle = task.lifecycle();
-        // Only this function leaves Starting, so a refusal here is a bug worth shouting about.
-        let outcome = lifecycle.finish_start(started.is_ok()).map_err(|refused| {
-            tracing::error!(task = %key, "task left the starting state under a start: {}", refused.state);
-            bad_state(refused.state)
-        })?;
-        let (StartOutcome::Started { pid, exit } | StartOutcome::Failed { pid, exit }) = outcome;
-        if matches!(outcome, StartOutcome::Started { .. }) {
-            self.events.task_started(&task, pid);
-        }
-        if let Some(exit) = exit {
-            self.events.task_exited(&task, pid, exit);
-            task.announce_exit(exit);
-        }
+        let pid = {
+            let mut lifecycle = task.lifecycle();
+            // Only this function leaves Starting, so a refusal here is a bug worth shouting about.
+            let outcome = lifecycle.finish_start(started.is_ok()).map_err(|refused| {
+                tracing::error!(task = %key, "task left the starting state under a start: {}", refused.state);
+                bad_state(refused.state)
+            })?;
+            let (StartOutcome::Started { pid, exit } | StartOutcome::Failed { pid, exit }) = outcome;
+            if matches!(outcome, StartOutcome::Started { .. }) {
+                self.events.task_started(&task, pid);
+            }
+            if let Some(exit) = exit {
+                self.events.task_exited(&task, pid, exit);
+                task.announce_exit(exit);
+            }
+            pid
+        };
+        self.state.save(&task);
         started.map(|()| pid)
     }
 

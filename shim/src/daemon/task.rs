@@ -32,7 +32,7 @@ impl std::fmt::Display for TaskKey {
 }
 
 /// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Exit {
     /// Exit code, or 128 + signal.
     pub status: u32,
@@ -42,7 +42,7 @@ pub struct Exit {
 
 /// Where a task is in its life. Transitions happen under the task's lock, which is never held
 /// across an await.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Lifecycle {
     /// The unit is starting (`runc create` under way). An exit seen meanwhile waits here.
     Creating {
@@ -309,7 +309,7 @@ pub struct Task {
 }
 
 /// CRIU directories from the runtime options.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CriuPaths {
     /// Default image directory.
     pub image: Option<PathBuf>,
@@ -410,6 +410,11 @@ impl Task {
     /// Created from a checkpoint: Start restores it instead of `runc start`.
     pub fn mark_restore_pending(&self) {
         self.restore_pending.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the task waits for Start to restore it.
+    pub fn is_restore_pending(&self) -> bool {
+        self.restore_pending.load(Ordering::SeqCst)
     }
 
     /// Whether Start must restore the container (once: the flag clears).

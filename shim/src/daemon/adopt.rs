@@ -1,0 +1,174 @@
+//! Re-adoption after a restart: the task table comes back from the records on disk, and each
+//! task is reconciled with what systemd and the `ExecStopPost` files say happened while the
+//! daemon was down. A process that exited meanwhile gets its exit status and its `TaskExit`;
+//! a running one is served again as if nothing happened (its unit never depended on us).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use runc_wrap::atomic_file::read_json;
+use runc_wrap::protocol::{exec_dir, files, ExitState};
+use unit_gen::UnitName;
+
+use super::cleanup::remove_task_residue;
+use super::create::read_spec;
+use super::exec::remove_exec_residue;
+use super::exec_process::{ExecLifecycle, ExecProcess};
+use super::manager::TaskManager;
+use super::state::{load_all, records_dir, TaskRecord};
+use super::task::{Exit, Lifecycle, Task, TaskSetup};
+use crate::blocking::blocking;
+use crate::error::Error;
+use crate::systemd::ServiceExit;
+
+/// An exit whose status nobody recorded (the unit is gone and left no exit state).
+const UNKNOWN_EXIT_STATUS: u32 = 255;
+
+/// Where a process is, according to systemd and the exit-state file.
+enum Found {
+    Alive,
+    Exited(Exit),
+}
+
+impl TaskManager {
+    /// Loads the recorded tasks into the table. Call before watching exits starts routing, then
+    /// [`TaskManager::reconcile_adopted`] once it does.
+    pub async fn adopt_recorded_tasks(&self) -> Vec<Arc<Task>> {
+        let records = blocking("reading the task records", || load_all(&records_dir())).await.unwrap_or_default();
+        let mut adopted = Vec::new();
+        for record in records {
+            let key = record.key();
+            match self.rebuild(record).await {
+                Ok(task) => adopted.push(task),
+                Err(error) => {
+                    tracing::error!(task = %key, "cannot adopt the recorded task: {error}; forgetting it");
+                    self.state.remove(&key);
+                }
+            }
+        }
+        if !adopted.is_empty() {
+            tracing::info!("adopted {} task(s) from their records", adopted.len());
+        }
+        adopted
+    }
+
+    async fn rebuild(&self, record: TaskRecord) -> Result<Arc<Task>, Error> {
+        let key = record.key();
+        let spec = read_spec(&record.bundle).await?;
+        let setup = TaskSetup {
+            bundle: record.bundle.clone(),
+            unit: UnitName::for_task(&key.namespace, &key.id),
+            stdio: record.stdio.clone(),
+            stdio_options: record.stdio_options,
+            terminal: record.terminal,
+            runc: runc_wrap::Runc::new(&record.runc_binary, &record.runc_root).with_criu(record.criu.clone()),
+            spec,
+            criu_paths: record.criu_paths.clone(),
+        };
+        let task = Arc::new(Task::creating(key.clone(), setup));
+        *task.lifecycle() = record.lifecycle;
+        if record.restore_pending {
+            task.mark_restore_pending();
+        }
+        for exec in &record.execs {
+            let unit = UnitName::for_exec(&key.namespace, &key.id, &exec.exec_id);
+            let dir = exec_dir(&record.bundle, &exec.exec_id);
+            let process =
+                Arc::new(ExecProcess::added(exec.exec_id.clone(), unit, dir, exec.stdio.clone(), exec.terminal));
+            *process.lifecycle() = exec.lifecycle;
+            self.tasks.add_exec_unit(process.unit_path.clone(), key.clone(), exec.exec_id.clone());
+            let _ = task.insert_exec(process);
+        }
+        if self.tasks.insert_new(Arc::clone(&task)).is_err() {
+            return Err(Error::TaskExists { namespace: key.namespace, id: key.id });
+        }
+        Ok(task)
+    }
+
+    /// Brings each adopted task up to date with what happened while the daemon was down.
+    pub async fn reconcile_adopted(&self, tasks: Vec<Arc<Task>>) {
+        for task in tasks {
+            if let Err(error) = self.reconcile(&task).await {
+                tracing::error!(task = %task.key, "reconciling the adopted task: {error}");
+            }
+            if self.tasks.get(&task.key).is_some() {
+                self.state.save(&task);
+            }
+        }
+    }
+
+    async fn reconcile(&self, task: &Arc<Task>) -> Result<(), Error> {
+        let lifecycle = *task.lifecycle();
+        match lifecycle {
+            // The call that was under way is lost with the old daemon: finish what it began.
+            Lifecycle::Creating { .. } | Lifecycle::Deleting { .. } => {
+                tracing::info!(task = %task.key, "finishing an interrupted {}", lifecycle.name());
+                remove_task_residue(&self.systemd, &task.unit, &task.bundle).await?;
+                self.tasks.remove(&task.key);
+                self.state.remove(&task.key);
+                return Ok(());
+            }
+            Lifecycle::Starting { pid, .. } => *task.lifecycle() = Lifecycle::Running { pid },
+            Lifecycle::Created { .. } | Lifecycle::Running { .. } | Lifecycle::Paused { .. } => {}
+            Lifecycle::Exited { .. } => {}
+        }
+        let pid = task.lifecycle().pid();
+        if task.lifecycle().exit().is_none() && !task.is_restore_pending() {
+            match self.find_process(&task.unit, &task.unit_path, &task.bundle.join(files::EXIT_STATE)).await? {
+                Found::Exited(exit) => {
+                    tracing::info!(task = %task.key, "init exited with status {} while the daemon was down", exit.status);
+                    self.record_exit(task, exit);
+                }
+                Found::Alive if pid != 0 => self.watch_cgroup(task, pid).await,
+                Found::Alive => {}
+            }
+        }
+        for exec in task.exec_list() {
+            self.reconcile_exec(task, &exec).await?;
+        }
+        Ok(())
+    }
+
+    async fn reconcile_exec(&self, task: &Task, exec: &ExecProcess) -> Result<(), Error> {
+        let lifecycle = *exec.lifecycle();
+        match lifecycle {
+            ExecLifecycle::Deleting { .. } => {
+                remove_exec_residue(&self.systemd, &exec.unit, &exec.dir).await?;
+                task.remove_exec(&exec.exec_id);
+                self.tasks.remove_unit_path(&exec.unit_path);
+            }
+            ExecLifecycle::Starting { .. } | ExecLifecycle::Running { .. } => {
+                if let ExecLifecycle::Starting { .. } = lifecycle {
+                    // The start was lost with the old daemon; its unit decides.
+                    *exec.lifecycle() = ExecLifecycle::Running { pid: 0 };
+                }
+                let exit_state = exec.dir.join(files::exec::EXIT_STATE);
+                if let Found::Exited(exit) = self.find_process(&exec.unit, &exec.unit_path, &exit_state).await? {
+                    self.record_exec_exit(task, exec, exit);
+                }
+            }
+            ExecLifecycle::Added | ExecLifecycle::Exited { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the main process of `unit` still runs: systemd's word while the unit is loaded,
+    /// the `ExecStopPost` record once it is gone.
+    async fn find_process(&self, unit: &UnitName, unit_path: &str, exit_state: &Path) -> Result<Found, Error> {
+        if let Some(state) = self.systemd.unit_active_state(unit.as_str()).await? {
+            if let Some(ServiceExit { status, exited_at_usec, .. }) = self.systemd.service_exit(unit_path).await? {
+                return Ok(Found::Exited(Exit { status, at: super::exits::exit_time(exited_at_usec) }));
+            }
+            if matches!(state.as_str(), "active" | "activating" | "reloading") {
+                return Ok(Found::Alive);
+            }
+        }
+        let path = exit_state.to_path_buf();
+        let recorded = blocking("reading an exit state", move || read_json::<ExitState>(&path)).await?;
+        Ok(Found::Exited(match recorded {
+            Ok(state) => Exit { status: state.status, at: state.exited_at() },
+            Err(_) => Exit { status: UNKNOWN_EXIT_STATUS, at: SystemTime::now() },
+        }))
+    }
+}

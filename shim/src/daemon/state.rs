@@ -1,0 +1,247 @@
+//! The daemon's task table on disk, so a restarted daemon can adopt every task: one JSON record
+//! per task under `/run/containerd/io.containerd.systemd.v1/tasks/<namespace>/<id>.json`,
+//! written atomically. One writer task applies saves and removals in the order they were made,
+//! so a record never goes back in time; callers never wait for the disk.
+//!
+//! A record's lifecycle also says which events containerd has had: the daemon enqueues
+//! `TaskExit` in the same step that makes a process `Exited`, and saves after that step. A
+//! process that a record shows running but that systemd (or its `ExitStopPost` file) shows gone
+//! exited while the daemon was down, and its `TaskExit` is still owed.
+
+use std::path::{Path, PathBuf};
+
+use runc_wrap::atomic_file::{read_json, remove_if_present, write_json_atomically};
+use runc_wrap::protocol::{StdioOptions, StdioPaths};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::exec_process::{ExecLifecycle, ExecProcess};
+use super::task::{CriuPaths, Lifecycle, Task, TaskKey};
+use crate::paths::STATE_ROOT;
+
+/// Where the records live.
+pub fn records_dir() -> PathBuf {
+    PathBuf::from(STATE_ROOT).join("tasks")
+}
+
+/// Everything needed to serve a task again, but what its bundle holds (the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// containerd namespace.
+    pub namespace: String,
+    /// Task id.
+    pub id: String,
+    /// The bundle.
+    pub bundle: PathBuf,
+    /// Stdio as containerd gave it.
+    pub stdio: StdioPaths,
+    /// Stdio owner and log mode.
+    pub stdio_options: StdioOptions,
+    /// Whether init has a terminal.
+    pub terminal: bool,
+    /// runc binary.
+    pub runc_binary: PathBuf,
+    /// runc state root.
+    pub runc_root: PathBuf,
+    /// CRIU, if found.
+    pub criu: Option<PathBuf>,
+    /// Default CRIU directories.
+    pub criu_paths: CriuPaths,
+    /// Created from a checkpoint and not started yet.
+    pub restore_pending: bool,
+    /// Where init is.
+    pub lifecycle: Lifecycle,
+    /// The exec processes.
+    pub execs: Vec<ExecRecord>,
+}
+
+/// An exec process's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRecord {
+    /// Exec id.
+    pub exec_id: String,
+    /// Stdio as containerd gave it.
+    pub stdio: StdioPaths,
+    /// Whether it has a terminal.
+    pub terminal: bool,
+    /// Where it is.
+    pub lifecycle: ExecLifecycle,
+}
+
+impl TaskRecord {
+    /// A snapshot of `task` (takes its locks briefly, one at a time).
+    pub fn of(task: &Task) -> TaskRecord {
+        let lifecycle = *task.lifecycle();
+        let execs = task.exec_list().iter().map(|exec| ExecRecord::of(exec)).collect();
+        TaskRecord {
+            namespace: task.key.namespace.clone(),
+            id: task.key.id.clone(),
+            bundle: task.bundle.clone(),
+            stdio: task.stdio.clone(),
+            stdio_options: task.stdio_options,
+            terminal: task.terminal,
+            runc_binary: task.runc.binary.clone(),
+            runc_root: task.runc.root.clone(),
+            criu: task.runc.criu.clone(),
+            criu_paths: task.criu_paths.clone(),
+            restore_pending: task.is_restore_pending(),
+            lifecycle,
+            execs,
+        }
+    }
+
+    /// The task's key.
+    pub fn key(&self) -> TaskKey {
+        TaskKey { namespace: self.namespace.clone(), id: self.id.clone() }
+    }
+}
+
+impl ExecRecord {
+    fn of(exec: &ExecProcess) -> ExecRecord {
+        ExecRecord {
+            exec_id: exec.exec_id.clone(),
+            stdio: exec.stdio.clone(),
+            terminal: exec.terminal,
+            lifecycle: *exec.lifecycle(),
+        }
+    }
+}
+
+enum Change {
+    Save(Box<TaskRecord>),
+    Remove(TaskKey),
+}
+
+/// The sending side of the record writer.
+#[derive(Clone)]
+pub struct StateStore {
+    sender: mpsc::UnboundedSender<Change>,
+}
+
+impl StateStore {
+    /// Starts the writer for records under `dir`.
+    pub fn spawn(dir: PathBuf) -> StateStore {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(write_all(dir, receiver));
+        StateStore { sender }
+    }
+
+    /// Saves `task`'s current state.
+    pub fn save(&self, task: &Task) {
+        let _ = self.sender.send(Change::Save(Box::new(TaskRecord::of(task))));
+    }
+
+    /// Removes task `key`'s record.
+    pub fn remove(&self, key: &TaskKey) {
+        let _ = self.sender.send(Change::Remove(key.clone()));
+    }
+}
+
+/// The record file of task `key` under `dir` (namespaces and ids are validated identifiers).
+pub fn record_path(dir: &Path, key: &TaskKey) -> PathBuf {
+    dir.join(&key.namespace).join(format!("{}.json", key.id))
+}
+
+async fn write_all(dir: PathBuf, mut receiver: mpsc::UnboundedReceiver<Change>) {
+    while let Some(change) = receiver.recv().await {
+        let dir = dir.clone();
+        let written = tokio::task::spawn_blocking(move || apply(&dir, change)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!("task state: {error}"),
+            Err(error) => tracing::error!("task state writer: {error}"),
+        }
+    }
+}
+
+fn apply(dir: &Path, change: Change) -> Result<(), runc_wrap::Error> {
+    match change {
+        Change::Save(record) => {
+            let path = record_path(dir, &record.key());
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|source| runc_wrap::Error::StateFile { path: parent.to_path_buf(), source })?;
+            }
+            write_json_atomically(&path, &*record)
+        }
+        Change::Remove(key) => remove_if_present(&record_path(dir, &key)),
+    }
+}
+
+/// Every record under `dir`; unreadable ones are logged and skipped (and left for inspection).
+pub fn load_all(dir: &Path) -> Vec<TaskRecord> {
+    let Ok(namespaces) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut records = Vec::new();
+    for namespace in namespaces.flatten() {
+        let Ok(files) = std::fs::read_dir(namespace.path()) else { continue };
+        for file in files.flatten() {
+            let path = file.path();
+            if path.extension().and_then(|extension| extension.to_str()) != Some("json") {
+                continue;
+            }
+            match read_json::<TaskRecord>(&path) {
+                Ok(record) => records.push(record),
+                Err(error) => tracing::error!("skipping task record {}: {error}", path.display()),
+            }
+        }
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::task::Exit;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn record(id: &str, lifecycle: Lifecycle) -> TaskRecord {
+        TaskRecord {
+            namespace: "default".into(),
+            id: id.into(),
+            bundle: "/run/b".into(),
+            stdio: StdioPaths { stdin: None, stdout: Some("/run/f/out".into()), stderr: None },
+            stdio_options: StdioOptions::default(),
+            terminal: false,
+            runc_binary: "/usr/sbin/runc".into(),
+            runc_root: "/run/r".into(),
+            criu: None,
+            criu_paths: CriuPaths::default(),
+            restore_pending: false,
+            lifecycle,
+            execs: vec![ExecRecord {
+                exec_id: "e1".into(),
+                stdio: StdioPaths::default(),
+                terminal: true,
+                lifecycle: ExecLifecycle::Running { pid: 9 },
+            }],
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_files_and_removal_deletes_them() {
+        let dir = std::env::temp_dir().join(format!("shim-state-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let exited = Lifecycle::Exited { pid: 7, exit: Exit { status: 3, at: UNIX_EPOCH + Duration::from_secs(5) } };
+        for change in [
+            Change::Save(Box::new(record("t1", Lifecycle::Running { pid: 7 }))),
+            Change::Save(Box::new(record("t1", exited))),
+            Change::Save(Box::new(record("t2", Lifecycle::Created { pid: 8 }))),
+        ] {
+            apply(&dir, change).unwrap();
+        }
+        let mut loaded = load_all(&dir);
+        loaded.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(
+            loaded,
+            vec![record("t1", exited), record("t2", Lifecycle::Created { pid: 8 })],
+            "the last save wins"
+        );
+        apply(&dir, Change::Remove(TaskKey { namespace: "default".into(), id: "t1".into() })).unwrap();
+        assert_eq!(load_all(&dir).len(), 1);
+        std::fs::write(dir.join("default").join("broken.json"), "{").unwrap();
+        assert_eq!(load_all(&dir).len(), 1, "a broken record is skipped");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,96 @@
+//! systemd's file-descriptor store: the daemon hands its listening sockets and containerd's
+//! accepted connections to systemd (`FDSTORE=1` with `FDNAME=`, sd_notify(3)) and gets them back
+//! as `LISTEN_FDS`/`LISTEN_FDNAMES` when systemd restarts it, so a crash or `systemctl restart`
+//! closes nothing containerd holds. systemd drops a stored connection by itself once its peer
+//! hangs up (POLLHUP).
+
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: RawFd = 3;
+
+/// What a stored descriptor is, from its `FDNAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredFd {
+    /// The control socket `start` talks to.
+    Control,
+    /// The listening ttrpc socket of a containerd namespace.
+    NamespaceListener(String),
+    /// An accepted ttrpc connection from containerd in a namespace.
+    Connection(String),
+}
+
+impl StoredFd {
+    /// The `FDNAME` (at most 255 characters, no `:`-free requirement; namespaces are
+    /// identifiers, so `/` separates safely).
+    pub fn name(&self) -> String {
+        match self {
+            StoredFd::Control => "control".to_string(),
+            StoredFd::NamespaceListener(namespace) => format!("listen/{namespace}"),
+            StoredFd::Connection(namespace) => format!("conn/{namespace}"),
+        }
+    }
+
+    /// Parses an `FDNAME`; unknown names give `None`.
+    pub fn parse(name: &str) -> Option<StoredFd> {
+        match name.split_once('/') {
+            None if name == "control" => Some(StoredFd::Control),
+            Some(("listen", namespace)) if !namespace.is_empty() => {
+                Some(StoredFd::NamespaceListener(namespace.to_string()))
+            }
+            Some(("conn", namespace)) if !namespace.is_empty() => Some(StoredFd::Connection(namespace.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// The descriptors systemd passed to this process, by kind. Takes them out of the environment
+/// (a child must not believe they are its own). Unknown names are closed.
+pub fn take_listen_fds() -> Vec<(StoredFd, OwnedFd)> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    let count = std::env::var("LISTEN_FDS").ok();
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(name);
+    }
+    let ours = pid.and_then(|pid| pid.parse::<u32>().ok()) == Some(std::process::id());
+    let count: RawFd = count.and_then(|count| count.parse().ok()).filter(|_| ours).unwrap_or(0);
+    let names: Vec<&str> = names.split(':').collect();
+    (0..count)
+        .filter_map(|index| {
+            let raw = LISTEN_FDS_START + index;
+            // SAFETY: systemd passed fds 3..3+LISTEN_FDS to this process (LISTEN_PID is ours),
+            // nothing else owns them, and each is taken exactly once here.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+            let kind = names.get(usize::try_from(index).ok()?).and_then(|name| StoredFd::parse(name));
+            if kind.is_none() {
+                tracing::warn!("closing an unknown descriptor systemd passed back (fd {raw})");
+            }
+            Some((kind?, fd))
+        })
+        .collect()
+}
+
+/// Stores `fd` in systemd's fd store as `kind`. Without `$NOTIFY_SOCKET` (not under systemd)
+/// there is no store, and that is not an error.
+pub fn store(fd: BorrowedFd<'_>, kind: &StoredFd) -> std::io::Result<()> {
+    runc_wrap::notify::notify_with_fd(&format!("FDSTORE=1\nFDNAME={}", kind.name()), fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_names_round_trip() {
+        for kind in
+            [StoredFd::Control, StoredFd::NamespaceListener("k8s.io".into()), StoredFd::Connection("default".into())]
+        {
+            assert_eq!(StoredFd::parse(&kind.name()), Some(kind.clone()), "{kind:?}");
+        }
+        assert_eq!(StoredFd::parse("stored"), None);
+        assert_eq!(StoredFd::parse("conn/"), None);
+        assert_eq!(StoredFd::parse("other/x"), None);
+    }
+}
