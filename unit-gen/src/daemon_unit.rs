@@ -2,7 +2,6 @@
 //! the start job finishes only once the daemon listens. Launched by `containerd-shim-systemd-v1
 //! start` when no daemon answers; an installed `.socket`/`.service` pair may replace it.
 
-use crate::init_unit::MIN_SYSTEMD_FOR_EXEC_EX;
 use crate::names::UnitName;
 use crate::properties::{ExecCommand, Property, PropertyValue, TransientUnit};
 
@@ -35,14 +34,9 @@ pub struct DaemonUnitRequest {
 
 /// Renders the daemon's unit.
 pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
-    let mut argv = vec![request.exe.clone()];
-    argv.extend(request.args.iter().cloned());
-    let command = ExecCommand { path: request.exe.clone(), argv, ignore_failure: false };
-    let exec_start = if request.systemd_version >= MIN_SYSTEMD_FOR_EXEC_EX {
-        Property::new("ExecStartEx", PropertyValue::ExecEx(vec![command]))
-    } else {
-        Property::new("ExecStart", PropertyValue::Exec(vec![command]))
-    };
+    let args: Vec<&str> = request.args.iter().map(String::as_str).collect();
+    let command = ExecCommand::literal(&request.exe, &args);
+    let exec_start = Property::new("ExecStart", PropertyValue::Exec(vec![command]));
     TransientUnit {
         name: UnitName::from_raw(request.unit_name.clone()),
         properties: vec![
@@ -86,7 +80,7 @@ mod tests {
         let unit = render_daemon_unit(&request());
         assert_eq!(unit.property("Type"), Some(&PropertyValue::Str("notify".into())));
         assert_eq!(unit.property("UMask"), Some(&PropertyValue::U32(0o077)));
-        let Some(PropertyValue::ExecEx(commands)) = unit.property("ExecStartEx") else { panic!("{unit:?}") };
+        let Some(PropertyValue::Exec(commands)) = unit.property("ExecStart") else { panic!("{unit:?}") };
         assert_eq!(commands[0].argv.last().map(String::as_str), Some("daemon"));
         assert_eq!(
             unit.property("Environment"),

@@ -105,14 +105,14 @@ mod tests {
         assert_eq!(unit.property("Type"), Some(&PropertyValue::Str("notify".into())));
         assert_eq!(unit.property("PIDFile"), None, "the helper is the main process, not the exec process");
         assert_eq!(unit.property("Delegate"), None, "runc puts the exec in the container's cgroup");
-        let Some(PropertyValue::ExecEx(start)) = unit.property("ExecStartEx") else {
-            panic!("ExecStartEx missing: {unit:?}");
+        let Some(PropertyValue::Exec(start)) = unit.property("ExecStart") else {
+            panic!("ExecStart missing: {unit:?}");
         };
         assert_eq!(
             start[0].argv,
             ["/usr/bin/containerd-shim-systemd-v1", "helper", "exec", "/b/shim-exec/e1/request.json"]
         );
-        let Some(PropertyValue::ExecEx(stop_post)) = unit.property("ExecStopPostEx") else {
+        let Some(PropertyValue::Exec(stop_post)) = unit.property("ExecStopPost") else {
             panic!("ExecStopPostEx missing: {unit:?}");
         };
         assert_eq!(stop_post[0].argv[1..], ["helper", "exited", "/b/shim-exec/e1/exit-state.json"]);

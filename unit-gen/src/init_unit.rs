@@ -16,10 +16,6 @@ use crate::properties::{ExecCommand, Property, PropertyValue, TransientUnit};
 use crate::slice::{slice_from_cgroups_path, validate_slice_name};
 use crate::Error;
 
-/// First systemd version whose D-Bus API takes `ExecStartEx`-style commands with the
-/// `no-env-expand` flag (v247 added the `…Ex` command lists to transient units).
-pub const MIN_SYSTEMD_FOR_EXEC_EX: u32 = 247;
-
 /// How long systemd waits for the helper and `runc create` before failing the start job.
 pub const START_TIMEOUT_USEC: u64 = 120 * 1_000_000;
 
@@ -119,18 +115,13 @@ pub fn container_slice(spec: &Spec, options: &UnitOptions) -> Result<Option<Stri
 }
 
 pub(crate) fn helper_command(exe: &str, args: &[&str]) -> ExecCommand {
-    let mut argv = vec![exe.to_string()];
-    argv.extend(args.iter().map(|arg| arg.to_string()));
-    ExecCommand { path: exe.to_string(), argv, ignore_failure: false }
+    ExecCommand::literal(exe, args)
 }
 
-/// `ExecStartEx` (no `$VAR` expansion) where systemd has it, plain `ExecStart` before v247.
-pub(crate) fn exec_property(name: &str, command: ExecCommand, systemd_version: u32) -> Option<Property> {
-    Some(if systemd_version >= MIN_SYSTEMD_FOR_EXEC_EX {
-        Property::new(format!("{name}Ex"), PropertyValue::ExecEx(vec![command]))
-    } else {
-        Property::new(name, PropertyValue::Exec(vec![command]))
-    })
+/// `ExecStart=`-like property `name` running `command` (see [`ExecCommand::literal`] for why
+/// not the `…Ex` form).
+pub(crate) fn exec_property(name: &str, command: ExecCommand, _systemd_version: u32) -> Option<Property> {
+    Some(Property::new(name, PropertyValue::Exec(vec![command])))
 }
 
 #[cfg(test)]
@@ -184,47 +175,26 @@ mod tests {
     }
 
     #[test]
-    fn exec_commands_are_argv_arrays_without_env_expansion() {
+    fn exec_commands_are_plain_argv_arrays_that_survive_a_reload() {
         let unit = render(&typical_spec(""), &UnitOptions::default(), 252).unwrap();
-        let Some(PropertyValue::ExecEx(start)) = unit.property("ExecStartEx") else {
-            panic!("ExecStartEx missing: {unit:?}");
+        let Some(PropertyValue::Exec(start)) = unit.property("ExecStart") else {
+            panic!("ExecStart missing: {unit:?}");
         };
         assert_eq!(
             start[0].argv,
             ["/usr/local/bin/containerd-shim-systemd-v1", "helper", "create", "/run/b/shim-create.json"]
         );
-        let Some(PropertyValue::ExecEx(stop_post)) = unit.property("ExecStopPostEx") else {
-            panic!("ExecStopPostEx missing: {unit:?}");
+        let Some(PropertyValue::Exec(stop_post)) = unit.property("ExecStopPost") else {
+            panic!("ExecStopPost missing: {unit:?}");
         };
         assert_eq!(stop_post[0].argv[1..], ["helper", "exited", "/run/b/exit-state.json"]);
-        assert!(unit.property("ExecStart").is_none());
+        assert!(unit.property("ExecStartEx").is_none(), "systemd 252 cannot reload ExecStartEx");
     }
 
     #[test]
-    fn sd_notify_makes_a_notify_unit_that_any_container_process_may_notify() {
-        let helper = helper();
-        let spec = typical_spec("");
-        let request = InitUnitRequest {
-            namespace: "default",
-            id: "t1",
-            spec: &spec,
-            helper: &helper,
-            options: &UnitOptions::default(),
-            systemd_version: 252,
-            sd_notify: true,
-        };
-        let unit = render_init_unit(&request).unwrap();
-        assert_eq!(unit.property("Type"), Some(&PropertyValue::Str("notify".into())));
-        assert_eq!(unit.property("NotifyAccess"), Some(&PropertyValue::Str("all".into())));
-        assert_eq!(unit.property("PIDFile"), None, "the helper names the main pid itself");
-        assert_eq!(unit.property("Delegate"), Some(&PropertyValue::Bool(true)));
-    }
-
-    #[test]
-    fn old_systemd_gets_plain_exec_start() {
-        let unit = render(&typical_spec(""), &UnitOptions::default(), 246).unwrap();
-        assert!(matches!(unit.property("ExecStart"), Some(PropertyValue::Exec(_))));
-        assert!(unit.property("ExecStartEx").is_none());
+    fn dollar_signs_in_arguments_are_escaped_for_systemd() {
+        let command = ExecCommand::literal("/bin/x", &["$HOME", "a$$b", "plain"]);
+        assert_eq!(command.argv, ["/bin/x", "$$HOME", "a$$$$b", "plain"]);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use crate::names::UnitName;
 
 /// One command line for `ExecStart=`-like properties. It is an argv array handed to systemd as
-/// is: no shell, and (where systemd supports it) no `$VAR` expansion either.
+/// is: no shell. Build it with [`ExecCommand::literal`], which keeps systemd from expanding
+/// `$VAR` in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecCommand {
     /// Absolute path of the program.
@@ -28,11 +29,24 @@ pub enum PropertyValue {
     U64(u64),
     /// `as`
     StrList(Vec<String>),
-    /// `a(sasb)`: command lines for `ExecStart=` and friends, with `$VAR` expansion by systemd.
+    /// `a(sasb)`: command lines for `ExecStart=` and friends.
     Exec(Vec<ExecCommand>),
-    /// `a(sasas)`: the `…Ex` form of the same (systemd ≥ 247), each command flagged
-    /// `no-env-expand` so systemd never substitutes `$VAR` in arguments.
-    ExecEx(Vec<ExecCommand>),
+}
+
+impl ExecCommand {
+    /// `path` run with `args` (argv\[0\] is `path`), each taken literally: systemd expands
+    /// `$VAR` in the arguments of `ExecStart=` when it runs the command, so `$` is written
+    /// `$$`, which it turns back into `$`.
+    ///
+    /// Why not `ExecStartEx` with `no-env-expand`: systemd 252 writes a transient unit's
+    /// `ExecStartEx` to its unit file under that name, which its own parser does not know, so
+    /// after `systemctl daemon-reload` every such unit is `bad-setting` and can no longer be
+    /// restarted or stopped cleanly. The plain properties survive a reload.
+    pub fn literal(path: &str, args: &[&str]) -> ExecCommand {
+        let mut argv = vec![path.to_string()];
+        argv.extend(args.iter().map(|arg| arg.replace('$', "$$")));
+        ExecCommand { path: path.to_string(), argv, ignore_failure: false }
+    }
 }
 
 /// One `(name, value)` pair of a transient unit.

@@ -1,6 +1,6 @@
 //! Conversion of unit-gen's D-Bus-free property model into the `a(sv)` systemd takes.
 
-use unit_gen::{ExecCommand, Property, PropertyValue};
+use unit_gen::{Property, PropertyValue};
 use zbus::Variant;
 
 /// The `(name, value)` pairs for `StartTransientUnit`.
@@ -22,37 +22,13 @@ fn to_variant(value: &PropertyValue) -> Variant<'static> {
                 .map(|command| (command.path.clone(), command.argv.clone(), command.ignore_failure))
                 .collect::<Vec<_>>(),
         ),
-        // a(sasas)
-        PropertyValue::ExecEx(commands) => Variant::from(commands.iter().map(exec_ex_entry).collect::<Vec<_>>()),
     }
-}
-
-/// systemd's `ExecStartEx` flags: `no-env-expand` always, `ignore-failure` when asked.
-fn exec_ex_entry(command: &ExecCommand) -> (String, Vec<String>, Vec<String>) {
-    let mut flags = vec!["no-env-expand".to_string()];
-    if command.ignore_failure {
-        flags.push("ignore-failure".to_string());
-    }
-    (command.path.clone(), command.argv.clone(), flags)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exec_ex_commands_have_the_systemd_signature() {
-        let property = Property::new(
-            "ExecStartEx",
-            PropertyValue::ExecEx(vec![ExecCommand {
-                path: "/bin/x".into(),
-                argv: vec!["x".into()],
-                ignore_failure: false,
-            }]),
-        );
-        let converted = to_dbus_properties(&[property]);
-        assert_eq!(converted[0].1.value_signature().to_string(), "a(sasas)");
-    }
+    use unit_gen::ExecCommand;
 
     #[test]
     fn exec_commands_have_the_systemd_signature() {

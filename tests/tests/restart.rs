@@ -1,0 +1,178 @@
+//! Survival: containers are units, so they outlive the daemon. A daemon killed with SIGKILL (or
+//! restarted, or systemd reloaded) comes back with containerd's connections from systemd's fd
+//! store and every task from its records; exits that happened while it was down are reported
+//! with the right status. containerd itself may restart too.
+//!
+//! These tests restart shared things (the daemon, containerd), so they take a lock that keeps
+//! them from overlapping each other.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tests::{assert_nothing_left, finish, unique_id, wait_until, Sandbox};
+
+static RESTARTS: Mutex<()> = Mutex::new(());
+
+/// The daemon's unit and main pid in the sandbox.
+fn daemon(sandbox: &Sandbox) -> (String, u32) {
+    let units = sandbox.run(&["systemctl", "list-units", "--plain", "--no-legend", "containerd-shim-systemd-v1-*"]);
+    let unit =
+        units.stdout.split_whitespace().next().unwrap_or_else(|| panic!("no daemon unit: {units:?}")).to_string();
+    let pid = sandbox.unit_property(&unit, "MainPID").parse().unwrap_or(0);
+    (unit, pid)
+}
+
+/// Lines containerd logged about dead shims between `since` and `until` (`journalctl` times).
+/// (containerd also logs "shim disconnected" when it closes a deleted task's connection itself,
+/// so the window must end before the tasks are deleted.)
+fn dead_shim_reports(sandbox: &Sandbox, since: &str, until: &str, ids: &[String]) -> Vec<String> {
+    let log = sandbox.run(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "cat",
+        "-u",
+        "test-containerd.service",
+        "--since",
+        since,
+        "--until",
+        until,
+    ]);
+    log.stdout
+        .lines()
+        .filter(|line| line.contains("shim disconnected") || line.contains("dead shim"))
+        .filter(|line| ids.iter().any(|id| line.contains(&format!("id={id}"))))
+        .map(str::to_string)
+        .collect()
+}
+
+fn now(sandbox: &Sandbox) -> String {
+    sandbox.run(&["date", "+%Y-%m-%d %H:%M:%S"]).stdout.trim().to_string()
+}
+
+/// A container that exits with `code` when it gets SIGUSR1 (init ignores signals it has no
+/// handler for).
+const EXIT_ON_USR1: &str = "trap 'exit $CODE' USR1; while :; do sleep 0.1; done";
+
+#[test]
+fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_it_was_down() {
+    let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sandbox = Sandbox::get();
+    let namespace = "restart-kill";
+    sandbox.ensure_image(namespace);
+    let ids: Vec<String> = (0..20).map(|n| unique_id(&format!("survivor{n}"))).collect();
+    let mut pids = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let code = format!("CODE={}", 40 + n);
+        let args =
+            ["run", "-d", "--runtime", tests::RUNTIME, "--env", &code, tests::IMAGE, id, "sh", "-c", EXIT_ON_USR1];
+        sandbox.ctr(namespace, &args).success("ctr run -d");
+        pids.push(sandbox.wait_for_status(namespace, id, "RUNNING"));
+    }
+    let since = now(sandbox);
+    let (unit, daemon_pid) = daemon(sandbox);
+
+    // The daemon stops answering (SIGSTOP); five containers exit meanwhile; then it dies.
+    sandbox.run(&["kill", "-STOP", &daemon_pid.to_string()]).success("stop the daemon");
+    for (n, pid) in pids.iter().enumerate().take(5) {
+        sandbox.run(&["kill", "-USR1", &pid.to_string()]).success("signal a container");
+        let unit = tests::unit_of(namespace, &ids[n]);
+        assert!(wait_until(Duration::from_secs(10), || !sandbox.unit_loaded(&unit)
+            || sandbox.unit_property(&unit, "ActiveState") != "active"));
+    }
+    sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
+    let restarted = wait_until(Duration::from_secs(20), || {
+        let (_, pid) = daemon(sandbox);
+        pid != 0 && pid != daemon_pid
+    });
+    assert!(restarted, "systemd restarts the daemon");
+    assert_eq!(sandbox.unit_property(&unit, "ActiveState"), "active");
+
+    for (n, id) in ids.iter().enumerate() {
+        let expected = if n < 5 { "STOPPED" } else { "RUNNING" };
+        sandbox.wait_for_status(namespace, id, expected);
+    }
+    // The other fifteen are still manageable: exec, then exit with their own codes.
+    let exec = sandbox.ctr(namespace, &["task", "exec", "--exec-id", "after", &ids[10], "echo", "alive"]);
+    assert_eq!(exec.stdout.trim(), "alive", "{exec:?}");
+    for pid in pids.iter().skip(5) {
+        sandbox.run(&["kill", "-USR1", &pid.to_string()]).success("signal a container");
+    }
+    std::thread::sleep(Duration::from_secs(1)); // journal times have one-second steps
+    let until = now(sandbox);
+    for (n, id) in ids.iter().enumerate() {
+        sandbox.wait_for_status(namespace, id, "STOPPED");
+        let rm = sandbox.ctr(namespace, &["task", "rm", id]);
+        assert!(rm.stderr.contains(&format!("exit code {}", 40 + n)), "task {id} exited {}: {rm:?}", 40 + n);
+        sandbox.ctr(namespace, &["container", "rm", id]).success("container rm");
+        assert_nothing_left(sandbox, namespace, id);
+    }
+    let reports = dead_shim_reports(sandbox, &since, &until, &ids);
+    assert_eq!(reports, Vec::<String>::new(), "containerd never saw a dead shim");
+}
+
+#[test]
+fn containerd_restart_keeps_every_task_listed_and_manageable() {
+    let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sandbox = Sandbox::get();
+    let namespace = "restart-containerd";
+    let ids: Vec<String> = (0..3).map(|n| unique_id(&format!("through{n}"))).collect();
+    for id in &ids {
+        sandbox.ctr_run_detached(namespace, id, &["sleep", "1000"]);
+    }
+    sandbox.run(&["systemctl", "restart", "test-containerd.service"]).success("restart containerd");
+    let back = wait_until(Duration::from_secs(30), || sandbox.ctr(namespace, &["task", "ls"]).code == 0);
+    assert!(back, "containerd answers again");
+    for id in &ids {
+        sandbox.wait_for_status(namespace, id, "RUNNING");
+    }
+    let exec = sandbox.ctr(namespace, &["task", "exec", "--exec-id", "after", &ids[0], "echo", "still-here"]);
+    assert_eq!(exec.stdout.trim(), "still-here", "{exec:?}");
+    for id in &ids {
+        sandbox.remove_task(namespace, id);
+        assert_nothing_left(sandbox, namespace, id);
+    }
+}
+
+#[test]
+fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
+    let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sandbox = Sandbox::get();
+    let namespace = "restart-load";
+    sandbox.ensure_image(namespace);
+    let (unit, _) = daemon(sandbox);
+    let runs: Vec<(String, std::process::Child)> = (0..20)
+        .map(|n| {
+            let id = unique_id(&format!("load{n}"));
+            let script = format!("sleep 0.{}; exit {}", n % 10, n + 1);
+            let child = sandbox
+                .command(&[
+                    &sandbox.ctr,
+                    "-n",
+                    namespace,
+                    "run",
+                    "--rm",
+                    "--runtime",
+                    tests::RUNTIME,
+                    tests::IMAGE,
+                    &id,
+                    "sh",
+                    "-c",
+                    &script,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn ctr run");
+            (id, child)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    sandbox.run(&["systemctl", "daemon-reload"]).success("daemon-reload");
+    sandbox.run(&["systemctl", "restart", &unit]).success("restart the daemon");
+    for (n, (id, child)) in runs.into_iter().enumerate() {
+        let run = finish(child);
+        assert_eq!(run.code, n as i32 + 1, "ctr run {id}: {run:?}");
+        assert_nothing_left(sandbox, namespace, &id);
+    }
+}
