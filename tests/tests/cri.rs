@@ -7,7 +7,8 @@
 //! Pods get the cgroup parent the kubelet's systemd cgroup driver gives a BestEffort pod, so CRI
 //! writes `<pod slice>:cri-containerd:<id>` as each container's cgroupsPath: with our runtime
 //! the pause container and the app container each run as a unit of ours in the pod's slice.
-//! Pods use the host network; no CNI plugin is involved.
+//! Pods use the host network; no CNI plugin is involved. Every test here is named `cri_…`:
+//! `tests/run -- cri_` runs them alone.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -241,11 +242,62 @@ async fn pod_lifecycle(handler: Handler) {
 }
 
 #[tokio::test]
-async fn pod_runs_its_containers_as_units_in_the_pod_slice_through_cri() {
+async fn cri_pod_runs_each_container_as_a_unit_in_the_pod_slice() {
     pod_lifecycle(Handler::Systemd).await;
 }
 
 #[tokio::test]
-async fn pod_runs_its_containers_in_the_pod_slice_through_cri_on_runc_v2_baseline() {
+async fn cri_pod_runs_each_container_in_the_pod_slice_on_runc_v2_baseline() {
     pod_lifecycle(Handler::Runc).await;
+}
+
+/// The `runtime_type` of the CRI runtime handler `systemd` in `containerd config dump` output
+/// (containerd 1.x quotes with `"`, 2.x with `'`).
+fn dumped_systemd_runtime_type(dump: &str) -> Option<String> {
+    let mut in_handler_table = false;
+    for line in dump.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_handler_table = line.ends_with(".containerd.runtimes.systemd]");
+        } else if let Some(value) = line.strip_prefix("runtime_type = ").filter(|_| in_handler_table) {
+            return Some(value.trim_matches(['"', '\'']).to_string());
+        }
+    }
+    None
+}
+
+#[test]
+fn cri_deploy_snippet_for_this_containerd_defines_the_handler_the_runtime_class_names() {
+    let sandbox = Sandbox::get();
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let version = std::process::Command::new(&sandbox.containerd).arg("--version").output().expect("containerd runs");
+    let version = String::from_utf8_lossy(&version.stdout).split_whitespace().nth(2).unwrap_or_default().to_string();
+    let snippet = match version.split('.').next() {
+        Some("1") => deploy.join("containerd-1.x.toml"),
+        Some("2") => deploy.join("containerd-2.x.toml"),
+        _ => panic!("no deploy snippet for containerd {version:?}"),
+    };
+
+    // `config dump` parses the file as containerd does at start, and runs nothing.
+    let dump = std::process::Command::new(&sandbox.containerd)
+        .arg("--config")
+        .arg(&snippet)
+        .args(["config", "dump"])
+        .output()
+        .expect("containerd config dump runs");
+    assert!(dump.status.success(), "containerd {version} refuses {}: {dump:?}", snippet.display());
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert_eq!(
+        dumped_systemd_runtime_type(&dump).as_deref(),
+        Some(tests::RUNTIME),
+        "{} defines the handler {SYSTEMD_HANDLER} with our runtime type",
+        snippet.display()
+    );
+
+    let runtime_class = std::fs::read_to_string(deploy.join("runtimeclass.yaml")).expect("deploy/runtimeclass.yaml");
+    let field = |name: &str| {
+        runtime_class.lines().find_map(|line| line.strip_prefix(name).map(|value| value.trim().to_string()))
+    };
+    assert_eq!(field("apiVersion:").as_deref(), Some("node.k8s.io/v1"));
+    assert_eq!(field("kind:").as_deref(), Some("RuntimeClass"));
+    assert_eq!(field("handler:").as_deref(), Some(SYSTEMD_HANDLER), "the RuntimeClass names the handler");
 }
