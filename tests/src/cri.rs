@@ -232,7 +232,7 @@ pub fn pod_config(name: &str, uid: &str, log_directory: &str, cgroup_parent: &st
             attempt: 0,
         }),
         // No hostname: a host-network pod shares the host's UTS namespace, where runc refuses to
-        // set one.
+        // set one; the kubelet sends one only for pods with a network of their own.
         log_directory: log_directory.to_string(),
         linux: Some(LinuxPodSandboxConfig {
             cgroup_parent: cgroup_parent.to_string(),
