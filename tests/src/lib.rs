@@ -2,6 +2,7 @@
 //! running in it with our shim on its PATH, and ways to act inside it. `tests/run` sets the
 //! `SHIM_TEST_*` variables; without them every integration test fails with a pointer to it.
 
+pub mod cri;
 pub mod grpc;
 
 use std::collections::HashSet;
@@ -221,6 +222,16 @@ impl Sandbox {
             }
         }
         found
+    }
+
+    /// The directories of cgroup `path` (a path from the cgroup root, e.g. a unit's
+    /// `ControlGroup`) that exist, in any hierarchy.
+    pub fn cgroups_at(&self, path: &str) -> Vec<PathBuf> {
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return Vec::new();
+        };
+        let relative = path.trim_start_matches('/');
+        hierarchies.flatten().map(|hierarchy| hierarchy.path().join(relative)).filter(|dir| dir.is_dir()).collect()
     }
 
     /// The status `ctr task ls` shows for `id`, if it lists it.

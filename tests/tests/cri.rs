@@ -1,0 +1,303 @@
+//! Kubernetes pods through containerd's CRI plugin with the runtime handler `systemd` (our
+//! runtime), driven through the CRI gRPC API the way the kubelet drives them: RunPodSandbox →
+//! CreateContainer → StartContainer → ExecSync → ContainerStatus → StopContainer →
+//! RemoveContainer → StopPodSandbox → RemovePodSandbox. The same body runs on the handler `runc`
+//! (runc-v2 with runc's systemd cgroup driver) as the baseline that proves the harness.
+//!
+//! Pods get the cgroup parent the kubelet's systemd cgroup driver gives a BestEffort pod, so CRI
+//! writes `<pod slice>:cri-containerd:<id>` as each container's cgroupsPath: with our runtime
+//! the pause container and the app container each run as a unit of ours in the pod's slice.
+//! Pods use the host network; no CNI plugin is involved. Every test here is named `cri_…`:
+//! `tests/run -- cri_` runs them alone.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tests::cri::log::{self, Stream};
+use tests::cri::{
+    container_config, pod_config, Client, ContainerState, CriContainerd, ExecOutput, PodSlice, NAMESPACE, RUNC_HANDLER,
+    SYSTEMD_HANDLER,
+};
+use tests::{unique_id, unit_of, wait_until, Sandbox, IMAGE};
+
+/// How long StopContainer waits after SIGTERM before SIGKILL; the app exits at once on SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The deadline ExecSync gives the plugin.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the test waits for CRI to write a line to the log, or for systemd to drop a unit.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The app: writes to both streams, then waits; on SIGTERM it says so and exits 7.
+const APP_COMMAND: [&str; 3] =
+    ["sh", "-c", "trap 'echo stopping; exit 7' TERM; echo hello from app; echo oops >&2; sleep 3600 & wait"];
+
+/// The runtime handler a pod is run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    /// Ours: every container is a `containerd-k8s.io-<id>.service`.
+    Systemd,
+    /// runc-v2 with runc's systemd cgroup driver: every container is a `cri-containerd-<id>.scope`.
+    Runc,
+}
+
+impl Handler {
+    fn name(self) -> &'static str {
+        match self {
+            Handler::Systemd => SYSTEMD_HANDLER,
+            Handler::Runc => RUNC_HANDLER,
+        }
+    }
+
+    /// The systemd unit the task `id` (a pod's pause container or an app container) runs as.
+    fn unit_of(self, id: &str) -> String {
+        match self {
+            Handler::Systemd => unit_of(NAMESPACE, id),
+            Handler::Runc => format!("cri-containerd-{id}.scope"),
+        }
+    }
+}
+
+/// Asserts that `unit` runs in the pod's slice; returns its cgroup.
+fn assert_running_in_pod_slice(sandbox: &Sandbox, unit: &str, slice: &PodSlice) -> String {
+    assert_eq!(sandbox.unit_property(unit, "ActiveState"), "active", "{unit} is active");
+    assert_eq!(sandbox.unit_property(unit, "SubState"), "running", "{unit} is running");
+    assert_eq!(sandbox.unit_property(unit, "Slice"), slice.slice, "{unit} is in the pod's slice");
+    let control_group = sandbox.unit_property(unit, "ControlGroup");
+    assert_eq!(
+        control_group,
+        format!("{}/{unit}", slice.cgroup_parent),
+        "{unit}'s cgroup is below the pod's cgroup parent"
+    );
+    control_group
+}
+
+/// The CRI log at `path` (a host path), once it holds at least `stdout_lines` lines of stdout and
+/// `stderr_lines` of stderr. Every record must be well-formed.
+fn read_log(path: &Path, stdout_lines: usize, stderr_lines: usize) -> (Vec<String>, Vec<String>) {
+    let mut last = (Vec::new(), Vec::new());
+    let complete = wait_until(SETTLE_TIMEOUT, || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // A record may be half written when read: parse only the whole lines.
+        let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+        let records =
+            log::parse(whole).unwrap_or_else(|error| panic!("{} is not in CRI log format: {error}", path.display()));
+        last = (log::lines_of(&records, Stream::Stdout), log::lines_of(&records, Stream::Stderr));
+        last.0.len() >= stdout_lines && last.1.len() >= stderr_lines
+    });
+    assert!(complete, "{} never got {stdout_lines} stdout and {stderr_lines} stderr lines: {last:?}", path.display());
+    last
+}
+
+/// Asserts that systemd, the mount table, containerd's bundles and the cgroup tree hold nothing
+/// of task `id` any more.
+fn assert_nothing_left(sandbox: &Sandbox, handler: Handler, id: &str, control_group: &str) {
+    let unit = handler.unit_of(id);
+    let unit_gone = wait_until(SETTLE_TIMEOUT, || !sandbox.unit_loaded(&unit));
+    assert!(unit_gone, "unit {unit} is still loaded");
+    assert_eq!(sandbox.mounts_containing(id), Vec::<String>::new(), "mounts left for {id}");
+    let bundle = CriContainerd::get().bundle(id);
+    assert!(!sandbox.host_path(&bundle).exists(), "bundle {} left", bundle.display());
+    assert_eq!(sandbox.cgroups_at(control_group), Vec::<PathBuf>::new(), "cgroups left for {unit}");
+    if handler == Handler::Systemd {
+        let runc_state = CriContainerd::get().runc_state(id);
+        assert!(!sandbox.host_path(&runc_state).exists(), "runc state {} left", runc_state.display());
+        let exec_units = format!("containerd-{NAMESPACE}-{id}-exec-*");
+        let listed = sandbox.run(&["systemctl", "list-units", "--all", "--plain", "--no-legend", &exec_units]);
+        assert_eq!(listed.stdout.trim(), "", "exec units left for {id}");
+    }
+}
+
+/// While `ExecSync` of a slow command runs in container `id`, finds the unit our runtime runs
+/// the exec process as and returns it with its slice.
+async fn exec_unit_during_exec_sync(sandbox: &'static Sandbox, pod: &tests::cri::Pod, id: &str) -> (String, String) {
+    let pattern = format!("containerd-{NAMESPACE}-{id}-exec-*");
+    // systemctl blocks: it runs on a thread of its own while the exec is awaited here.
+    let watcher = std::thread::spawn(move || {
+        let mut found = None;
+        wait_until(SETTLE_TIMEOUT, || {
+            let listed =
+                sandbox.run(&["systemctl", "list-units", "--state=active", "--plain", "--no-legend", &pattern]);
+            found = listed.stdout.split_whitespace().next().map(str::to_string);
+            found.is_some()
+        });
+        found.map(|unit| {
+            let slice = sandbox.unit_property(&unit, "Slice");
+            (unit, slice)
+        })
+    });
+    let slow = pod.exec_sync(id, &["sh", "-c", "sleep 3; echo slow"], EXEC_TIMEOUT).await.expect("ExecSync of sleep");
+    assert_eq!(slow, ExecOutput { exit_code: 0, stdout: "slow\n".into(), stderr: String::new() });
+    watcher.join().expect("exec unit watcher").expect("the exec ran as a unit of ours")
+}
+
+/// What the kubelet would tidy up once a pod is gone, and a test must without one: the pod's
+/// slice (stopped), the slice's cgroup directories that neither systemd nor the runtime removes
+/// (runc creates them in the hierarchies systemd does not manage for the slice, freezer and
+/// cpuset on our hybrid hierarchy, with either runtime), and the pod's log directory. Done on
+/// drop, so a failed test leaves nothing behind either.
+struct PodLeftovers {
+    sandbox: &'static Sandbox,
+    slice: PodSlice,
+    log_directory: PathBuf,
+}
+
+impl Drop for PodLeftovers {
+    fn drop(&mut self) {
+        let stop = self.sandbox.run(&["systemctl", "stop", &self.slice.slice]);
+        if stop.code != 0 {
+            eprintln!("stopping {} failed: {stop:?}", self.slice.slice);
+        }
+        for dir in self.sandbox.cgroups_at(&self.slice.cgroup_parent) {
+            match std::fs::remove_dir(&dir) {
+                // A hierarchy mounted under two names (cpu, cpuacct) lists a directory twice.
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    eprintln!("removing cgroup {} failed: {error}", dir.display())
+                }
+                _ => {}
+            }
+        }
+        if let Err(error) = std::fs::remove_dir_all(&self.log_directory) {
+            eprintln!("removing {} failed: {error}", self.log_directory.display());
+        }
+    }
+}
+
+async fn pod_lifecycle(handler: Handler) {
+    let sandbox = Sandbox::get();
+    let cri = CriContainerd::get();
+    let client = Client::connect(sandbox).await.expect("connect to the CRI plugin");
+    client.wait_ready(&[IMAGE, &cri.pause_image]).await.expect("CRI plugin ready with the test images");
+
+    let uid = unique_id(&format!("cri-{}", handler.name()));
+    let slice = PodSlice::best_effort(&uid);
+    let log_directory = sandbox.root.join("cri-logs").join(&uid);
+    std::fs::create_dir_all(&log_directory).expect("pod log directory");
+    // Declared before the pod, so it is dropped after the pod's own cleanup.
+    let _leftovers = PodLeftovers { sandbox, slice: slice.clone(), log_directory: log_directory.clone() };
+    let log_directory_text = log_directory.to_str().expect("utf-8 path");
+
+    // RunPodSandbox: the pause container runs as a unit in the pod's slice.
+    let config = pod_config("cri-test", &uid, log_directory_text, &slice.cgroup_parent);
+    let pod = client.run_pod(config, handler.name()).await.expect("RunPodSandbox");
+    let pause_unit = handler.unit_of(pod.id());
+    let pause_cgroup = assert_running_in_pod_slice(sandbox, &pause_unit, &slice);
+    if handler == Handler::Systemd {
+        // The handler's options file (CRI's runtimeoptions.v1.Options) reached our runtime.
+        let runc_state = cri.runc_state(pod.id());
+        assert!(sandbox.host_path(&runc_state).is_dir(), "runc state in {}, the options' Root", runc_state.display());
+    }
+
+    // CreateContainer, StartContainer: so does the app container, beside it.
+    let id =
+        pod.create_container(container_config("app", IMAGE, &APP_COMMAND, "app/0.log")).await.expect("CreateContainer");
+    let (state, log_path) = pod.container_status(&id).await.expect("ContainerStatus after create");
+    assert_eq!(state, ContainerState::Created);
+    assert_eq!(Path::new(&log_path), log_directory.join("app/0.log"), "the log path CRI reports");
+    pod.start_container(&id).await.expect("StartContainer");
+    assert_eq!(pod.container_status(&id).await.expect("ContainerStatus after start").0, ContainerState::Running);
+    let app_unit = handler.unit_of(&id);
+    let app_cgroup = assert_running_in_pod_slice(sandbox, &app_unit, &slice);
+    let slice_status = sandbox.run(&["systemctl", "status", "--no-pager", "--lines=0", &slice.slice]);
+    for unit in [&pause_unit, &app_unit] {
+        assert!(
+            slice_status.stdout.contains(unit.as_str()),
+            "systemctl status {} lists {unit}: {slice_status:?}",
+            slice.slice
+        );
+    }
+
+    // The container's output reaches CRI's log in CRI's format.
+    let log_file = log_directory.join("app/0.log");
+    let (stdout, stderr) = read_log(&log_file, 1, 1);
+    assert_eq!((stdout, stderr), (vec!["hello from app".to_string()], vec!["oops".to_string()]));
+
+    // ExecSync: output and exit codes.
+    let hi = pod.exec_sync(&id, &["echo", "hi"], EXEC_TIMEOUT).await.expect("ExecSync of echo");
+    assert_eq!(hi, ExecOutput { exit_code: 0, stdout: "hi\n".into(), stderr: String::new() });
+    let failing =
+        pod.exec_sync(&id, &["sh", "-c", "echo bad >&2; exit 3"], EXEC_TIMEOUT).await.expect("ExecSync of exit 3");
+    assert_eq!(failing, ExecOutput { exit_code: 3, stdout: String::new(), stderr: "bad\n".into() });
+    if handler == Handler::Systemd {
+        let (exec_unit, exec_slice) = exec_unit_during_exec_sync(sandbox, &pod, &id).await;
+        assert_eq!(exec_slice, slice.slice, "exec unit {exec_unit} is in the pod's slice");
+    }
+
+    // StopContainer: SIGTERM, the trap's exit code, and the last line in the log.
+    pod.stop_container(&id, STOP_GRACE).await.expect("StopContainer");
+    let (state, _) = pod.container_status(&id).await.expect("ContainerStatus after stop");
+    assert_eq!(state, ContainerState::Exited { exit_code: 7, reason: "Error".into() });
+    let (stdout, _) = read_log(&log_file, 2, 1);
+    assert_eq!(stdout, ["hello from app", "stopping"]);
+    let unit_gone = wait_until(SETTLE_TIMEOUT, || !sandbox.unit_loaded(&app_unit));
+    assert!(unit_gone, "{app_unit} is gone once CRI has deleted the exited task");
+
+    // RemoveContainer, StopPodSandbox, RemovePodSandbox: nothing is left.
+    pod.remove_container(&id).await.expect("RemoveContainer");
+    assert!(!client.lists_container(&id).await.expect("ListContainers"), "container {id} is still listed");
+    let pod_id = pod.id().to_string();
+    pod.cleanup().await.expect("StopPodSandbox and RemovePodSandbox");
+    assert!(!client.lists_pod(&pod_id).await.expect("ListPodSandbox"), "pod {pod_id} is still listed");
+    assert_nothing_left(sandbox, handler, &id, &app_cgroup);
+    assert_nothing_left(sandbox, handler, &pod_id, &pause_cgroup);
+}
+
+#[tokio::test]
+async fn cri_pod_runs_each_container_as_a_unit_in_the_pod_slice() {
+    pod_lifecycle(Handler::Systemd).await;
+}
+
+#[tokio::test]
+async fn cri_pod_runs_each_container_in_the_pod_slice_on_runc_v2_baseline() {
+    pod_lifecycle(Handler::Runc).await;
+}
+
+/// The `runtime_type` of the CRI runtime handler `systemd` in `containerd config dump` output
+/// (containerd 1.x quotes with `"`, 2.x with `'`).
+fn dumped_systemd_runtime_type(dump: &str) -> Option<String> {
+    let mut in_handler_table = false;
+    for line in dump.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_handler_table = line.ends_with(".containerd.runtimes.systemd]");
+        } else if let Some(value) = line.strip_prefix("runtime_type = ").filter(|_| in_handler_table) {
+            return Some(value.trim_matches(['"', '\'']).to_string());
+        }
+    }
+    None
+}
+
+#[test]
+fn cri_deploy_snippet_for_this_containerd_defines_the_handler_the_runtime_class_names() {
+    let sandbox = Sandbox::get();
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let version = std::process::Command::new(&sandbox.containerd).arg("--version").output().expect("containerd runs");
+    let version = String::from_utf8_lossy(&version.stdout).split_whitespace().nth(2).unwrap_or_default().to_string();
+    let snippet = match version.split('.').next() {
+        Some("1") => deploy.join("containerd-1.x.toml"),
+        Some("2") => deploy.join("containerd-2.x.toml"),
+        _ => panic!("no deploy snippet for containerd {version:?}"),
+    };
+
+    // `config dump` parses the file as containerd does at start, and runs nothing.
+    let dump = std::process::Command::new(&sandbox.containerd)
+        .arg("--config")
+        .arg(&snippet)
+        .args(["config", "dump"])
+        .output()
+        .expect("containerd config dump runs");
+    assert!(dump.status.success(), "containerd {version} refuses {}: {dump:?}", snippet.display());
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert_eq!(
+        dumped_systemd_runtime_type(&dump).as_deref(),
+        Some(tests::RUNTIME),
+        "{} defines the handler {SYSTEMD_HANDLER} with our runtime type",
+        snippet.display()
+    );
+
+    let runtime_class = std::fs::read_to_string(deploy.join("runtimeclass.yaml")).expect("deploy/runtimeclass.yaml");
+    let field = |name: &str| {
+        runtime_class.lines().find_map(|line| line.strip_prefix(name).map(|value| value.trim().to_string()))
+    };
+    assert_eq!(field("apiVersion:").as_deref(), Some("node.k8s.io/v1"));
+    assert_eq!(field("kind:").as_deref(), Some("RuntimeClass"));
+    assert_eq!(field("handler:").as_deref(), Some(SYSTEMD_HANDLER), "the RuntimeClass names the handler");
+}
