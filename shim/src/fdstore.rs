@@ -16,8 +16,14 @@ pub enum StoredFd {
     Control,
     /// The listening ttrpc socket of a containerd namespace.
     NamespaceListener(String),
-    /// An accepted ttrpc connection from containerd in a namespace.
-    Connection(String),
+    /// An accepted ttrpc connection from containerd in a namespace, with the id its pending
+    /// `Wait` calls are noted under.
+    Connection {
+        /// The namespace.
+        namespace: String,
+        /// The connection's id.
+        id: String,
+    },
 }
 
 impl StoredFd {
@@ -27,7 +33,7 @@ impl StoredFd {
         match self {
             StoredFd::Control => "control".to_string(),
             StoredFd::NamespaceListener(namespace) => format!("listen/{namespace}"),
-            StoredFd::Connection(namespace) => format!("conn/{namespace}"),
+            StoredFd::Connection { namespace, id } => format!("conn/{namespace}/{id}"),
         }
     }
 
@@ -38,7 +44,12 @@ impl StoredFd {
             Some(("listen", namespace)) if !namespace.is_empty() => {
                 Some(StoredFd::NamespaceListener(namespace.to_string()))
             }
-            Some(("conn", namespace)) if !namespace.is_empty() => Some(StoredFd::Connection(namespace.to_string())),
+            Some(("conn", rest)) => match rest.split_once('/') {
+                Some((namespace, id)) if !namespace.is_empty() && !id.is_empty() && !id.contains('/') => {
+                    Some(StoredFd::Connection { namespace: namespace.to_string(), id: id.to_string() })
+                }
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -84,13 +95,16 @@ mod tests {
 
     #[test]
     fn fd_names_round_trip() {
-        for kind in
-            [StoredFd::Control, StoredFd::NamespaceListener("k8s.io".into()), StoredFd::Connection("default".into())]
-        {
+        for kind in [
+            StoredFd::Control,
+            StoredFd::NamespaceListener("k8s.io".into()),
+            StoredFd::Connection { namespace: "default".into(), id: "123-4".into() },
+        ] {
             assert_eq!(StoredFd::parse(&kind.name()), Some(kind.clone()), "{kind:?}");
         }
         assert_eq!(StoredFd::parse("stored"), None);
         assert_eq!(StoredFd::parse("conn/"), None);
+        assert_eq!(StoredFd::parse("conn/default"), None, "a connection needs its id");
         assert_eq!(StoredFd::parse("other/x"), None);
     }
 }

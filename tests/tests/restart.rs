@@ -13,11 +13,17 @@ use tests::{assert_nothing_left, finish, unique_id, wait_until, Sandbox};
 
 static RESTARTS: Mutex<()> = Mutex::new(());
 
-/// The daemon's unit and main pid in the sandbox.
+/// The unit and main pid of the daemon serving the test containerd (other containerds in the
+/// sandbox have daemons of their own).
 fn daemon(sandbox: &Sandbox) -> (String, u32) {
     let units = sandbox.run(&["systemctl", "list-units", "--plain", "--no-legend", "containerd-shim-systemd-v1-*"]);
-    let unit =
-        units.stdout.split_whitespace().next().unwrap_or_else(|| panic!("no daemon unit: {units:?}")).to_string();
+    let unit = units
+        .stdout
+        .lines()
+        .find(|line| line.ends_with("containerd at /run/containerd/containerd.sock"))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no daemon unit: {units:?}"))
+        .to_string();
     let pid = sandbox.unit_property(&unit, "MainPID").parse().unwrap_or(0);
     (unit, pid)
 }
@@ -175,4 +181,40 @@ fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
         assert_eq!(run.code, n as i32 + 1, "ctr run {id}: {run:?}");
         assert_nothing_left(sandbox, namespace, &id);
     }
+}
+
+#[test]
+fn a_client_waiting_through_a_daemon_crash_still_gets_the_exit_code() {
+    let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sandbox = Sandbox::get();
+    let namespace = "restart-wait";
+    sandbox.ensure_image(namespace);
+    let id = unique_id("waiter");
+    let args = [
+        &sandbox.ctr,
+        "-n",
+        namespace,
+        "run",
+        "--rm",
+        "--runtime",
+        tests::RUNTIME,
+        tests::IMAGE,
+        &id,
+        "sh",
+        "-c",
+        "sleep 3; exit 9",
+    ];
+    let child = sandbox
+        .command(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ctr run");
+    sandbox.wait_for_status(namespace, &id, "RUNNING");
+    std::thread::sleep(Duration::from_millis(300)); // ctr's Wait is under way
+    let (_, daemon_pid) = daemon(sandbox);
+    sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
+    let run = finish(child);
+    assert_eq!(run.code, 9, "the Wait noted before the crash is answered by the next daemon: {run:?}");
+    assert_nothing_left(sandbox, namespace, &id);
 }

@@ -26,6 +26,7 @@ mod stats;
 mod table;
 mod task;
 mod update;
+mod wait_replay;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ use crate::systemd::Systemd;
 use events::EventSender;
 use manager::TaskManager;
 use state::StateStore;
+
+/// How long a stopping daemon waits for the calls it has read to be answered.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the daemon was asked to run.
 #[derive(Debug)]
@@ -108,7 +112,7 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         namespaces.resume(&namespace, sockets).await?;
         tracing::info!(namespace, connections, "resumed serving the task API with the sockets systemd kept");
     }
-    tokio::spawn(server::serve_control(control, namespaces));
+    tokio::spawn(server::serve_control(control, Arc::clone(&namespaces)));
     tracing::info!("serving control requests on {}", config.identity.control_socket.display());
 
     let mut terminate =
@@ -122,6 +126,8 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         // (Restart=always) and the new daemon reconnects, keeps the sockets, re-adopts tasks.
         _ = &mut exits => return Err(Error::Systemd(crate::systemd::SystemdError::ConnectionLost { unit: "the daemon".into() })),
     }
+    // New requests wait in the sockets for the next daemon; the ones read are answered first.
+    namespaces.drain(DRAIN_TIMEOUT).await;
     // The socket files stay: after `systemctl restart` the next daemon serves the same sockets
     // from the fd store; after a stop, the next `start` finds them stale and binds anew.
     Ok(())

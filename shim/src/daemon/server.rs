@@ -21,6 +21,7 @@ use unit_gen::{validate_identifier, IdentifierKind};
 
 use super::manager::TaskManager;
 use super::service::TaskService;
+use super::wait_replay::{relay, Relays};
 use crate::blocking::blocking;
 use crate::control::{read_line, ControlRequest, ControlResponse, CONTROL_TIMEOUT};
 use crate::error::Error;
@@ -44,8 +45,8 @@ pub struct RestoredSockets {
 pub struct NamespaceSockets {
     /// Its listening socket.
     pub listener: Option<UnixListener>,
-    /// containerd's connections, accepted before the restart.
-    pub connections: Vec<UnixStream>,
+    /// containerd's connections, accepted before the restart, with their ids.
+    pub connections: Vec<(UnixStream, String)>,
 }
 
 impl RestoredSockets {
@@ -60,11 +61,11 @@ impl RestoredSockets {
                     let listener = listener_from(fd).map_err(adopt)?;
                     restored.namespaces.entry(namespace.clone()).or_default().listener = Some(listener);
                 }
-                StoredFd::Connection(namespace) => {
+                StoredFd::Connection { namespace, id } => {
                     let stream = std::os::unix::net::UnixStream::from(fd);
                     stream.set_nonblocking(true).map_err(adopt)?;
                     let stream = UnixStream::from_std(stream).map_err(adopt)?;
-                    restored.namespaces.entry(namespace.clone()).or_default().connections.push(stream);
+                    restored.namespaces.entry(namespace.clone()).or_default().connections.push((stream, id.clone()));
                 }
             }
         }
@@ -97,12 +98,19 @@ pub struct NamespaceServers {
     identity: DaemonIdentity,
     manager: Arc<TaskManager>,
     served: Mutex<HashMap<String, Arc<OnceCell<Served>>>>,
+    relays: Arc<Relays>,
 }
 
 impl NamespaceServers {
     /// No namespace served yet.
     pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>) -> NamespaceServers {
-        NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()) }
+        NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays: Arc::new(Relays::new()) }
+    }
+
+    /// Stops reading new requests and waits for the short ones under way (see
+    /// [`Relays::drain`]).
+    pub async fn drain(&self, timeout: Duration) {
+        self.relays.drain(timeout).await;
     }
 
     /// Serves the task API for `namespace` (once; later calls return the same socket).
@@ -134,9 +142,13 @@ impl NamespaceServers {
                     }
                 };
                 let service = Arc::new(TaskService::new(Arc::clone(&self.manager), namespace.to_string()));
-                let kept = StoredFd::Connection(namespace.to_string());
-                let connections =
-                    stream::iter(sockets.connections.into_iter().map(Ok)).chain(accept_trusted(listener, Some(kept)));
+                let kept = Some((namespace.to_string(), Arc::clone(&self.relays)));
+                let relays = Arc::clone(&self.relays);
+                let connections = stream::iter(sockets.connections.into_iter().map(Ok))
+                    .chain(accept_trusted(listener, kept))
+                    .map(move |accepted| {
+                        accepted.and_then(|(connection, id)| relay(Arc::clone(&relays), connection, id))
+                    });
                 let server = start_task_server(connections, service).await?;
                 tracing::info!(namespace, "serving the task API on {}", socket.display());
                 Ok::<_, Error>(Served { socket, _server: Mutex::new(server) })
@@ -172,7 +184,7 @@ pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServ
     let connections = accept_trusted(listener, None);
     futures::pin_mut!(connections);
     while let Some(connection) = futures::StreamExt::next(&mut connections).await {
-        let Ok(connection) = connection else { continue };
+        let Ok((connection, _)) = connection else { continue };
         let namespaces = Arc::clone(&namespaces);
         tokio::spawn(async move {
             if tokio::time::timeout(CONTROL_TIMEOUT, answer_control(connection, &namespaces)).await.is_err() {
@@ -207,11 +219,12 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
 /// Connections from root or from our own uid (the uid containerd runs as launched us); anyone
 /// else is logged and dropped. Accept errors (e.g. out of fds) are logged, and accepting resumes
 /// after a short pause instead of ending the server. With `keep`, each accepted connection also
-/// goes to systemd's fd store, so it outlives a restart of the daemon.
+/// goes to systemd's fd store under a fresh connection id (of `keep`'s namespace), so it outlives
+/// a restart of the daemon; the id comes with the connection.
 fn accept_trusted(
     listener: UnixListener,
-    keep: Option<StoredFd>,
-) -> impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static {
+    keep: Option<(String, Arc<Relays>)>,
+) -> impl Stream<Item = std::io::Result<(UnixStream, String)>> + Send + 'static {
     let own_uid = nix::unistd::geteuid().as_raw();
     stream::unfold(listener, move |listener| {
         let keep = keep.clone();
@@ -220,10 +233,13 @@ fn accept_trusted(
                 match listener.accept().await {
                     Ok((connection, _)) => match connection.peer_cred() {
                         Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
-                            if let Some(kind) = &keep {
-                                keep_in_fd_store(&connection, kind);
+                            let mut id = String::new();
+                            if let Some((namespace, ids)) = &keep {
+                                id = ids.next_id();
+                                let kind = StoredFd::Connection { namespace: namespace.clone(), id: id.clone() };
+                                keep_in_fd_store(&connection, &kind);
                             }
-                            return Some((Ok(connection), listener));
+                            return Some((Ok((connection, id)), listener));
                         }
                         Ok(credentials) => tracing::warn!(
                             "refused a connection from uid {} pid {:?}: only root or uid {own_uid} may use this socket",

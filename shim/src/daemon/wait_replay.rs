@@ -1,0 +1,379 @@
+//! Pending `Wait` calls survive a daemon restart.
+//!
+//! containerd's connections outlive the daemon (systemd's fd store keeps them), but a request the
+//! old daemon had read and not answered would stay unanswered forever. Short calls finish before a
+//! graceful stop; `Wait` lasts as long as the process does. So every containerd connection passes
+//! through a small frame relay: it notes each `Wait` request (its raw ttrpc frame) in a file
+//! before the ttrpc server sees it, and drops the note when the answer goes out. A restarted
+//! daemon feeds the noted frames of each kept connection to its own server first, as if
+//! containerd had just sent them: the same stream ids, so containerd takes the answers as
+//! replies to its original calls. `Wait` is idempotent, so a replay never does harm.
+//!
+//! The relay also lets a graceful stop (`systemctl restart`) finish cleanly: on SIGTERM it stops
+//! reading new requests (they wait in the socket for the next daemon) and the daemon exits once
+//! every short call it has read is answered.
+//!
+//! ttrpc frames: a 10-byte header (length u32 BE, stream id u32 BE, type u8, flags u8), then
+//! `length` bytes; requests (type 1) carry a `ttrpc.Request` with the method name.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use containerd_shim_protos::protobuf::Message;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::UnixStream;
+use tokio::sync::{watch, Notify};
+
+use crate::paths::STATE_ROOT;
+
+const HEADER_LENGTH: usize = 10;
+const TYPE_REQUEST: u8 = 1;
+const TYPE_RESPONSE: u8 = 2;
+/// ttrpc's own limit on a message body.
+const MAX_BODY: usize = 4 << 20;
+
+/// Where pending `Wait` frames are noted: `<dir>/<connection id>/<stream id>`.
+pub fn pending_dir() -> PathBuf {
+    PathBuf::from(STATE_ROOT).join("pending-waits")
+}
+
+/// One ttrpc frame, header included.
+struct Frame {
+    bytes: Vec<u8>,
+}
+
+impl Frame {
+    fn stream_id(&self) -> u32 {
+        u32::from_be_bytes([self.bytes[4], self.bytes[5], self.bytes[6], self.bytes[7]])
+    }
+
+    fn kind(&self) -> u8 {
+        self.bytes[8]
+    }
+
+    /// Whether this is a request for a `…Task/Wait` method.
+    fn is_wait_request(&self) -> bool {
+        self.kind() == TYPE_REQUEST
+            && ttrpc::Request::parse_from_bytes(&self.bytes[HEADER_LENGTH..])
+                .is_ok_and(|request| request.method == "Wait" && request.service.ends_with(".Task"))
+    }
+}
+
+async fn read_frame(reader: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Option<Frame>> {
+    let mut header = [0u8; HEADER_LENGTH];
+    match reader.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if length > MAX_BODY {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("ttrpc frame of {length} bytes")));
+    }
+    let mut bytes = Vec::with_capacity(HEADER_LENGTH + length);
+    bytes.extend_from_slice(&header);
+    bytes.resize(HEADER_LENGTH + length, 0);
+    reader.read_exact(&mut bytes[HEADER_LENGTH..]).await?;
+    Ok(Some(Frame { bytes }))
+}
+
+/// What all relays share: connection ids unique across daemon restarts (pid and a counter),
+/// the count of short calls in flight, and the drain switch.
+pub struct Relays {
+    next_id: AtomicU64,
+    in_flight: AtomicUsize,
+    answered: Notify,
+    draining: watch::Sender<bool>,
+}
+
+impl Relays {
+    /// No relay yet.
+    pub fn new() -> Relays {
+        Relays {
+            next_id: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            answered: Notify::new(),
+            draining: watch::channel(false).0,
+        }
+    }
+
+    /// A fresh connection id.
+    pub fn next_id(&self) -> String {
+        format!("{}-{}", std::process::id(), self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Stops reading new requests and waits (at most `timeout`) until every short call that was
+    /// read has been answered. Pending `Wait` calls are left to the next daemon's replay.
+    pub async fn drain(&self, timeout: Duration) {
+        self.draining.send_replace(true);
+        let finished = tokio::time::timeout(timeout, async {
+            loop {
+                let answered = self.answered.notified();
+                if self.in_flight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                answered.await;
+            }
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!("{} call(s) still unanswered after {timeout:?}", self.in_flight.load(Ordering::SeqCst));
+        }
+    }
+
+    fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.answered.notify_waiters();
+    }
+}
+
+impl Default for Relays {
+    fn default() -> Self {
+        Relays::new()
+    }
+}
+
+/// Puts the relay between containerd's `connection` and the ttrpc server; returns the server's
+/// end. Frames noted for `connection_id` by an earlier daemon are replayed first.
+pub fn relay(relays: Arc<Relays>, connection: UnixStream, connection_id: String) -> std::io::Result<UnixStream> {
+    let (server_end, relay_end) = UnixStream::pair()?;
+    let notes = Arc::new(pending_dir().join(&connection_id));
+    let containerd_side = Arc::new(connection);
+    let mut from_containerd = Shared(Arc::clone(&containerd_side));
+    let mut to_containerd = Shared(Arc::clone(&containerd_side));
+    let (mut from_server, mut to_server) = relay_end.into_split();
+    // Short calls read and not yet answered, by stream id.
+    let short_calls = Arc::new(Mutex::new(HashSet::new()));
+
+    let requests_notes = Arc::clone(&notes);
+    let requests_relays = Arc::clone(&relays);
+    let requests_short = Arc::clone(&short_calls);
+    tokio::spawn(async move {
+        for frame in replayed(&requests_notes).await {
+            if to_server.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+        let mut draining = requests_relays.draining.subscribe();
+        loop {
+            // A frame is read whole once it starts arriving; only the wait for it is cut short
+            // by a drain, so no request is ever half consumed.
+            tokio::select! {
+                biased;
+                // Keep the server's end open: closing it would end the calls still being answered.
+                () = until_draining(&mut draining) => {
+                    let _kept_open = to_server;
+                    std::future::pending::<()>().await;
+                    return;
+                }
+                readable = containerd_side.readable() => if readable.is_err() { break },
+            }
+            match read_frame(&mut from_containerd).await {
+                Ok(Some(frame)) => {
+                    if frame.is_wait_request() {
+                        note(&requests_notes, &frame).await;
+                    } else if frame.kind() == TYPE_REQUEST {
+                        lock(&requests_short).insert(frame.stream_id());
+                        requests_relays.started();
+                    }
+                    if to_server.write_all(&frame.bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!("relaying a containerd connection: {error}");
+                    break;
+                }
+            }
+        }
+        // containerd closed the connection: nothing of it can be answered any more.
+        let _ = to_server.shutdown().await;
+        forget_all(&requests_notes).await;
+    });
+    tokio::spawn(async move {
+        while let Ok(Some(frame)) = read_frame(&mut from_server).await {
+            let was_short = frame.kind() == TYPE_RESPONSE && lock(&short_calls).remove(&frame.stream_id());
+            if frame.kind() == TYPE_RESPONSE && !was_short {
+                answered(&notes, frame.stream_id()).await;
+            }
+            let written = to_containerd.write_all(&frame.bytes).await;
+            if was_short {
+                relays.finished();
+            }
+            if written.is_err() {
+                break;
+            }
+        }
+        // The server is gone: calls it never answered will not be.
+        for _ in lock(&short_calls).drain() {
+            relays.finished();
+        }
+    });
+    Ok(server_end)
+}
+
+/// containerd's side of a connection, read and written through a shared reference. Not
+/// `into_split`: its write half shuts the socket down when dropped, and this socket is shared
+/// with systemd's fd store; a stopping daemon must leave it untouched for the next one.
+struct Shared(Arc<UnixStream>);
+
+impl AsyncRead for Shared {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(count) => {
+                    buf.advance(count);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Shared {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Never shuts the shared socket down.
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Returns once a drain has begun.
+async fn until_draining(draining: &mut watch::Receiver<bool>) {
+    while !is_set(draining) {
+        if draining.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn is_set(draining: &mut watch::Receiver<bool>) -> bool {
+    *draining.borrow_and_update()
+}
+
+fn lock(calls: &Mutex<HashSet<u32>>) -> std::sync::MutexGuard<'_, HashSet<u32>> {
+    calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn note(dir: &Arc<PathBuf>, frame: &Frame) {
+    let path = dir.join(frame.stream_id().to_string());
+    let bytes = frame.bytes.clone();
+    let dir = PathBuf::clone(dir);
+    let written = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        runc_wrap::atomic_file::write_atomically(&path, &bytes).map_err(std::io::Error::other)
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::warn!("could not note a pending Wait: {written:?}");
+    }
+}
+
+async fn answered(dir: &Arc<PathBuf>, stream_id: u32) {
+    let path = dir.join(stream_id.to_string());
+    if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        let _ = tokio::fs::remove_file(&path).await;
+    }
+}
+
+async fn forget_all(dir: &Arc<PathBuf>) {
+    let _ = tokio::fs::remove_dir_all(dir.as_path()).await;
+}
+
+/// The frames an earlier daemon noted for this connection, oldest stream first.
+async fn replayed(dir: &Arc<PathBuf>) -> Vec<Vec<u8>> {
+    let dir = PathBuf::clone(dir);
+    tokio::task::spawn_blocking(move || {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut frames: Vec<(u32, Vec<u8>)> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let stream_id = entry.file_name().to_str()?.parse().ok()?;
+                Some((stream_id, std::fs::read(entry.path()).ok()?))
+            })
+            .filter(|(_, bytes)| bytes.len() >= HEADER_LENGTH)
+            .collect();
+        frames.sort_by_key(|(stream_id, _)| *stream_id);
+        if !frames.is_empty() {
+            tracing::info!("replaying {} pending Wait call(s) on a kept connection", frames.len());
+        }
+        frames.into_iter().map(|(_, bytes)| bytes).collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(stream_id: u32, kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&stream_id.to_be_bytes());
+        bytes.extend_from_slice(&[kind, 0]);
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn request(service: &str, method: &str) -> Vec<u8> {
+        let request = ttrpc::Request { service: service.into(), method: method.into(), ..Default::default() };
+        request.write_to_bytes().expect("encode")
+    }
+
+    #[tokio::test]
+    async fn frames_are_read_whole_and_wait_requests_recognised() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let wait = frame(7, TYPE_REQUEST, &request("containerd.task.v2.Task", "Wait"));
+        let state = frame(9, TYPE_REQUEST, &request("containerd.task.v2.Task", "State"));
+        let response = frame(7, TYPE_RESPONSE, b"xyz");
+        for bytes in [&wait, &state, &response] {
+            a.write_all(bytes).await.unwrap();
+        }
+        drop(a);
+        let first = read_frame(&mut b).await.unwrap().unwrap();
+        assert_eq!((first.stream_id(), first.is_wait_request()), (7, true));
+        let second = read_frame(&mut b).await.unwrap().unwrap();
+        assert_eq!((second.stream_id(), second.is_wait_request()), (9, false));
+        let third = read_frame(&mut b).await.unwrap().unwrap();
+        assert_eq!((third.kind(), third.bytes.len()), (TYPE_RESPONSE, HEADER_LENGTH + 3));
+        assert!(read_frame(&mut b).await.unwrap().is_none(), "end of stream");
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        a.write_all(&frame(1, TYPE_REQUEST, &[])[..4].iter().map(|_| 0xff).collect::<Vec<_>>()).await.unwrap();
+        a.write_all(&[0; 6]).await.unwrap();
+        assert!(read_frame(&mut b).await.is_err());
+    }
+}
