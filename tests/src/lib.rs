@@ -143,6 +143,28 @@ impl Sandbox {
         self.wait_for_status(namespace, id, "RUNNING")
     }
 
+    /// Starts `ctr -n NAMESPACE args…` in the background, its output captured.
+    pub fn spawn_ctr(&self, namespace: &str, args: &[&str]) -> Child {
+        let mut all = vec![self.ctr.as_str(), "-n", namespace];
+        all.extend_from_slice(args);
+        self.command(&all).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("nsenter runs")
+    }
+
+    /// The unit and main pid of the daemon serving the test containerd (other containerds in
+    /// the sandbox have daemons of their own).
+    pub fn daemon(&self) -> (String, u32) {
+        let units = self.run(&["systemctl", "list-units", "--plain", "--no-legend", "containerd-shim-systemd-v1-*"]);
+        let unit = units
+            .stdout
+            .lines()
+            .find(|line| line.ends_with("containerd at /run/containerd/containerd.sock"))
+            .and_then(|line| line.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no daemon unit: {units:?}"))
+            .to_string();
+        let pid = self.unit_property(&unit, "MainPID").parse().unwrap_or(0);
+        (unit, pid)
+    }
+
     /// Kills (SIGKILL) and removes task and container `id`, whatever state they are in.
     pub fn remove_task(&self, namespace: &str, id: &str) {
         self.ctr(namespace, &["task", "kill", "-s", "SIGKILL", id]);

@@ -15,15 +15,7 @@ const PARALLEL: usize = 4;
 
 /// The daemon serving the test containerd: pid, open fds, RSS in kB.
 fn daemon_figures(sandbox: &Sandbox) -> (u32, usize, u64) {
-    let units = sandbox.run(&["systemctl", "list-units", "--plain", "--no-legend", "containerd-shim-systemd-v1-*"]);
-    let unit = units
-        .stdout
-        .lines()
-        .find(|line| line.ends_with("containerd at /run/containerd/containerd.sock"))
-        .and_then(|line| line.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no daemon: {units:?}"))
-        .to_string();
-    let pid: u32 = sandbox.unit_property(&unit, "MainPID").parse().expect("pid");
+    let (_, pid) = sandbox.daemon();
     let fds = std::fs::read_dir(sandbox.host_path(format!("/proc/{pid}/fd"))).expect("fd dir").count();
     let status = std::fs::read_to_string(sandbox.host_path(format!("/proc/{pid}/status"))).expect("status");
     let rss = status

@@ -13,21 +13,6 @@ use tests::{assert_nothing_left, finish, unique_id, wait_until, Sandbox};
 
 static RESTARTS: Mutex<()> = Mutex::new(());
 
-/// The unit and main pid of the daemon serving the test containerd (other containerds in the
-/// sandbox have daemons of their own).
-fn daemon(sandbox: &Sandbox) -> (String, u32) {
-    let units = sandbox.run(&["systemctl", "list-units", "--plain", "--no-legend", "containerd-shim-systemd-v1-*"]);
-    let unit = units
-        .stdout
-        .lines()
-        .find(|line| line.ends_with("containerd at /run/containerd/containerd.sock"))
-        .and_then(|line| line.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no daemon unit: {units:?}"))
-        .to_string();
-    let pid = sandbox.unit_property(&unit, "MainPID").parse().unwrap_or(0);
-    (unit, pid)
-}
-
 /// Lines containerd logged about dead shims between `since` and `until` (`journalctl` times).
 /// (containerd also logs "shim disconnected" when it closes a deleted task's connection itself,
 /// so the window must end before the tasks are deleted.)
@@ -76,7 +61,7 @@ fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_
         pids.push(sandbox.wait_for_status(namespace, id, "RUNNING"));
     }
     let since = now(sandbox);
-    let (unit, daemon_pid) = daemon(sandbox);
+    let (unit, daemon_pid) = sandbox.daemon();
 
     // The daemon stops answering (SIGSTOP); five containers exit meanwhile; then it dies.
     sandbox.run(&["kill", "-STOP", &daemon_pid.to_string()]).success("stop the daemon");
@@ -88,7 +73,7 @@ fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_
     }
     sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
     let restarted = wait_until(Duration::from_secs(20), || {
-        let (_, pid) = daemon(sandbox);
+        let (_, pid) = sandbox.daemon();
         pid != 0 && pid != daemon_pid
     });
     assert!(restarted, "systemd restarts the daemon");
@@ -146,30 +131,15 @@ fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
     let sandbox = Sandbox::get();
     let namespace = "restart-load";
     sandbox.ensure_image(namespace);
-    let (unit, _) = daemon(sandbox);
+    let (unit, _) = sandbox.daemon();
     let runs: Vec<(String, std::process::Child)> = (0..20)
         .map(|n| {
             let id = unique_id(&format!("load{n}"));
             let script = format!("sleep 0.{}; exit {}", n % 10, n + 1);
-            let child = sandbox
-                .command(&[
-                    &sandbox.ctr,
-                    "-n",
-                    namespace,
-                    "run",
-                    "--rm",
-                    "--runtime",
-                    tests::RUNTIME,
-                    tests::IMAGE,
-                    &id,
-                    "sh",
-                    "-c",
-                    &script,
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn ctr run");
+            let child = sandbox.spawn_ctr(
+                namespace,
+                &["run", "--rm", "--runtime", tests::RUNTIME, tests::IMAGE, &id, "sh", "-c", &script],
+            );
             (id, child)
         })
         .collect();
@@ -190,29 +160,11 @@ fn a_client_waiting_through_a_daemon_crash_still_gets_the_exit_code() {
     let namespace = "restart-wait";
     sandbox.ensure_image(namespace);
     let id = unique_id("waiter");
-    let args = [
-        &sandbox.ctr,
-        "-n",
-        namespace,
-        "run",
-        "--rm",
-        "--runtime",
-        tests::RUNTIME,
-        tests::IMAGE,
-        &id,
-        "sh",
-        "-c",
-        "sleep 3; exit 9",
-    ];
-    let child = sandbox
-        .command(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn ctr run");
+    let args = ["run", "--rm", "--runtime", tests::RUNTIME, tests::IMAGE, &id, "sh", "-c", "sleep 3; exit 9"];
+    let child = sandbox.spawn_ctr(namespace, &args);
     sandbox.wait_for_status(namespace, &id, "RUNNING");
     std::thread::sleep(Duration::from_millis(300)); // ctr's Wait is under way
-    let (_, daemon_pid) = daemon(sandbox);
+    let (_, daemon_pid) = sandbox.daemon();
     sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
     let run = finish(child);
     assert_eq!(run.code, 9, "the Wait noted before the crash is answered by the next daemon: {run:?}");

@@ -10,7 +10,7 @@ use runc_wrap::protocol::StdioPaths;
 use tokio::sync::watch;
 use unit_gen::UnitName;
 
-use super::task::{Exit, Refused};
+use super::task::{Exit, ExitWatch, Refused};
 
 /// Where an exec process is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -160,7 +160,7 @@ pub struct ExecProcess {
     /// Whether it has a terminal.
     pub terminal: bool,
     lifecycle: Mutex<ExecLifecycle>,
-    exit_sender: watch::Sender<Option<Exit>>,
+    exit: ExitWatch,
 }
 
 impl ExecProcess {
@@ -175,7 +175,7 @@ impl ExecProcess {
             stdio,
             terminal,
             lifecycle: Mutex::new(ExecLifecycle::Added),
-            exit_sender: watch::channel(None).0,
+            exit: ExitWatch::new(),
         }
     }
 
@@ -186,12 +186,12 @@ impl ExecProcess {
 
     /// Lets waiters know the exit; call while holding the lifecycle lock, after the transition.
     pub fn announce_exit(&self, exit: Exit) {
-        self.exit_sender.send_replace(Some(exit));
+        self.exit.announce(exit);
     }
 
     /// A receiver that sees the exit once it is announced.
     pub fn exit_receiver(&self) -> watch::Receiver<Option<Exit>> {
-        self.exit_sender.subscribe()
+        self.exit.receiver()
     }
 }
 

@@ -40,6 +40,34 @@ pub struct Exit {
     pub at: SystemTime,
 }
 
+/// Lets waiters (`Wait`) learn a process's exit once it is known.
+pub struct ExitWatch {
+    sender: watch::Sender<Option<Exit>>,
+}
+
+impl ExitWatch {
+    /// No exit yet.
+    pub fn new() -> ExitWatch {
+        ExitWatch { sender: watch::channel(None).0 }
+    }
+
+    /// Publishes the exit to every receiver; call under the lifecycle lock, after the transition.
+    pub fn announce(&self, exit: Exit) {
+        self.sender.send_replace(Some(exit));
+    }
+
+    /// A receiver that sees the exit once it is announced.
+    pub fn receiver(&self) -> watch::Receiver<Option<Exit>> {
+        self.sender.subscribe()
+    }
+}
+
+impl Default for ExitWatch {
+    fn default() -> Self {
+        ExitWatch::new()
+    }
+}
+
 /// Where a task is in its life. Transitions happen under the task's lock, which is never held
 /// across an await.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -301,7 +329,7 @@ pub struct Task {
     /// Default CRIU image and work directories (runc options `CriuImagePath`/`CriuWorkPath`).
     pub criu_paths: CriuPaths,
     lifecycle: Mutex<Lifecycle>,
-    exit_sender: watch::Sender<Option<Exit>>,
+    exit: ExitWatch,
     main_pid_sender: watch::Sender<Option<u32>>,
     cgroups: OnceLock<ContainerCgroups>,
     restore_pending: AtomicBool,
@@ -354,7 +382,7 @@ impl Task {
             terminal,
             criu_paths,
             lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None }),
-            exit_sender: watch::channel(None).0,
+            exit: ExitWatch::new(),
             main_pid_sender: watch::channel(None).0,
             cgroups: OnceLock::new(),
             restore_pending: AtomicBool::new(false),
@@ -399,12 +427,12 @@ impl Task {
 
     /// Lets waiters know the exit; call while holding the lifecycle lock, after the transition.
     pub fn announce_exit(&self, exit: Exit) {
-        self.exit_sender.send_replace(Some(exit));
+        self.exit.announce(exit);
     }
 
     /// A receiver that sees the exit once it is announced.
     pub fn exit_receiver(&self) -> watch::Receiver<Option<Exit>> {
-        self.exit_sender.subscribe()
+        self.exit.receiver()
     }
 
     /// Created from a checkpoint: Start restores it instead of `runc start`.
