@@ -396,4 +396,10 @@ fn docker_default_runtime_from_daemon_json_runs_plain_docker_run_on_our_runtime(
 
     let run = docker.run(&["run", "--rm", "--network", "none", IMAGE, "sh", "-c", "echo hello; exit 6"]);
     assert_eq!((run.code, run.stdout.as_str()), (6, "hello\n"), "{run:?}");
+
+    // runc stays available by name, and is not us.
+    let on_runc = docker.run_detached(&["--runtime", "runc"], &["sleep", "1000"]);
+    on_runc.wait_for_status("running");
+    assert!(!Sandbox::get().unit_loaded(&on_runc.unit()), "--runtime runc ran on our runtime");
+    on_runc.remove();
 }
