@@ -3,6 +3,7 @@
 //! `SHIM_TEST_*` variables; without them every integration test fails with a pointer to it.
 
 pub mod cri;
+pub mod docker;
 pub mod grpc;
 
 use std::collections::HashSet;
