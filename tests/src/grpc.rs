@@ -28,6 +28,7 @@ use containerd_client::services::v1::{
     GetRequest, KillRequest, ListPidsRequest, MetricsRequest, PauseTaskRequest, ReadContentRequest, ResumeTaskRequest,
     StartRequest, WaitRequest,
 };
+use containerd_client::services::v1::{CloseIoRequest, UpdateTaskRequest};
 use containerd_client::tonic::metadata::AsciiMetadataValue;
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{self, Request, Response, Status};
@@ -603,6 +604,26 @@ impl Container {
     pub async fn metrics(&self) -> Result<Vec<Metric>, Error> {
         let request = self.client.request(MetricsRequest { filters: vec![format!("id=={}", self.id)] });
         Ok(call("Tasks.Metrics", &self.id, self.client.tasks().metrics(request)).await?.metrics)
+    }
+
+    /// `Tasks.Update` with `resources`, the JSON of an OCI `LinuxResources`.
+    pub async fn update(&self, resources: &str) -> Result<(), Error> {
+        let request = self.client.request(UpdateTaskRequest {
+            container_id: self.id.clone(),
+            resources: Some(prost_types::Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into(),
+                value: resources.as_bytes().to_vec(),
+            }),
+            ..Default::default()
+        });
+        call("Tasks.Update", &self.id, self.client.tasks().update(request)).await.map(drop)
+    }
+
+    /// `Tasks.CloseIO` of the init's stdin.
+    pub async fn close_stdin(&self) -> Result<(), Error> {
+        let request =
+            self.client.request(CloseIoRequest { container_id: self.id.clone(), stdin: true, ..Default::default() });
+        call("Tasks.CloseIO", &self.id, self.client.tasks().close_io(request)).await.map(drop)
     }
 
     /// `Tasks.Delete`; returns the init's exit status.

@@ -271,3 +271,65 @@ async fn metrics_of_one_task_through_grpc() {
 async fn metrics_of_one_task_through_grpc_on_runc_v2_baseline() {
     metrics_of_one_task(RUNC_V2).await;
 }
+
+/// Update through containerd: the new memory limit shows in the task's metrics.
+async fn update_memory_limit(runtime: &str) {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-update");
+    let container = create(&client, &id, runtime, &["sleep", "1000"]).await;
+    container.create_task(&Stdio::none()).await.expect("create task");
+    container.start().await.expect("start");
+    container.update(r#"{"memory":{"limit":50331648}}"#).await.expect("update");
+
+    let metrics = container.metrics().await.expect("metrics");
+    let data = metrics[0].data.as_ref().expect("metrics data");
+    use containerd_shim_protos::protobuf::Message;
+    let decoded = containerd_shim_protos::cgroups::metrics::Metrics::parse_from_bytes(&data.value).expect("v1 metrics");
+    assert_eq!(decoded.memory.usage.limit, 50331648, "{decoded:?}");
+
+    container.kill(Signal::SIGKILL).await.expect("kill");
+    assert_eq!(container.wait().await.expect("wait"), 137);
+    container.delete_task().await.expect("delete task");
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn update_memory_limit_through_grpc() {
+    update_memory_limit(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn update_memory_limit_through_grpc_on_runc_v2_baseline() {
+    update_memory_limit(RUNC_V2).await;
+}
+
+/// Stdin through containerd: what the client writes reaches `cat`, and closing stdin (the
+/// client's end, then `Tasks.CloseIO`) gives it end-of-file, so it exits.
+async fn stdin_and_close_io(runtime: &str) {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-closeio");
+    let mut stdin = InputFifo::create(sandbox, "closeio-stdin").expect("stdin fifo");
+    let stdout = OutputFifo::create(sandbox, "closeio-stdout").expect("stdout fifo");
+    let stderr = OutputFifo::create(sandbox, "closeio-stderr").expect("stderr fifo");
+    let container = create(&client, &id, runtime, &["cat"]).await;
+    let stdio = Stdio { stdin: Some(stdin.path()), stdout: Some(stdout.path()), stderr: Some(stderr.path()) };
+    container.create_task(&stdio).await.expect("create task");
+    container.start().await.expect("start");
+    stdin.send("abc\n").expect("send");
+    stdin.close();
+    container.close_stdin().await.expect("CloseIO");
+    assert_eq!(container.wait().await.expect("wait"), 0, "cat ends at end-of-file");
+    assert_eq!(stdout.collect(OUTPUT_TIMEOUT).expect("stdout"), "abc\n");
+    container.delete_task().await.expect("delete task");
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn stdin_and_close_io_through_grpc() {
+    stdin_and_close_io(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn stdin_and_close_io_through_grpc_on_runc_v2_baseline() {
+    stdin_and_close_io(RUNC_V2).await;
+}

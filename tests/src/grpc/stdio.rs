@@ -91,6 +91,11 @@ impl InputFifo {
         path_text(&self.path)
     }
 
+    /// Closes the test's end: the process reads end-of-file once it has read what was sent.
+    pub fn close(&mut self) {
+        drop(self.file.take());
+    }
+
     /// Writes `text` for the process to read.
     pub fn send(&mut self, text: &str) -> Result<(), Error> {
         let file = self.file.as_mut().expect("the fifo is open until dropped");
