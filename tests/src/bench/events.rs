@@ -17,9 +17,10 @@ use containerd_client::tonic::Request;
 use prost::Message;
 use tokio::sync::{oneshot, watch};
 
+use super::target::Target;
 use super::Error;
-use crate::grpc::{Client, ContainerConfig, CONTAINERD_SOCKET};
-use crate::{unique_id, Sandbox};
+use crate::grpc::{Client, ContainerConfig};
+use crate::unique_id;
 
 /// The topic containerd publishes `TaskExit` under.
 const TASK_EXIT_TOPIC: &str = "/tasks/exit";
@@ -49,17 +50,17 @@ pub struct ExitWatch {
 }
 
 impl ExitWatch {
-    /// Subscribes to every event of `client`'s namespace and returns once the subscription
+    /// Subscribes to every event of the target's namespace (`client` is connected to it) and returns once the subscription
     /// delivers them. Marker containers are made with `runtime` (no task is created).
     ///
     /// The stream is read by a real-time thread (see [`super::realtime`]) with a runtime and a
     /// connection of its own, so an arrival is stamped the moment it is read off the socket.
-    pub async fn subscribe(sandbox: &Sandbox, client: &Client, runtime: &str) -> Result<ExitWatch, Error> {
+    pub async fn subscribe(target: &Target, client: &Client, runtime: &str) -> Result<ExitWatch, Error> {
         let namespace = client.namespace().to_string();
         let header = namespace
             .parse::<AsciiMetadataValue>()
             .map_err(|_| Error::Events { reason: format!("namespace {namespace:?} is not a header value") })?;
-        let socket = sandbox.host_path(CONTAINERD_SOCKET);
+        let socket = target.sandbox.host_path(&target.address);
         let (sender, seen) = watch::channel(Seen::default());
         let (stop, stopped) = oneshot::channel::<()>();
         let filter = format!("namespace=={namespace:?}");

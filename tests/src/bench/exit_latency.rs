@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::events::ExitWatch;
 use super::footprint::SandboxInit;
 use super::pidfd::ExitWatcher;
+use super::target::Target;
 use super::{Error, Runtime};
 use crate::grpc::{Client, Container, ContainerConfig, Stdio};
 use crate::{unique_id, Sandbox};
@@ -42,10 +43,10 @@ pub struct Sample {
 }
 
 /// Takes one sample of `runtime`.
-pub async fn sample(sandbox: &Sandbox, client: &Client, exits: &ExitWatch, runtime: &Runtime) -> Result<Sample, Error> {
+pub async fn sample(target: &Target, client: &Client, exits: &ExitWatch, runtime: &Runtime) -> Result<Sample, Error> {
     let id = unique_id("bench-exit");
     let container = client.create_container(&ContainerConfig::busybox(&id, &runtime.name, CONTAINER_ARGS)).await?;
-    let measured = measure(sandbox, exits, &container).await;
+    let measured = measure(target.sandbox, exits, &container).await;
     let cleaned = container.cleanup().await;
     let sample = measured?;
     cleaned?;

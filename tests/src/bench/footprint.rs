@@ -11,6 +11,7 @@
 //! of their own and are not counted).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use super::procfs::{listener_of, CpuTime, Memory, Process};
 use super::Error;
@@ -190,8 +191,9 @@ impl Census {
         let processes = Process::all()?;
         let shims = self.shims(&processes);
         let shim_memory = shims.iter().filter_map(|process| Memory::of(process.pid)).sum();
+        let exe = shims.first().and_then(|shim| std::fs::read_link(format!("/proc/{}/exe", shim.pid)).ok());
         let systemd = Memory::of(self.sandbox.pid).ok_or(Error::SandboxGone { pid: self.sandbox.pid })?;
-        Ok(Footprint { shims: shims.len(), shim_memory, systemd })
+        Ok(Footprint { shims: shims.len(), exe, shim_memory, systemd })
     }
 
     /// CPU time of every component's processes now.
@@ -222,10 +224,12 @@ impl Census {
 }
 
 /// Memory of a runtime's shims and of systemd at one moment.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Footprint {
     /// How many shim processes there were.
     pub shims: usize,
+    /// The executable of the first of them.
+    pub exe: Option<PathBuf>,
     /// Their memory, summed.
     pub shim_memory: Memory,
     /// The sandbox systemd's memory.

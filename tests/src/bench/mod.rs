@@ -16,6 +16,7 @@ pub mod realtime;
 pub mod report;
 pub mod sequential;
 pub mod stats;
+pub mod target;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,8 +25,9 @@ use self::events::ExitWatch;
 use self::footprint::{Census, ShimKind};
 use self::parallel::RoundPlan;
 use self::report::{Context, Results};
-use crate::grpc::{self, Client};
-use crate::{Sandbox, IMAGE, RUNTIME};
+use self::target::Target;
+use crate::grpc;
+use crate::{Sandbox, RUNTIME};
 
 /// Something for our runtime and the same for the baseline.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +50,8 @@ pub struct Runtime {
 /// What to run, and how much.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// containerd's address as the sandbox sees it.
+    pub address: String,
     /// The containerd namespace (must start with `bench-`).
     pub namespace: String,
     /// Our runtime.
@@ -76,6 +80,7 @@ impl Config {
     /// The sizes: 30 sequential runs, 50 tasks at once, a curve at 10, 50 and 100.
     pub fn full() -> Config {
         Config {
+            address: target::DEFAULT_ADDRESS.into(),
             namespace: "bench-harness".into(),
             ours: Runtime { name: RUNTIME.into(), kind: ShimKind::SystemdDaemon },
             baseline: Runtime { name: grpc::RUNC_V2.into(), kind: ShimKind::RuncV2 },
@@ -221,31 +226,34 @@ pub enum Error {
 /// Runs the benchmark as `config` says and returns the results. The namespace is removed at
 /// the end whatever happened.
 pub async fn run(config: &Config) -> Result<Results, Error> {
-    let sandbox = Sandbox::get();
     if !config.namespace.starts_with("bench-") {
         return Err(Error::Setup { what: "checking the namespace: it must start with `bench-`" });
     }
+    let target =
+        Target { sandbox: Sandbox::get(), address: config.address.clone(), namespace: config.namespace.clone() };
     let load_at_start = load_average();
-    sandbox.ensure_image(&config.namespace);
-    let measured = measure(sandbox, config).await;
-    remove_namespace(sandbox, &config.namespace);
+    let measured = match target.import_image() {
+        Ok(()) => measure(&target, config).await,
+        Err(error) => Err(error),
+    };
+    target.remove_namespace();
     let mut results = measured?;
-    results.context = context(sandbox, config, &load_at_start);
+    results.context = context(&target, config, &results, &load_at_start);
     Ok(results)
 }
 
-async fn measure(sandbox: &'static Sandbox, config: &Config) -> Result<Results, Error> {
-    let client = Client::connect(sandbox, &config.namespace).await?;
-    let exits = ExitWatch::subscribe(sandbox, &client, &config.baseline.name).await?;
+async fn measure(target: &Target, config: &Config) -> Result<Results, Error> {
+    let client = target.client().await?;
+    let exits = ExitWatch::subscribe(target, &client, &config.baseline.name).await?;
     let runtimes = [config.ours.clone(), config.baseline.clone()];
     let mut results = Results { main_tasks: config.parallel_tasks, ..Results::default() };
 
     if config.sequential_runs > 0 {
         eprintln!("bench: item 1, {} sequential `ctr run`s per runtime", config.sequential_runs);
-        let (namespace, both) = (config.namespace.clone(), runtimes.to_vec());
+        let (sequential_target, both) = (target.clone(), runtimes.to_vec());
         let (warmup, count) = (config.warmup_runs, config.sequential_runs);
         let mut timings =
-            tokio::task::spawn_blocking(move || sequential::interleaved(sandbox, &namespace, &both, warmup, count))
+            tokio::task::spawn_blocking(move || sequential::interleaved(&sequential_target, &both, warmup, count))
                 .await
                 .map_err(|_| Error::Setup { what: "timing sequential runs" })??;
         let baseline = timings.pop().unwrap_or_default();
@@ -258,11 +266,11 @@ async fn measure(sandbox: &'static Sandbox, config: &Config) -> Result<Results, 
         eprintln!("bench: round of {tasks} tasks at once");
         // Who goes first alternates from round to round.
         let (ours, baseline) = if index % 2 == 0 {
-            let ours = parallel::round(sandbox, &client, &exits, &config.ours, plan).await?;
-            (ours, parallel::round(sandbox, &client, &exits, &config.baseline, plan).await?)
+            let ours = parallel::round(target, &client, &exits, &config.ours, plan).await?;
+            (ours, parallel::round(target, &client, &exits, &config.baseline, plan).await?)
         } else {
-            let baseline = parallel::round(sandbox, &client, &exits, &config.baseline, plan).await?;
-            (parallel::round(sandbox, &client, &exits, &config.ours, plan).await?, baseline)
+            let baseline = parallel::round(target, &client, &exits, &config.baseline, plan).await?;
+            (parallel::round(target, &client, &exits, &config.ours, plan).await?, baseline)
         };
         results.rounds.push(Pair { ours, baseline });
     }
@@ -275,24 +283,12 @@ async fn measure(sandbox: &'static Sandbox, config: &Config) -> Result<Results, 
             for ours in [ours_first, !ours_first] {
                 let (runtime, into) =
                     if ours { (&config.ours, &mut samples.ours) } else { (&config.baseline, &mut samples.baseline) };
-                into.push(exit_latency::sample(sandbox, &client, &exits, runtime).await?);
+                into.push(exit_latency::sample(target, &client, &exits, runtime).await?);
             }
         }
         results.exits = Some(samples);
     }
     Ok(results)
-}
-
-/// Removes the image and the namespace; reports, without failing, what could not be removed.
-fn remove_namespace(sandbox: &Sandbox, namespace: &str) {
-    let image = sandbox.ctr(namespace, &["images", "rm", "--sync", IMAGE]);
-    if image.code != 0 {
-        eprintln!("bench: could not remove {IMAGE} from {namespace}: {}", image.stderr.trim());
-    }
-    let removed = sandbox.run(&[&sandbox.ctr, "namespaces", "rm", namespace]);
-    if removed.code != 0 {
-        eprintln!("bench: could not remove namespace {namespace}: {}", removed.stderr.trim());
-    }
 }
 
 fn load_average() -> String {
@@ -302,11 +298,17 @@ fn load_average() -> String {
 }
 
 /// Where and how the benchmark ran, for the report's head.
-fn context(sandbox: &Sandbox, config: &Config, load_at_start: &str) -> Context {
+fn context(target: &Target, config: &Config, results: &Results, load_at_start: &str) -> Context {
+    let baseline_shim = results
+        .rounds
+        .iter()
+        .find_map(|round| round.baseline.running.exe.as_ref())
+        .map(|exe| format!(" (`{}`)", exe.display()))
+        .unwrap_or_default();
     Context {
-        ours: format!("`{}`: {}", config.ours.name, daemon_binary(sandbox, config)),
-        baseline: format!("`{}`", config.baseline.name),
-        containerd: format!("{} (`{}`)", containerd_version(sandbox, &config.namespace), sandbox.ctr),
+        ours: format!("`{}`: {}", config.ours.name, daemon_binary(target, config)),
+        baseline: format!("`{}`{baseline_shim}", config.baseline.name),
+        containerd: format!("{} at `{}` (`{}`)", target.containerd_version(), target.address, target.sandbox.ctr),
         machine: machine(),
         load: format!("{load_at_start} at start, {} at end (1, 5, 15 min)", load_average()),
         mode: config.describe(),
@@ -314,28 +316,18 @@ fn context(sandbox: &Sandbox, config: &Config, load_at_start: &str) -> Context {
 }
 
 /// The binary our daemon runs, with its size (a debug build is ten times a release one).
-fn daemon_binary(sandbox: &Sandbox, config: &Config) -> String {
-    let Ok(census) = Census::new(sandbox.pid, config.ours.kind, &config.namespace, Vec::new(), grpc::CONTAINERD_SOCKET)
+fn daemon_binary(target: &Target, config: &Config) -> String {
+    let Ok(census) = Census::new(target.sandbox.pid, config.ours.kind, &target.namespace, Vec::new(), &target.address)
     else {
         return "sandbox gone".into();
     };
     let processes = procfs::Process::all().unwrap_or_default();
-    let daemon = census.daemon(&processes);
-    let Some(daemon) = daemon else { return "no daemon running".into() };
+    let Some(daemon) = census.daemon(&processes) else { return "no daemon running".into() };
     let exe = std::fs::read_link(format!("/proc/{}/exe", daemon.pid))
         .map(|path| path.display().to_string())
         .unwrap_or_else(|_| daemon.cmdline.first().cloned().unwrap_or_default());
     let size = std::fs::metadata(format!("/proc/{}/exe", daemon.pid)).map(|meta| meta.len()).unwrap_or(0);
     format!("daemon `{exe}` ({:.1} MB binary)", size as f64 / 1e6)
-}
-
-fn containerd_version(sandbox: &Sandbox, namespace: &str) -> String {
-    let run = sandbox.ctr(namespace, &["version"]);
-    let server = run.stdout.split("Server:").nth(1).unwrap_or("");
-    server
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("Version:").map(str::trim).map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn machine() -> String {

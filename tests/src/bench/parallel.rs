@@ -21,9 +21,10 @@ use tokio::task::JoinSet;
 use super::events::ExitWatch;
 use super::footprint::{Census, Component, Footprint, ShimKind};
 use super::procfs::CpuTime;
+use super::target::Target;
 use super::{sequential, Error, Runtime};
-use crate::grpc::{Client, Container, ContainerConfig, Stdio, CONTAINERD_SOCKET};
-use crate::{unique_id, unit_of, Sandbox};
+use crate::grpc::{Client, Container, ContainerConfig, Stdio};
+use crate::{unique_id, unit_of};
 
 /// How long the benchmark waits for all exits after killing a round.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -61,7 +62,7 @@ pub struct Round {
 
 /// Runs one round of `plan.tasks` tasks of `runtime`.
 pub async fn round(
-    sandbox: &'static Sandbox,
+    target: &Target,
     client: &Client,
     exits: &ExitWatch,
     runtime: &Runtime,
@@ -69,7 +70,7 @@ pub async fn round(
 ) -> Result<Round, Error> {
     let ids: Vec<String> = (0..plan.tasks).map(|_| unique_id(&format!("bench-par{}", plan.tasks))).collect();
     let containers = create_containers(client, runtime, &ids).await?;
-    let measured = measure(sandbox, client, exits, runtime, plan, &containers).await;
+    let measured = measure(target, client, exits, runtime, plan, &containers).await;
     let cleaned = remove_all(containers).await;
     let round = measured?;
     cleaned?;
@@ -77,7 +78,7 @@ pub async fn round(
 }
 
 async fn measure(
-    sandbox: &'static Sandbox,
+    target: &Target,
     client: &Client,
     exits: &ExitWatch,
     runtime: &Runtime,
@@ -90,7 +91,7 @@ async fn measure(
         }
         ShimKind::RuncV2 => Vec::new(),
     };
-    let census = Census::new(sandbox.pid, runtime.kind, client.namespace(), task_units, CONTAINERD_SOCKET)?;
+    let census = Census::new(target.sandbox.pid, runtime.kind, &target.namespace, task_units, &target.address)?;
     let before = census.memory()?;
     let cpu_before = census.cpu()?;
 
@@ -110,10 +111,9 @@ async fn measure(
     tokio::time::sleep(plan.settle).await;
     let running = census.memory()?;
 
-    let namespace = client.namespace().to_string();
-    let loaded = runtime.clone();
+    let (loaded_target, loaded_runtime) = (target.clone(), runtime.clone());
     let loaded_runs =
-        tokio::task::spawn_blocking(move || sequential::in_a_row(sandbox, &namespace, &loaded, plan.loaded_runs))
+        tokio::task::spawn_blocking(move || sequential::in_a_row(&loaded_target, &loaded_runtime, plan.loaded_runs))
             .await
             .map_err(|_| Error::Setup { what: "timing ctr run under load" })??;
 

@@ -466,9 +466,15 @@ mod tests {
                 Component::Systemd,
                 CpuTime { own: Duration::from_millis(10), children: Duration::from_millis(30) },
             )]),
-            before: Footprint { shims: 0, shim_memory: Memory::default(), systemd: memory(systemd_before / 2) },
+            before: Footprint {
+                shims: 0,
+                exe: None,
+                shim_memory: Memory::default(),
+                systemd: memory(systemd_before / 2),
+            },
             running: Footprint {
                 shims: tasks,
+                exe: None,
                 shim_memory: memory(shim_pss_kib),
                 systemd: memory(systemd_running / 2),
             },

@@ -5,32 +5,24 @@
 
 use std::time::{Duration, Instant};
 
+use super::target::Target;
 use super::{Error, Runtime};
-use crate::{unique_id, Sandbox, IMAGE};
+use crate::{unique_id, IMAGE};
 
 /// Times one `ctr run --rm … true` with `runtime`. The command runs through `nsenter` and
-/// `timeout` (see [`Sandbox::command`]), which adds the same few milliseconds to both runtimes.
-pub fn time_ctr_run(sandbox: &Sandbox, namespace: &str, runtime: &Runtime) -> Result<Duration, Error> {
+/// `timeout` (see [`crate::Sandbox::command`]), which adds the same few milliseconds to both
+/// runtimes.
+pub fn time_ctr_run(target: &Target, runtime: &Runtime) -> Result<Duration, Error> {
     let id = unique_id("bench-seq");
-    let args = [sandbox.ctr.as_str(), "-n", namespace, "run", "--rm", "--runtime", &runtime.name, IMAGE, &id, "true"];
     let started = Instant::now();
-    let output = sandbox.command(&args).output().map_err(|source| Error::Spawn { what: "ctr run", source })?;
-    let took = started.elapsed();
-    if !output.status.success() {
-        return Err(Error::Ctr {
-            what: format!("ctr run --rm --runtime {} {IMAGE} {id} true", runtime.name),
-            code: output.status.code(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
-    }
-    Ok(took)
+    target.ctr(&["run", "--rm", "--runtime", &runtime.name, IMAGE, &id, "true"])?;
+    Ok(started.elapsed())
 }
 
 /// `warmup` untimed then `count` timed runs of each runtime, taking turns; returns the timings
 /// per runtime, in the order of `runtimes`.
 pub fn interleaved(
-    sandbox: &Sandbox,
-    namespace: &str,
+    target: &Target,
     runtimes: &[Runtime],
     warmup: usize,
     count: usize,
@@ -44,7 +36,7 @@ pub fn interleaved(
             order.reverse();
         }
         for index in order {
-            let took = time_ctr_run(sandbox, namespace, &runtimes[index])?;
+            let took = time_ctr_run(target, &runtimes[index])?;
             if round >= warmup {
                 timings[index].push(took);
             }
@@ -54,6 +46,6 @@ pub fn interleaved(
 }
 
 /// `count` runs of `runtime` in a row.
-pub fn in_a_row(sandbox: &Sandbox, namespace: &str, runtime: &Runtime, count: usize) -> Result<Vec<Duration>, Error> {
-    (0..count).map(|_| time_ctr_run(sandbox, namespace, runtime)).collect()
+pub fn in_a_row(target: &Target, runtime: &Runtime, count: usize) -> Result<Vec<Duration>, Error> {
+    (0..count).map(|_| time_ctr_run(target, runtime)).collect()
 }

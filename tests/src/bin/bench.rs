@@ -8,7 +8,7 @@ use tests::bench::{self, Config};
 const USAGE: &str = "\
 usage: bench [--smoke] [--out FILE] [--runs N] [--parallel N] [--curve N,N,…] [--loaded-runs N]
              [--exit-samples N] [--only sequential,parallel,exit] [--namespace bench-…]
-             [--ours RUNTIME] [--baseline RUNTIME]
+             [--address SOCKET] [--ours RUNTIME] [--baseline RUNTIME]
 
 Runs in the sandbox that tests/run (or tests/bench) describes in SHIM_TEST_* variables.
   --smoke           a few of everything (CI); the other flags then adjust the smoke sizes
@@ -19,7 +19,11 @@ Runs in the sandbox that tests/run (or tests/bench) describes in SHIM_TEST_* var
   --loaded-runs N   `ctr run`s timed while each round's tasks run (default 10)
   --exit-samples N  exit → TaskExit samples per runtime (default 20)
   --only LIST       run only these items: sequential, parallel (items 2, 3, 5), exit
-  --namespace NS    containerd namespace, must start with bench- (default bench-harness)";
+  --namespace NS    containerd namespace, must start with bench- (default bench-harness)
+  --address SOCKET  containerd's socket as the sandbox sees it (default $CONTAINERD_ADDRESS,
+                    else /run/containerd/containerd.sock)
+  --ours, --baseline RUNTIME
+                    the runtimes compared (default io.containerd.systemd.v1, io.containerd.runc.v2)";
 
 /// The sandbox variables the harness reads.
 const SANDBOX_VARIABLES: &[&str] =
@@ -32,6 +36,9 @@ struct Invocation {
 
 fn parse(args: &[String]) -> Result<Invocation, String> {
     let mut config = if args.iter().any(|arg| arg == "--smoke") { Config::smoke() } else { Config::full() };
+    if let Ok(address) = std::env::var("CONTAINERD_ADDRESS") {
+        config.address = address;
+    }
     let mut out = None;
     let mut only: Option<Vec<String>> = None;
     let mut args = args.iter();
@@ -58,6 +65,7 @@ fn parse(args: &[String]) -> Result<Invocation, String> {
             }
             "--only" => only = Some(args.next().ok_or("--only needs a list")?.split(',').map(str::to_string).collect()),
             "--namespace" => config.namespace = args.next().ok_or("--namespace needs a name")?.clone(),
+            "--address" => config.address = args.next().ok_or("--address needs a socket path")?.clone(),
             "--ours" => config.ours.name = args.next().ok_or("--ours needs a runtime name")?.clone(),
             "--baseline" => config.baseline.name = args.next().ok_or("--baseline needs a runtime name")?.clone(),
             "-h" | "--help" => return Err(String::new()),
