@@ -299,10 +299,12 @@ fn load_average() -> String {
 
 /// Where and how the benchmark ran, for the report's head.
 fn context(target: &Target, config: &Config, results: &Results, load_at_start: &str) -> Context {
+    // The shim binary that ran, unless the runtime was given as that path.
     let baseline_shim = results
         .rounds
         .iter()
         .find_map(|round| round.baseline.running.exe.as_ref())
+        .filter(|exe| exe.as_os_str() != config.baseline.name.as_str())
         .map(|exe| format!(" (`{}`)", exe.display()))
         .unwrap_or_default();
     Context {

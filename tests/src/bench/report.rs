@@ -88,8 +88,14 @@ fn signed_mib(kib: i64) -> String {
     format!("{:+.2} MiB", kib as f64 / 1024.0)
 }
 
+/// A ratio, with a third decimal below 0.1 so that a figure near the 0.05 memory target is not
+/// rounded onto it.
 fn times(value: Option<f64>) -> String {
-    value.map_or_else(|| "–".to_string(), |value| format!("{value:.2}"))
+    match value {
+        None => "–".to_string(),
+        Some(value) if value < 0.1 => format!("{value:.3}"),
+        Some(value) => format!("{value:.2}"),
+    }
 }
 
 fn duration_ratio(ours: Duration, baseline: Duration) -> Option<f64> {
@@ -521,10 +527,10 @@ mod tests {
             "## 1. `ctr run --rm busybox true`, one after another (2 runs each, taking turns)",
             "| p50 | 60.0 ms | 90.0 ms | 0.67 |",
             "| create + start, until all RUNNING | 900.0 ms | 1000.0 ms | 0.90 |",
-            "| shims' PSS | 10.0 MiB | 500.0 MiB | 0.02 |",
+            "| shims' PSS | 10.0 MiB | 500.0 MiB | 0.020 |",
             "| systemd RSS growth (up to this round) | +2.00 MiB | +0.00 MiB |  |",
             "| systemd (PID 1) | 40.0 ms (10.0 ms + 30.0 ms) |",
-            "| shims' PSS + systemd growth | 12.0 MiB | 500.0 MiB | 0.02 |",
+            "| shims' PSS + systemd growth | 12.0 MiB | 500.0 MiB | 0.024 |",
             "(1 samples each, 0 + 1 missed)",
             "| Tasks.Create p50 | 30.0 ms | 40.0 ms | 0.75 |",
             "## 5. Cost curve",
@@ -549,7 +555,7 @@ mod tests {
             "{markdown}"
         );
         assert!(markdown.contains("| 10 | 10.0 MiB | 50.0 MiB | 0.20 | 102 KiB | 0 KiB |"), "{markdown}");
-        assert!(markdown.contains("| 50 | 10.0 MiB | 500.0 MiB | 0.02 | 82 KiB | 0 KiB | 14.0 MiB |"), "{markdown}");
+        assert!(markdown.contains("| 50 | 10.0 MiB | 500.0 MiB | 0.020 | 82 KiB | 0 KiB | 14.0 MiB |"), "{markdown}");
     }
 
     #[test]
