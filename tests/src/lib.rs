@@ -2,6 +2,7 @@
 //! running in it with our shim on its PATH, and ways to act inside it. `tests/run` sets the
 //! `SHIM_TEST_*` variables; without them every integration test fails with a pointer to it.
 
+pub mod bench;
 pub mod cri;
 pub mod docker;
 pub mod grpc;
