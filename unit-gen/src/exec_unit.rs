@@ -9,7 +9,7 @@
 
 use oci_spec::runtime::Spec;
 
-use crate::init_unit::{container_slice, exec_property, helper_command, START_TIMEOUT_USEC};
+use crate::init_unit::{container_slice, every_exit_is_success, exec_property, helper_command, START_TIMEOUT_USEC};
 use crate::names::UnitName;
 use crate::properties::{Property, PropertyValue, TransientUnit};
 use crate::{Error, UnitOptions};
@@ -52,6 +52,9 @@ pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, 
         Property::new("Description", PropertyValue::Str(format!("containerd exec {exec_id} in task {namespace}/{id}"))),
         Property::new("Type", PropertyValue::Str("notify".into())),
         Property::new("KillMode", PropertyValue::Str("control-group".into())),
+        // As for init: the exit is signalled at once and kept until the exec is deleted.
+        Property::new("RemainAfterExit", PropertyValue::Bool(true)),
+        every_exit_is_success(),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ];
     if let Some(slice) = container_slice(spec, options)? {

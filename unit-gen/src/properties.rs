@@ -31,6 +31,13 @@ pub enum PropertyValue {
     StrList(Vec<String>),
     /// `a(sasb)`: command lines for `ExecStart=` and friends.
     Exec(Vec<ExecCommand>),
+    /// `(aiai)`: exit codes and signal numbers, as `SuccessExitStatus=` takes them.
+    ExitStatusSet {
+        /// Exit codes.
+        codes: Vec<i32>,
+        /// Signal numbers.
+        signals: Vec<i32>,
+    },
 }
 
 impl ExecCommand {

@@ -16,6 +16,7 @@ fn to_variant(value: &PropertyValue) -> Variant<'static> {
         PropertyValue::U64(number) => Variant::from(*number),
         PropertyValue::StrList(items) => Variant::from(items.clone()),
         // a(sasb)
+        PropertyValue::ExitStatusSet { codes, signals } => Variant::from((codes.clone(), signals.clone())),
         PropertyValue::Exec(commands) => Variant::from(
             commands
                 .iter()
@@ -54,5 +55,8 @@ mod tests {
         let signatures: Vec<String> =
             to_dbus_properties(&properties).iter().map(|(_, value)| value.value_signature().to_string()).collect();
         assert_eq!(signatures, ["s", "b", "t", "as"]);
+        let statuses =
+            Property::new("SuccessExitStatus", PropertyValue::ExitStatusSet { codes: vec![1], signals: vec![9] });
+        assert_eq!(to_dbus_properties(&[statuses])[0].1.value_signature().to_string(), "(aiai)");
     }
 }
