@@ -183,6 +183,14 @@ pub enum Error {
     /// A signal number that is not a signal.
     #[error("invalid signal {0}")]
     InvalidSignal(u32),
+    /// The configuration file is unreadable or invalid.
+    #[error("configuration file {path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Some other I/O failure, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -203,6 +211,7 @@ impl Error {
             | Error::InvalidBundle { .. }
             | Error::InvalidSpec { .. }
             | Error::UnknownOptions { .. }
+            | Error::Config { .. }
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
             Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,
             Error::TaskNotFound { .. } | Error::ExecNotFound { .. } | Error::ProcessFinished { .. } => Code::NOT_FOUND,

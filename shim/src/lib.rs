@@ -3,6 +3,7 @@
 
 pub mod blocking;
 pub mod cgroup;
+pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod delete_command;

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use shim::config::{Config, ConfigSource};
 use shim::daemon::DaemonConfig;
 use shim::delete_command::DeleteCommand;
 use shim::logging::LogTarget;
@@ -92,7 +93,8 @@ fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
     }
 }
 
-fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::Error> {
+/// What containerd wrote on stdin (at most 10 MiB; nothing when stdin is a terminal).
+fn read_stdin() -> Result<Vec<u8>, shim::Error> {
     let mut stdin = Vec::new();
     if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         std::io::stdin()
@@ -100,6 +102,11 @@ fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::E
             .read_to_end(&mut stdin)
             .map_err(|error| shim::Error::io("reading stdin", error))?;
     }
+    Ok(stdin)
+}
+
+fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::Error> {
+    let stdin = read_stdin()?;
     Ok(StartRequest {
         namespace: flags.namespace.clone(),
         id: flags.id.clone(),
@@ -111,6 +118,7 @@ fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::E
         stdin,
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
+        config: config_source(),
     })
 }
 
@@ -147,6 +155,7 @@ fn daemon_config(
             identity.control_socket.display()
         )));
     }
+    let config = Config::load(&config_source())?;
     Ok(DaemonConfig {
         identity,
         ttrpc_address: std::env::var("TTRPC_ADDRESS")
@@ -154,7 +163,13 @@ fn daemon_config(
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
         restored,
+        config,
     })
+}
+
+/// The configuration file `$CONTAINERD_SHIM_SYSTEMD_CONFIG` names, or the default one.
+fn config_source() -> ConfigSource {
+    ConfigSource::from_env_value(std::env::var(shim::config::PATH_ENV).ok().as_deref())
 }
 
 fn current_exe() -> Result<PathBuf, shim::Error> {

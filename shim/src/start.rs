@@ -12,6 +12,7 @@ use runc_wrap::atomic_file::write_atomically;
 use unit_gen::{render_daemon_unit, validate_identifier, DaemonUnitRequest, IdentifierKind};
 
 use crate::blocking::blocking;
+use crate::config::{self, Config, ConfigSource};
 use crate::control::{ask, ControlRequest, ControlResponse};
 use crate::error::Error;
 use crate::paths::{unix_address, DaemonIdentity};
@@ -44,6 +45,8 @@ pub struct StartRequest {
     pub exe: PathBuf,
     /// Our `PATH`, passed to the daemon so it finds runc where containerd would.
     pub path_env: String,
+    /// The configuration file the daemon is to read (passed on to a daemon launched here).
+    pub config: ConfigSource,
 }
 
 /// Runs `start`; returns the bytes to print on stdout.
@@ -109,6 +112,9 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
     if answers(&identity.control_socket).await {
         return Ok(());
     }
+    // A daemon is about to start, and would refuse a bad configuration file only in its
+    // journal: refuse it here too, where containerd shows the message.
+    Config::load(&request.config)?;
     let systemd = Systemd::connect().await?;
     let unit = render_daemon_unit(&daemon_unit_request(identity, request, systemd.version()));
     for _attempt in 0..3 {
@@ -156,11 +162,16 @@ fn daemon_unit_request(identity: &DaemonIdentity, request: &StartRequest, system
         args.push("-debug".to_string());
     }
     args.push("daemon".to_string());
+    let mut environment =
+        vec![format!("TTRPC_ADDRESS={}", request.ttrpc_address), format!("PATH={}", request.path_env)];
+    if let ConfigSource::Explicit(path) = &request.config {
+        environment.push(format!("{}={}", config::PATH_ENV, path.display()));
+    }
     DaemonUnitRequest {
         unit_name: identity.unit.clone(),
         exe: request.exe.display().to_string(),
         args,
-        environment: vec![format!("TTRPC_ADDRESS={}", request.ttrpc_address), format!("PATH={}", request.path_env)],
+        environment,
         description: format!("containerd-shim-systemd-v1 daemon for containerd at {}", request.containerd_address),
         systemd_version,
     }
@@ -211,6 +222,7 @@ mod tests {
             stdin: vec![],
             exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
             path_env: "/usr/sbin:/usr/bin".into(),
+            config: ConfigSource::Default,
         };
         let unit = daemon_unit_request(&identity, &request, 252);
         assert_eq!(unit.args.last().map(String::as_str), Some("daemon"));
@@ -218,5 +230,10 @@ mod tests {
         assert!(unit.args.contains(&unix_address(&identity.control_socket)));
         assert!(unit.environment.contains(&"PATH=/usr/sbin:/usr/bin".to_string()));
         assert!(unit.environment.contains(&"TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".to_string()));
+        assert!(!unit.environment.iter().any(|entry| entry.starts_with(config::PATH_ENV)), "default config path");
+
+        let named = StartRequest { config: ConfigSource::Explicit("/etc/shim.toml".into()), ..request };
+        let unit = daemon_unit_request(&identity, &named, 252);
+        assert!(unit.environment.contains(&format!("{}=/etc/shim.toml", config::PATH_ENV)), "{unit:?}");
     }
 }
