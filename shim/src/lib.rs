@@ -9,10 +9,12 @@ pub mod daemon;
 pub mod delete_command;
 pub mod error;
 pub mod fdstore;
+pub mod info;
 pub mod logging;
 pub mod paths;
 pub mod start;
 pub mod systemd;
 pub mod task_api;
+pub mod version;
 
 pub use error::Error;

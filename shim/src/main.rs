@@ -21,14 +21,18 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("helper") {
         return run_helper(&args[1..]);
     }
-    if args.iter().any(|arg| matches!(arg.as_str(), "-v" | "-version" | "--version")) {
-        println!("containerd-shim-systemd-v1 {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
-    }
     let flags = match containerd_shim::parse(&args) {
         Ok(flags) => flags,
         Err(error) => return fail(&format!("{error}\n{USAGE}")),
     };
+    if flags.version {
+        print!("{}", shim::version::version_text());
+        return ExitCode::SUCCESS;
+    }
+    if flags.info {
+        shim::logging::init(LogTarget::ContainerdCommand, flags.debug);
+        return run_short(|| async { run_info().await });
+    }
     let log_target = if flags.action == "daemon" { LogTarget::Service } else { LogTarget::ContainerdCommand };
     shim::logging::init(log_target, flags.debug);
     match flags.action.as_str() {
@@ -91,6 +95,13 @@ fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
             fail(&error.to_string())
         }
     }
+}
+
+/// `-info`: the runtime options on stdin, runc as the configuration file and the options say.
+async fn run_info() -> Result<Vec<u8>, shim::Error> {
+    let stdin = read_stdin()?;
+    let config = Config::load(&config_source())?;
+    shim::info::info(&stdin, &config.task_defaults, &std::env::var("PATH").unwrap_or_default()).await
 }
 
 /// What containerd wrote on stdin (at most 10 MiB; nothing when stdin is a terminal).
