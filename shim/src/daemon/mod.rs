@@ -97,7 +97,7 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         task_defaults: config.config.task_defaults.clone(),
         fifo_timeout: Duration::from_secs(30),
     };
-    let state = StateStore::spawn(state::records_dir());
+    let state = StateStore::spawn(state::records_dir(&config.identity));
     let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings, state));
     // Tasks come back from their records before exits are routed to them; what happened while
     // no daemon ran is reconciled once routing is on, so no exit falls between the two.
