@@ -191,6 +191,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A `systemctl` command that `install` or `uninstall` ran failed.
+    #[error("systemctl {command} failed ({status}): {message}")]
+    Systemctl {
+        /// Its arguments.
+        command: String,
+        /// How it ended.
+        status: String,
+        /// The last line it wrote to stderr.
+        message: String,
+    },
     /// Some other I/O failure, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -225,9 +235,12 @@ impl Error {
             Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => Code::UNAVAILABLE,
             Error::Systemd(SystemdError::JobTimeout { .. }) => Code::DEADLINE_EXCEEDED,
             Error::Cgroup(error) if error.is_not_found() => Code::NOT_FOUND,
-            Error::Systemd(_) | Error::Cgroup(_) | Error::State(_) | Error::Io { .. } | Error::Terminal { .. } => {
-                Code::INTERNAL
-            }
+            Error::Systemd(_)
+            | Error::Cgroup(_)
+            | Error::State(_)
+            | Error::Io { .. }
+            | Error::Terminal { .. }
+            | Error::Systemctl { .. } => Code::INTERNAL,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod delete_command;
 pub mod error;
 pub mod fdstore;
 pub mod info;
+pub mod install;
 pub mod logging;
 pub mod paths;
 pub mod start;

@@ -1,6 +1,7 @@
 //! Command line of containerd-shim-systemd-v1: the shim v2 subcommands containerd runs
-//! (`start`, `delete`), the daemon (`daemon`), and the helper that runs inside container units
-//! (`helper create|exec|exited FILE`). Flags follow containerd's Go-style single-dash convention.
+//! (`start`, `delete`, `-info`, `-v`), the daemon (`daemon`), the helper that runs inside
+//! container units (`helper create|exec|exited FILE`), and the operator's `install` and
+//! `uninstall`. Shim flags follow containerd's Go-style single-dash convention.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -9,17 +10,25 @@ use std::process::ExitCode;
 use shim::config::{Config, ConfigSource};
 use shim::daemon::DaemonConfig;
 use shim::delete_command::DeleteCommand;
+use shim::install::systemctl::Systemctl;
+use shim::install::{InstallCommand, UninstallCommand, UnitDirs};
 use shim::logging::LogTarget;
 use shim::start::StartRequest;
 
 const USAGE: &str = "usage: containerd-shim-systemd-v1 [-namespace NS -id ID -address ADDR -publish-binary BIN -bundle DIR -socket ADDR -debug] start|delete|daemon
        containerd-shim-systemd-v1 helper create|exec|exited FILE
+       containerd-shim-systemd-v1 install [--dry-run] [--runtime] [--address ADDR] [--binary PATH] [--publish-binary PATH]
+       containerd-shim-systemd-v1 uninstall [--dry-run] [--address ADDR]
+       containerd-shim-systemd-v1 -info < OPTIONS
        containerd-shim-systemd-v1 -v";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("helper") {
-        return run_helper(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("helper") => return run_helper(&args[1..]),
+        Some("install") => return run_install(&args[1..]),
+        Some("uninstall") => return run_uninstall(&args[1..]),
+        _ => {}
     }
     let flags = match containerd_shim::parse(&args) {
         Ok(flags) => flags,
@@ -52,6 +61,29 @@ fn run_helper(args: &[String]) -> ExitCode {
         _ => return fail(USAGE),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn run_install(args: &[String]) -> ExitCode {
+    let result = InstallCommand::parse(args).and_then(|command| {
+        let spec = command.spec(&current_exe()?, &std::env::var("PATH").unwrap_or_default(), &config_source())?;
+        let mut stdout = std::io::stdout().lock();
+        shim::install::install(&spec, command.scope, &UnitDirs::default(), command.dry_run, &mut Systemctl, &mut stdout)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error.to_string()),
+    }
+}
+
+fn run_uninstall(args: &[String]) -> ExitCode {
+    let result = UninstallCommand::parse(args).and_then(|command| {
+        let mut stdout = std::io::stdout().lock();
+        shim::install::uninstall(&command.address, &UnitDirs::default(), command.dry_run, &mut Systemctl, &mut stdout)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error.to_string()),
+    }
 }
 
 /// Runs a short-lived subcommand on a single-threaded runtime and prints its output.
