@@ -1,7 +1,13 @@
 //! `containerd-shim-systemd-v1 start`: run by containerd for every new task. It makes sure the
-//! one daemon for this containerd runs (launching it as a systemd service if nobody answers on
-//! its socket), records the address in the bundle, and prints it in the form this containerd
-//! reads. Nothing else may be printed: containerd 2.x parses stdout and stderr together.
+//! one daemon for this containerd runs, records the address in the bundle, and prints it in the
+//! form this containerd reads. Nothing else may be printed: containerd 2.x parses stdout and
+//! stderr together.
+//!
+//! When nobody answers on the daemon's control socket, the daemon is started the way it was
+//! set up: through the `.socket` unit `containerd-shim-systemd-v1 install` wrote (same name as
+//! the daemon's service), or else as a transient service launched on demand. The two share the
+//! unit name, and systemd refuses a transient unit named like a unit file, so they can never
+//! run side by side and fight over the control socket.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -116,6 +122,9 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
     // journal: refuse it here too, where containerd shows the message.
     Config::load(&request.config)?;
     let systemd = Systemd::connect().await?;
+    if systemd.unit_load_state(&identity.socket_unit()).await? == "loaded" {
+        return start_installed_daemon(identity, &systemd).await;
+    }
     let unit = render_daemon_unit(&daemon_unit_request(identity, request, systemd.version()));
     for _attempt in 0..3 {
         match systemd.start_transient_unit(&unit, DAEMON_JOB_TIMEOUT).await {
@@ -146,6 +155,30 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
         Ok(())
     } else {
         Err(daemon_failed(identity, "it does not answer on its socket"))
+    }
+}
+
+/// Starts the daemon `install` set up: its socket, whose first connection activates the
+/// service. A service already (re)starting is joined instead: starting the socket then could
+/// take the control socket's path from a daemon that still holds it.
+async fn start_installed_daemon(identity: &DaemonIdentity, systemd: &Systemd) -> Result<(), Error> {
+    let socket = identity.socket_unit();
+    let state = systemd.unit_active_state(&identity.unit).await?;
+    let (unit, result) = if matches!(state.as_deref(), Some("active" | "activating" | "reloading")) {
+        (&identity.unit, systemd.start_unit(&identity.unit, DAEMON_JOB_TIMEOUT).await?)
+    } else {
+        // A socket whose service hit its start limit is failed, and stays so until reset.
+        systemd.reset_failed_unit(&identity.unit).await?;
+        systemd.reset_failed_unit(&socket).await?;
+        (&socket, systemd.start_unit(&socket, DAEMON_JOB_TIMEOUT).await?)
+    };
+    if result != JobResult::Done {
+        return Err(daemon_failed(identity, &format!("the start job of {unit} ended with {result}")));
+    }
+    if answers(&identity.control_socket).await {
+        Ok(())
+    } else {
+        Err(daemon_failed(identity, &format!("its socket unit {socket} does not accept connections")))
     }
 }
 
