@@ -201,6 +201,18 @@ pub enum Error {
         /// The last line it wrote to stderr.
         message: String,
     },
+    /// `install` found the daemon's unit name held by the transient unit `start` launched.
+    #[error(
+        "the daemon's unit {unit} is a transient unit launched on demand by `start` ({state}); install once it is \
+         gone: stop it while no containers run (containerd treats the tasks of a stopped daemon as dead), or \
+         install after a reboot"
+    )]
+    TransientDaemon {
+        /// The unit.
+        unit: String,
+        /// Its `ActiveState`.
+        state: String,
+    },
     /// Some other I/O failure, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -229,6 +241,7 @@ impl Error {
             Error::BadState { .. }
             | Error::ExecBadState { .. }
             | Error::RuncUnavailable(_)
+            | Error::TransientDaemon { .. }
             | Error::NoTerminal { .. } => Code::FAILED_PRECONDITION,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::Runc(_) | Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,

@@ -65,7 +65,10 @@ fn run_helper(args: &[String]) -> ExitCode {
 
 fn run_install(args: &[String]) -> ExitCode {
     let result = InstallCommand::parse(args).and_then(|command| {
-        let spec = command.spec(&current_exe()?, &std::env::var("PATH").unwrap_or_default(), &config_source())?;
+        // The daemon would refuse a bad configuration file at its first start: refuse it now.
+        let config = config_source();
+        Config::load(&config)?;
+        let spec = command.spec(&current_exe()?, &std::env::var("PATH").unwrap_or_default(), &config)?;
         let mut stdout = std::io::stdout().lock();
         shim::install::install(&spec, command.scope, &UnitDirs::default(), command.dry_run, &mut Systemctl, &mut stdout)
     });

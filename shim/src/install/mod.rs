@@ -9,10 +9,13 @@
 //! with `systemctl enable --runtime`: gone at reboot, which is also what tests use). `uninstall`
 //! looks in both.
 //!
-//! A daemon that `start` launched on demand keeps running as its transient unit after
-//! `install` (systemd keeps a running transient unit over a unit file of the same name); the
-//! installed pair takes over when it stops. `install` says so, and does not start the socket
-//! meanwhile, since that would take the control socket's path from the running daemon.
+//! A daemon that `start` launched on demand is a transient unit of the same name. `install`
+//! refuses to go near it and changes nothing: a unit file written meanwhile is shadowed by the
+//! transient unit, systemd's unit cache keeps pointing at the transient one after it is gone
+//! (the socket's service is then "not loaded"), starting the socket would take the control
+//! socket's path from the running daemon, and stopping the daemon is not ours to decide
+//! (containerd treats the tasks of a stopped daemon as dead). Install before the first
+//! container, or after a reboot.
 
 pub mod args;
 pub mod systemctl;
@@ -118,6 +121,10 @@ pub fn install(
         }
         return Ok(());
     }
+    let service = manager.status(&units.service.name)?;
+    if service.transient {
+        return Err(Error::TransientDaemon { unit: units.service.name.clone(), state: service.active_state });
+    }
     let mut changed = false;
     for unit in units.all() {
         let path = dir.join(&unit.name);
@@ -133,18 +140,6 @@ pub fn install(
         manager.daemon_reload()?;
     }
     manager.enable(&units.socket.name, scope)?;
-    let service = manager.status(&units.service.name)?;
-    if service.transient && service.is_running() {
-        let name = &units.service.name;
-        return say(
-            out,
-            &format!(
-                "{name} runs as a transient unit `start` launched; the installed units take over once it stops \
-                 (at reboot, or `systemctl stop {name}`, after which containerd loses its connections to running \
-                 tasks)\n"
-            ),
-        );
-    }
     manager.start(&units.socket.name)?;
     say(out, &format!("enabled and started {}\n", units.socket.name))?;
     if changed && service.is_running() {

@@ -163,14 +163,27 @@ fn install_writes_enables_and_starts_the_socket_then_converges() {
 }
 
 #[test]
-fn install_leaves_a_running_transient_daemon_alone_and_says_so() {
+fn install_refuses_while_a_transient_daemon_holds_the_name_and_changes_nothing() {
     let dirs = Dirs::new("transient");
     let (socket, service) = names();
     let mut systemd = FakeSystemd::default();
-    systemd.set(&service, "active", true);
-    let said = run_install(&dirs, Scope::System, false, &mut systemd);
-    assert_eq!(systemd.take_calls(), vec!["daemon-reload".to_string(), format!("enable {socket} System")]);
-    assert!(said.contains("transient unit") && said.contains(&format!("systemctl stop {service}")), "{said}");
+    for state in ["active", "inactive"] {
+        systemd.set(&service, state, true);
+        let mut out = Vec::new();
+        let error = install(&spec(), Scope::System, &dirs.dirs, false, &mut systemd, &mut out).unwrap_err();
+        assert!(matches!(&error, Error::TransientDaemon { unit, .. } if *unit == service), "{error:?}");
+        assert!(error.to_string().contains(state), "{error}");
+        assert_eq!(systemd.take_calls(), Vec::<String>::new());
+        assert!(!dirs.root.exists(), "nothing written");
+    }
+
+    // Once systemd has let go of it, install goes ahead.
+    systemd.units.remove(&service);
+    run_install(&dirs, Scope::System, false, &mut systemd);
+    assert_eq!(
+        systemd.take_calls(),
+        vec!["daemon-reload".to_string(), format!("enable {socket} System"), format!("start {socket}")]
+    );
 }
 
 #[test]

@@ -148,6 +148,8 @@ fn render_socket(spec: &InstallSpec, control_socket: &str) -> String {
     text.push_str("SocketMode=0600\n");
     // As containerd makes its state directories, should systemd come first.
     text.push_str("DirectoryMode=0711\n");
+    // Stopped (uninstalled), it leaves no socket file that nobody answers on.
+    text.push_str("RemoveOnStop=yes\n");
     text.push_str("\n[Install]\nWantedBy=sockets.target\n");
     text
 }
@@ -268,6 +270,7 @@ ListenStream=/run/containerd/s/84d36bdd197595f47fbdf42bb6413a1491fc9b804fd1c4e89
 FileDescriptorName=control
 SocketMode=0600
 DirectoryMode=0711
+RemoveOnStop=yes
 
 [Install]
 WantedBy=sockets.target
