@@ -248,13 +248,14 @@ fn install_waits_for_a_transient_daemon_to_be_gone() {
 }
 
 /// The installed daemon (KillMode=process, its hardening) runs a container through the whole
-/// task API, in the slice the configuration file names.
+/// task API, in the slice and with the runc root the configuration file names.
 #[tokio::test]
 async fn installed_daemon_runs_tasks_in_the_configured_default_slice() {
     let sandbox = Sandbox::get();
     let daemon = Daemon::new("install-task");
     let slice = format!("shimtest_{}.slice", unique_id("install").replace('-', "_"));
-    let config = config_file(sandbox, "slice", &format!("[unit]\nslice = \"{slice}\"\n"));
+    let runc_root = format!("/run/shimtest-runc-{}", unique_id("install"));
+    let config = config_file(sandbox, "slice", &format!("runc_root = \"{runc_root}\"\n[unit]\nslice = \"{slice}\"\n"));
     let env = format!("{CONFIG_ENV}={config}");
     let (mut installed, run) = install(sandbox, &daemon, &[&env]);
     installed.also_stop.push(slice.clone());
@@ -276,6 +277,8 @@ async fn installed_daemon_runs_tasks_in_the_configured_default_slice() {
     calls::start(&client, &id).await.expect("start");
     let unit = unit_of(NAMESPACE, &id);
     assert_eq!(sandbox.unit_property(&unit, "Slice"), slice, "the configured default slice");
+    let runc_state = sandbox.host_path(format!("{runc_root}/{NAMESPACE}/{id}/state.json"));
+    assert!(runc_state.exists(), "runc keeps its state under the configured root: {}", runc_state.display());
     assert_eq!(sandbox.unit_property(&unit, "MainPID"), created.pid.to_string());
 
     // runc run by the daemon itself: pause and resume.
@@ -288,6 +291,7 @@ async fn installed_daemon_runs_tasks_in_the_configured_default_slice() {
     drop(installed);
     let _ = std::fs::remove_dir_all(&bundle);
     let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_dir_all(sandbox.host_path(&runc_root));
 }
 
 #[test]
