@@ -183,6 +183,36 @@ pub enum Error {
     /// A signal number that is not a signal.
     #[error("invalid signal {0}")]
     InvalidSignal(u32),
+    /// The configuration file is unreadable or invalid.
+    #[error("configuration file {path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `systemctl` command that `install` or `uninstall` ran failed.
+    #[error("systemctl {command} failed ({status}): {message}")]
+    Systemctl {
+        /// Its arguments.
+        command: String,
+        /// How it ended.
+        status: String,
+        /// The last line it wrote to stderr.
+        message: String,
+    },
+    /// `install` found the daemon's unit name held by the transient unit `start` launched.
+    #[error(
+        "the daemon's unit {unit} is a transient unit launched on demand by `start` ({state}); install once it is \
+         gone: stop it while no containers run (containerd treats the tasks of a stopped daemon as dead), or \
+         install after a reboot"
+    )]
+    TransientDaemon {
+        /// The unit.
+        unit: String,
+        /// Its `ActiveState`.
+        state: String,
+    },
     /// Some other I/O failure, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -203,6 +233,7 @@ impl Error {
             | Error::InvalidBundle { .. }
             | Error::InvalidSpec { .. }
             | Error::UnknownOptions { .. }
+            | Error::Config { .. }
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
             Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,
             Error::TaskNotFound { .. } | Error::ExecNotFound { .. } | Error::ProcessFinished { .. } => Code::NOT_FOUND,
@@ -210,15 +241,19 @@ impl Error {
             Error::BadState { .. }
             | Error::ExecBadState { .. }
             | Error::RuncUnavailable(_)
+            | Error::TransientDaemon { .. }
             | Error::NoTerminal { .. } => Code::FAILED_PRECONDITION,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::Runc(_) | Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,
             Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => Code::UNAVAILABLE,
             Error::Systemd(SystemdError::JobTimeout { .. }) => Code::DEADLINE_EXCEEDED,
             Error::Cgroup(error) if error.is_not_found() => Code::NOT_FOUND,
-            Error::Systemd(_) | Error::Cgroup(_) | Error::State(_) | Error::Io { .. } | Error::Terminal { .. } => {
-                Code::INTERNAL
-            }
+            Error::Systemd(_)
+            | Error::Cgroup(_)
+            | Error::State(_)
+            | Error::Io { .. }
+            | Error::Terminal { .. }
+            | Error::Systemctl { .. } => Code::INTERNAL,
         }
     }
 

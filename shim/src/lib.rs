@@ -3,15 +3,19 @@
 
 pub mod blocking;
 pub mod cgroup;
+pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod delete_command;
 pub mod error;
 pub mod fdstore;
+pub mod info;
+pub mod install;
 pub mod logging;
 pub mod paths;
 pub mod start;
 pub mod systemd;
 pub mod task_api;
+pub mod version;
 
 pub use error::Error;

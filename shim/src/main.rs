@@ -1,33 +1,47 @@
 //! Command line of containerd-shim-systemd-v1: the shim v2 subcommands containerd runs
-//! (`start`, `delete`), the daemon (`daemon`), and the helper that runs inside container units
-//! (`helper create|exec|exited FILE`). Flags follow containerd's Go-style single-dash convention.
+//! (`start`, `delete`, `-info`, `-v`), the daemon (`daemon`), the helper that runs inside
+//! container units (`helper create|exec|exited FILE`), and the operator's `install` and
+//! `uninstall`. Shim flags follow containerd's Go-style single-dash convention.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use shim::config::{Config, ConfigSource};
 use shim::daemon::DaemonConfig;
 use shim::delete_command::DeleteCommand;
+use shim::install::systemctl::Systemctl;
+use shim::install::{InstallCommand, UninstallCommand, UnitDirs};
 use shim::logging::LogTarget;
 use shim::start::StartRequest;
 
 const USAGE: &str = "usage: containerd-shim-systemd-v1 [-namespace NS -id ID -address ADDR -publish-binary BIN -bundle DIR -socket ADDR -debug] start|delete|daemon
        containerd-shim-systemd-v1 helper create|exec|exited FILE
+       containerd-shim-systemd-v1 install [--dry-run] [--runtime] [--address ADDR] [--binary PATH] [--publish-binary PATH]
+       containerd-shim-systemd-v1 uninstall [--dry-run] [--address ADDR]
+       containerd-shim-systemd-v1 -info < OPTIONS
        containerd-shim-systemd-v1 -v";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("helper") {
-        return run_helper(&args[1..]);
-    }
-    if args.iter().any(|arg| matches!(arg.as_str(), "-v" | "-version" | "--version")) {
-        println!("containerd-shim-systemd-v1 {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
+    match args.first().map(String::as_str) {
+        Some("helper") => return run_helper(&args[1..]),
+        Some("install") => return run_install(&args[1..]),
+        Some("uninstall") => return run_uninstall(&args[1..]),
+        _ => {}
     }
     let flags = match containerd_shim::parse(&args) {
         Ok(flags) => flags,
         Err(error) => return fail(&format!("{error}\n{USAGE}")),
     };
+    if flags.version {
+        print!("{}", shim::version::version_text());
+        return ExitCode::SUCCESS;
+    }
+    if flags.info {
+        shim::logging::init(LogTarget::ContainerdCommand, flags.debug);
+        return run_short(|| async { run_info().await });
+    }
     let log_target = if flags.action == "daemon" { LogTarget::Service } else { LogTarget::ContainerdCommand };
     shim::logging::init(log_target, flags.debug);
     match flags.action.as_str() {
@@ -47,6 +61,32 @@ fn run_helper(args: &[String]) -> ExitCode {
         _ => return fail(USAGE),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn run_install(args: &[String]) -> ExitCode {
+    let result = InstallCommand::parse(args).and_then(|command| {
+        // The daemon would refuse a bad configuration file at its first start: refuse it now.
+        let config = config_source();
+        Config::load(&config)?;
+        let spec = command.spec(&current_exe()?, &std::env::var("PATH").unwrap_or_default(), &config)?;
+        let mut stdout = std::io::stdout().lock();
+        shim::install::install(&spec, command.scope, &UnitDirs::default(), command.dry_run, &mut Systemctl, &mut stdout)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error.to_string()),
+    }
+}
+
+fn run_uninstall(args: &[String]) -> ExitCode {
+    let result = UninstallCommand::parse(args).and_then(|command| {
+        let mut stdout = std::io::stdout().lock();
+        shim::install::uninstall(&command.address, &UnitDirs::default(), command.dry_run, &mut Systemctl, &mut stdout)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error.to_string()),
+    }
 }
 
 /// Runs a short-lived subcommand on a single-threaded runtime and prints its output.
@@ -92,7 +132,15 @@ fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
     }
 }
 
-fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::Error> {
+/// `-info`: the runtime options on stdin, runc as the configuration file and the options say.
+async fn run_info() -> Result<Vec<u8>, shim::Error> {
+    let stdin = read_stdin()?;
+    let config = Config::load(&config_source())?;
+    shim::info::info(&stdin, &config.task_defaults, &std::env::var("PATH").unwrap_or_default()).await
+}
+
+/// What containerd wrote on stdin (at most 10 MiB; nothing when stdin is a terminal).
+fn read_stdin() -> Result<Vec<u8>, shim::Error> {
     let mut stdin = Vec::new();
     if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         std::io::stdin()
@@ -100,6 +148,11 @@ fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::E
             .read_to_end(&mut stdin)
             .map_err(|error| shim::Error::io("reading stdin", error))?;
     }
+    Ok(stdin)
+}
+
+fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::Error> {
+    let stdin = read_stdin()?;
     Ok(StartRequest {
         namespace: flags.namespace.clone(),
         id: flags.id.clone(),
@@ -111,6 +164,7 @@ fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::E
         stdin,
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
+        config: config_source(),
     })
 }
 
@@ -147,6 +201,7 @@ fn daemon_config(
             identity.control_socket.display()
         )));
     }
+    let config = Config::load(&config_source())?;
     Ok(DaemonConfig {
         identity,
         ttrpc_address: std::env::var("TTRPC_ADDRESS")
@@ -154,7 +209,13 @@ fn daemon_config(
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
         restored,
+        config,
     })
+}
+
+/// The configuration file `$CONTAINERD_SHIM_SYSTEMD_CONFIG` names, or the default one.
+fn config_source() -> ConfigSource {
+    ConfigSource::from_env_value(std::env::var(shim::config::PATH_ENV).ok().as_deref())
 }
 
 fn current_exe() -> Result<PathBuf, shim::Error> {

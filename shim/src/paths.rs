@@ -36,6 +36,19 @@ impl DaemonIdentity {
         }
     }
 
+    /// This daemon's own state directory (its task records): two daemons, serving two
+    /// containerd instances, must never adopt each other's tasks.
+    pub fn state_dir(&self) -> PathBuf {
+        let hex = self.control_socket.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        PathBuf::from(STATE_ROOT).join("daemons").join(hex)
+    }
+
+    /// The socket unit `install` writes beside the daemon's service: same name, `.socket`.
+    pub fn socket_unit(&self) -> String {
+        let stem = self.unit.strip_suffix(".service").unwrap_or(&self.unit);
+        format!("{stem}.socket")
+    }
+
     /// The ttrpc socket serving the task API for `namespace`.
     pub fn namespace_socket(&self, namespace: &str) -> PathBuf {
         PathBuf::from(SOCKET_DIR).join(hex_digest(&format!("{RUNTIME_NAME}\0{}\0{namespace}", self.containerd_address)))
@@ -80,6 +93,9 @@ mod tests {
         assert!(first.control_socket.starts_with(SOCKET_DIR));
         assert!(first.control_socket.as_os_str().len() < 108, "unix socket path too long");
         assert!(first.unit.starts_with("containerd-shim-systemd-v1-") && first.unit.ends_with(".service"));
+        assert_eq!(first.socket_unit(), first.unit.replace(".service", ".socket"));
+        assert_ne!(first.state_dir(), second.state_dir());
+        assert!(first.state_dir().starts_with(STATE_ROOT));
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! `containerd-shim-systemd-v1 start`: run by containerd for every new task. It makes sure the
-//! one daemon for this containerd runs (launching it as a systemd service if nobody answers on
-//! its socket), records the address in the bundle, and prints it in the form this containerd
-//! reads. Nothing else may be printed: containerd 2.x parses stdout and stderr together.
+//! one daemon for this containerd runs, records the address in the bundle, and prints it in the
+//! form this containerd reads. Nothing else may be printed: containerd 2.x parses stdout and
+//! stderr together.
+//!
+//! When nobody answers on the daemon's control socket, the daemon is started the way it was
+//! set up: through the `.socket` unit `containerd-shim-systemd-v1 install` wrote (same name as
+//! the daemon's service), or else as a transient service launched on demand. The two share the
+//! unit name, and systemd refuses a transient unit named like a unit file, so they can never
+//! run side by side and fight over the control socket.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +18,7 @@ use runc_wrap::atomic_file::write_atomically;
 use unit_gen::{render_daemon_unit, validate_identifier, DaemonUnitRequest, IdentifierKind};
 
 use crate::blocking::blocking;
+use crate::config::{self, Config, ConfigSource};
 use crate::control::{ask, ControlRequest, ControlResponse};
 use crate::error::Error;
 use crate::paths::{unix_address, DaemonIdentity};
@@ -44,6 +51,8 @@ pub struct StartRequest {
     pub exe: PathBuf,
     /// Our `PATH`, passed to the daemon so it finds runc where containerd would.
     pub path_env: String,
+    /// The configuration file the daemon is to read (passed on to a daemon launched here).
+    pub config: ConfigSource,
 }
 
 /// Runs `start`; returns the bytes to print on stdout.
@@ -109,7 +118,13 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
     if answers(&identity.control_socket).await {
         return Ok(());
     }
+    // A daemon is about to start, and would refuse a bad configuration file only in its
+    // journal: refuse it here too, where containerd shows the message.
+    Config::load(&request.config)?;
     let systemd = Systemd::connect().await?;
+    if systemd.unit_load_state(&identity.socket_unit()).await? == "loaded" {
+        return start_installed_daemon(identity, &systemd).await;
+    }
     let unit = render_daemon_unit(&daemon_unit_request(identity, request, systemd.version()));
     for _attempt in 0..3 {
         match systemd.start_transient_unit(&unit, DAEMON_JOB_TIMEOUT).await {
@@ -143,6 +158,30 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
     }
 }
 
+/// Starts the daemon `install` set up: its socket, whose first connection activates the
+/// service. A service already (re)starting is joined instead: starting the socket then could
+/// take the control socket's path from a daemon that still holds it.
+async fn start_installed_daemon(identity: &DaemonIdentity, systemd: &Systemd) -> Result<(), Error> {
+    let socket = identity.socket_unit();
+    let state = systemd.unit_active_state(&identity.unit).await?;
+    let (unit, result) = if matches!(state.as_deref(), Some("active" | "activating" | "reloading")) {
+        (&identity.unit, systemd.start_unit(&identity.unit, DAEMON_JOB_TIMEOUT).await?)
+    } else {
+        // A socket whose service hit its start limit is failed, and stays so until reset.
+        systemd.reset_failed_unit(&identity.unit).await?;
+        systemd.reset_failed_unit(&socket).await?;
+        (&socket, systemd.start_unit(&socket, DAEMON_JOB_TIMEOUT).await?)
+    };
+    if result != JobResult::Done {
+        return Err(daemon_failed(identity, &format!("the start job of {unit} ended with {result}")));
+    }
+    if answers(&identity.control_socket).await {
+        Ok(())
+    } else {
+        Err(daemon_failed(identity, &format!("its socket unit {socket} does not accept connections")))
+    }
+}
+
 fn daemon_unit_request(identity: &DaemonIdentity, request: &StartRequest, systemd_version: u32) -> DaemonUnitRequest {
     let mut args = vec![
         "-address".to_string(),
@@ -156,11 +195,16 @@ fn daemon_unit_request(identity: &DaemonIdentity, request: &StartRequest, system
         args.push("-debug".to_string());
     }
     args.push("daemon".to_string());
+    let mut environment =
+        vec![format!("TTRPC_ADDRESS={}", request.ttrpc_address), format!("PATH={}", request.path_env)];
+    if let ConfigSource::Explicit(path) = &request.config {
+        environment.push(format!("{}={}", config::PATH_ENV, path.display()));
+    }
     DaemonUnitRequest {
         unit_name: identity.unit.clone(),
         exe: request.exe.display().to_string(),
         args,
-        environment: vec![format!("TTRPC_ADDRESS={}", request.ttrpc_address), format!("PATH={}", request.path_env)],
+        environment,
         description: format!("containerd-shim-systemd-v1 daemon for containerd at {}", request.containerd_address),
         systemd_version,
     }
@@ -211,6 +255,7 @@ mod tests {
             stdin: vec![],
             exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
             path_env: "/usr/sbin:/usr/bin".into(),
+            config: ConfigSource::Default,
         };
         let unit = daemon_unit_request(&identity, &request, 252);
         assert_eq!(unit.args.last().map(String::as_str), Some("daemon"));
@@ -218,5 +263,10 @@ mod tests {
         assert!(unit.args.contains(&unix_address(&identity.control_socket)));
         assert!(unit.environment.contains(&"PATH=/usr/sbin:/usr/bin".to_string()));
         assert!(unit.environment.contains(&"TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".to_string()));
+        assert!(!unit.environment.iter().any(|entry| entry.starts_with(config::PATH_ENV)), "default config path");
+
+        let named = StartRequest { config: ConfigSource::Explicit("/etc/shim.toml".into()), ..request };
+        let unit = daemon_unit_request(&identity, &named, 252);
+        assert!(unit.environment.contains(&format!("{}=/etc/shim.toml", config::PATH_ENV)), "{unit:?}");
     }
 }

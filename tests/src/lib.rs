@@ -365,6 +365,41 @@ pub mod direct {
         (run, address)
     }
 
+    /// Runs our shim's `start` for the containerd at `containerd_address` (which need not run),
+    /// with `env` (`NAME=value`) added to its environment; returns what it printed and, on
+    /// success, the address.
+    pub fn start_shim_at(
+        sandbox: &Sandbox,
+        containerd_address: &str,
+        env: &[&str],
+        namespace: &str,
+        id: &str,
+    ) -> (Run, Option<String>) {
+        let bundle = sandbox.root.join("bundles").join(super::unique_id("start"));
+        let _ = std::fs::create_dir_all(&bundle);
+        let ttrpc = format!("TTRPC_ADDRESS={containerd_address}.ttrpc");
+        let mut args = vec!["env", ttrpc.as_str()];
+        args.extend_from_slice(env);
+        args.extend([
+            sandbox.shim.as_str(),
+            "-namespace",
+            namespace,
+            "-id",
+            id,
+            "-address",
+            containerd_address,
+            "-publish-binary",
+            &sandbox.containerd,
+            "start",
+        ]);
+        let mut command = sandbox.command(&args);
+        command.current_dir(&bundle);
+        let run = Run::from_output(command.output().expect("nsenter runs"));
+        let _ = std::fs::remove_dir_all(&bundle);
+        let address = (run.code == 0).then(|| parse_start_output(&run.stdout));
+        (run, address)
+    }
+
     /// The address in `start`'s output: bare (containerd 1.x) or in version-3 JSON (2.x).
     pub fn parse_start_output(stdout: &str) -> String {
         match serde_json::from_str::<serde_json::Value>(stdout) {

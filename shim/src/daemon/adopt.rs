@@ -16,7 +16,7 @@ use super::create::read_spec;
 use super::exec::remove_exec_residue;
 use super::exec_process::{ExecLifecycle, ExecProcess};
 use super::manager::TaskManager;
-use super::state::{load_all, records_dir, TaskRecord};
+use super::state::{load_all, TaskRecord};
 use super::task::{Exit, Lifecycle, Task, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
@@ -35,7 +35,8 @@ impl TaskManager {
     /// Loads the recorded tasks into the table. Call before watching exits starts routing, then
     /// [`TaskManager::reconcile_adopted`] once it does.
     pub async fn adopt_recorded_tasks(&self) -> Vec<Arc<Task>> {
-        let records = blocking("reading the task records", || load_all(&records_dir())).await.unwrap_or_default();
+        let dir = self.state.dir().to_path_buf();
+        let records = blocking("reading the task records", move || load_all(&dir)).await.unwrap_or_default();
         let mut adopted = Vec::new();
         for record in records {
             let key = record.key();

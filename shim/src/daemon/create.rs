@@ -91,7 +91,7 @@ impl TaskManager {
             stdout: stdio_path("stdout", &request.stdout)?,
             stderr: stdio_path("stderr", &request.stderr)?,
         };
-        let options = decode_options(request.options.as_ref()).await?;
+        let options = decode_options(request.options.as_ref(), &self.settings.task_defaults).await?;
         let bundle = validate_bundle(&request.bundle).await?;
         let spec = read_spec(&bundle).await?;
         let spec_terminal = spec.process().as_ref().and_then(|process| process.terminal()).unwrap_or(false);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use unit_gen::UnitOptions;
 
 use super::events::EventSender;
+use super::options::TaskOptions;
 use super::state::StateStore;
 use super::table::TaskTable;
 use super::task::{Exit, Task, TaskKey};
@@ -24,6 +25,8 @@ pub struct DaemonSettings {
     pub path_env: String,
     /// Unit-wide options (default slice).
     pub unit_options: UnitOptions,
+    /// What a task's runtime options leave unset (from the configuration file).
+    pub task_defaults: TaskOptions,
     /// How long the helper waits for the other end of a stdio fifo.
     pub fifo_timeout: Duration,
 }

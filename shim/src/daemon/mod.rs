@@ -36,11 +36,11 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use unit_gen::escape::unit_object_path;
 use unit_gen::names::TASK_UNIT_PREFIX;
-use unit_gen::UnitOptions;
 
 pub use cleanup::remove_task_residue;
 pub use events::timestamp;
 pub use manager::DaemonSettings;
+pub use options::{decode_options, LogMode, TaskOptions};
 
 use crate::blocking::blocking;
 use crate::error::Error;
@@ -67,6 +67,8 @@ pub struct DaemonConfig {
     pub path_env: String,
     /// Sockets and connections systemd's fd store gave back (after a restart).
     pub restored: Vec<(StoredFd, OwnedFd)>,
+    /// The configuration file's settings.
+    pub config: crate::config::Config,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -95,10 +97,11 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
     let settings = DaemonSettings {
         exe: config.exe.clone(),
         path_env: config.path_env.clone(),
-        unit_options: UnitOptions::default(),
+        unit_options: config.config.unit_options.clone(),
+        task_defaults: config.config.task_defaults.clone(),
         fifo_timeout: Duration::from_secs(30),
     };
-    let state = StateStore::spawn(state::records_dir());
+    let state = StateStore::spawn(state::records_dir(&config.identity));
     let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings, state));
     // Tasks come back from their records before exits are routed to them; what happened while
     // no daemon ran is reconciled once routing is on, so no exit falls between the two.

@@ -6,6 +6,7 @@
 //!   same fields (`ctr --runtime-config-path`, CRI's `options.ConfigPath`).
 //!
 //! Any other type, and any unknown key in the TOML file, is refused by name rather than ignored.
+//! What the options leave unset comes from the daemon's configuration file (`crate::config`).
 
 use std::path::Path;
 
@@ -85,10 +86,11 @@ struct TomlRuncOptions {
     checkpointable: Option<bool>,
 }
 
-/// Decodes `options`; an absent or empty Any means defaults.
-pub async fn decode_options(options: Option<&Any>) -> Result<TaskOptions, Error> {
+/// Decodes `options` over `defaults` (the daemon's configuration); an absent or empty Any
+/// means the defaults.
+pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Result<TaskOptions, Error> {
     let Some(any) = options.filter(|any| !any.type_url.is_empty()) else {
-        return Ok(TaskOptions::default());
+        return Ok(defaults.clone());
     };
     match any.type_url.rsplit('/').next().unwrap_or_default() {
         RUNC_OPTIONS_TYPE => {
@@ -96,27 +98,27 @@ pub async fn decode_options(options: Option<&Any>) -> Result<TaskOptions, Error>
                 .map_err(|error| Error::InvalidRequest(format!("undecodable {RUNC_OPTIONS_TYPE}: {error}")))?;
             let non_empty = |value: &str| (!value.is_empty()).then(|| value.to_string());
             Ok(TaskOptions {
-                runc_binary: non_empty(&runc.binary_name),
-                runc_root: non_empty(&runc.root),
+                runc_binary: non_empty(&runc.binary_name).or_else(|| defaults.runc_binary.clone()),
+                runc_root: non_empty(&runc.root).or_else(|| defaults.runc_root.clone()),
                 no_pivot_root: runc.no_pivot_root,
                 no_new_keyring: runc.no_new_keyring,
                 io_owner: io_owner(Some(runc.io_uid), Some(runc.io_gid)),
                 criu_image_path: non_empty(&runc.criu_image_path),
                 criu_work_path: non_empty(&runc.criu_work_path),
-                log_mode: LogMode::Fifo,
-                sd_notify: false,
-                checkpointable: false,
+                log_mode: defaults.log_mode,
+                sd_notify: defaults.sd_notify,
+                checkpointable: defaults.checkpointable,
             })
         }
         RUNTIME_OPTIONS_TYPE => {
             let config_path = config_path_of(&any.value)?;
             if config_path.is_empty() {
-                return Ok(TaskOptions::default());
+                return Ok(defaults.clone());
             }
             let text = tokio::fs::read_to_string(&config_path).await.map_err(|error| {
                 Error::InvalidRequest(format!("reading runtime options file {config_path}: {error}"))
             })?;
-            parse_toml_options(Path::new(&config_path), &text)
+            parse_toml_options(Path::new(&config_path), &text, defaults)
         }
         _ => Err(Error::UnknownOptions { type_url: any.type_url.clone() }),
     }
@@ -141,22 +143,22 @@ fn config_path_of(bytes: &[u8]) -> Result<String, Error> {
     Ok(config_path)
 }
 
-fn parse_toml_options(path: &Path, text: &str) -> Result<TaskOptions, Error> {
+fn parse_toml_options(path: &Path, text: &str, defaults: &TaskOptions) -> Result<TaskOptions, Error> {
     let parsed: TomlRuncOptions = toml::from_str(text).map_err(|error| {
         Error::InvalidRequest(format!("runtime options file {}: {}", path.display(), error.message()))
     })?;
     let _ = (parsed.systemd_cgroup, parsed.shim_cgroup);
     Ok(TaskOptions {
-        runc_binary: parsed.binary_name.filter(|value| !value.is_empty()),
-        runc_root: parsed.root.filter(|value| !value.is_empty()),
+        runc_binary: parsed.binary_name.filter(|value| !value.is_empty()).or_else(|| defaults.runc_binary.clone()),
+        runc_root: parsed.root.filter(|value| !value.is_empty()).or_else(|| defaults.runc_root.clone()),
         no_pivot_root: parsed.no_pivot_root.unwrap_or(false),
         no_new_keyring: parsed.no_new_keyring.unwrap_or(false),
         io_owner: io_owner(parsed.io_uid, parsed.io_gid),
         criu_image_path: parsed.criu_image_path.filter(|value| !value.is_empty()),
         criu_work_path: parsed.criu_work_path.filter(|value| !value.is_empty()),
-        log_mode: parsed.log_mode.unwrap_or_default(),
-        sd_notify: parsed.sd_notify.unwrap_or(false),
-        checkpointable: parsed.checkpointable.unwrap_or(false),
+        log_mode: parsed.log_mode.unwrap_or(defaults.log_mode),
+        sd_notify: parsed.sd_notify.unwrap_or(defaults.sd_notify),
+        checkpointable: parsed.checkpointable.unwrap_or(defaults.checkpointable),
     })
 }
 
@@ -187,8 +189,11 @@ mod tests {
 
     #[tokio::test]
     async fn no_options_means_defaults() {
-        assert_eq!(decode_options(None).await.unwrap(), TaskOptions::default());
-        assert_eq!(decode_options(Some(&Any::default())).await.unwrap(), TaskOptions::default());
+        assert_eq!(decode_options(None, &TaskOptions::default()).await.unwrap(), TaskOptions::default());
+        assert_eq!(
+            decode_options(Some(&Any::default()), &TaskOptions::default()).await.unwrap(),
+            TaskOptions::default()
+        );
     }
 
     #[tokio::test]
@@ -200,7 +205,7 @@ mod tests {
             ..Default::default()
         };
         let any = any_of("type.googleapis.com/containerd.runc.v1.Options", runc.write_to_bytes().unwrap());
-        let options = decode_options(Some(&any)).await.unwrap();
+        let options = decode_options(Some(&any), &TaskOptions::default()).await.unwrap();
         assert_eq!(options.runc_binary.as_deref(), Some("/usr/local/sbin/runc"));
         assert_eq!(options.runc_root.as_deref(), Some("/run/r"));
         assert!(options.no_pivot_root && !options.no_new_keyring);
@@ -213,17 +218,17 @@ mod tests {
         let path = dir.join("runc.toml");
         std::fs::write(&path, "BinaryName = \"/opt/runc\"\nNoNewKeyring = true\nSystemdCgroup = true\n").unwrap();
         let any = any_of("runtimeoptions.v1.Options", runtime_options("x", path.to_str().unwrap()));
-        let options = decode_options(Some(&any)).await.unwrap();
+        let options = decode_options(Some(&any), &TaskOptions::default()).await.unwrap();
         assert_eq!(options.runc_binary.as_deref(), Some("/opt/runc"));
         assert!(options.no_new_keyring);
 
         std::fs::write(&path, "BinaryName = \"/opt/runc\"\nNoSuchKey = 1\n").unwrap();
-        let error = decode_options(Some(&any)).await.unwrap_err();
+        let error = decode_options(Some(&any), &TaskOptions::default()).await.unwrap_err();
         assert!(error.to_string().contains("NoSuchKey"), "unknown keys are named: {error}");
         std::fs::remove_dir_all(&dir).unwrap();
 
         let missing = any_of("runtimeoptions.v1.Options", runtime_options("x", "/nonexistent/runc.toml"));
-        let error = decode_options(Some(&missing)).await.unwrap_err();
+        let error = decode_options(Some(&missing), &TaskOptions::default()).await.unwrap_err();
         assert!(error.to_string().contains("/nonexistent/runc.toml"), "{error}");
     }
 
@@ -231,20 +236,45 @@ mod tests {
     async fn our_own_keys_and_the_remaining_runc_keys_are_read_from_toml() {
         let text = "IoUid = 1000\nIoGid = 1001\nCriuImagePath = \"/var/lib/cp\"\nShimCgroup = \"/x\"\n\
                     LogMode = \"journal\"\nSdNotify = true\n";
-        let options = parse_toml_options(Path::new("x.toml"), text).unwrap();
+        let options = parse_toml_options(Path::new("x.toml"), text, &TaskOptions::default()).unwrap();
         assert_eq!(options.io_owner, Some((1000, 1001)));
         assert_eq!(options.criu_image_path.as_deref(), Some("/var/lib/cp"));
         assert_eq!(options.log_mode, LogMode::Journal);
         assert!(options.sd_notify);
-        let error = parse_toml_options(Path::new("x.toml"), "LogMode = \"syslog\"\n").unwrap_err();
+        let error =
+            parse_toml_options(Path::new("x.toml"), "LogMode = \"syslog\"\n", &TaskOptions::default()).unwrap_err();
         assert!(error.to_string().contains("syslog"), "{error}");
-        assert_eq!(parse_toml_options(Path::new("x.toml"), "").unwrap(), TaskOptions::default());
+        assert_eq!(
+            parse_toml_options(Path::new("x.toml"), "", &TaskOptions::default()).unwrap(),
+            TaskOptions::default()
+        );
+    }
+
+    #[tokio::test]
+    async fn options_override_the_configured_defaults_field_by_field() {
+        let defaults = TaskOptions {
+            runc_binary: Some("/opt/runc".into()),
+            runc_root: Some("/run/configured".into()),
+            log_mode: LogMode::Journal,
+            ..TaskOptions::default()
+        };
+        assert_eq!(decode_options(None, &defaults).await.unwrap(), defaults, "no options: the defaults");
+
+        let runc = RuncOptions { root: "/run/r".into(), ..Default::default() };
+        let any = any_of("containerd.runc.v1.Options", runc.write_to_bytes().unwrap());
+        let options = decode_options(Some(&any), &defaults).await.unwrap();
+        assert_eq!(options.runc_root.as_deref(), Some("/run/r"), "set by the task");
+        assert_eq!(options.runc_binary.as_deref(), Some("/opt/runc"), "left to the configuration");
+        assert_eq!(options.log_mode, LogMode::Journal, "runc's options cannot say, the configuration does");
+
+        let toml = parse_toml_options(Path::new("x.toml"), "LogMode = \"fifo\"\n", &defaults).unwrap();
+        assert_eq!((toml.log_mode, toml.runc_binary.as_deref()), (LogMode::Fifo, Some("/opt/runc")));
     }
 
     #[tokio::test]
     async fn unknown_option_types_are_refused_by_name() {
         let any = any_of("type.googleapis.com/example.Unknown", vec![]);
-        let error = decode_options(Some(&any)).await.unwrap_err();
+        let error = decode_options(Some(&any), &TaskOptions::default()).await.unwrap_err();
         assert!(matches!(error, Error::UnknownOptions { .. }));
         assert!(error.to_string().contains("example.Unknown"), "{error}");
     }
@@ -252,8 +282,8 @@ mod tests {
     #[tokio::test]
     async fn garbage_options_are_invalid() {
         let runc = any_of("containerd.runc.v1.Options", vec![0xff, 0xff, 0xff]);
-        assert!(matches!(decode_options(Some(&runc)).await, Err(Error::InvalidRequest(_))));
+        assert!(matches!(decode_options(Some(&runc), &TaskOptions::default()).await, Err(Error::InvalidRequest(_))));
         let generic = any_of("runtimeoptions.v1.Options", vec![0x12, 0x50, b'x']);
-        assert!(matches!(decode_options(Some(&generic)).await, Err(Error::InvalidRequest(_))));
+        assert!(matches!(decode_options(Some(&generic), &TaskOptions::default()).await, Err(Error::InvalidRequest(_))));
     }
 }

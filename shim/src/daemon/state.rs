@@ -1,6 +1,6 @@
 //! The daemon's task table on disk, so a restarted daemon can adopt every task: one JSON record
-//! per task under `/run/containerd/io.containerd.systemd.v1/tasks/<namespace>/<id>.json`,
-//! written atomically. One writer task applies saves and removals in the order they were made,
+//! per task under `/run/containerd/io.containerd.systemd.v1/daemons/<daemon>/tasks/<namespace>/<id>.json`
+//! (each daemon its own: see `DaemonIdentity::state_dir`), written atomically. One writer task applies saves and removals in the order they were made,
 //! so a record never goes back in time; callers never wait for the disk.
 //!
 //! A record's lifecycle also says which events containerd has had: the daemon enqueues
@@ -17,11 +17,11 @@ use tokio::sync::mpsc;
 
 use super::exec_process::{ExecLifecycle, ExecProcess};
 use super::task::{CriuPaths, Lifecycle, Task, TaskKey};
-use crate::paths::STATE_ROOT;
+use crate::paths::DaemonIdentity;
 
-/// Where the records live.
-pub fn records_dir() -> PathBuf {
-    PathBuf::from(STATE_ROOT).join("tasks")
+/// Where the records of the daemon `identity` live.
+pub fn records_dir(identity: &DaemonIdentity) -> PathBuf {
+    identity.state_dir().join("tasks")
 }
 
 /// Everything needed to serve a task again, but what its bundle holds (the spec).
@@ -116,14 +116,20 @@ enum Change {
 #[derive(Clone)]
 pub struct StateStore {
     sender: mpsc::UnboundedSender<Change>,
+    dir: PathBuf,
 }
 
 impl StateStore {
     /// Starts the writer for records under `dir`.
     pub fn spawn(dir: PathBuf) -> StateStore {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(write_all(dir, receiver));
-        StateStore { sender }
+        tokio::spawn(write_all(dir.clone(), receiver));
+        StateStore { sender, dir }
+    }
+
+    /// The directory the records are in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Saves `task`'s current state.

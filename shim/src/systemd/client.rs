@@ -230,6 +230,15 @@ impl Systemd {
         Ok(String::try_from(value).ok())
     }
 
+    /// The `LoadState` of unit `name`, loading it from its unit file if need be: `loaded` when
+    /// a unit file (or a transient unit) defines it, `not-found` when nothing does.
+    pub async fn unit_load_state(&self, name: &str) -> Result<String, SystemdError> {
+        let reply = self.call_manager("LoadUnit", name, &(name,)).await?;
+        let path = object_path_of(&reply, "LoadUnit", name)?;
+        let value = self.get_property(path.as_str(), UNIT, "LoadState").await?;
+        Ok(String::try_from(value).unwrap_or_default())
+    }
+
     /// How the main process of the service at `object_path` ended, if it has.
     pub async fn service_exit(&self, object_path: &str) -> Result<Option<ServiceExit>, SystemdError> {
         let reply = self.call(Some(DESTINATION), object_path, PROPERTIES, "GetAll", object_path, &(SERVICE,)).await?;

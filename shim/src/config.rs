@@ -1,0 +1,222 @@
+//! The daemon's configuration file, `/etc/containerd-shim-systemd-v1/config.toml` (another path
+//! through `$CONTAINERD_SHIM_SYSTEMD_CONFIG`): daemon-wide defaults that a task's runtime options
+//! override field by field. Read once when the daemon starts; a missing file at the default
+//! path means built-in defaults, and anything else wrong with it (an unknown key, a bad value)
+//! stops the daemon with the file, the line and the key in the message.
+//!
+//! ```toml
+//! runc_binary = "/usr/sbin/runc"   # runc's BinaryName; default "runc" in PATH
+//! runc_root = "/run/runc-systemd"  # runc's Root; the namespace is appended; default
+//!                                  # /run/containerd/io.containerd.systemd.v1/runc
+//! log_mode = "journal"             # "fifo" (default) or "journal"
+//!
+//! [unit]
+//! slice = "containers.slice"       # Slice= of tasks whose spec names none
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use unit_gen::slice::validate_slice_name;
+use unit_gen::UnitOptions;
+
+use crate::daemon::{LogMode, TaskOptions};
+use crate::error::Error;
+
+/// Where the configuration is read from when nothing else is said.
+pub const DEFAULT_PATH: &str = "/etc/containerd-shim-systemd-v1/config.toml";
+
+/// The environment variable naming another configuration file.
+pub const PATH_ENV: &str = "CONTAINERD_SHIM_SYSTEMD_CONFIG";
+
+/// Which configuration file applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// [`DEFAULT_PATH`]; its absence means defaults.
+    Default,
+    /// A file named by [`PATH_ENV`]; it must exist.
+    Explicit(PathBuf),
+}
+
+impl ConfigSource {
+    /// The source `$CONTAINERD_SHIM_SYSTEMD_CONFIG` (read by the caller) selects; unset or empty
+    /// means the default path.
+    pub fn from_env_value(value: Option<&str>) -> ConfigSource {
+        match value.filter(|value| !value.is_empty()) {
+            Some(path) => ConfigSource::Explicit(PathBuf::from(path)),
+            None => ConfigSource::Default,
+        }
+    }
+
+    /// The file this source reads.
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigSource::Default => Path::new(DEFAULT_PATH),
+            ConfigSource::Explicit(path) => path,
+        }
+    }
+}
+
+/// The daemon-wide settings, after validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Defaults for every task's runtime options (runc binary and root, log mode).
+    pub task_defaults: TaskOptions,
+    /// Unit-wide options (the default slice).
+    pub unit_options: UnitOptions,
+}
+
+/// The file's schema: every table refuses keys it does not know.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    runc_binary: Option<String>,
+    runc_root: Option<PathBuf>,
+    log_mode: Option<LogMode>,
+    #[serde(default)]
+    unit: UnitTable,
+}
+
+/// `[unit]`: defaults for the units tasks run in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitTable {
+    slice: Option<String>,
+}
+
+impl Config {
+    /// Reads the configuration from `source`.
+    pub fn load(source: &ConfigSource) -> Result<Config, Error> {
+        let path = source.path();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(path, &text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && *source == ConfigSource::Default => {
+                Ok(Config::default())
+            }
+            Err(error) => Err(Error::Config { path: path.to_path_buf(), reason: format!("cannot be read: {error}") }),
+        }
+    }
+
+    /// Parses and validates `text`, the content of the file at `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
+        let invalid = |reason: String| Error::Config { path: path.to_path_buf(), reason };
+        let file: ConfigFile = toml::from_str(text).map_err(|error| {
+            let line = error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(line) => invalid(format!("line {line}: {}", error.message())),
+                None => invalid(error.message().to_string()),
+            }
+        })?;
+        if file.runc_binary.as_deref() == Some("") {
+            return Err(invalid("runc_binary is empty".into()));
+        }
+        if let Some(root) = &file.runc_root {
+            if !root.is_absolute() {
+                return Err(invalid(format!("runc_root {} is not an absolute path", root.display())));
+            }
+        }
+        if let Some(slice) = &file.unit.slice {
+            validate_slice_name(slice).map_err(|error| invalid(format!("[unit] slice: {error}")))?;
+        }
+        Ok(Config {
+            task_defaults: TaskOptions {
+                runc_binary: file.runc_binary,
+                runc_root: file.runc_root.map(|root| root.display().to_string()),
+                log_mode: file.log_mode.unwrap_or_default(),
+                ..TaskOptions::default()
+            },
+            unit_options: UnitOptions { default_slice: file.unit.slice },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = "/etc/containerd-shim-systemd-v1/config.toml";
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        Config::parse(Path::new(PATH), text)
+    }
+
+    #[test]
+    fn an_empty_file_means_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+        assert_eq!(parse("# nothing here\n\n[unit]\n").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let text = "runc_binary = \"/usr/sbin/runc\"\nrunc_root = \"/run/r\"\nlog_mode = \"journal\"\n\n\
+                    [unit]\nslice = \"containers.slice\"\n";
+        let config = parse(text).unwrap();
+        assert_eq!(config.task_defaults.runc_binary.as_deref(), Some("/usr/sbin/runc"));
+        assert_eq!(config.task_defaults.runc_root.as_deref(), Some("/run/r"));
+        assert_eq!(config.task_defaults.log_mode, LogMode::Journal);
+        assert_eq!(config.unit_options.default_slice.as_deref(), Some("containers.slice"));
+        assert!(!config.task_defaults.sd_notify && !config.task_defaults.no_pivot_root);
+    }
+
+    struct Case {
+        name: &'static str,
+        text: &'static str,
+        /// Every one of these appears in the message.
+        mentions: &'static [&'static str],
+    }
+
+    #[test]
+    fn bad_files_are_refused_naming_the_file_line_and_key() {
+        let cases = [
+            Case { name: "unknown top-level key", text: "runc_bianry = \"x\"\n", mentions: &["line 1", "runc_bianry"] },
+            Case {
+                name: "unknown key in [unit]",
+                text: "log_mode = \"fifo\"\n[unit]\nslcie = \"a.slice\"\n",
+                mentions: &["line 3", "slcie", "slice"],
+            },
+            Case { name: "unknown table", text: "[units]\nslice = \"a.slice\"\n", mentions: &["line 1", "units"] },
+            Case { name: "unknown log mode", text: "log_mode = \"syslog\"\n", mentions: &["line 1", "syslog"] },
+            Case { name: "wrong type", text: "runc_binary = 3\n", mentions: &["line 1"] },
+            Case { name: "not toml", text: "runc_binary =\n", mentions: &["line 1"] },
+            Case { name: "empty runc binary", text: "runc_binary = \"\"\n", mentions: &["runc_binary is empty"] },
+            Case { name: "relative runc root", text: "runc_root = \"run/r\"\n", mentions: &["run/r", "absolute"] },
+            Case {
+                name: "slice that is not a slice",
+                text: "[unit]\nslice = \"containers.service\"\n",
+                mentions: &["containers.service", "does not end in .slice"],
+            },
+        ];
+        for case in cases {
+            let error = parse(case.text).expect_err(case.name);
+            assert!(matches!(error, Error::Config { .. }), "{}: {error:?}", case.name);
+            let message = error.to_string();
+            assert!(message.starts_with(&format!("configuration file {PATH}: ")), "{}: {message}", case.name);
+            for mention in case.mentions {
+                assert!(message.contains(mention), "{}: {message:?} does not mention {mention:?}", case.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_environment_names_another_file() {
+        assert_eq!(ConfigSource::from_env_value(None), ConfigSource::Default);
+        assert_eq!(ConfigSource::from_env_value(Some("")), ConfigSource::Default);
+        let explicit = ConfigSource::from_env_value(Some("/x/c.toml"));
+        assert_eq!(explicit.path(), Path::new("/x/c.toml"));
+        assert_eq!(ConfigSource::Default.path(), Path::new(DEFAULT_PATH));
+    }
+
+    #[test]
+    fn a_missing_default_file_means_defaults_but_a_named_one_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("shim-config-{}", std::process::id()));
+        let missing = dir.join("missing.toml");
+        let error = Config::load(&ConfigSource::Explicit(missing.clone())).unwrap_err();
+        assert!(error.to_string().contains(&missing.display().to_string()), "{error}");
+        std::fs::create_dir_all(&dir).unwrap();
+        let present = dir.join("config.toml");
+        std::fs::write(&present, "[unit]\nslice = \"x.slice\"\n").unwrap();
+        let config = Config::load(&ConfigSource::Explicit(present)).unwrap();
+        assert_eq!(config.unit_options.default_slice.as_deref(), Some("x.slice"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
