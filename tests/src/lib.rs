@@ -167,6 +167,13 @@ impl Sandbox {
         (unit, pid)
     }
 
+    /// The state directory (task records, noted Waits) of the daemon serving the test
+    /// containerd, as seen in the sandbox.
+    pub fn daemon_state_dir(&self) -> String {
+        let identity = shim::paths::DaemonIdentity::for_containerd("/run/containerd/containerd.sock");
+        identity.state_dir().display().to_string()
+    }
+
     /// Kills (SIGKILL) and removes task and container `id`, whatever state they are in.
     pub fn remove_task(&self, namespace: &str, id: &str) {
         self.ctr(namespace, &["task", "kill", "-s", "SIGKILL", id]);

@@ -98,12 +98,11 @@ async fn thousand_cycles_leave_nothing_and_the_daemon_stays_flat() {
     assert_eq!(sandbox.mounts_containing("/leak/"), Vec::<String>::new(), "no mount is left");
     assert_eq!(entries(sandbox, "/run/containerd/io.containerd.runtime.v2.task/leak"), Vec::<String>::new());
     assert_eq!(entries(sandbox, "/run/containerd/io.containerd.systemd.v1/runc/leak"), Vec::<String>::new());
-    assert_eq!(entries(sandbox, "/run/containerd/io.containerd.systemd.v1/tasks/leak"), Vec::<String>::new());
-    let noted = entries(sandbox, "/run/containerd/io.containerd.systemd.v1/pending-waits");
-    let noted_waits: usize = noted
-        .iter()
-        .map(|dir| entries(sandbox, &format!("/run/containerd/io.containerd.systemd.v1/pending-waits/{dir}")).len())
-        .sum();
+    let state = sandbox.daemon_state_dir();
+    assert_eq!(entries(sandbox, &format!("{state}/tasks/leak")), Vec::<String>::new(), "no task record is left");
+    let noted = entries(sandbox, &format!("{state}/pending-waits"));
+    let noted_waits: usize =
+        noted.iter().map(|dir| entries(sandbox, &format!("{state}/pending-waits/{dir}")).len()).sum();
     assert_eq!(noted_waits, 0, "no Wait is left noted");
     // containerd's connections to the daemon (one per task it talks to, closed after delete)
     // come and go with other clients' work; leaks would grow with the cycles.

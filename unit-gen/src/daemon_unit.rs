@@ -12,6 +12,9 @@ pub const DAEMON_START_TIMEOUT_USEC: u64 = 30 * 1_000_000;
 /// listening sockets and every ttrpc connection from containerd (a few per namespace).
 pub const FD_STORE_MAX: u32 = 4096;
 
+/// The daemon's open-file limit.
+pub const OPEN_FILES: u64 = 1 << 20;
+
 /// Restart delay after the daemon died: short, containerd's calls wait meanwhile.
 const RESTART_USEC: u64 = 100_000;
 
@@ -55,6 +58,13 @@ pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
             Property::new("Restart", PropertyValue::Str("always".into())),
             Property::new("RestartUSec", PropertyValue::U64(RESTART_USEC)),
             Property::new("FileDescriptorStoreMax", PropertyValue::U32(FD_STORE_MAX)),
+            // One connection per task from containerd, kept in the fd store too.
+            Property::new("LimitNOFILE", PropertyValue::U64(OPEN_FILES)),
+            Property::new("LimitNOFILESoft", PropertyValue::U64(OPEN_FILES)),
+            // Containers are units of their own; the only other processes here are the runc
+            // (and CRIU) calls in flight, which a stopping daemon lets finish (it drains) and
+            // which, killed halfway, would leave a container frozen or half deleted.
+            Property::new("KillMode", PropertyValue::Str("process".into())),
             exec_start,
         ],
     }
@@ -93,5 +103,7 @@ mod tests {
         let unit = render_daemon_unit(&request());
         assert_eq!(unit.property("Restart"), Some(&PropertyValue::Str("always".into())));
         assert_eq!(unit.property("FileDescriptorStoreMax"), Some(&PropertyValue::U32(FD_STORE_MAX)));
+        assert_eq!(unit.property("KillMode"), Some(&PropertyValue::Str("process".into())));
+        assert_eq!(unit.property("LimitNOFILE"), Some(&PropertyValue::U64(OPEN_FILES)));
     }
 }

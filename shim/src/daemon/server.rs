@@ -21,7 +21,7 @@ use unit_gen::{validate_identifier, IdentifierKind};
 
 use super::manager::TaskManager;
 use super::service::TaskService;
-use super::wait_replay::{relay, Relays};
+use super::wait_replay::{pending_dir, relay, Origin, Relays};
 use crate::blocking::blocking;
 use crate::control::{read_line, ControlRequest, ControlResponse, CONTROL_TIMEOUT};
 use crate::error::Error;
@@ -104,7 +104,8 @@ pub struct NamespaceServers {
 impl NamespaceServers {
     /// No namespace served yet.
     pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>) -> NamespaceServers {
-        NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays: Arc::new(Relays::new()) }
+        let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir())));
+        NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays }
     }
 
     /// Stops reading new requests and waits for the short ones under way (see
@@ -144,11 +145,13 @@ impl NamespaceServers {
                 let service = Arc::new(TaskService::new(Arc::clone(&self.manager), namespace.to_string()));
                 let kept = Some((namespace.to_string(), Arc::clone(&self.relays)));
                 let relays = Arc::clone(&self.relays);
-                let connections = stream::iter(sockets.connections.into_iter().map(Ok))
-                    .chain(accept_trusted(listener, kept))
-                    .map(move |accepted| {
-                        accepted.and_then(|(connection, id)| relay(Arc::clone(&relays), connection, id))
-                    });
+                let kept_connections =
+                    sockets.connections.into_iter().map(|(connection, id)| Ok((connection, id, Origin::Kept)));
+                let accepted = accept_trusted(listener, kept)
+                    .map(|accepted| accepted.map(|(connection, id)| (connection, id, Origin::Accepted)));
+                let connections = stream::iter(kept_connections).chain(accepted).map(move |connection| {
+                    connection.and_then(|(connection, id, origin)| relay(Arc::clone(&relays), connection, id, origin))
+                });
                 let server = start_task_server(connections, service).await?;
                 tracing::info!(namespace, "serving the task API on {}", socket.display());
                 Ok::<_, Error>(Served { socket, _server: Mutex::new(server) })

@@ -30,17 +30,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::sync::{watch, Notify};
 
-use crate::paths::STATE_ROOT;
-
 const HEADER_LENGTH: usize = 10;
 const TYPE_REQUEST: u8 = 1;
 const TYPE_RESPONSE: u8 = 2;
 /// ttrpc's own limit on a message body.
 const MAX_BODY: usize = 4 << 20;
 
-/// Where pending `Wait` frames are noted: `<dir>/<connection id>/<stream id>`.
-pub fn pending_dir() -> PathBuf {
-    PathBuf::from(STATE_ROOT).join("pending-waits")
+/// Where a daemon notes pending `Wait` frames: `<its state dir>/pending-waits/<connection id>/<stream id>`.
+pub fn pending_dir(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("pending-waits")
 }
 
 /// One ttrpc frame, header included.
@@ -86,6 +84,7 @@ async fn read_frame(reader: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result
 /// What all relays share: connection ids unique across daemon restarts (pid and a counter),
 /// the count of short calls in flight, and the drain switch.
 pub struct Relays {
+    notes_dir: PathBuf,
     next_id: AtomicU64,
     in_flight: AtomicUsize,
     answered: Notify,
@@ -93,9 +92,10 @@ pub struct Relays {
 }
 
 impl Relays {
-    /// No relay yet.
-    pub fn new() -> Relays {
+    /// No relay yet; notes go under `notes_dir`.
+    pub fn new(notes_dir: PathBuf) -> Relays {
         Relays {
+            notes_dir,
             next_id: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             answered: Notify::new(),
@@ -137,17 +137,25 @@ impl Relays {
     }
 }
 
-impl Default for Relays {
-    fn default() -> Self {
-        Relays::new()
-    }
+/// How a connection reached the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Just accepted: any notes under its id are stale (an earlier process with our pid).
+    Accepted,
+    /// Kept in systemd's fd store across a restart: its notes are replayed.
+    Kept,
 }
 
 /// Puts the relay between containerd's `connection` and the ttrpc server; returns the server's
-/// end. Frames noted for `connection_id` by an earlier daemon are replayed first.
-pub fn relay(relays: Arc<Relays>, connection: UnixStream, connection_id: String) -> std::io::Result<UnixStream> {
+/// end. For a kept connection, the frames an earlier daemon noted are replayed first.
+pub fn relay(
+    relays: Arc<Relays>,
+    connection: UnixStream,
+    connection_id: String,
+    origin: Origin,
+) -> std::io::Result<UnixStream> {
     let (server_end, relay_end) = UnixStream::pair()?;
-    let notes = Arc::new(pending_dir().join(&connection_id));
+    let notes = Arc::new(relays.notes_dir.join(&connection_id));
     let containerd_side = Arc::new(connection);
     let mut from_containerd = Shared(Arc::clone(&containerd_side));
     let mut to_containerd = Shared(Arc::clone(&containerd_side));
@@ -159,6 +167,9 @@ pub fn relay(relays: Arc<Relays>, connection: UnixStream, connection_id: String)
     let requests_relays = Arc::clone(&relays);
     let requests_short = Arc::clone(&short_calls);
     tokio::spawn(async move {
+        if origin == Origin::Accepted {
+            forget_all(&requests_notes).await;
+        }
         for frame in replayed(&requests_notes).await {
             if to_server.write_all(&frame).await.is_err() {
                 return;
