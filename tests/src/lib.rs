@@ -351,8 +351,15 @@ pub mod direct {
         // Hostile names may be long or contain '/': the directory is named by a counter instead.
         let bundle = sandbox.root.join("bundles").join(super::unique_id("start"));
         let _ = std::fs::create_dir_all(&bundle);
+        // containerd's environment, as test-containerd.service has it: if this `start` is the
+        // one that launches the daemon, the daemon inherits it (and finds runc and criu by it).
+        let path = format!(
+            "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            sandbox.root.join("bin").display()
+        );
         let mut command = sandbox.command(&[
             "env",
+            &path,
             "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
             &sandbox.shim,
             "-namespace",

@@ -68,8 +68,8 @@ fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_
     for (n, pid) in pids.iter().enumerate().take(5) {
         sandbox.run(&["kill", "-USR1", &pid.to_string()]).success("signal a container");
         let unit = tests::unit_of(namespace, &ids[n]);
-        assert!(wait_until(Duration::from_secs(10), || !sandbox.unit_loaded(&unit)
-            || sandbox.unit_property(&unit, "ActiveState") != "active"));
+        // The unit keeps the exit ("exited") until the task is deleted.
+        assert!(wait_until(Duration::from_secs(10), || sandbox.unit_property(&unit, "SubState") == "exited"));
     }
     sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
     let restarted = wait_until(Duration::from_secs(20), || {

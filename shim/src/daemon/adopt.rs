@@ -44,7 +44,7 @@ impl TaskManager {
                 Ok(task) => adopted.push(task),
                 Err(error) => {
                     tracing::error!(task = %key, "cannot adopt the recorded task: {error}; forgetting it");
-                    self.state.remove(&key);
+                    drop(self.state.remove(&key));
                 }
             }
         }
@@ -94,7 +94,7 @@ impl TaskManager {
                 tracing::error!(task = %task.key, "reconciling the adopted task: {error}");
             }
             if self.tasks.get(&task.key).is_some() {
-                self.state.save(&task);
+                drop(self.state.save(&task));
             }
         }
     }
@@ -107,7 +107,7 @@ impl TaskManager {
                 tracing::info!(task = %task.key, "finishing an interrupted {}", lifecycle.name());
                 remove_task_residue(&self.systemd, &task.unit, &task.bundle).await?;
                 self.tasks.remove(&task.key);
-                self.state.remove(&task.key);
+                drop(self.state.remove(&task.key));
                 return Ok(());
             }
             Lifecycle::Starting { pid, .. } => *task.lifecycle() = Lifecycle::Running { pid },

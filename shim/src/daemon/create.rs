@@ -20,6 +20,7 @@ use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
 use super::cleanup::remove_task_residue;
 use super::manager::TaskManager;
 use super::options::{decode_options, LogMode};
+use super::state::Saved;
 use super::task::{CriuPaths, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
@@ -68,7 +69,7 @@ impl TaskManager {
         match self.launch(&task, &valid).await {
             Ok(pid) => {
                 self.watch_cgroup(&task, pid).await;
-                self.finish_create(&task, pid, request.rootfs);
+                self.finish_create(&task, pid, request.rootfs).written().await;
                 Ok(pid)
             }
             Err(error) => {
@@ -268,7 +269,7 @@ impl TaskManager {
             return Err(error);
         }
         task.mark_restore_pending();
-        self.finish_create(task, 0, request.rootfs.clone());
+        self.finish_create(task, 0, request.rootfs.clone()).written().await;
         Ok(0)
     }
 
@@ -309,7 +310,7 @@ impl TaskManager {
     }
 
     /// Records the created state (or an exit that raced creation) and publishes events in order.
-    fn finish_create(&self, task: &Task, pid: u32, rootfs: Vec<containerd_shim_protos::api::Mount>) {
+    fn finish_create(&self, task: &Task, pid: u32, rootfs: Vec<containerd_shim_protos::api::Mount>) -> Saved {
         {
             let mut lifecycle = task.lifecycle();
             match lifecycle.finish_create(pid) {
@@ -323,7 +324,7 @@ impl TaskManager {
                 Err(refused) => tracing::error!(task = %task.key, "task is {} at the end of create", refused.state),
             }
         }
-        self.state.save(task);
+        self.state.save(task)
     }
 }
 

@@ -44,7 +44,7 @@ impl TaskManager {
             Deleted { pid, exit }
         };
         self.tasks.remove(key);
-        self.state.remove(key);
+        self.state.remove(key).written().await;
         Ok(deleted)
     }
 }

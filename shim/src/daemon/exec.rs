@@ -106,7 +106,7 @@ impl TaskManager {
         }
         self.tasks.add_exec_unit(exec.unit_path.clone(), key.clone(), exec.exec_id.clone());
         self.events.exec_added(&task, &exec);
-        self.state.save(&task);
+        self.state.save(&task).written().await;
         Ok(())
     }
 
@@ -131,7 +131,7 @@ impl TaskManager {
                         }
                     }
                 }
-                self.state.save(&task);
+                self.state.save(&task).written().await;
                 Ok(pid)
             }
             Err(error) => {
@@ -239,7 +239,7 @@ impl TaskManager {
         let lifecycle = *exec.lifecycle();
         task.remove_exec(exec_id);
         self.tasks.remove_unit_path(&exec.unit_path);
-        self.state.save(&task);
+        self.state.save(&task).written().await;
         // An exec deleted before it ran never exited; report it like runc-v2, with status 0.
         let exit = lifecycle.exit().unwrap_or(Exit { status: 0, at: SystemTime::now() });
         Ok(Deleted { pid: lifecycle.pid(), exit })

@@ -76,7 +76,7 @@ impl TaskManager {
             observed.is_some()
         };
         if published {
-            self.state.save(task);
+            drop(self.state.save(task));
         }
     }
 
@@ -106,7 +106,7 @@ impl TaskManager {
             observed.is_some()
         };
         if published {
-            self.state.save(task);
+            drop(self.state.save(task));
         }
     }
 }

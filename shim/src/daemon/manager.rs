@@ -91,6 +91,11 @@ impl TaskManager {
         })
     }
 
+    /// Waits until every task record change so far is on disk.
+    pub async fn flush_state(&self) {
+        self.state.flush().await;
+    }
+
     /// How many tasks the daemon serves.
     pub fn task_count(&self) -> usize {
         self.tasks.len()

@@ -109,7 +109,7 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
     let mut exits = tokio::spawn(exits::watch_exits(Arc::clone(&manager), changes));
     manager.reconcile_adopted(adopted).await;
 
-    let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), manager));
+    let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), Arc::clone(&manager)));
     for (namespace, sockets) in restored.namespaces {
         let connections = sockets.connections.len();
         namespaces.resume(&namespace, sockets).await?;
@@ -131,6 +131,7 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
     }
     // New requests wait in the sockets for the next daemon; the ones read are answered first.
     namespaces.drain(DRAIN_TIMEOUT).await;
+    manager.flush_state().await;
     // The socket files stay: after `systemctl restart` the next daemon serves the same sockets
     // from the fd store; after a stop, the next `start` finds them stale and binds anew.
     Ok(())

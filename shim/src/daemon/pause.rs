@@ -15,7 +15,7 @@ impl TaskManager {
         match paused {
             Ok(()) => {
                 self.events.task_paused(&task);
-                self.state.save(&task);
+                self.state.save(&task).written().await;
             }
             // It died while runc froze it: the exit is what counts.
             Err(refused) => tracing::info!(task = %key, "task is {} after runc pause", refused.state),
@@ -32,7 +32,7 @@ impl TaskManager {
         match resumed {
             Ok(()) => {
                 self.events.task_resumed(&task);
-                self.state.save(&task);
+                self.state.save(&task).written().await;
             }
             Err(refused) => tracing::info!(task = %key, "task is {} after runc resume", refused.state),
         }

@@ -183,16 +183,26 @@ fn renamed<S>(mut services: HashMap<String, S>, from: &str, to: &str) -> HashMap
 }
 
 /// Serves control requests on `listener` until the daemon exits.
+/// Once a drain begins, no new control connection is accepted: `start`s wait in the backlog of
+/// the kept socket for the next daemon, and the ones under way are answered first.
 pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServers>) {
     let connections = accept_trusted(listener, None);
     futures::pin_mut!(connections);
-    while let Some(connection) = futures::StreamExt::next(&mut connections).await {
+    loop {
+        let connection = tokio::select! {
+            biased;
+            () = namespaces.relays.until_draining() => return,
+            connection = futures::StreamExt::next(&mut connections) => connection,
+        };
+        let Some(connection) = connection else { return };
         let Ok((connection, _)) = connection else { continue };
         let namespaces = Arc::clone(&namespaces);
+        namespaces.relays.started();
         tokio::spawn(async move {
             if tokio::time::timeout(CONTROL_TIMEOUT, answer_control(connection, &namespaces)).await.is_err() {
                 tracing::warn!("a control request timed out");
             }
+            namespaces.relays.finished();
         });
     }
 }

@@ -37,7 +37,7 @@ impl TaskManager {
             }
             pid
         };
-        self.state.save(&task);
+        self.state.save(&task).written().await;
         started.map(|()| pid)
     }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use runc_wrap::atomic_file::{read_json, remove_if_present, write_json_atomically};
 use runc_wrap::protocol::{StdioOptions, StdioPaths};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::exec_process::{ExecLifecycle, ExecProcess};
 use super::task::{CriuPaths, Lifecycle, Task, TaskKey};
@@ -108,8 +108,21 @@ impl ExecRecord {
 }
 
 enum Change {
-    Save(Box<TaskRecord>),
-    Remove(TaskKey),
+    Save(Box<TaskRecord>, oneshot::Sender<()>),
+    Remove(TaskKey, oneshot::Sender<()>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A change handed to the writer; [`Saved::written`] waits until it is on disk. Calls that
+/// answer containerd wait for it first, so a task containerd was told about is never missing
+/// from the records after a crash.
+pub struct Saved(oneshot::Receiver<()>);
+
+impl Saved {
+    /// Waits until the change is written (or the writer is gone).
+    pub async fn written(self) {
+        let _ = self.0.await;
+    }
 }
 
 /// The sending side of the record writer.
@@ -133,13 +146,25 @@ impl StateStore {
     }
 
     /// Saves `task`'s current state.
-    pub fn save(&self, task: &Task) {
-        let _ = self.sender.send(Change::Save(Box::new(TaskRecord::of(task))));
+    pub fn save(&self, task: &Task) -> Saved {
+        let (done, saved) = oneshot::channel();
+        let _ = self.sender.send(Change::Save(Box::new(TaskRecord::of(task)), done));
+        Saved(saved)
     }
 
     /// Removes task `key`'s record.
-    pub fn remove(&self, key: &TaskKey) {
-        let _ = self.sender.send(Change::Remove(key.clone()));
+    pub fn remove(&self, key: &TaskKey) -> Saved {
+        let (done, saved) = oneshot::channel();
+        let _ = self.sender.send(Change::Remove(key.clone(), done));
+        Saved(saved)
+    }
+
+    /// Waits until every change handed over so far is written.
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.sender.send(Change::Flush(done)).is_ok() {
+            let _ = flushed.await;
+        }
     }
 }
 
@@ -150,19 +175,34 @@ pub fn record_path(dir: &Path, key: &TaskKey) -> PathBuf {
 
 async fn write_all(dir: PathBuf, mut receiver: mpsc::UnboundedReceiver<Change>) {
     while let Some(change) = receiver.recv().await {
+        let (write, done) = match change {
+            Change::Save(record, done) => (Write::Save(record), done),
+            Change::Remove(key, done) => (Write::Remove(key), done),
+            Change::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         let dir = dir.clone();
-        let written = tokio::task::spawn_blocking(move || apply(&dir, change)).await;
+        let written = tokio::task::spawn_blocking(move || apply(&dir, write)).await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!("task state: {error}"),
             Err(error) => tracing::error!("task state writer: {error}"),
         }
+        let _ = done.send(());
     }
 }
 
-fn apply(dir: &Path, change: Change) -> Result<(), runc_wrap::Error> {
-    match change {
-        Change::Save(record) => {
+/// One file operation of the writer.
+enum Write {
+    Save(Box<TaskRecord>),
+    Remove(TaskKey),
+}
+
+fn apply(dir: &Path, write: Write) -> Result<(), runc_wrap::Error> {
+    match write {
+        Write::Save(record) => {
             let path = record_path(dir, &record.key());
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)
@@ -170,7 +210,7 @@ fn apply(dir: &Path, change: Change) -> Result<(), runc_wrap::Error> {
             }
             write_json_atomically(&path, &*record)
         }
-        Change::Remove(key) => remove_if_present(&record_path(dir, &key)),
+        Write::Remove(key) => remove_if_present(&record_path(dir, &key)),
     }
 }
 
@@ -231,9 +271,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let exited = Lifecycle::Exited { pid: 7, exit: Exit { status: 3, at: UNIX_EPOCH + Duration::from_secs(5) } };
         for change in [
-            Change::Save(Box::new(record("t1", Lifecycle::Running { pid: 7 }))),
-            Change::Save(Box::new(record("t1", exited))),
-            Change::Save(Box::new(record("t2", Lifecycle::Created { pid: 8 }))),
+            Write::Save(Box::new(record("t1", Lifecycle::Running { pid: 7 }))),
+            Write::Save(Box::new(record("t1", exited))),
+            Write::Save(Box::new(record("t2", Lifecycle::Created { pid: 8 }))),
         ] {
             apply(&dir, change).unwrap();
         }
@@ -244,7 +284,7 @@ mod tests {
             vec![record("t1", exited), record("t2", Lifecycle::Created { pid: 8 })],
             "the last save wins"
         );
-        apply(&dir, Change::Remove(TaskKey { namespace: "default".into(), id: "t1".into() })).unwrap();
+        apply(&dir, Write::Remove(TaskKey { namespace: "default".into(), id: "t1".into() })).unwrap();
         assert_eq!(load_all(&dir).len(), 1);
         std::fs::write(dir.join("default").join("broken.json"), "{").unwrap();
         assert_eq!(load_all(&dir).len(), 1, "a broken record is skipped");

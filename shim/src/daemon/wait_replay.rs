@@ -110,6 +110,12 @@ impl Relays {
 
     /// Stops reading new requests and waits (at most `timeout`) until every short call that was
     /// read has been answered. Pending `Wait` calls are left to the next daemon's replay.
+    /// Returns once a drain has begun.
+    pub async fn until_draining(&self) {
+        let mut draining = self.draining.subscribe();
+        until_draining(&mut draining).await;
+    }
+
     pub async fn drain(&self, timeout: Duration) {
         self.draining.send_replace(true);
         let finished = tokio::time::timeout(timeout, async {
@@ -127,11 +133,13 @@ impl Relays {
         }
     }
 
-    fn started(&self) {
+    /// Counts a call under way, which a drain waits for.
+    pub fn started(&self) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn finished(&self) {
+    /// The call counted by [`Relays::started`] is answered.
+    pub fn finished(&self) {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.answered.notify_waiters();
     }
