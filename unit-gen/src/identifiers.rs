@@ -66,7 +66,7 @@ fn identifier_problem(value: &str) -> Option<&'static str> {
 
 /// Long hostile values would flood logs and error messages: keep the first 80 characters,
 /// escaping control characters so the message stays on one line.
-fn shorten(value: &str) -> String {
+pub(crate) fn shorten(value: &str) -> String {
     let mut shown: String = value.chars().take(80).flat_map(char::escape_debug).collect();
     if value.chars().count() > 80 {
         shown.push('…');

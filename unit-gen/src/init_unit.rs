@@ -13,6 +13,7 @@
 use oci_spec::runtime::Spec;
 
 use crate::names::UnitName;
+use crate::oci_version::validate_oci_version;
 use crate::properties::{ExecCommand, Property, PropertyValue, TransientUnit};
 use crate::slice::{slice_from_cgroups_path, validate_slice_name};
 use crate::Error;
@@ -63,9 +64,11 @@ pub struct InitUnitRequest<'a> {
     pub sd_notify: bool,
 }
 
-/// Renders the transient unit for a container's init process.
+/// Renders the transient unit for a container's init process. A spec of a runtime-spec version
+/// we do not translate is refused here, before anything of it reaches systemd.
 pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, Error> {
     let InitUnitRequest { namespace, id, spec, helper, options, systemd_version, sd_notify } = *request;
+    validate_oci_version(spec.version())?;
     let name = UnitName::for_task(namespace, id);
 
     let mut properties =
@@ -233,6 +236,16 @@ mod tests {
         let options = UnitOptions { default_slice: Some("containers.slice".into()) };
         let unit = render(&typical_spec("/default/t1"), &options, 252).unwrap();
         assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("containers.slice".into())));
+    }
+
+    #[test]
+    fn a_spec_of_another_runtime_spec_version_is_refused() {
+        let mut spec = typical_spec("");
+        spec.set_version("0.0.1".into());
+        let error = render(&spec, &UnitOptions::default(), 252).unwrap_err();
+        assert!(matches!(error, Error::UnsupportedOciVersion { .. }), "{error:?}");
+        spec.set_version("1.0.2-dev".into());
+        assert!(render(&spec, &UnitOptions::default(), 252).is_ok());
     }
 
     #[test]

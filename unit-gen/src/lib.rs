@@ -8,6 +8,7 @@ pub mod exec_unit;
 pub mod identifiers;
 pub mod init_unit;
 pub mod names;
+pub mod oci_version;
 pub mod properties;
 pub mod slice;
 
@@ -16,6 +17,7 @@ pub use exec_unit::{render_exec_unit, ExecHelperPaths, ExecUnitRequest};
 pub use identifiers::{validate_identifier, IdentifierKind};
 pub use init_unit::{render_init_unit, HelperPaths, InitUnitRequest, UnitOptions};
 pub use names::UnitName;
+pub use oci_version::validate_oci_version;
 pub use properties::{ExecCommand, Property, PropertyValue, TransientUnit};
 
 /// What can be wrong with the input to unit generation.
@@ -29,6 +31,14 @@ pub enum Error {
         /// The (shortened) offending value.
         value: String,
         /// What rule it breaks.
+        reason: &'static str,
+    },
+    /// The spec's `ociVersion` is missing, not SemVer, or not a runtime-spec version we translate.
+    #[error("unsupported ociVersion \"{version}\" in the OCI runtime spec: {reason}")]
+    UnsupportedOciVersion {
+        /// The (shortened) declared version.
+        version: String,
+        /// What is wrong with it.
         reason: &'static str,
     },
     /// A slice named by the spec or the configuration is not a valid slice unit name.
