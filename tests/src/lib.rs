@@ -367,7 +367,7 @@ pub mod direct {
             "-id",
             id,
             "-address",
-            "/run/containerd/containerd.sock",
+            &daemon_address(),
             "-publish-binary",
             &sandbox.containerd,
             "start",
@@ -412,6 +412,14 @@ pub mod direct {
         let _ = std::fs::remove_dir_all(&bundle);
         let address = (run.code == 0).then(|| parse_start_output(&run.stdout));
         (run, address)
+    }
+
+    /// The containerd address the direct tests give our `start`: containerd's own, unless
+    /// `SHIM_TEST_DAEMON_ADDRESS` names another. `start` then launches a daemon of its own for that
+    /// address (from `SHIM_TEST_SHIM`), so a shim built from a branch can be driven through the
+    /// task API beside the one containerd uses; stop it with `systemctl stop` afterwards.
+    pub fn daemon_address() -> String {
+        std::env::var("SHIM_TEST_DAEMON_ADDRESS").unwrap_or_else(|_| "/run/containerd/containerd.sock".to_string())
     }
 
     /// The address in `start`'s output: bare (containerd 1.x) or in version-3 JSON (2.x).

@@ -2,23 +2,24 @@
 //! left behind. Three layers: through `ctr` (containerd validates first), through our `start`
 //! subcommand, and straight at the daemon's task API, the way containerd itself talks to it.
 
-use containerd_shim_protos::api::{CreateTaskRequest, StateRequest};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use containerd_shim_protos::api::{
+    CreateTaskRequest, DeleteRequest, ExecProcessRequest, KillRequest, Mount, ResizePtyRequest, StartRequest,
+    StateRequest, StateResponse, Status, WaitRequest,
+};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use containerd_shim_protos::shim_async::TaskClient;
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::unistd::mkfifo;
 use tests::calls::{self, code_of};
 use tests::direct::{bundle_with, client, context, runnable_bundle, start_shim};
-use tests::{assert_nothing_left, unique_id, unit_of, Sandbox};
+use tests::{assert_nothing_left, exec_unit_of, unique_id, unit_of, Sandbox};
 use ttrpc::Code;
-
-/// The daemon still answers: a State for an unknown task is NOT_FOUND, not a dead connection.
-async fn assert_still_serving(client: &containerd_shim_protos::shim_async::TaskClient) {
-    let request = StateRequest { id: "no-such-task".into(), ..Default::default() };
-    match client.state(context(), &request).await {
-        Err(ttrpc::Error::RpcStatus(status)) => assert_eq!(status.code(), Code::NOT_FOUND, "{status:?}"),
-        other => panic!("expected NOT_FOUND from a live daemon, got {other:?}"),
-    }
-}
 
 #[test]
 fn ctr_refuses_hostile_ids_and_namespaces_and_good_tasks_still_run() {
@@ -84,15 +85,140 @@ fn start_refuses_hostile_namespaces_and_ids() {
     }
 }
 
+/// One task API request, by what it asks.
+enum Call {
+    Create(CreateTaskRequest),
+    Start { id: String, exec_id: String },
+    Exec(ExecProcessRequest),
+    Kill { id: String, exec_id: String, signal: u32 },
+    ResizePty { id: String, exec_id: String },
+    Delete { id: String, exec_id: String },
+    State { id: String, exec_id: String },
+    Wait { id: String, exec_id: String },
+}
+
+impl Call {
+    fn start(id: &str, exec_id: &str) -> Call {
+        Call::Start { id: id.into(), exec_id: exec_id.into() }
+    }
+
+    fn kill(id: &str, exec_id: &str, signal: Signal) -> Call {
+        Call::Kill { id: id.into(), exec_id: exec_id.into(), signal: signal as u32 }
+    }
+
+    fn resize(id: &str, exec_id: &str) -> Call {
+        Call::ResizePty { id: id.into(), exec_id: exec_id.into() }
+    }
+
+    fn delete(id: &str, exec_id: &str) -> Call {
+        Call::Delete { id: id.into(), exec_id: exec_id.into() }
+    }
+
+    fn state(id: &str, exec_id: &str) -> Call {
+        Call::State { id: id.into(), exec_id: exec_id.into() }
+    }
+
+    fn wait(id: &str, exec_id: &str) -> Call {
+        Call::Wait { id: id.into(), exec_id: exec_id.into() }
+    }
+
+    /// The status State reports for a process that must exist.
+    async fn state_status(client: &TaskClient, id: &str, exec_id: &str) -> Status {
+        let request = StateRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
+        let state: StateResponse = client.state(context(), &request).await.expect("state");
+        state.status.enum_value().expect("a known status")
+    }
+
+    /// The task the request names.
+    fn task_id(&self) -> &str {
+        match self {
+            Call::Create(request) => &request.id,
+            Call::Exec(request) => &request.id,
+            Call::Start { id, .. }
+            | Call::Kill { id, .. }
+            | Call::ResizePty { id, .. }
+            | Call::Delete { id, .. }
+            | Call::State { id, .. }
+            | Call::Wait { id, .. } => id,
+        }
+    }
+
+    /// Sends the request with `context`; only whether it failed, and how, matters here.
+    async fn send(&self, client: &TaskClient, context: ttrpc::context::Context) -> ttrpc::Result<()> {
+        match self {
+            Call::Create(request) => client.create(context, request).await.map(drop),
+            Call::Start { id, exec_id } => {
+                let request = StartRequest { id: id.clone(), exec_id: exec_id.clone(), ..Default::default() };
+                client.start(context, &request).await.map(drop)
+            }
+            Call::Exec(request) => client.exec(context, request).await.map(drop),
+            Call::Kill { id, exec_id, signal } => {
+                let request =
+                    KillRequest { id: id.clone(), exec_id: exec_id.clone(), signal: *signal, ..Default::default() };
+                client.kill(context, &request).await.map(drop)
+            }
+            Call::ResizePty { id, exec_id } => {
+                let request = ResizePtyRequest {
+                    id: id.clone(),
+                    exec_id: exec_id.clone(),
+                    width: 80,
+                    height: 24,
+                    ..Default::default()
+                };
+                client.resize_pty(context, &request).await.map(drop)
+            }
+            Call::Delete { id, exec_id } => {
+                let request = DeleteRequest { id: id.clone(), exec_id: exec_id.clone(), ..Default::default() };
+                client.delete(context, &request).await.map(drop)
+            }
+            Call::State { id, exec_id } => {
+                let request = StateRequest { id: id.clone(), exec_id: exec_id.clone(), ..Default::default() };
+                client.state(context, &request).await.map(drop)
+            }
+            Call::Wait { id, exec_id } => {
+                let request = WaitRequest { id: id.clone(), exec_id: exec_id.clone(), ..Default::default() };
+                client.wait(context, &request).await.map(drop)
+            }
+        }
+    }
+}
+
+/// Which socket a case's request goes through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The socket of the namespace the fixtures live in.
+    Own,
+    /// Another namespace's socket: the fixtures do not exist there.
+    OtherNamespace,
+}
+
 struct Case {
     name: &'static str,
-    request: CreateTaskRequest,
+    via: Via,
+    call: Call,
     code: Code,
     message: &'static str,
 }
 
-fn create(id: &str, bundle: &std::path::Path) -> CreateTaskRequest {
+impl Case {
+    fn new(name: &'static str, call: Call, code: Code, message: &'static str) -> Case {
+        Case { name, via: Via::Own, call, code, message }
+    }
+
+    fn through_other_namespace(mut self) -> Case {
+        self.via = Via::OtherNamespace;
+        self
+    }
+}
+
+fn create(id: &str, bundle: &Path) -> CreateTaskRequest {
     CreateTaskRequest { id: id.into(), bundle: bundle.display().to_string(), ..Default::default() }
+}
+
+fn create_with(id: &str, bundle: &Path, edit: impl FnOnce(&mut CreateTaskRequest)) -> Call {
+    let mut request = create(id, bundle);
+    edit(&mut request);
+    Call::Create(request)
 }
 
 fn runc_options(binary: &str) -> Any {
@@ -104,137 +230,641 @@ fn runc_options(binary: &str) -> Any {
     }
 }
 
+/// CRI's `runtimeoptions.v1.Options { string type_url = 1; string config_path = 2; }`, encoded by
+/// hand (the message is not among containerd-shim-protos' types); paths under 128 bytes.
+fn runtime_options_naming(config_path: &Path) -> Any {
+    let path = config_path.to_str().expect("utf-8 path").as_bytes();
+    let mut value = vec![0x12, u8::try_from(path.len()).expect("a short path")];
+    value.extend_from_slice(path);
+    Any { type_url: "runtimeoptions.v1.Options".into(), value, ..Default::default() }
+}
+
+/// The type containerd gives an exec's process spec.
+const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+
+fn exec_request(id: &str, exec_id: &str, args: &[&str]) -> ExecProcessRequest {
+    let process = tests::grpc::spec::process(args, &[]);
+    ExecProcessRequest {
+        id: id.into(),
+        exec_id: exec_id.into(),
+        spec: Some(Any {
+            type_url: PROCESS_TYPE_URL.into(),
+            value: serde_json::to_vec(&process).expect("json"),
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    }
+}
+
+fn exec_with(id: &str, exec_id: &str, edit: impl FnOnce(&mut ExecProcessRequest)) -> Call {
+    let mut request = exec_request(id, exec_id, &["true"]);
+    edit(&mut request);
+    Call::Exec(request)
+}
+
+/// A runnable bundle running `args` whose config.json `edit` then changes.
+fn edited_bundle(sandbox: &Sandbox, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let bundle = runnable_bundle(sandbox, name, &["true"]);
+    let path = bundle.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("spec")).expect("json");
+    edit(&mut spec);
+    std::fs::write(&path, serde_json::to_vec(&spec).expect("json")).expect("write spec");
+    bundle
+}
+
+/// Tasks the state-machine cases act on, set up through the task API.
+struct Fixtures {
+    /// Running `sleep`, no terminal; has exec [`ADDED`] (not started) and exec [`RUNNING`].
+    running: String,
+    /// Ran `true` and exited; not deleted.
+    stopped: String,
+    bundles: Vec<PathBuf>,
+}
+
+/// An exec of the running fixture that was added but not started.
+const ADDED: &str = "e-added";
+/// An exec of the running fixture that runs `sleep`.
+const RUNNING: &str = "e-running";
+
+impl Fixtures {
+    async fn set_up(sandbox: &Sandbox, client: &TaskClient) -> Fixtures {
+        let running = unique_id("running");
+        let running_bundle = runnable_bundle(sandbox, &running, &["sleep", "1000"]);
+        client.create(context(), &create(&running, &running_bundle)).await.expect("create the running fixture");
+        calls::start(client, &running).await.expect("start the running fixture");
+        client.exec(context(), &exec_request(&running, ADDED, &["true"])).await.expect("add exec");
+        client.exec(context(), &exec_request(&running, RUNNING, &["sleep", "1000"])).await.expect("add exec");
+        Call::start(&running, RUNNING).send(client, context()).await.expect("start exec");
+
+        let stopped = unique_id("stopped");
+        let stopped_bundle = runnable_bundle(sandbox, &stopped, &["true"]);
+        client.create(context(), &create(&stopped, &stopped_bundle)).await.expect("create the stopped fixture");
+        calls::start(client, &stopped).await.expect("start the stopped fixture");
+        assert_eq!(calls::wait(client, &stopped).await.expect("wait").exit_status, 0);
+        Fixtures { running, stopped, bundles: vec![running_bundle, stopped_bundle] }
+    }
+
+    fn ids(&self) -> [&str; 2] {
+        [&self.running, &self.stopped]
+    }
+
+    /// The units the fixtures may have loaded.
+    fn units(&self) -> Vec<String> {
+        vec![
+            unit_of(TABLE_NAMESPACE, &self.running),
+            unit_of(TABLE_NAMESPACE, &self.stopped),
+            exec_unit_of(TABLE_NAMESPACE, &self.running, RUNNING),
+            exec_unit_of(TABLE_NAMESPACE, &self.running, ADDED),
+        ]
+    }
+
+    /// The fixtures are as the cases found them: bad requests changed nothing.
+    async fn assert_unchanged(&self, client: &TaskClient) {
+        assert_eq!(Call::state_status(client, &self.running, "").await, Status::RUNNING);
+        assert_eq!(Call::state_status(client, &self.running, RUNNING).await, Status::RUNNING);
+        assert_eq!(Call::state_status(client, &self.running, ADDED).await, Status::CREATED);
+        assert_eq!(Call::state_status(client, &self.stopped, "").await, Status::STOPPED);
+    }
+
+    async fn tear_down(self, sandbox: &Sandbox, client: &TaskClient) {
+        let _ = Call::kill(&self.running, RUNNING, Signal::SIGKILL).send(client, context()).await;
+        let _ = Call::wait(&self.running, RUNNING).send(client, context()).await;
+        let _ = Call::delete(&self.running, RUNNING).send(client, context()).await;
+        let _ = Call::delete(&self.running, ADDED).send(client, context()).await;
+        let _ = calls::kill(client, &self.running, Signal::SIGKILL as u32).await;
+        let _ = calls::wait(client, &self.running).await;
+        for id in self.ids() {
+            let _ = calls::delete(client, id).await;
+            assert_nothing_left(sandbox, TABLE_NAMESPACE, id);
+        }
+        for bundle in &self.bundles {
+            let _ = std::fs::remove_dir_all(bundle);
+        }
+    }
+}
+
+const TABLE_NAMESPACE: &str = "bad-table";
+const OTHER_NAMESPACE: &str = "bad-table-other";
+
+/// The daemon still answers on `client`: a State for an unknown task is NOT_FOUND.
+async fn still_serving(client: &TaskClient) -> Result<(), String> {
+    let request = StateRequest { id: "no-such-task".into(), ..Default::default() };
+    match client.state(context(), &request).await {
+        Err(ttrpc::Error::RpcStatus(status)) if status.code() == Code::NOT_FOUND => Ok(()),
+        other => Err(format!("the daemon no longer answers: {other:?}")),
+    }
+}
+
+/// Loaded units of `namespace`'s tasks (of any daemon), by their name prefix.
+fn units_of_namespace(sandbox: &Sandbox, namespace: &str) -> Vec<String> {
+    let prefix = format!("containerd-{}-", unit_gen::escape::unit_name_escape(namespace));
+    let run = sandbox.run(&["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager"]);
+    run.stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|unit| unit.starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `check`, turning its panic (a failed assertion) into the panic's message.
+fn caught(check: impl FnOnce()) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)).map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|message| message.to_string()))
+            .unwrap_or_else(|| "a check panicked".into())
+    })
+}
+
+/// Unblocks a daemon thread stuck opening or reading `fifo` (a reader waits for a writer): opens
+/// the write end, which succeeds only while a reader is there, and closes it (EOF).
+fn release_fifo_reader(fifo: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new().write(true).custom_flags(nix::libc::O_NONBLOCK).open(fifo);
+}
+
 #[tokio::test]
-async fn bad_create_requests_get_clear_errors_with_the_right_codes() {
+async fn bad_task_api_requests_get_clear_errors_with_the_right_codes_and_leave_nothing() {
     let sandbox = Sandbox::get();
-    let namespace = "shimtest-direct";
-    let client = client(sandbox, namespace).await;
+    let other = client(sandbox, OTHER_NAMESPACE).await;
+    let client = client(sandbox, TABLE_NAMESPACE).await;
+    let fixtures = Fixtures::set_up(sandbox, &client).await;
+    let (running, stopped) = (fixtures.running.clone(), fixtures.stopped.clone());
+
+    // Bundles the create cases point at.
     let good = runnable_bundle(sandbox, &unique_id("good"), &["true"]);
     let not_json = bundle_with(sandbox, &unique_id("not-json"), Some("this is not json"));
+    let json_array = bundle_with(sandbox, &unique_id("json-array"), Some("[]"));
     let no_config = bundle_with(sandbox, &unique_id("no-config"), None);
     let no_process =
         bundle_with(sandbox, &unique_id("no-process"), Some(r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#));
+    let old_version = edited_bundle(sandbox, &unique_id("oci-0.0.1"), |spec| spec["ociVersion"] = "0.0.1".into());
+    let word_version = edited_bundle(sandbox, &unique_id("oci-latest"), |spec| spec["ociVersion"] = "latest".into());
+    let no_version = edited_bundle(sandbox, &unique_id("oci-none"), |spec| {
+        spec.as_object_mut().expect("object").remove("ociVersion");
+    });
+    // "Unreadable" as root, who ignores permission bits: config.json is a directory, a symlink
+    // loop, or a fifo nobody writes (a plain read would wait for a writer forever).
+    let config_dir = bundle_with(sandbox, &unique_id("config-dir"), None);
+    std::fs::create_dir(config_dir.join("config.json")).expect("config.json as a directory");
+    let config_loop = bundle_with(sandbox, &unique_id("config-loop"), None);
+    std::os::unix::fs::symlink("config.json", config_loop.join("config.json")).expect("symlink loop");
+    let config_fifo = bundle_with(sandbox, &unique_id("config-fifo"), None);
+    mkfifo(&config_fifo.join("config.json"), Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let scratch = bundle_with(sandbox, &unique_id("scratch"), None);
+    let bundle_file = scratch.join("bundle-is-a-file");
+    std::fs::write(&bundle_file, "").expect("a file where the bundle should be");
+    let options_fifo = scratch.join("options.toml");
+    mkfifo(&options_fifo, Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let fifos = [config_fifo.join("config.json"), options_fifo.clone()];
 
-    let mut cases = vec![
-        Case {
-            name: "id with slash",
-            request: create("a/b", &good),
-            code: Code::INVALID_ARGUMENT,
-            message: "invalid task id",
-        },
-        Case {
-            name: "id dot dot",
-            request: create("..", &good),
-            code: Code::INVALID_ARGUMENT,
-            message: "invalid task id",
-        },
-        Case {
-            name: "id of 300 chars",
-            request: create(&"a".repeat(300), &good),
-            code: Code::INVALID_ARGUMENT,
-            message: "longer than 76",
-        },
-        Case {
-            name: "empty id",
-            request: create("", &good),
-            code: Code::INVALID_ARGUMENT,
-            message: "must not be empty",
-        },
-        Case {
-            name: "id with NUL",
-            request: create("a\0b", &good),
-            code: Code::INVALID_ARGUMENT,
-            message: "invalid task id",
-        },
-        Case {
-            name: "missing bundle",
-            request: create(&unique_id("nb"), std::path::Path::new("/nonexistent/bundle")),
-            code: Code::INVALID_ARGUMENT,
-            message: "does not exist",
-        },
-        Case {
-            name: "relative bundle",
-            request: create(&unique_id("rb"), std::path::Path::new("relative/bundle")),
-            code: Code::INVALID_ARGUMENT,
-            message: "not absolute",
-        },
-        Case {
-            name: "config.json not JSON",
-            request: create(&unique_id("nj"), &not_json),
-            code: Code::INVALID_ARGUMENT,
-            message: "not a valid OCI runtime spec",
-        },
-        Case {
-            name: "config.json missing",
-            request: create(&unique_id("nc"), &no_config),
-            code: Code::INVALID_ARGUMENT,
-            message: "config.json is missing",
-        },
-        Case {
-            name: "spec without process",
-            request: create(&unique_id("np"), &no_process),
-            code: Code::INVALID_ARGUMENT,
-            message: "no process",
-        },
+    let long = "a".repeat(300);
+    let new = || unique_id("bad");
+    let cases = vec![
+        // Task ids: containerd's identifier rule.
+        Case::new("task id with slash", Call::Create(create("a/b", &good)), Code::INVALID_ARGUMENT, "invalid task id"),
+        Case::new("task id dot dot", Call::Create(create("..", &good)), Code::INVALID_ARGUMENT, "invalid task id"),
+        Case::new("task id ../x", Call::Create(create("../x", &good)), Code::INVALID_ARGUMENT, "invalid task id"),
+        Case::new("task id of 300 chars", Call::Create(create(&long, &good)), Code::INVALID_ARGUMENT, "longer than 76"),
+        Case::new("empty task id", Call::Create(create("", &good)), Code::INVALID_ARGUMENT, "must not be empty"),
+        Case::new("task id with NUL", Call::Create(create("a\0b", &good)), Code::INVALID_ARGUMENT, "invalid task id"),
+        Case::new(
+            "unicode task id",
+            Call::Create(create("contäiner", &good)),
+            Code::INVALID_ARGUMENT,
+            "may only contain letters",
+        ),
+        Case::new(
+            "task id with a newline and unit syntax",
+            Call::Create(create("a\n[Service]\nExecStartPost=x", &good)),
+            Code::INVALID_ARGUMENT,
+            "invalid task id",
+        ),
+        Case::new(
+            "task id with a systemd specifier",
+            Call::Create(create("a%n", &good)),
+            Code::INVALID_ARGUMENT,
+            "invalid task id",
+        ),
+        Case::new("unicode id in start", Call::start("ü", ""), Code::INVALID_ARGUMENT, "may only contain letters"),
+        // The bundle.
+        Case::new(
+            "missing bundle",
+            Call::Create(create(&new(), Path::new("/nonexistent/bundle"))),
+            Code::INVALID_ARGUMENT,
+            "does not exist",
+        ),
+        Case::new(
+            "relative bundle",
+            Call::Create(create(&new(), Path::new("relative/bundle"))),
+            Code::INVALID_ARGUMENT,
+            "not absolute",
+        ),
+        Case::new("empty bundle", Call::Create(create(&new(), Path::new(""))), Code::INVALID_ARGUMENT, "no bundle"),
+        Case::new(
+            "bundle is a file",
+            Call::Create(create(&new(), &bundle_file)),
+            Code::INVALID_ARGUMENT,
+            "is not a directory",
+        ),
+        Case::new(
+            "config.json missing",
+            Call::Create(create(&new(), &no_config)),
+            Code::INVALID_ARGUMENT,
+            "config.json is missing",
+        ),
+        Case::new(
+            "config.json is a directory",
+            Call::Create(create(&new(), &config_dir)),
+            Code::INVALID_ARGUMENT,
+            "config.json",
+        ),
+        Case::new(
+            "config.json is a symlink loop",
+            Call::Create(create(&new(), &config_loop)),
+            Code::INVALID_ARGUMENT,
+            "symbolic links",
+        ),
+        Case::new(
+            "config.json is a fifo nobody writes",
+            Call::Create(create(&new(), &config_fifo)),
+            Code::INVALID_ARGUMENT,
+            "not a regular file",
+        ),
+        // The spec.
+        Case::new(
+            "config.json not JSON",
+            Call::Create(create(&new(), &not_json)),
+            Code::INVALID_ARGUMENT,
+            "not a valid OCI runtime spec",
+        ),
+        Case::new(
+            "config.json a JSON array",
+            Call::Create(create(&new(), &json_array)),
+            Code::INVALID_ARGUMENT,
+            "not a valid OCI runtime spec",
+        ),
+        Case::new(
+            "spec without process",
+            Call::Create(create(&new(), &no_process)),
+            Code::INVALID_ARGUMENT,
+            "no process",
+        ),
+        Case::new(
+            "ociVersion 0.0.1",
+            Call::Create(create(&new(), &old_version)),
+            Code::INVALID_ARGUMENT,
+            "unsupported ociVersion \"0.0.1\"",
+        ),
+        Case::new(
+            "ociVersion not SemVer",
+            Call::Create(create(&new(), &word_version)),
+            Code::INVALID_ARGUMENT,
+            "unsupported ociVersion \"latest\"",
+        ),
+        Case::new(
+            "ociVersion missing",
+            Call::Create(create(&new(), &no_version)),
+            Code::INVALID_ARGUMENT,
+            "unsupported ociVersion \"\"",
+        ),
+        // The rest of the create request.
+        Case::new(
+            "rootfs mount of unknown type",
+            create_with(&new(), &good, |request| {
+                request.rootfs = vec![Mount { type_: "nosuchfs".into(), source: "none".into(), ..Default::default() }]
+            }),
+            Code::INVALID_ARGUMENT,
+            "mounting the rootfs: mounting nosuchfs none",
+        ),
+        Case::new(
+            "rootfs bind mount of a missing source",
+            create_with(&new(), &good, |request| {
+                request.rootfs = vec![Mount {
+                    type_: "bind".into(),
+                    source: "/nonexistent/lower".into(),
+                    options: vec!["rbind".into(), "ro".into()],
+                    ..Default::default()
+                }]
+            }),
+            Code::INVALID_ARGUMENT,
+            "mounting the rootfs: mounting bind /nonexistent/lower",
+        ),
+        Case::new(
+            "unknown options type",
+            create_with(&new(), &good, |request| {
+                request.options =
+                    Some(Any { type_url: "type.googleapis.com/example.Unknown".into(), ..Default::default() }).into()
+            }),
+            Code::INVALID_ARGUMENT,
+            "example.Unknown",
+        ),
+        Case::new(
+            "undecodable runc options",
+            create_with(&new(), &good, |request| {
+                request.options = Some(Any {
+                    type_url: "containerd.runc.v1.Options".into(),
+                    value: vec![0xff, 0xff, 0xff],
+                    ..Default::default()
+                })
+                .into()
+            }),
+            Code::INVALID_ARGUMENT,
+            "undecodable containerd.runc.v1.Options",
+        ),
+        Case::new(
+            "runtime options file is a fifo nobody writes",
+            create_with(&new(), &good, |request| request.options = Some(runtime_options_naming(&options_fifo)).into()),
+            Code::INVALID_ARGUMENT,
+            "not a regular file",
+        ),
+        Case::new(
+            "runc missing from PATH",
+            create_with(&new(), &good, |request| request.options = Some(runc_options("no-such-runc")).into()),
+            Code::FAILED_PRECONDITION,
+            "no-such-runc",
+        ),
+        Case::new(
+            "terminal the spec does not ask for",
+            create_with(&new(), &good, |request| request.terminal = true),
+            Code::INVALID_ARGUMENT,
+            "process.terminal is false but the request asks for true",
+        ),
+        Case::new(
+            "binary:// stdout",
+            create_with(&new(), &good, |request| request.stdout = "binary:///usr/bin/logger".into()),
+            Code::UNIMPLEMENTED,
+            "binary://",
+        ),
+        Case::new(
+            "stdout of an unknown URI scheme",
+            create_with(&new(), &good, |request| request.stdout = "http://example.com/log".into()),
+            Code::INVALID_ARGUMENT,
+            "unknown URI scheme \"http\"",
+        ),
+        Case::new(
+            "relative stdin path",
+            create_with(&new(), &good, |request| request.stdin = "fifo/stdin".into()),
+            Code::INVALID_ARGUMENT,
+            "stdin path \"fifo/stdin\" is not absolute",
+        ),
+        Case::new("duplicate create", Call::Create(create(&running, &good)), Code::ALREADY_EXISTS, "already exists"),
+        // Task lifecycle.
+        Case::new("start before create", Call::start(&new(), ""), Code::NOT_FOUND, "not found"),
+        Case::new("start of a running task", Call::start(&running, ""), Code::FAILED_PRECONDITION, "cannot start"),
+        Case::new("start of a stopped task", Call::start(&stopped, ""), Code::FAILED_PRECONDITION, "cannot start"),
+        Case::new(
+            "kill of an exited task",
+            Call::kill(&stopped, "", Signal::SIGKILL),
+            Code::NOT_FOUND,
+            "already finished",
+        ),
+        Case::new(
+            "kill with a signal that is none",
+            Call::Kill { id: running.clone(), exec_id: String::new(), signal: 12345 },
+            Code::INVALID_ARGUMENT,
+            "invalid signal 12345",
+        ),
+        Case::new("kill of an unknown task", Call::kill(&new(), "", Signal::SIGTERM), Code::NOT_FOUND, "not found"),
+        Case::new(
+            "delete of a running task",
+            Call::delete(&running, ""),
+            Code::FAILED_PRECONDITION,
+            "is running: cannot delete",
+        ),
+        Case::new("wait for an unknown task", Call::wait(&new(), ""), Code::NOT_FOUND, "not found"),
+        Case::new("resize of a non-tty", Call::resize(&running, ""), Code::FAILED_PRECONDITION, "has no terminal"),
+        // Execs.
+        Case::new(
+            "exec into a stopped task",
+            Call::Exec(exec_request(&stopped, "e1", &["true"])),
+            Code::FAILED_PRECONDITION,
+            "cannot exec a process",
+        ),
+        Case::new(
+            "exec into an unknown task",
+            Call::Exec(exec_request(&new(), "e1", &["true"])),
+            Code::NOT_FOUND,
+            "not found",
+        ),
+        Case::new(
+            "exec with a duplicate exec id",
+            Call::Exec(exec_request(&running, ADDED, &["true"])),
+            Code::ALREADY_EXISTS,
+            "exec \"e-added\" already exists",
+        ),
+        Case::new(
+            "exec id with slash",
+            Call::Exec(exec_request(&running, "a/b", &["true"])),
+            Code::INVALID_ARGUMENT,
+            "invalid exec id",
+        ),
+        Case::new(
+            "exec id dot dot",
+            Call::Exec(exec_request(&running, "..", &["true"])),
+            Code::INVALID_ARGUMENT,
+            "invalid exec id",
+        ),
+        Case::new(
+            "exec id with NUL",
+            Call::Exec(exec_request(&running, "e\0x", &["true"])),
+            Code::INVALID_ARGUMENT,
+            "invalid exec id",
+        ),
+        Case::new(
+            "exec id of 300 chars",
+            Call::Exec(exec_request(&running, &long, &["true"])),
+            Code::INVALID_ARGUMENT,
+            "longer than 76",
+        ),
+        Case::new(
+            "unicode exec id",
+            Call::Exec(exec_request(&running, "ëxec", &["true"])),
+            Code::INVALID_ARGUMENT,
+            "invalid exec id",
+        ),
+        Case::new(
+            "empty exec id",
+            Call::Exec(exec_request(&running, "", &["true"])),
+            Code::INVALID_ARGUMENT,
+            "exec needs an exec id",
+        ),
+        Case::new(
+            "exec without a process spec",
+            exec_with(&running, "e-nospec", |request| request.spec = None.into()),
+            Code::INVALID_ARGUMENT,
+            "has no process spec",
+        ),
+        Case::new(
+            "exec process spec not JSON",
+            exec_with(&running, "e-notjson", |request| {
+                request.spec =
+                    Some(Any { type_url: PROCESS_TYPE_URL.into(), value: b"{".to_vec(), ..Default::default() }).into()
+            }),
+            Code::INVALID_ARGUMENT,
+            "process spec is not valid",
+        ),
+        Case::new(
+            "exec process spec without args",
+            exec_with(&running, "e-noargs", |request| {
+                let process = serde_json::json!({"cwd": "/", "user": {"uid": 0, "gid": 0}});
+                request.spec = Some(Any {
+                    type_url: PROCESS_TYPE_URL.into(),
+                    value: serde_json::to_vec(&process).expect("json"),
+                    ..Default::default()
+                })
+                .into()
+            }),
+            Code::INVALID_ARGUMENT,
+            "process spec has no args",
+        ),
+        Case::new(
+            "start of an exec twice",
+            Call::start(&running, RUNNING),
+            Code::FAILED_PRECONDITION,
+            "exec \"e-running\"",
+        ),
+        Case::new(
+            "delete of a running exec",
+            Call::delete(&running, RUNNING),
+            Code::FAILED_PRECONDITION,
+            "is running: cannot delete",
+        ),
+        Case::new("start of an unknown exec", Call::start(&running, "e-none"), Code::NOT_FOUND, "exec \"e-none\""),
+        Case::new(
+            "kill of an exec never started",
+            Call::kill(&running, ADDED, Signal::SIGKILL),
+            Code::FAILED_PRECONDITION,
+            "cannot kill",
+        ),
+        Case::new(
+            "resize of a non-tty exec",
+            Call::resize(&running, RUNNING),
+            Code::FAILED_PRECONDITION,
+            "has no terminal",
+        ),
+        Case::new("state of an unknown exec", Call::state(&running, "e-none"), Code::NOT_FOUND, "exec \"e-none\""),
+        Case::new(
+            "state with a hostile exec id",
+            Call::state(&running, "../e"),
+            Code::INVALID_ARGUMENT,
+            "invalid exec id",
+        ),
+        // Another namespace's tasks do not exist through this namespace's socket.
+        Case::new("state of another namespace's task", Call::state(&running, ""), Code::NOT_FOUND, "not found")
+            .through_other_namespace(),
+        Case::new(
+            "kill of another namespace's task",
+            Call::kill(&running, "", Signal::SIGKILL),
+            Code::NOT_FOUND,
+            "not found",
+        )
+        .through_other_namespace(),
+        Case::new("delete of another namespace's task", Call::delete(&stopped, ""), Code::NOT_FOUND, "not found")
+            .through_other_namespace(),
+        Case::new(
+            "exec into another namespace's task",
+            Call::Exec(exec_request(&running, "e-other", &["true"])),
+            Code::NOT_FOUND,
+            "not found",
+        )
+        .through_other_namespace(),
+        Case::new(
+            "kill of another namespace's exec",
+            Call::kill(&running, RUNNING, Signal::SIGKILL),
+            Code::NOT_FOUND,
+            "not found",
+        )
+        .through_other_namespace(),
     ];
-    let mut no_runc = create(&unique_id("no-runc"), &good);
-    no_runc.options = Some(runc_options("no-such-runc")).into();
-    cases.push(Case {
-        name: "runc missing from PATH",
-        request: no_runc,
-        code: Code::FAILED_PRECONDITION,
-        message: "no-such-runc",
-    });
-    let mut unknown_options = create(&unique_id("unknown-options"), &good);
-    unknown_options.options =
-        Some(Any { type_url: "type.googleapis.com/example.Unknown".into(), ..Default::default() }).into();
-    cases.push(Case {
-        name: "unknown options type",
-        request: unknown_options,
-        code: Code::INVALID_ARGUMENT,
-        message: "example.Unknown",
-    });
-    let mut terminal = create(&unique_id("tty"), &good);
-    terminal.terminal = true;
-    cases.push(Case {
-        name: "terminal the spec does not ask for",
-        request: terminal,
-        code: Code::INVALID_ARGUMENT,
-        message: "process.terminal is false but the request asks for true",
-    });
-    let mut binary_log = create(&unique_id("binlog"), &good);
-    binary_log.stdout = "binary:///usr/bin/logger".into();
-    cases.push(Case { name: "binary:// stdout", request: binary_log, code: Code::UNIMPLEMENTED, message: "binary://" });
 
-    for case in cases {
-        let id = case.request.id.clone();
-        match client.create(context(), &case.request).await {
-            Err(ttrpc::Error::RpcStatus(status)) => {
-                assert_eq!(status.code(), case.code, "case {:?}: {status:?}", case.name);
-                assert!(
-                    status.message().contains(case.message),
-                    "case {:?}: message {:?}",
-                    case.name,
-                    status.message()
-                );
-            }
-            other => panic!("case {:?}: expected an error, got {other:?}", case.name),
+    let fixture_units = fixtures.units();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let through = match case.via {
+            Via::Own => &client,
+            Via::OtherNamespace => &other,
+        };
+        let context = ttrpc::context::with_duration(Duration::from_secs(20));
+        let outcome = case.call.send(through, context).await;
+        for fifo in &fifos {
+            release_fifo_reader(fifo);
         }
-        assert_still_serving(&client).await;
-        if unit_gen::validate_identifier(unit_gen::IdentifierKind::TaskId, &id).is_ok() {
-            assert!(!sandbox.unit_loaded(&unit_of(namespace, &id)), "case {:?}: a unit was left", case.name);
+        let id = case.call.task_id().to_string();
+        let mut problems = Vec::new();
+        match outcome {
+            Err(ttrpc::Error::RpcStatus(status)) => {
+                if status.code() != case.code || !status.message().contains(case.message) {
+                    problems.push(format!(
+                        "expected {:?} with {:?}, got {:?}: {:?}",
+                        case.code,
+                        case.message,
+                        status.code(),
+                        status.message()
+                    ));
+                }
+            }
+            other => {
+                problems.push(format!("expected {:?} with {:?}, got {other:?}", case.code, case.message));
+                if other.is_ok() && matches!(case.call, Call::Create(_)) {
+                    // Do not leave a task the daemon should never have created.
+                    let _ = calls::delete(&client, &id).await;
+                }
+            }
+        }
+        problems.extend(still_serving(&client).await.err());
+        problems.extend(still_serving(&other).await.err());
+        let valid = unit_gen::validate_identifier(unit_gen::IdentifierKind::TaskId, &id).is_ok();
+        if valid && !fixtures.ids().contains(&id.as_str()) {
+            problems.extend(caught(|| assert_nothing_left(sandbox, TABLE_NAMESPACE, &id)).err());
+        }
+        let strays: Vec<String> = units_of_namespace(sandbox, TABLE_NAMESPACE)
+            .into_iter()
+            .chain(units_of_namespace(sandbox, OTHER_NAMESPACE))
+            .filter(|unit| !fixture_units.contains(unit))
+            .collect();
+        if !strays.is_empty() {
+            problems.push(format!("units left: {strays:?}"));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("case {:?}: {}", case.name, problems.join("; ")));
         }
     }
-    for bundle in [&good, &not_json, &no_config, &no_process] {
+    eprintln!("{} bad-input cases, {} failed", cases.len(), failures.len());
+
+    fixtures.assert_unchanged(&client).await;
+    fixtures.tear_down(sandbox, &client).await;
+    let bundles = [
+        &good,
+        &not_json,
+        &json_array,
+        &no_config,
+        &no_process,
+        &old_version,
+        &word_version,
+        &no_version,
+        &config_dir,
+        &config_loop,
+        &config_fifo,
+    ];
+    for bundle in bundles {
         let leftovers: Vec<_> = std::fs::read_dir(bundle)
             .expect("bundle")
             .flatten()
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .filter(|name| name.starts_with("shim-") || name == "init.pid" || name == "exit-state.json")
             .collect();
-        assert!(leftovers.is_empty(), "our files left in {}: {leftovers:?}", bundle.display());
+        if !leftovers.is_empty() {
+            failures.push(format!("our files left in {}: {leftovers:?}", bundle.display()));
+        }
         let _ = std::fs::remove_dir_all(bundle);
     }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(cases.len() >= 30, "the table has {} cases", cases.len());
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 #[tokio::test]
