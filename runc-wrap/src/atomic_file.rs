@@ -1,6 +1,7 @@
 //! Small state files written atomically: a temporary file in the same directory, fsync, rename,
 //! then fsync of the directory. A reader sees the old content or the new, never a torn write,
-//! and a crash right after `write_atomically` returns cannot lose the file.
+//! and a crash right after `write_atomically` returns cannot lose the file. Also the bounded
+//! reader for configuration files others wrote.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -43,6 +44,45 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
     serde_json::from_slice(&bytes).map_err(|source| Error::Decode { path: path.to_path_buf(), source })
 }
 
+/// The most we read of a configuration file someone else wrote (an OCI spec, a runtime options
+/// file): far above any real one, low enough that a huge file cannot exhaust the daemon's memory.
+pub const MAX_CONFIG_LEN: u64 = 16 << 20;
+
+/// Reads `path` if it is a regular file of at most `max_len` bytes. The open never blocks and
+/// anything but a regular file is refused: a fifo in its place would otherwise hold the reading
+/// thread until someone writes to it, and a device like `/dev/zero` would never end. The error
+/// keeps the kind of a failed open (`NotFound` stays `NotFound`).
+pub async fn read_regular_file(path: &Path, max_len: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+        .await?;
+    let meta = file.metadata().await?;
+    if !meta.is_file() {
+        let kind = meta.file_type();
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if std::os::unix::fs::FileTypeExt::is_fifo(&kind) {
+            "a fifo"
+        } else {
+            "a device or socket"
+        };
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("is {what}, not a regular file")));
+    }
+    if meta.len() > max_len {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("is larger than {max_len} bytes")));
+    }
+    let mut contents = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // The file may grow after the stat: never read more than the limit.
+    file.take(max_len + 1).read_to_end(&mut contents).await?;
+    if contents.len() as u64 > max_len {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("is larger than {max_len} bytes")));
+    }
+    Ok(contents)
+}
+
 /// Removes `path`; a file that is already gone is not an error.
 pub fn remove_if_present(path: &Path) -> Result<(), Error> {
     match fs::remove_file(path) {
@@ -83,6 +123,32 @@ mod tests {
         let path = Path::new("/nonexistent-dir-for-test/state.json");
         let error = write_atomically(path, b"x").unwrap_err();
         assert!(error.to_string().contains("/nonexistent-dir-for-test/state.json"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn only_regular_files_within_the_limit_are_read() {
+        let dir = scratch_dir("regular");
+        let file = dir.join("config.json");
+        fs::write(&file, b"{}").unwrap();
+        assert_eq!(read_regular_file(&file, 2).await.unwrap(), b"{}");
+        let too_big = read_regular_file(&file, 1).await.unwrap_err();
+        assert!(too_big.to_string().contains("larger than 1 bytes"), "{too_big}");
+
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Nobody writes: a blocking open would wait here forever.
+        let error = tokio::time::timeout(std::time::Duration::from_secs(5), read_regular_file(&fifo, 10))
+            .await
+            .expect("a fifo is refused without waiting for a writer")
+            .unwrap_err();
+        assert!(error.to_string().contains("is a fifo, not a regular file"), "{error}");
+        let error = read_regular_file(&dir, 10).await.unwrap_err();
+        assert!(error.to_string().contains("is a directory"), "{error}");
+        let error = read_regular_file(Path::new("/dev/zero"), 10).await.unwrap_err();
+        assert!(error.to_string().contains("a device or socket"), "{error}");
+        let missing = read_regular_file(&dir.join("missing"), 10).await.unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
