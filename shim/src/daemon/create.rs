@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
-use runc_wrap::atomic_file::{read_json, write_json_atomically};
+use runc_wrap::atomic_file::{read_json, read_regular_file, write_json_atomically, MAX_CONFIG_LEN};
 use runc_wrap::protocol::{
     files, ConsolePaths, CreateRequest, HelperFailure, HelperStage, RestoreFrom, RootfsMount, RuncInvocation,
     StdioOptions, StdioPaths,
@@ -381,7 +381,7 @@ async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
 
 pub(super) async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
     let invalid = |reason: String| Error::InvalidSpec { bundle: bundle.to_path_buf(), reason };
-    let text = match tokio::fs::read(bundle.join("config.json")).await {
+    let text = match read_regular_file(&bundle.join("config.json"), MAX_CONFIG_LEN).await {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Err(invalid("config.json is missing".into()))

@@ -14,6 +14,7 @@ use containerd_shim_protos::protobuf::rt::WireType;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{CodedInputStream, Message};
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use runc_wrap::atomic_file::{read_regular_file, MAX_CONFIG_LEN};
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -115,9 +116,12 @@ pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Re
             if config_path.is_empty() {
                 return Ok(defaults.clone());
             }
-            let text = tokio::fs::read_to_string(&config_path).await.map_err(|error| {
-                Error::InvalidRequest(format!("reading runtime options file {config_path}: {error}"))
-            })?;
+            let text = read_regular_file(Path::new(&config_path), MAX_CONFIG_LEN)
+                .await
+                .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
+                .map_err(|error| {
+                    Error::InvalidRequest(format!("reading runtime options file {config_path}: {error}"))
+                })?;
             parse_toml_options(Path::new(&config_path), &text, defaults)
         }
         _ => Err(Error::UnknownOptions { type_url: any.type_url.clone() }),
