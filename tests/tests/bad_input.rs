@@ -926,3 +926,75 @@ async fn state_connect_kill_and_wait_report_each_step_of_a_task() {
     std::fs::remove_dir_all(&bundle).expect("remove bundle");
     assert_nothing_left(sandbox, namespace, &id);
 }
+
+/// Sends `deletes` concurrent Deletes of task `id` (of exec `exec_id` when not empty), half on
+/// `first`'s connection and half on `second`'s; returns how each ended.
+async fn concurrent_deletes(
+    first: &TaskClient,
+    second: &TaskClient,
+    id: &str,
+    exec_id: &str,
+    deletes: usize,
+) -> Vec<ttrpc::Result<()>> {
+    let handles: Vec<_> = (0..deletes)
+        .map(|index| {
+            let client = if index % 2 == 0 { first.clone() } else { second.clone() };
+            let call = Call::delete(id, exec_id);
+            tokio::spawn(async move { call.send(&client, context()).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await.expect("the delete task does not panic"));
+    }
+    outcomes
+}
+
+/// Exactly one of `outcomes` succeeded; every other is NOT_FOUND or FAILED_PRECONDITION.
+fn assert_exactly_one_delete(what: &str, outcomes: &[ttrpc::Result<()>]) {
+    let succeeded = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    assert_eq!(succeeded, 1, "{what}: exactly one delete succeeds: {outcomes:?}");
+    for outcome in outcomes.iter().filter(|outcome| outcome.is_err()) {
+        let code = match outcome {
+            Err(ttrpc::Error::RpcStatus(status)) => status.code(),
+            other => panic!("{what}: a losing delete got {other:?}"),
+        };
+        assert!(
+            code == Code::NOT_FOUND || code == Code::FAILED_PRECONDITION,
+            "{what}: a losing delete is NOT_FOUND or FAILED_PRECONDITION: {outcomes:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_deletes_of_one_task_or_exec_succeed_exactly_once() {
+    const NAMESPACE: &str = "bad-concurrent";
+    const DELETES: usize = 6;
+    let sandbox = Sandbox::get();
+    // Two connections, as when containerd retries on a fresh one.
+    let first = client(sandbox, NAMESPACE).await;
+    let second = client(sandbox, NAMESPACE).await;
+    for round in 0..3 {
+        let id = unique_id("concurrent");
+        let bundle = runnable_bundle(sandbox, &id, &["sleep", "1000"]);
+        first.create(context(), &create(&id, &bundle)).await.expect("create");
+        calls::start(&first, &id).await.expect("start");
+
+        first.exec(context(), &exec_request(&id, "e1", &["true"])).await.expect("exec");
+        Call::start(&id, "e1").send(&first, context()).await.expect("start exec");
+        Call::wait(&id, "e1").send(&first, context()).await.expect("wait exec");
+        let outcomes = concurrent_deletes(&first, &second, &id, "e1", DELETES).await;
+        assert_exactly_one_delete(&format!("round {round}, exec"), &outcomes);
+        assert!(!sandbox.unit_loaded(&exec_unit_of(NAMESPACE, &id, "e1")), "round {round}: exec unit left");
+
+        calls::kill(&first, &id, Signal::SIGKILL as u32).await.expect("kill");
+        calls::wait(&first, &id).await.expect("wait");
+        let outcomes = concurrent_deletes(&first, &second, &id, "", DELETES).await;
+        assert_exactly_one_delete(&format!("round {round}, task"), &outcomes);
+        still_serving(&first).await.expect("the daemon serves the first connection");
+        still_serving(&second).await.expect("the daemon serves the second connection");
+        assert_eq!(code_of(calls::state(&second, &id).await), Code::NOT_FOUND, "round {round}: the task is gone");
+        std::fs::remove_dir_all(&bundle).expect("remove bundle");
+        assert_nothing_left(sandbox, NAMESPACE, &id);
+    }
+}
