@@ -3,7 +3,7 @@
 //! start` when no daemon answers; an installed `.socket`/`.service` pair may replace it.
 
 use crate::names::UnitName;
-use crate::properties::{ExecCommand, Property, PropertyValue, TransientUnit};
+use crate::properties::{single_line, ExecCommand, Property, PropertyValue, TransientUnit};
 
 /// How long systemd waits for the daemon's `READY=1`.
 pub const DAEMON_START_TIMEOUT_USEC: u64 = 30 * 1_000_000;
@@ -43,7 +43,8 @@ pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
     TransientUnit {
         name: UnitName::from_raw(request.unit_name.clone()),
         properties: vec![
-            Property::new("Description", PropertyValue::Str(request.description.clone())),
+            // It names containerd's address, which may hold anything.
+            Property::new("Description", PropertyValue::Str(single_line(&request.description))),
             Property::new("Type", PropertyValue::Str("notify".into())),
             Property::new("NotifyAccess", PropertyValue::Str("main".into())),
             Property::new("Environment", PropertyValue::StrList(request.environment.clone())),
@@ -92,6 +93,7 @@ mod tests {
         assert_eq!(unit.property("UMask"), Some(&PropertyValue::U32(0o077)));
         let Some(PropertyValue::Exec(commands)) = unit.property("ExecStart") else { panic!("{unit:?}") };
         assert_eq!(commands[0].argv.last().map(String::as_str), Some("daemon"));
+        assert_eq!(unit.property("Description"), Some(&PropertyValue::Str("shim daemon".into())));
         assert_eq!(
             unit.property("Environment"),
             Some(&PropertyValue::StrList(vec!["TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".into()]))
@@ -105,5 +107,18 @@ mod tests {
         assert_eq!(unit.property("FileDescriptorStoreMax"), Some(&PropertyValue::U32(FD_STORE_MAX)));
         assert_eq!(unit.property("KillMode"), Some(&PropertyValue::Str("process".into())));
         assert_eq!(unit.property("LimitNOFILE"), Some(&PropertyValue::U64(OPEN_FILES)));
+    }
+
+    #[test]
+    fn a_description_from_a_hostile_address_stays_one_line() {
+        let mut request = request();
+        request.description = "daemon for containerd at /run/x\n[Service]\nExecStartPost=/bin/touch /tmp/p".into();
+        let unit = render_daemon_unit(&request);
+        assert_eq!(
+            unit.property("Description"),
+            Some(&PropertyValue::Str(
+                "daemon for containerd at /run/x\\n[Service]\\nExecStartPost=/bin/touch /tmp/p".into()
+            ))
+        );
     }
 }

@@ -11,7 +11,7 @@ use oci_spec::runtime::Spec;
 
 use crate::init_unit::{container_slice, every_exit_is_success, exec_property, helper_command, START_TIMEOUT_USEC};
 use crate::names::UnitName;
-use crate::properties::{Property, PropertyValue, TransientUnit};
+use crate::properties::{single_line, Property, PropertyValue, TransientUnit};
 use crate::{Error, UnitOptions};
 
 /// Where the exec's helper and its files are.
@@ -49,7 +49,10 @@ pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, 
     let ExecUnitRequest { namespace, id, exec_id, spec, helper, options, systemd_version } = *request;
     let name = UnitName::for_exec(namespace, id, exec_id);
     let mut properties = vec![
-        Property::new("Description", PropertyValue::Str(format!("containerd exec {exec_id} in task {namespace}/{id}"))),
+        Property::new(
+            "Description",
+            PropertyValue::Str(single_line(&format!("containerd exec {exec_id} in task {namespace}/{id}"))),
+        ),
         Property::new("Type", PropertyValue::Str("notify".into())),
         Property::new("KillMode", PropertyValue::Str("control-group".into())),
         // As for init: the exit is signalled at once and kept until the exec is deleted.

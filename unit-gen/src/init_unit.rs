@@ -14,7 +14,7 @@ use oci_spec::runtime::Spec;
 
 use crate::names::UnitName;
 use crate::oci_version::validate_oci_version;
-use crate::properties::{ExecCommand, Property, PropertyValue, TransientUnit};
+use crate::properties::{check_single_line_path, single_line, ExecCommand, Property, PropertyValue, TransientUnit};
 use crate::slice::{slice_from_cgroups_path, validate_slice_name};
 use crate::Error;
 
@@ -71,13 +71,14 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
     validate_oci_version(spec.version())?;
     let name = UnitName::for_task(namespace, id);
 
-    let mut properties =
-        vec![Property::new("Description", PropertyValue::Str(format!("containerd task {namespace}/{id}")))];
+    let description = single_line(&format!("containerd task {namespace}/{id}"));
+    let mut properties = vec![Property::new("Description", PropertyValue::Str(description))];
     if sd_notify {
         properties.push(Property::new("Type", PropertyValue::Str("notify".into())));
         properties.push(Property::new("NotifyAccess", PropertyValue::Str("all".into())));
     } else {
         properties.push(Property::new("Type", PropertyValue::Str("forking".into())));
+        check_single_line_path("PIDFile", &helper.pid_file)?;
         properties.push(Property::new("PIDFile", PropertyValue::Str(helper.pid_file.clone())));
     }
     properties.extend([
@@ -246,6 +247,26 @@ mod tests {
         assert!(matches!(error, Error::UnsupportedOciVersion { .. }), "{error:?}");
         spec.set_version("1.0.2-dev".into());
         assert!(render(&spec, &UnitOptions::default(), 252).is_ok());
+    }
+
+    #[test]
+    fn a_pid_file_path_with_a_newline_is_refused_rather_than_written_into_the_unit_file() {
+        let spec = typical_spec("");
+        let mut helper = helper();
+        helper.pid_file = "/run/x\n[Service]\nExecStartPost=/bin/touch /tmp/p /init.pid".into();
+        let request = InitUnitRequest {
+            namespace: "default",
+            id: "t1",
+            spec: &spec,
+            helper: &helper,
+            options: &UnitOptions::default(),
+            systemd_version: 252,
+            sd_notify: false,
+        };
+        let error = render_init_unit(&request).unwrap_err();
+        assert!(matches!(error, Error::ControlCharacterInPath { property: "PIDFile", .. }), "{error:?}");
+        // A notify unit has no PIDFile: the path only reaches escaped command lines.
+        assert!(render_init_unit(&InitUnitRequest { sd_notify: true, ..request }).is_ok());
     }
 
     #[test]

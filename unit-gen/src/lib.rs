@@ -41,6 +41,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A path for a unit setting has a control character, which systemd would write unescaped
+    /// into the unit's file (see [`properties`]).
+    #[error("{property} path \"{path}\" has a control character (a newline would start a setting of its own in the unit's file)")]
+    ControlCharacterInPath {
+        /// The setting, e.g. `PIDFile`.
+        property: &'static str,
+        /// The (shortened, escaped) path.
+        path: String,
+    },
     /// A slice named by the spec or the configuration is not a valid slice unit name.
     #[error("invalid slice {slice:?}: {reason}")]
     InvalidSlice {
