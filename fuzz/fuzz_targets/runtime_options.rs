@@ -1,0 +1,165 @@
+//! The runtime options decoder (`CreateTaskRequest.options`): runc's protobuf options, CRI's
+//! `runtimeoptions.v1.Options` naming a TOML file, or anything else. It may not panic; runc's
+//! options decode to what was encoded; a TOML file is either accepted or refused as an invalid
+//! request naming the file.
+//!
+//! `decode_options` is private to the shim's daemon module, so the module's file is compiled in
+//! here as it is, with a stand-in for the one crate item it uses (`crate::error::Error`). Making
+//! `shim::daemon::options` public would let this target use the shim crate instead.
+
+#![no_main]
+
+use std::sync::OnceLock;
+
+use arbitrary::Arbitrary;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../shim/src/daemon/options.rs"]
+#[allow(dead_code)]
+mod options;
+
+/// The variants of the shim's error type that `options.rs` builds.
+mod error {
+    #[derive(Debug)]
+    pub enum Error {
+        InvalidRequest(String),
+        UnknownOptions { type_url: String },
+    }
+
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Error::InvalidRequest(message) => write!(f, "invalid request: {message}"),
+                Error::UnknownOptions { type_url } => write!(f, "runtime options of type {type_url:?}"),
+            }
+        }
+    }
+}
+
+use error::Error;
+use options::{decode_options, TaskOptions};
+
+#[derive(Arbitrary, Debug)]
+enum Input<'a> {
+    /// runc's options, encoded from fields.
+    Runc {
+        binary_name: String,
+        root: String,
+        no_pivot_root: bool,
+        no_new_keyring: bool,
+        io_uid: u32,
+        io_gid: u32,
+        criu_image_path: String,
+        criu_work_path: String,
+        shim_cgroup: String,
+        systemd_cgroup: bool,
+    },
+    /// Arbitrary bytes under one of the two known type URLs, or under any type URL.
+    Bytes { type_url: &'a str, known: Option<bool>, value: &'a [u8] },
+    /// A TOML file named by CRI's options.
+    Toml(&'a str),
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime"))
+}
+
+fn decode(any: &Any) -> Result<TaskOptions, Error> {
+    runtime().block_on(decode_options(Some(any)))
+}
+
+/// CRI's `runtimeoptions.v1.Options` with field 2 (`config_path`).
+fn runtime_options_naming(path: &str) -> Vec<u8> {
+    let mut value = vec![0x12];
+    let mut length = path.len();
+    while length >= 0x80 {
+        value.push((length as u8 & 0x7f) | 0x80);
+        length >>= 7;
+    }
+    value.push(length as u8);
+    value.extend_from_slice(path.as_bytes());
+    value
+}
+
+fuzz_target!(|input: Input<'_>| match input {
+    Input::Runc {
+        binary_name,
+        root,
+        no_pivot_root,
+        no_new_keyring,
+        io_uid,
+        io_gid,
+        criu_image_path,
+        criu_work_path,
+        shim_cgroup,
+        systemd_cgroup,
+    } => {
+        let runc = RuncOptions {
+            binary_name: binary_name.clone(),
+            root: root.clone(),
+            no_pivot_root,
+            no_new_keyring,
+            io_uid,
+            io_gid,
+            criu_image_path: criu_image_path.clone(),
+            criu_work_path: criu_work_path.clone(),
+            shim_cgroup,
+            systemd_cgroup,
+            ..Default::default()
+        };
+        let any = Any {
+            type_url: "type.googleapis.com/containerd.runc.v1.Options".into(),
+            value: runc.write_to_bytes().expect("encode"),
+            ..Default::default()
+        };
+        let decoded = decode(&any).expect("runc's options as encoded decode");
+        let non_empty = |value: String| (!value.is_empty()).then_some(value);
+        assert_eq!(decoded.runc_binary, non_empty(binary_name));
+        assert_eq!(decoded.runc_root, non_empty(root));
+        assert_eq!((decoded.no_pivot_root, decoded.no_new_keyring), (no_pivot_root, no_new_keyring));
+        let owner = (io_uid != 0 || io_gid != 0).then_some((io_uid, io_gid));
+        assert_eq!(decoded.io_owner, owner);
+        assert_eq!(decoded.criu_image_path, non_empty(criu_image_path));
+        assert_eq!(decoded.criu_work_path, non_empty(criu_work_path));
+    }
+    Input::Bytes { type_url, known, value } => {
+        let type_url = match known {
+            Some(true) => "containerd.runc.v1.Options",
+            Some(false) => "runtimeoptions.v1.Options",
+            None => type_url,
+        };
+        // A config path must stay one the target controls: a relative one resolves in the
+        // fuzzer's directory, an absolute one could name any file of the machine.
+        if type_url.rsplit('/').next() == Some("runtimeoptions.v1.Options") && value.contains(&b'/') {
+            return;
+        }
+        let any = Any { type_url: type_url.into(), value: value.to_vec(), ..Default::default() };
+        match decode(&any) {
+            Ok(_) | Err(Error::InvalidRequest(_)) => {}
+            Err(Error::UnknownOptions { type_url: refused }) => {
+                assert_eq!(refused, type_url);
+                assert!(known.is_none());
+            }
+        }
+    }
+    Input::Toml(text) => {
+        // tests/fuzz points TMPDIR at a scratch directory it removes afterwards.
+        let path = std::env::temp_dir().join(format!("shim-fuzz-options-{}.toml", std::process::id()));
+        std::fs::write(&path, text).expect("write the options file");
+        let path_text = path.to_str().expect("utf-8 temp dir");
+        let any = Any {
+            type_url: "runtimeoptions.v1.Options".into(),
+            value: runtime_options_naming(path_text),
+            ..Default::default()
+        };
+        match decode(&any) {
+            Ok(_) => {}
+            Err(Error::InvalidRequest(message)) => assert!(message.contains(path_text), "{message}"),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+});
