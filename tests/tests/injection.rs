@@ -180,6 +180,48 @@ async fn remove(client: &TaskClient, id: &str) {
 }
 
 #[tokio::test]
+async fn a_bundle_path_with_a_newline_is_refused_before_it_reaches_a_unit_file() {
+    const NAMESPACE: &str = "inject-direct";
+    let sandbox = Sandbox::get();
+    let client = client(sandbox, NAMESPACE).await;
+    let id = unique_id("inject-newline");
+    let marker = unique_id("pwned");
+    let base = unique_id("inject");
+    let bundle = runnable_bundle(sandbox, &newline_bundle_name(&base, &marker), &["true"]);
+    let request = CreateTaskRequest { id: id.clone(), bundle: bundle.display().to_string(), ..Default::default() };
+    let created = client.create(context(), &request).await;
+    // The path would reach the unit's PIDFile=, which systemd writes into the unit's file as it
+    // is: had the task been created, its unit file would have gained a line of the payload's.
+    let injected = match &created {
+        Ok(_) => {
+            let injected =
+                std::panic::catch_unwind(|| assert_no_injected_properties(sandbox, &unit_of(NAMESPACE, &id), &marker));
+            remove(&client, &id).await;
+            injected.err().map(|_| "and its unit file gained a line of the payload's")
+        }
+        Err(_) => None,
+    };
+    let ours: Vec<_> = std::fs::read_dir(&bundle)
+        .expect("bundle")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("shim-") || name == "init.pid")
+        .collect();
+    std::fs::remove_dir_all(sandbox.root.join("bundles").join(&base)).expect("remove the bundle");
+    assert_nothing_left(sandbox, NAMESPACE, &id);
+    assert_nothing_touched(sandbox, &marker);
+    match created {
+        Err(ttrpc::Error::RpcStatus(status)) => {
+            assert_eq!(status.code(), ttrpc::Code::INVALID_ARGUMENT, "{status:?}");
+            let message = status.message();
+            assert!(message.contains("PIDFile path") && message.contains("control character"), "{message}");
+        }
+        other => panic!("a bundle path with a newline must be refused, got {other:?} {}", injected.unwrap_or_default()),
+    }
+    assert!(ours.is_empty(), "files left in the refused bundle: {ours:?}");
+}
+
+#[tokio::test]
 async fn hostile_args_env_and_bundle_path_reach_the_container_as_given_and_inject_nothing() {
     const NAMESPACE: &str = "inject-direct";
     let sandbox = Sandbox::get();
@@ -191,42 +233,6 @@ async fn hostile_args_env_and_bundle_path_reach_the_container_as_given_and_injec
 
     let base = unique_id("inject");
     let base_dir = sandbox.root.join("bundles").join(&base);
-
-    // A newline in the bundle path would reach the unit's PIDFile=, which systemd writes into the
-    // unit's file unescaped: refused.
-    let refused = unique_id("inject-newline");
-    let newline_bundle = runnable_bundle(sandbox, &newline_bundle_name(&base, &marker), &["true"]);
-    match client
-        .create(
-            context(),
-            &CreateTaskRequest {
-                id: refused.clone(),
-                bundle: newline_bundle.display().to_string(),
-                ..Default::default()
-            },
-        )
-        .await
-    {
-        Err(ttrpc::Error::RpcStatus(status)) => {
-            assert_eq!(status.code(), ttrpc::Code::INVALID_ARGUMENT, "{status:?}");
-            assert!(
-                status.message().contains("PIDFile path") && status.message().contains("control character"),
-                "{status:?}"
-            );
-        }
-        other => {
-            remove(&client, &refused).await;
-            panic!("a bundle path with a newline must be refused, got {other:?}");
-        }
-    }
-    assert_nothing_left(sandbox, NAMESPACE, &refused);
-    let ours: Vec<_> = std::fs::read_dir(&newline_bundle)
-        .expect("bundle")
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("shim-") || name == "init.pid")
-        .collect();
-    assert!(ours.is_empty(), "files left in the refused bundle: {ours:?}");
 
     let bundle = runnable_bundle(sandbox, &single_line_bundle_name(&base, &marker), &["true"]);
     let config = bundle.join("config.json");
