@@ -98,22 +98,20 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check_unit(unit: &TransientUnit, input: &Input, subcommand: &str, request: &str) {
-    let (start, stop_post) = if input.systemd_version >= unit_gen::init_unit::MIN_SYSTEMD_FOR_EXEC_EX {
-        (unit.property("ExecStartEx"), unit.property("ExecStopPostEx"))
-    } else {
-        (unit.property("ExecStart"), unit.property("ExecStopPost"))
+    let commands = |name: &str| match unit.property(name) {
+        Some(PropertyValue::Exec(commands)) => commands.clone(),
+        other => panic!("{name} is not a command list: {other:?}"),
     };
-    let commands = |value: Option<&PropertyValue>| match value {
-        Some(PropertyValue::Exec(commands) | PropertyValue::ExecEx(commands)) => commands.clone(),
-        other => panic!("not a command list: {other:?}"),
-    };
-    let start = commands(start);
+    // Arguments are handed over literally: `$` is written `$$`, which systemd's `$VAR` expansion
+    // turns back into `$` when it runs the command (see unit_gen::ExecCommand::literal).
+    let literal = |arg: &str| arg.replace('$', "$$");
+    let start = commands("ExecStart");
     assert_eq!(start.len(), 1);
     assert_eq!(start[0].path, input.exe);
-    assert_eq!(start[0].argv, [input.exe.as_str(), "helper", subcommand, request]);
-    let stop_post = commands(stop_post);
+    assert_eq!(start[0].argv, [input.exe.clone(), "helper".into(), subcommand.into(), literal(request)]);
+    let stop_post = commands("ExecStopPost");
     assert_eq!(stop_post.len(), 1);
-    assert_eq!(stop_post[0].argv, [input.exe.as_str(), "helper", "exited", input.exit_state.as_str()]);
+    assert_eq!(stop_post[0].argv, [input.exe.clone(), "helper".into(), "exited".into(), literal(&input.exit_state)]);
 
     // systemd writes string settings into the unit's file unescaped (see unit_gen::properties).
     for property in &unit.properties {
