@@ -69,7 +69,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 fn decode(any: &Any) -> Result<TaskOptions, Error> {
-    runtime().block_on(decode_options(Some(any)))
+    runtime().block_on(decode_options(Some(any), &TaskOptions::default()))
 }
 
 /// CRI's `runtimeoptions.v1.Options` with field 2 (`config_path`).
