@@ -16,6 +16,7 @@ pub mod paths;
 pub mod start;
 pub mod systemd;
 pub mod task_api;
+pub mod telemetry;
 pub mod version;
 
 pub use error::Error;

@@ -39,11 +39,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if flags.info {
-        shim::logging::init(LogTarget::ContainerdCommand, flags.debug);
+        shim::telemetry::init(LogTarget::ContainerdCommand, flags.debug);
         return run_short(|| async { run_info().await });
     }
     let log_target = if flags.action == "daemon" { LogTarget::Service } else { LogTarget::ContainerdCommand };
-    shim::logging::init(log_target, flags.debug);
+    shim::telemetry::init(log_target, flags.debug);
     match flags.action.as_str() {
         "start" => run_short(|| async { shim::start::start(&start_request(&flags)?).await }),
         "delete" => run_short(|| async { shim::delete_command::delete(&delete_command(&flags)?).await }),
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
 }
 
 fn run_helper(args: &[String]) -> ExitCode {
-    shim::logging::init(LogTarget::Service, false);
+    shim::telemetry::init(LogTarget::Service, false);
     let code = match (args.first().map(String::as_str), args.get(1)) {
         (Some("create"), Some(file)) => runc_wrap::helper::run_create(&PathBuf::from(file)),
         (Some("exec"), Some(file)) => runc_wrap::helper::run_exec(&PathBuf::from(file)),
