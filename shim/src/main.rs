@@ -14,6 +14,7 @@ use shim::install::systemctl::Systemctl;
 use shim::install::{InstallCommand, UninstallCommand, UnitDirs};
 use shim::logging::LogTarget;
 use shim::start::StartRequest;
+use shim::telemetry::Export;
 
 const USAGE: &str = "usage: containerd-shim-systemd-v1 [-namespace NS -id ID -address ADDR -publish-binary BIN -bundle DIR -socket ADDR -debug] start|delete|daemon
        containerd-shim-systemd-v1 helper create|exec|exited FILE
@@ -38,12 +39,13 @@ fn main() -> ExitCode {
         print!("{}", shim::version::version_text());
         return ExitCode::SUCCESS;
     }
+    if flags.action != "daemon" {
+        // The daemon installs its subscriber, with export, once its runtime runs.
+        let _no_export = shim::telemetry::init(LogTarget::ContainerdCommand, flags.debug, Export::Off);
+    }
     if flags.info {
-        shim::telemetry::init(LogTarget::ContainerdCommand, flags.debug);
         return run_short(|| async { run_info().await });
     }
-    let log_target = if flags.action == "daemon" { LogTarget::Service } else { LogTarget::ContainerdCommand };
-    shim::telemetry::init(log_target, flags.debug);
     match flags.action.as_str() {
         "start" => run_short(|| async { shim::start::start(&start_request(&flags)?).await }),
         "delete" => run_short(|| async { shim::delete_command::delete(&delete_command(&flags)?).await }),
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
 }
 
 fn run_helper(args: &[String]) -> ExitCode {
-    shim::telemetry::init(LogTarget::Service, false);
+    let _telemetry = shim::telemetry::init(LogTarget::Service, false, Export::Off);
     let code = match (args.first().map(String::as_str), args.get(1)) {
         (Some("create"), Some(file)) => runc_wrap::helper::run_create(&PathBuf::from(file)),
         (Some("exec"), Some(file)) => runc_wrap::helper::run_exec(&PathBuf::from(file)),
@@ -132,13 +134,20 @@ fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("starting the async runtime: {error}")),
     };
-    match runtime.block_on(shim::daemon::run(config)) {
+    // After the fds are taken (the exporter, when configured, starts a thread) and with the
+    // runtime its requests run on.
+    let telemetry =
+        shim::telemetry::init(LogTarget::Service, flags.debug, Export::FromEnvironment(runtime.handle().clone()));
+    let code = match runtime.block_on(shim::daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("daemon failed: {error}");
             fail(&error.to_string())
         }
-    }
+    };
+    // Outside block_on, with the runtime's workers still running the last export requests.
+    telemetry.shutdown();
+    code
 }
 
 /// `-info`: the runtime options on stdin, runc as the configuration file and the options say.
@@ -174,6 +183,7 @@ fn start_request(flags: &containerd_shim::Flags) -> Result<StartRequest, shim::E
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
         config: config_source(),
+        telemetry_env: shim::telemetry::otlp::daemon_environment(|name| std::env::var(name).ok()),
     })
 }
 

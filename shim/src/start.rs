@@ -53,6 +53,10 @@ pub struct StartRequest {
     pub path_env: String,
     /// The configuration file the daemon is to read (passed on to a daemon launched here).
     pub config: ConfigSource,
+    /// `NAME=value` of the OpenTelemetry variables in our environment (containerd's), passed to
+    /// the daemon so it exports traces where containerd does
+    /// ([`crate::telemetry::otlp::PASSED_TO_DAEMON`]). A daemon already running keeps its own.
+    pub telemetry_env: Vec<String>,
 }
 
 /// Runs `start`; returns the bytes to print on stdout.
@@ -200,6 +204,7 @@ fn daemon_unit_request(identity: &DaemonIdentity, request: &StartRequest, system
     if let ConfigSource::Explicit(path) = &request.config {
         environment.push(format!("{}={}", config::PATH_ENV, path.display()));
     }
+    environment.extend(request.telemetry_env.iter().cloned());
     DaemonUnitRequest {
         unit_name: identity.unit.clone(),
         exe: request.exe.display().to_string(),
@@ -256,6 +261,7 @@ mod tests {
             exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
             path_env: "/usr/sbin:/usr/bin".into(),
             config: ConfigSource::Default,
+            telemetry_env: vec!["OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318".into()],
         };
         let unit = daemon_unit_request(&identity, &request, 252);
         assert_eq!(unit.args.last().map(String::as_str), Some("daemon"));
@@ -263,6 +269,7 @@ mod tests {
         assert!(unit.args.contains(&unix_address(&identity.control_socket)));
         assert!(unit.environment.contains(&"PATH=/usr/sbin:/usr/bin".to_string()));
         assert!(unit.environment.contains(&"TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".to_string()));
+        assert!(unit.environment.contains(&"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318".to_string()));
         assert!(!unit.environment.iter().any(|entry| entry.starts_with(config::PATH_ENV)), "default config path");
 
         let named = StartRequest { config: ConfigSource::Explicit("/etc/shim.toml".into()), ..request };
