@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::process::Command;
+use tracing::Instrument;
 
 use crate::Error;
 
@@ -313,8 +314,27 @@ impl Runc {
         self.output(command, id, args).await.map(drop)
     }
 
-    /// Runs runc with `args` and returns its stdout.
+    /// Runs runc with `args` and returns its stdout, in a span named after the command in the
+    /// export (`runc.start`, …) that is marked failed when runc fails.
     async fn output(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<Vec<u8>, Error> {
+        let span = tracing::info_span!(
+            "runc",
+            otel.name = %format_args!("runc.{command}"),
+            otel.kind = "client",
+            command,
+            container_id = id,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+        );
+        let result = self.run_runc(command, id, args).instrument(span.clone()).await;
+        if let Err(error) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_description", tracing::field::display(error));
+        }
+        result
+    }
+
+    async fn run_runc(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<Vec<u8>, Error> {
         let mut child = Command::new(&self.binary);
         child.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         for name in SERVICE_ONLY_ENV {

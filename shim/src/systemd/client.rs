@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use unit_gen::TransientUnit;
 use zbus::connection::Builder;
 use zbus::{Connection, Message, MessageStream, OwnedObjectPath, OwnedVariant, Variant};
@@ -277,10 +278,29 @@ impl Systemd {
     where
         B: serde::Serialize + zbus::DynamicType,
     {
-        self.connection
+        // One span per call, named after the method in the export; `unit` is what the call is
+        // about: a unit name, a unit's object path, or the manager.
+        let span = tracing::info_span!(
+            "dbus",
+            otel.name = %format_args!("dbus.{method}"),
+            otel.kind = "client",
+            rpc.system = "dbus",
+            rpc.service = interface,
+            rpc.method = method,
+            unit = target,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+        );
+        let reply = self
+            .connection
             .call_method(destination, path, Some(interface), method, body)
-            .await
-            .map_err(|error| SystemdError::from_call(method, target, error))
+            .instrument(span.clone())
+            .await;
+        reply.map_err(|error| {
+            let error = SystemdError::from_call(method, target, error);
+            crate::telemetry::record_failure(&span, &error);
+            error
+        })
     }
 }
 
