@@ -43,7 +43,11 @@ impl TaskManager {
             match self.rebuild(record).await {
                 Ok(task) => adopted.push(task),
                 Err(error) => {
-                    tracing::error!(task = %key, "cannot adopt the recorded task: {error}; forgetting it");
+                    tracing::error!(
+                        namespace = %key.namespace,
+                        container_id = %key.id,
+                        "cannot adopt the recorded task: {error}; forgetting it",
+                    );
                     drop(self.state.remove(&key));
                 }
             }
@@ -91,7 +95,11 @@ impl TaskManager {
     pub async fn reconcile_adopted(&self, tasks: Vec<Arc<Task>>) {
         for task in tasks {
             if let Err(error) = self.reconcile(&task).await {
-                tracing::error!(task = %task.key, "reconciling the adopted task: {error}");
+                tracing::error!(
+                    namespace = %task.key.namespace,
+                    container_id = %task.key.id,
+                    "reconciling the adopted task: {error}",
+                );
             }
             if self.tasks.get(&task.key).is_some() {
                 drop(self.state.save(&task));
@@ -104,7 +112,12 @@ impl TaskManager {
         match lifecycle {
             // The call that was under way is lost with the old daemon: finish what it began.
             Lifecycle::Creating { .. } | Lifecycle::Deleting { .. } => {
-                tracing::info!(task = %task.key, "finishing an interrupted {}", lifecycle.name());
+                tracing::info!(
+                    namespace = %task.key.namespace,
+                    container_id = %task.key.id,
+                    "finishing an interrupted {}",
+                    lifecycle.name(),
+                );
                 remove_task_residue(&self.systemd, &task.unit, &task.bundle).await?;
                 self.tasks.remove(&task.key);
                 drop(self.state.remove(&task.key));
@@ -118,7 +131,12 @@ impl TaskManager {
         if task.lifecycle().exit().is_none() && !task.is_restore_pending() {
             match self.find_process(&task.unit, &task.unit_path, &task.bundle.join(files::EXIT_STATE)).await? {
                 Found::Exited(exit) => {
-                    tracing::info!(task = %task.key, "init exited with status {} while the daemon was down", exit.status);
+                    tracing::info!(
+                        namespace = %task.key.namespace,
+                        container_id = %task.key.id,
+                        "init exited with status {} while the daemon was down",
+                        exit.status,
+                    );
                     self.record_exit(task, exit);
                 }
                 Found::Alive if pid != 0 => self.watch_cgroup(task, pid).await,

@@ -36,7 +36,13 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
                 match manager.systemd.service_exit(&path).await {
                     Ok(Some(exit)) => manager.observe_unit_exit(&task, exec_id.as_deref(), exit),
                     Ok(None) => {}
-                    Err(error) => tracing::warn!(task = %task.key, "reading the exit of unit {path}: {error}"),
+                    Err(error) => {
+                        tracing::warn!(
+                            namespace = %task.key.namespace,
+                            container_id = %task.key.id,
+                            "reading the exit of unit {path}: {error}",
+                        )
+                    }
                 }
             });
         }
@@ -51,7 +57,13 @@ impl TaskManager {
             None => self.observe_exit(task, exit),
             Some(exec_id) => match task.exec(exec_id) {
                 Some(exec) => self.observe_exec_exit(task, &exec, exit),
-                None => tracing::debug!(task = %task.key, "exit of exec {exec_id}, which is gone"),
+                None => {
+                    tracing::debug!(
+                        namespace = %task.key.namespace,
+                        container_id = %task.key.id,
+                        "exit of exec {exec_id}, which is gone",
+                    )
+                }
             },
         }
     }
@@ -71,7 +83,13 @@ impl TaskManager {
             if let Some((pid, exit)) = observed {
                 self.events.exec_exited(task, exec, pid, exit);
                 exec.announce_exit(exit);
-                tracing::info!(task = %task.key, exec = %exec.exec_id, "exec process {pid} exited with status {}", exit.status);
+                tracing::info!(
+                    namespace = %task.key.namespace,
+                    container_id = %task.key.id,
+                    exec_id = %exec.exec_id,
+                    "exec process {pid} exited with status {}",
+                    exit.status,
+                );
             }
             observed.is_some()
         };
@@ -86,7 +104,12 @@ impl TaskManager {
         let exit = Exit { status: service_exit.status, at: exit_time(service_exit.exited_at_usec) };
         let known_pid = task.lifecycle().pid();
         if known_pid != 0 && service_exit.pid != 0 && known_pid != service_exit.pid {
-            tracing::debug!(task = %task.key, "ignoring exit of pid {} (init is {known_pid})", service_exit.pid);
+            tracing::debug!(
+                namespace = %task.key.namespace,
+                container_id = %task.key.id,
+                "ignoring exit of pid {} (init is {known_pid})",
+                service_exit.pid,
+            );
             return;
         }
         self.record_exit(task, exit);
@@ -101,7 +124,13 @@ impl TaskManager {
             if let Some((pid, exit)) = observed {
                 self.events.task_exited(task, pid, exit);
                 task.announce_exit(exit);
-                tracing::info!(task = %task.key, unit = %task.unit, "init {pid} exited with status {}", exit.status);
+                tracing::info!(
+                    namespace = %task.key.namespace,
+                    container_id = %task.key.id,
+                    unit = %task.unit,
+                    "init {pid} exited with status {}",
+                    exit.status,
+                );
             }
             observed.is_some()
         };

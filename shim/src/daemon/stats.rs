@@ -59,12 +59,21 @@ async fn publish_ooms(task: Arc<Task>, events: EventSender, mut watcher: OomWatc
     loop {
         match watcher.wait_oom().await {
             Ok(OomOutcome::Oom) => {
-                tracing::info!(task = %task.key, unit = %task.unit, "OOM kill in the container");
+                tracing::info!(
+                    namespace = %task.key.namespace,
+                    container_id = %task.key.id,
+                    unit = %task.unit,
+                    "OOM kill in the container",
+                );
                 events.task_oom(&task);
             }
             Ok(OomOutcome::CgroupGone) => return,
             Err(error) => {
-                tracing::warn!(task = %task.key, "stopped watching for OOM kills: {error}");
+                tracing::warn!(
+                    namespace = %task.key.namespace,
+                    container_id = %task.key.id,
+                    "stopped watching for OOM kills: {error}",
+                );
                 return;
             }
         }
