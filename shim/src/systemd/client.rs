@@ -298,7 +298,10 @@ impl Systemd {
             .await;
         reply.map_err(|error| {
             let error = SystemdError::from_call(method, target, error);
-            crate::telemetry::record_failure(&span, &error);
+            // NoSuchUnit is an answer (every caller takes it as "not loaded"), not a failure.
+            if !error.is_no_such_unit() {
+                crate::telemetry::record_failure(&span, &error);
+            }
             error
         })
     }
