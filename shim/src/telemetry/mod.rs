@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn an_exec_span_carries_the_exec_id() {
         let ctx = FakeContext { metadata: HashMap::new() };
-        let spans = exported(|| drop(crate::task_span!("Start", ctx, "ns", "c1", "e1".to_string())));
+        let spans = exported(|| drop(crate::task_span!("Start", ctx, "ns", "c1", "e1")));
         let [span] = spans.as_slice() else { panic!("one span expected: {spans:?}") };
         assert_eq!(span.name, "task.Start");
         assert_eq!(attribute(span, "exec_id").as_deref(), Some("e1"));
