@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cri;
 pub mod docker;
 pub mod grpc;
+pub mod telemetry;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -437,7 +438,17 @@ pub mod direct {
     /// A task client for `namespace`, connected through the sandbox's root.
     pub async fn client(sandbox: &Sandbox, namespace: &str) -> TaskClient {
         let (run, address) = start_shim(sandbox, namespace, "probe");
-        let address = address.unwrap_or_else(|| panic!("start failed: {run:?}"));
+        connect(sandbox, address.unwrap_or_else(|| panic!("start failed: {run:?}"))).await
+    }
+
+    /// [`client`] for the daemon of the containerd at `containerd_address`, launched (when it
+    /// does not run yet) by a `start` with `env` (`NAME=value`) added to its environment.
+    pub async fn client_for(sandbox: &Sandbox, containerd_address: &str, env: &[&str], namespace: &str) -> TaskClient {
+        let (run, address) = start_shim_at(sandbox, containerd_address, env, namespace, "probe");
+        connect(sandbox, address.unwrap_or_else(|| panic!("start failed: {run:?}"))).await
+    }
+
+    async fn connect(sandbox: &Sandbox, address: String) -> TaskClient {
         let socket = address.strip_prefix("unix://").expect("unix address");
         let through_root = sandbox.host_path(socket);
         let client = ttrpc::asynchronous::Client::connect(&format!("unix://{}", through_root.display()))

@@ -123,9 +123,19 @@ fn the_daemon_logs_to_the_journal_of_its_unit() {
     let sandbox = Sandbox::get();
     let id = unique_id("journal");
     assert_eq!(sandbox.ctr_run("default", &id, &["true"]).code, 0);
+    let about_the_task = format!("CONTAINER_ID={id}");
     let logged = tests::wait_until(std::time::Duration::from_secs(10), || {
         let journal = sandbox.run(&["journalctl", "--no-pager", "-o", "cat", "-u", "containerd-shim-systemd-v1-*"]);
-        journal.stdout.contains("serving control requests") && journal.stdout.contains(&format!("task=default/{id}"))
+        let task_lines = sandbox.run(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-u",
+            "containerd-shim-systemd-v1-*",
+            &about_the_task,
+        ]);
+        journal.stdout.contains("serving control requests") && task_lines.stdout.contains("exited with status 0")
     });
     assert!(logged, "the daemon's journal lacks its start-up line or the exit of {id}");
 }
