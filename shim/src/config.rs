@@ -12,6 +12,10 @@
 //!
 //! [unit]
 //! slice = "containers.slice"       # Slice= of tasks whose spec names none
+//!
+//! [tracing]
+//! otlp_endpoint = "http://127.0.0.1:4318"  # where spans go (OTLP/HTTP, protobuf) when the
+//!                                          # daemon's environment names no endpoint
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -64,6 +68,16 @@ pub struct Config {
     pub task_defaults: TaskOptions,
     /// Unit-wide options (the default slice).
     pub unit_options: UnitOptions,
+    /// Span export.
+    pub tracing: TracingSettings,
+}
+
+/// `[tracing]`: where the daemon exports its spans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TracingSettings {
+    /// The OTLP/HTTP base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` takes it (`/v1/traces` is
+    /// appended); the environment's endpoint, when set, wins.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The file's schema: every table refuses keys it does not know.
@@ -75,6 +89,8 @@ struct ConfigFile {
     log_mode: Option<LogMode>,
     #[serde(default)]
     unit: UnitTable,
+    #[serde(default)]
+    tracing: TracingTable,
 }
 
 /// `[unit]`: defaults for the units tasks run in.
@@ -82,6 +98,13 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct UnitTable {
     slice: Option<String>,
+}
+
+/// `[tracing]`: span export.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TracingTable {
+    otlp_endpoint: Option<String>,
 }
 
 impl Config {
@@ -118,6 +141,12 @@ impl Config {
         if let Some(slice) = &file.unit.slice {
             validate_slice_name(slice).map_err(|error| invalid(format!("[unit] slice: {error}")))?;
         }
+        if let Some(endpoint) = &file.tracing.otlp_endpoint {
+            // The exporter speaks plain HTTP only (a collector on the host).
+            if !endpoint.starts_with("http://") || endpoint.len() == "http://".len() {
+                return Err(invalid(format!("[tracing] otlp_endpoint {endpoint:?} is not an http:// URL")));
+            }
+        }
         Ok(Config {
             task_defaults: TaskOptions {
                 runc_binary: file.runc_binary,
@@ -126,6 +155,7 @@ impl Config {
                 ..TaskOptions::default()
             },
             unit_options: UnitOptions { default_slice: file.unit.slice },
+            tracing: TracingSettings { otlp_endpoint: file.tracing.otlp_endpoint },
         })
     }
 }
@@ -149,12 +179,13 @@ mod tests {
     #[test]
     fn every_setting_is_read() {
         let text = "runc_binary = \"/usr/sbin/runc\"\nrunc_root = \"/run/r\"\nlog_mode = \"journal\"\n\n\
-                    [unit]\nslice = \"containers.slice\"\n";
+                    [unit]\nslice = \"containers.slice\"\n\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n";
         let config = parse(text).unwrap();
         assert_eq!(config.task_defaults.runc_binary.as_deref(), Some("/usr/sbin/runc"));
         assert_eq!(config.task_defaults.runc_root.as_deref(), Some("/run/r"));
         assert_eq!(config.task_defaults.log_mode, LogMode::Journal);
         assert_eq!(config.unit_options.default_slice.as_deref(), Some("containers.slice"));
+        assert_eq!(config.tracing.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
         assert!(!config.task_defaults.sd_notify && !config.task_defaults.no_pivot_root);
     }
 
@@ -184,6 +215,21 @@ mod tests {
                 name: "slice that is not a slice",
                 text: "[unit]\nslice = \"containers.service\"\n",
                 mentions: &["containers.service", "does not end in .slice"],
+            },
+            Case {
+                name: "unknown key in [tracing]",
+                text: "[tracing]\notlp_endpiont = \"http://a:4318\"\n",
+                mentions: &["line 2", "otlp_endpiont"],
+            },
+            Case {
+                name: "https endpoint",
+                text: "[tracing]\notlp_endpoint = \"https://a:4318\"\n",
+                mentions: &["otlp_endpoint", "https://a:4318", "http://"],
+            },
+            Case {
+                name: "endpoint without a host",
+                text: "[tracing]\notlp_endpoint = \"http://\"\n",
+                mentions: &["otlp_endpoint"],
             },
         ];
         for case in cases {

@@ -136,8 +136,9 @@ fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
     };
     // After the fds are taken (the exporter, when configured, starts a thread) and with the
     // runtime its requests run on.
-    let telemetry =
-        shim::telemetry::init(LogTarget::Service, flags.debug, Export::FromEnvironment(runtime.handle().clone()));
+    let configured_endpoint = config.config.tracing.otlp_endpoint.clone();
+    let export = Export::Otlp { runtime: runtime.handle().clone(), configured_endpoint };
+    let telemetry = shim::telemetry::init(LogTarget::Service, flags.debug, export);
     let code = match runtime.block_on(shim::daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -236,3 +236,23 @@ fn a_traceparent_sent_with_a_call_becomes_the_parent_of_its_span() {
     let create = our_task_span(&spans, "task.Create", &id).expect("checked above");
     assert!(names(&descendants(&spans, create)).contains(&"dbus.StartTransientUnit".to_string()));
 }
+
+#[test]
+fn the_configuration_files_otlp_endpoint_applies_when_the_environment_names_none() {
+    let sandbox = Sandbox::get();
+    let receiver = OtlpReceiver::start();
+    let config = sandbox.root.join(format!("{}.toml", unique_id("tracing-config")));
+    std::fs::write(&config, format!("[tracing]\notlp_endpoint = \"{}\"\n", receiver.endpoint())).expect("write config");
+    let config_env = format!("CONTAINERD_SHIM_SYSTEMD_CONFIG={}", config.display());
+    let containerd = SideContainerd::start(sandbox, &[&config_env]);
+    let namespace = "traced-by-config";
+    containerd.import_image(namespace);
+    let id = unique_id("configured");
+    containerd.ctr_run(namespace, &id, &["true"]).success("ctr run --rm");
+    let complete = |spans: &[ReceivedSpan]| {
+        ["task.Create", "task.Start", "task.Delete"].iter().all(|call| our_task_span(spans, call, &id).is_some())
+    };
+    let spans = receiver.wait_for(EXPORT_WAIT, complete);
+    let _ = std::fs::remove_file(&config);
+    assert!(complete(&spans), "missing spans for {id}: {:#?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+}

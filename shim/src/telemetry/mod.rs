@@ -33,8 +33,14 @@ const OUR_TARGETS: [&str; 5] = ["containerd_shim_systemd_v1", "shim", "runc_wrap
 pub enum Export {
     /// Never (`start`, `delete`, the helper: short-lived and on containerd's critical path).
     Off,
-    /// When the environment configures an OTLP endpoint, with requests run on this runtime.
-    FromEnvironment(tokio::runtime::Handle),
+    /// When the environment, or else the configuration file (`configured_endpoint`), names an
+    /// OTLP endpoint, with requests run on `runtime`.
+    Otlp {
+        /// The daemon's runtime.
+        runtime: tokio::runtime::Handle,
+        /// `[tracing] otlp_endpoint` of the configuration file.
+        configured_endpoint: Option<String>,
+    },
 }
 
 /// What [`init`] installed; [`Telemetry::shutdown`] flushes spans not yet exported.
@@ -61,7 +67,7 @@ impl Telemetry {
 }
 
 /// Installs the global subscriber: the log sink for `target` at info (debug with `debug`), and
-/// with [`Export::FromEnvironment`] the OpenTelemetry layer when an endpoint is configured.
+/// with [`Export::Otlp`] the OpenTelemetry layer when an endpoint is configured.
 /// Without an endpoint, no exporter, thread or client is created.
 pub fn init(target: LogTarget, debug: bool, export: Export) -> Telemetry {
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
@@ -71,18 +77,20 @@ pub fn init(target: LogTarget, debug: bool, export: Export) -> Telemetry {
     let mut provider = None;
     let mut export_problem = None;
     let mut endpoint = None;
-    if let Export::FromEnvironment(runtime) = export {
-        match otlp::export_setting(|name| std::env::var(name).ok()) {
+    if let Export::Otlp { runtime, configured_endpoint } = export {
+        match otlp::export_setting(|name| std::env::var(name).ok(), configured_endpoint.as_deref()) {
             ExportSetting::Off => {}
             ExportSetting::Unsupported { reason } => export_problem = Some(format!("not exporting traces: {reason}")),
-            ExportSetting::Http { endpoint: configured, timeout } => match otlp::tracer_provider(&runtime, timeout) {
-                Ok(built) => {
-                    layers.push(otel_layer(&built, debug));
-                    provider = Some(built);
-                    endpoint = Some(configured);
+            ExportSetting::Http { endpoint: named, traces_url, timeout } => {
+                match otlp::tracer_provider(&runtime, traces_url.as_deref(), timeout) {
+                    Ok(built) => {
+                        layers.push(otel_layer(&built, debug));
+                        provider = Some(built);
+                        endpoint = Some(named);
+                    }
+                    Err(error) => export_problem = Some(format!("not exporting traces to {named}: {error}")),
                 }
-                Err(error) => export_problem = Some(format!("not exporting traces to {configured}: {error}")),
-            },
+            }
         }
     }
     // Only fails when a subscriber is already installed (tests), which then stays.

@@ -64,8 +64,11 @@ pub enum ExportSetting {
     Off,
     /// Export to `endpoint`, each request bounded by `timeout`.
     Http {
-        /// The configured endpoint (generic or traces-specific), for the log.
+        /// The endpoint (generic or traces-specific), for the log.
         endpoint: String,
+        /// The traces URL to give the exporter, for an endpoint from the configuration file;
+        /// `None` when the exporter reads it from the environment itself.
+        traces_url: Option<String>,
         /// Deadline of one export request.
         timeout: Duration,
     },
@@ -76,8 +79,9 @@ pub enum ExportSetting {
     },
 }
 
-/// Reads the export setting through `var` (the environment, in the daemon).
-pub fn export_setting(var: impl Fn(&str) -> Option<String>) -> ExportSetting {
+/// Reads the export setting through `var` (the environment, in the daemon); `configured` is the
+/// configuration file's endpoint, used when the environment names none.
+pub fn export_setting(var: impl Fn(&str) -> Option<String>, configured: Option<&str>) -> ExportSetting {
     let non_empty = |name: &str| var(name).map(|value| value.trim().to_string()).filter(|value| !value.is_empty());
     if non_empty(SDK_DISABLED).is_some_and(|value| value.eq_ignore_ascii_case("true")) {
         return ExportSetting::Off;
@@ -89,8 +93,12 @@ pub fn export_setting(var: impl Fn(&str) -> Option<String>) -> ExportSetting {
             return ExportSetting::Unsupported { reason: format!("{TRACES_EXPORTER}={other} (only otlp is supported)") }
         }
     }
-    let Some(endpoint) = non_empty(TRACES_ENDPOINT).or_else(|| non_empty(ENDPOINT)) else {
-        return ExportSetting::Off;
+    let from_environment = non_empty(TRACES_ENDPOINT).or_else(|| non_empty(ENDPOINT));
+    let (endpoint, traces_url) = match (from_environment, configured.filter(|endpoint| !endpoint.is_empty())) {
+        (Some(endpoint), _) => (endpoint, None),
+        // As OTEL_EXPORTER_OTLP_ENDPOINT: a base URL, the signal's path appended.
+        (None, Some(base)) => (base.to_string(), Some(format!("{}/v1/traces", base.trim_end_matches('/')))),
+        (None, None) => return ExportSetting::Off,
     };
     if let Some(protocol) = non_empty(TRACES_PROTOCOL).or_else(|| non_empty(PROTOCOL)) {
         if protocol != "http/protobuf" {
@@ -111,21 +119,26 @@ pub fn export_setting(var: impl Fn(&str) -> Option<String>) -> ExportSetting {
         .and_then(|millis| millis.parse().ok())
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_TIMEOUT);
-    ExportSetting::Http { endpoint, timeout }
+    ExportSetting::Http { endpoint, traces_url, timeout }
 }
 
-/// A tracer provider exporting in batches over OTLP/HTTP, with requests run on `runtime`. The
-/// exporter reads its endpoint and protocol settings from the environment itself.
-pub fn tracer_provider(runtime: &Handle, timeout: Duration) -> Result<SdkTracerProvider, ExporterBuildError> {
+/// A tracer provider exporting in batches over OTLP/HTTP to `traces_url`, or where the
+/// environment says when it is `None`, with requests run on `runtime`.
+pub fn tracer_provider(
+    runtime: &Handle,
+    traces_url: Option<&str>,
+    timeout: Duration,
+) -> Result<SdkTracerProvider, ExporterBuildError> {
     let client = RuntimeHttpClient {
         runtime: runtime.clone(),
         inner: Arc::new(HyperClient::with_default_connector(timeout, None)),
     };
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(client)
-        .with_timeout(timeout)
-        .build()?;
+    let mut builder =
+        opentelemetry_otlp::SpanExporter::builder().with_http().with_http_client(client).with_timeout(timeout);
+    if let Some(url) = traces_url {
+        builder = builder.with_endpoint(url);
+    }
+    let exporter = builder.build()?;
     let resource = Resource::builder()
         .with_service_name(IDENTIFIER)
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
@@ -156,9 +169,9 @@ mod tests {
 
     use super::*;
 
-    fn setting(vars: &[(&str, &str)]) -> ExportSetting {
+    fn setting(vars: &[(&str, &str)], configured: Option<&str>) -> ExportSetting {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        export_setting(|name| vars.get(name).cloned())
+        export_setting(|name| vars.get(name).cloned(), configured)
     }
 
     #[test]
@@ -169,7 +182,11 @@ mod tests {
             expected: Result<ExportSetting, &'static str>,
         }
         let http = |endpoint: &str, millis| {
-            Ok(ExportSetting::Http { endpoint: endpoint.into(), timeout: Duration::from_millis(millis) })
+            Ok(ExportSetting::Http {
+                endpoint: endpoint.into(),
+                traces_url: None,
+                timeout: Duration::from_millis(millis),
+            })
         };
         let cases = [
             Case { name: "nothing set", vars: &[], expected: Ok(ExportSetting::Off) },
@@ -227,7 +244,7 @@ mod tests {
             },
         ];
         for case in cases {
-            let actual = setting(case.vars);
+            let actual = setting(case.vars, None);
             match (&case.expected, &actual) {
                 (Ok(expected), actual) => assert_eq!(actual, expected, "{}", case.name),
                 (Err(needle), ExportSetting::Unsupported { reason }) => {
@@ -236,6 +253,26 @@ mod tests {
                 (Err(_), actual) => panic!("{}: expected unsupported, got {actual:?}", case.name),
             }
         }
+    }
+
+    #[test]
+    fn the_configuration_files_endpoint_applies_when_the_environment_names_none() {
+        let configured = Some("http://collector:4318/");
+        assert_eq!(
+            setting(&[], configured),
+            ExportSetting::Http {
+                endpoint: "http://collector:4318/".into(),
+                traces_url: Some("http://collector:4318/v1/traces".into()),
+                timeout: DEFAULT_TIMEOUT,
+            }
+        );
+        let from_environment = setting(&[(ENDPOINT, "http://env:4318")], configured);
+        let expected =
+            ExportSetting::Http { endpoint: "http://env:4318".into(), traces_url: None, timeout: DEFAULT_TIMEOUT };
+        assert_eq!(from_environment, expected, "the environment wins");
+        assert_eq!(setting(&[(SDK_DISABLED, "true")], configured), ExportSetting::Off);
+        assert!(matches!(setting(&[(PROTOCOL, "grpc")], configured), ExportSetting::Unsupported { .. }));
+        assert_eq!(setting(&[], Some("")), ExportSetting::Off);
     }
 
     #[test]
