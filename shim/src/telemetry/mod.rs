@@ -247,6 +247,22 @@ mod tests {
     }
 
     #[test]
+    fn debug_lowers_our_level_to_debug_and_other_crates_to_info() {
+        use tracing::Level;
+        let normal = level_filter(false);
+        assert!(normal.would_enable("shim::daemon::exits", &Level::INFO));
+        assert!(!normal.would_enable("shim::daemon::exits", &Level::DEBUG));
+        assert!(normal.would_enable("runc_wrap::runc", &Level::INFO));
+        assert!(!normal.would_enable("zbus::connection", &Level::INFO));
+        assert!(normal.would_enable("ttrpc::asynchronous::server", &Level::WARN));
+        let debug = level_filter(true);
+        assert!(debug.would_enable("shim::daemon::exits", &Level::DEBUG));
+        assert!(debug.would_enable("containerd_shim_systemd_v1", &Level::DEBUG));
+        assert!(debug.would_enable("zbus::connection", &Level::INFO));
+        assert!(!debug.would_enable("zbus::connection", &Level::DEBUG));
+    }
+
+    #[test]
     fn a_failed_call_marks_its_span_as_an_error() {
         let ctx = FakeContext { metadata: HashMap::new() };
         let spans = exported(|| {
