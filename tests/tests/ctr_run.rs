@@ -93,7 +93,11 @@ fn task_rm_removes_a_stopped_task_and_everything_it_had() {
     assert!(sandbox.unit_loaded(&unit), "a failed container's unit stays visible until deleted");
     assert_eq!(sandbox.unit_property(&unit, "ExecMainStatus"), "7");
 
-    // ExecStopPost recorded the exit durably, next to the task's other files in the bundle.
+    // The unit keeps the exit until the task is deleted; when the unit stops (Delete, or an
+    // operator's `systemctl stop` while no daemon runs), ExecStopPost records it durably, next
+    // to the task's other files in the bundle.
+    assert_eq!(sandbox.unit_property(&unit, "SubState"), "exited");
+    sandbox.run(&["systemctl", "stop", &unit]).success("systemctl stop");
     let exit_state =
         sandbox.host_path(format!("/run/containerd/io.containerd.runtime.v2.task/default/{id}/exit-state.json"));
     let recorded = tests::wait_until(std::time::Duration::from_secs(10), || exit_state.exists());

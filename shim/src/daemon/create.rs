@@ -319,6 +319,7 @@ impl TaskManager {
                     if let Some(exit) = raced_exit {
                         self.events.task_exited(task, pid, exit);
                         task.announce_exit(exit);
+                        super::exits::log_init_exit(task, pid, exit);
                     }
                 }
                 Err(refused) => tracing::error!(task = %task.key, "task is {} at the end of create", refused.state),

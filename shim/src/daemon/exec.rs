@@ -124,6 +124,7 @@ impl TaskManager {
                             if let Some(exit) = raced_exit {
                                 self.events.exec_exited(&task, &exec, pid, exit);
                                 exec.announce_exit(exit);
+                                super::exits::log_exec_exit(&task, &exec, pid, exit);
                             }
                         }
                         Err(refused) => {

@@ -83,13 +83,7 @@ impl TaskManager {
             if let Some((pid, exit)) = observed {
                 self.events.exec_exited(task, exec, pid, exit);
                 exec.announce_exit(exit);
-                tracing::info!(
-                    namespace = %task.key.namespace,
-                    container_id = %task.key.id,
-                    exec_id = %exec.exec_id,
-                    "exec process {pid} exited with status {}",
-                    exit.status,
-                );
+                log_exec_exit(task, exec, pid, exit);
             }
             observed.is_some()
         };
@@ -124,13 +118,7 @@ impl TaskManager {
             if let Some((pid, exit)) = observed {
                 self.events.task_exited(task, pid, exit);
                 task.announce_exit(exit);
-                tracing::info!(
-                    namespace = %task.key.namespace,
-                    container_id = %task.key.id,
-                    unit = %task.unit,
-                    "init {pid} exited with status {}",
-                    exit.status,
-                );
+                log_init_exit(task, pid, exit);
             }
             observed.is_some()
         };
@@ -138,6 +126,29 @@ impl TaskManager {
             drop(self.state.save(task));
         }
     }
+}
+
+/// The journal line of an init's exit (with the task's fields), wherever it is published from.
+pub(super) fn log_init_exit(task: &Task, pid: u32, exit: Exit) {
+    tracing::info!(
+        namespace = %task.key.namespace,
+        container_id = %task.key.id,
+        unit = %task.unit,
+        "init {pid} exited with status {}",
+        exit.status,
+    );
+}
+
+/// The journal line of an exec process's exit.
+pub(super) fn log_exec_exit(task: &Task, exec: &ExecProcess, pid: u32, exit: Exit) {
+    tracing::info!(
+        namespace = %task.key.namespace,
+        container_id = %task.key.id,
+        exec_id = %exec.exec_id,
+        unit = %exec.unit,
+        "exec process {pid} exited with status {}",
+        exit.status,
+    );
 }
 
 pub(super) fn exit_time(exited_at_usec: u64) -> SystemTime {

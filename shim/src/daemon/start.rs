@@ -34,6 +34,7 @@ impl TaskManager {
             if let Some(exit) = exit {
                 self.events.task_exited(&task, pid, exit);
                 task.announce_exit(exit);
+                super::exits::log_init_exit(&task, pid, exit);
             }
             pid
         };
