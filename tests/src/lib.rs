@@ -146,6 +146,34 @@ impl Sandbox {
         self.wait_for_status(namespace, id, "RUNNING")
     }
 
+    /// Runs `shell_command` under `script`, so it has a terminal of its own; `input` lines are
+    /// typed one by one, a pause apart. While it runs, `watch` is called once (in this thread),
+    /// e.g. to check the container it started.
+    pub fn in_terminal(&self, shell_command: &str, input: &[&str], watch: impl FnOnce()) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(&["script", "-qec", shell_command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script runs");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let lines: Vec<String> = input.iter().map(|line| format!("{line}\n")).collect();
+        let typist = std::thread::spawn(move || {
+            for line in lines {
+                std::thread::sleep(Duration::from_millis(700));
+                let _ = stdin.write_all(line.as_bytes());
+            }
+            // Hold the terminal's input open until the command is done with it.
+            std::thread::sleep(Duration::from_millis(700));
+        });
+        watch();
+        let run = finish(child);
+        typist.join().expect("typist");
+        run
+    }
+
     /// Starts `ctr -n NAMESPACE args…` in the background, its output captured.
     pub fn spawn_ctr(&self, namespace: &str, args: &[&str]) -> Child {
         let mut all = vec![self.ctr.as_str(), "-n", namespace];

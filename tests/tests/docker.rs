@@ -11,7 +11,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use tests::docker::{Container, Docker, IMAGE, RUNTIME_NAME};
-use tests::{finish, unique_id, wait_until, Run, Sandbox, RUNTIME};
+use tests::{finish, unique_id, wait_until, Sandbox, RUNTIME};
 
 /// How long a container may take to appear, or a unit to go, after the test asked.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,34 +41,6 @@ fn running<'a>(docker: &'a Docker, name: &str) -> Container<'a> {
     });
     assert!(appeared, "container {name} never ran");
     found.expect("found when it appeared")
-}
-
-/// Runs `shell_command` under `script`, so it has a terminal of its own; `input` lines are typed
-/// one by one, a pause apart. While it runs, `watch` is called once (in this thread) to check the
-/// container it started.
-fn in_terminal(shell_command: &str, input: &[&str], watch: impl FnOnce()) -> Run {
-    use std::io::Write;
-    let mut child = Sandbox::get()
-        .command(&["script", "-qec", shell_command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script runs");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let lines: Vec<String> = input.iter().map(|line| format!("{line}\n")).collect();
-    let typist = std::thread::spawn(move || {
-        for line in lines {
-            std::thread::sleep(Duration::from_millis(700));
-            let _ = stdin.write_all(line.as_bytes());
-        }
-        // Hold the terminal's input open until the command is done with it.
-        std::thread::sleep(Duration::from_millis(700));
-    });
-    watch();
-    let run = finish(child);
-    typist.join().expect("typist");
-    run
 }
 
 /// Asserts that a container run with `--rm` is gone, from Docker and from our runtime.
@@ -163,7 +135,7 @@ fn docker_run_it_gives_a_terminal_sized_like_the_clients() {
         docker.shell_prefix()
     );
     let mut container = None;
-    let run = in_terminal(&command, &[], || {
+    let run = Sandbox::get().in_terminal(&command, &[], || {
         let running = running(docker, &name);
         running.assert_runs_as_our_unit();
         assert_eq!(running.inspect("{{.Config.Tty}}"), "true");
@@ -182,7 +154,7 @@ fn docker_run_it_runs_an_interactive_shell() {
     let command =
         format!("{} run -it --rm --name {name} --network none --runtime {RUNTIME} {IMAGE} sh", docker.shell_prefix());
     let mut container = None;
-    let run = in_terminal(&command, &["echo hi-$((6*7))", "exit 7"], || {
+    let run = Sandbox::get().in_terminal(&command, &["echo hi-$((6*7))", "exit 7"], || {
         let running = running(docker, &name);
         running.assert_runs_as_our_unit();
         container = Some(running);
@@ -228,11 +200,11 @@ fn docker_exec_it_gives_an_interactive_shell_sized_like_the_clients() {
     container.assert_runs_as_our_unit();
     let sized =
         format!("stty rows 20 cols 70; {} exec -it {} sh -c 'sleep 1; stty size'", docker.shell_prefix(), container.id);
-    let run = in_terminal(&sized, &[], || {});
+    let run = Sandbox::get().in_terminal(&sized, &[], || {});
     assert!(run.stdout.contains("20 70"), "{run:?}");
 
     let shell = format!("{} exec -it {} sh", docker.shell_prefix(), container.id);
-    let run = in_terminal(&shell, &["echo hi-$((6*7))", "exit 7"], || {});
+    let run = Sandbox::get().in_terminal(&shell, &["echo hi-$((6*7))", "exit 7"], || {});
     assert!(run.stdout.contains("hi-42"), "the shell read our input and answered: {run:?}");
     assert_eq!(run.code, 7, "{run:?}");
     container.remove();

@@ -1,38 +1,11 @@
 //! Terminals: `ctr run -t` and `ctr task exec -t` inside a real terminal (`script` gives ctr a
 //! pty), window sizes following ResizePty, and an interactive shell.
 
-use std::io::Write;
-use std::process::Stdio;
-use std::time::Duration;
 
 use containerd_shim_protos::api::ResizePtyRequest;
 use tests::calls::code_of;
 use tests::direct::{client, context};
-use tests::{assert_nothing_left, finish, unique_id, Run, Sandbox, IMAGE, RUNTIME};
-
-/// Runs `shell_command` under `script`, so it has a controlling terminal of its own; `input`
-/// lines are typed one by one, a pause apart.
-fn in_terminal(sandbox: &Sandbox, shell_command: &str, input: &[&str]) -> Run {
-    let mut child = sandbox
-        .command(&["script", "-qec", shell_command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script runs");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let lines: Vec<String> = input.iter().map(|line| format!("{line}\n")).collect();
-    let typist = std::thread::spawn(move || {
-        for line in lines {
-            std::thread::sleep(Duration::from_millis(700));
-            let _ = stdin.write_all(line.as_bytes());
-        }
-        std::thread::sleep(Duration::from_millis(700));
-    });
-    let run = finish(child);
-    typist.join().expect("typist");
-    run
-}
+use tests::{assert_nothing_left, unique_id, Sandbox, IMAGE, RUNTIME};
 
 /// ctr sends ResizePty only after Start (with runc-v2 too), so the container reads its size a
 /// moment later.
@@ -45,7 +18,7 @@ fn ctr_run_t_gives_a_terminal_sized_like_the_clients() {
         "stty rows 33 cols 101; {} run -t --rm --runtime {RUNTIME} {IMAGE} {id} sh -c 'sleep 1; stty size; tty; exit 4'",
         sandbox.ctr
     );
-    let run = in_terminal(sandbox, &command, &[]);
+    let run = sandbox.in_terminal(&command, &[], || {});
     assert!(run.stdout.contains("33 101\r"), "ResizePty reached the container's terminal: {run:?}");
     assert!(run.stdout.contains("/dev/pts/0"), "{run:?}");
     assert_eq!(run.code, 4, "{run:?}");
@@ -59,11 +32,11 @@ fn exec_t_gives_an_interactive_shell_with_the_clients_size() {
     sandbox.ctr_run_detached("default", &id, &["sleep", "1000"]);
     let sized =
         format!("stty rows 20 cols 70; {} task exec -t --exec-id size {id} sh -c 'sleep 1; stty size'", sandbox.ctr);
-    let run = in_terminal(sandbox, &sized, &[]);
+    let run = sandbox.in_terminal(&sized, &[], || {});
     assert!(run.stdout.contains("20 70"), "{run:?}");
 
     let shell = format!("{} task exec -t --exec-id shell {id} sh", sandbox.ctr);
-    let run = in_terminal(sandbox, &shell, &["echo hi-$((6*7))", "exit 7"]);
+    let run = sandbox.in_terminal(&shell, &["echo hi-$((6*7))", "exit 7"], || {});
     assert!(run.stdout.contains("hi-42"), "the shell read our input and answered: {run:?}");
     assert_eq!(run.code, 7, "{run:?}");
     sandbox.remove_task("default", &id);
