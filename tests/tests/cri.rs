@@ -242,9 +242,6 @@ async fn pod_lifecycle(handler: Handler) {
 }
 
 #[tokio::test]
-#[ignore = "known bug (issue 4): under tests/run, an ExecSync into our app container fails because its \
-            blkio cgroup (<unit>/container) is gone, after the runc-v2 baseline pod (systemd cgroup driver) \
-            in the same QoS slice; passes alone (cargo test -p tests --test cri -- --ignored)"]
 async fn cri_pod_runs_each_container_as_a_unit_in_the_pod_slice() {
     pod_lifecycle(Handler::Systemd).await;
 }

@@ -1,7 +1,6 @@
 //! Terminals: `ctr run -t` and `ctr task exec -t` inside a real terminal (`script` gives ctr a
 //! pty), window sizes following ResizePty, and an interactive shell.
 
-
 use containerd_shim_protos::api::ResizePtyRequest;
 use tests::calls::code_of;
 use tests::direct::{client, context};

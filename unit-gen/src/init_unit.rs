@@ -95,6 +95,22 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
         // status stays in `ExecMainCode`/`ExecMainStatus` (and in State, and in `TaskExit`).
         every_exit_is_success(),
         Property::new("TasksMax", PropertyValue::U64(TASKS_MAX_INFINITY)),
+        // Every controller realized for the unit (and its slices) from the start: when another
+        // unit in the same slice later asks systemd for a controller we had not (runc's systemd
+        // driver does, for CRI pods of other runtimes), systemd re-realizes the slice's children
+        // and would take the container's cgroup in that hierarchy from under it. Also what
+        // `systemctl status` needs to show the container's memory, CPU and tasks.
+        Property::new("MemoryAccounting", PropertyValue::Bool(true)),
+        Property::new("CPUAccounting", PropertyValue::Bool(true)),
+        Property::new("IOAccounting", PropertyValue::Bool(true)),
+        Property::new("TasksAccounting", PropertyValue::Bool(true)),
+        // …and the devices controller, with rules that allow every device: the container's own
+        // device rules are runc's, in its cgroup below.
+        Property::new("DevicePolicy", PropertyValue::Str("auto".into())),
+        Property::new(
+            "DeviceAllow",
+            PropertyValue::DeviceRules(vec![("char-*".into(), "rwm".into()), ("block-*".into(), "rwm".into())]),
+        ),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ]);
     // No `AddRef` (it needs a bus name to track, which systemd's private socket lacks) and the
@@ -195,6 +211,10 @@ mod tests {
         assert_eq!(unit.property("Delegate"), Some(&PropertyValue::Bool(true)));
         assert_eq!(unit.property("TasksMax"), Some(&PropertyValue::U64(u64::MAX)));
         assert_eq!(unit.property("RemainAfterExit"), Some(&PropertyValue::Bool(true)));
+        for accounting in ["MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting"] {
+            assert_eq!(unit.property(accounting), Some(&PropertyValue::Bool(true)), "{accounting}");
+        }
+        assert!(matches!(unit.property("DeviceAllow"), Some(PropertyValue::DeviceRules(rules)) if rules.len() == 2));
         let Some(PropertyValue::ExitStatusSet { codes, signals }) = unit.property("SuccessExitStatus") else {
             panic!("SuccessExitStatus missing: {unit:?}");
         };
