@@ -133,7 +133,7 @@ fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
     let sandbox = Sandbox::get();
     let namespace = "restart-load";
     sandbox.ensure_image(namespace);
-    let (unit, _) = sandbox.daemon();
+
     let runs: Vec<(String, std::process::Child)> = (0..20)
         .map(|n| {
             let id = unique_id(&format!("load{n}"));
@@ -146,6 +146,8 @@ fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
+    // The runs have launched the daemon by now, if none ran before.
+    let (unit, _) = sandbox.daemon();
     sandbox.run(&["systemctl", "daemon-reload"]).success("daemon-reload");
     sandbox.run(&["systemctl", "restart", &unit]).success("restart the daemon");
     for (n, (id, child)) in runs.into_iter().enumerate() {
