@@ -73,11 +73,16 @@ impl EventSender {
         self.send(&task.key.namespace, topics::TASK_START_EVENT_TOPIC, Box::new(event));
     }
 
-    /// `TaskExit` of the init process.
+    /// `TaskExit` of the init process (whose id is the task's).
     pub fn task_exited(&self, task: &Task, pid: u32, exit: Exit) {
+        self.exited(task, &task.key.id, pid, exit);
+    }
+
+    /// `TaskExit` of process `id` of `task`.
+    fn exited(&self, task: &Task, id: &str, pid: u32, exit: Exit) {
         let event = TaskExit {
             container_id: task.key.id.clone(),
-            id: task.key.id.clone(),
+            id: id.to_string(),
             pid,
             exit_status: exit.status,
             exited_at: Some(timestamp(exit.at)).into(),
@@ -106,15 +111,7 @@ impl EventSender {
 
     /// `TaskExit` of an exec process (its id is the exec id).
     pub fn exec_exited(&self, task: &Task, exec: &ExecProcess, pid: u32, exit: Exit) {
-        let event = TaskExit {
-            container_id: task.key.id.clone(),
-            id: exec.exec_id.clone(),
-            pid,
-            exit_status: exit.status,
-            exited_at: Some(timestamp(exit.at)).into(),
-            ..Default::default()
-        };
-        self.send(&task.key.namespace, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
+        self.exited(task, &exec.exec_id, pid, exit);
     }
 
     /// `TaskPaused`.
