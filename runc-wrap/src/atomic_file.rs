@@ -39,6 +39,16 @@ pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<(),
 }
 
 /// Reads and parses the JSON file at `path`.
+/// The pid in a pid file (`runc --pid-file`): a positive number, surrounding whitespace allowed.
+pub fn read_pid_file(path: &Path) -> Result<u32, Error> {
+    let text = fs::read_to_string(path).map_err(|source| Error::StateFile { path: path.to_path_buf(), source })?;
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|pid| *pid > 0 && i32::try_from(*pid).is_ok())
+        .ok_or_else(|| Error::BadPidFile { path: path.to_path_buf(), contents: text.clone() })
+}
+
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
     let bytes = fs::read(path).map_err(|source| Error::StateFile { path: path.to_path_buf(), source })?;
     serde_json::from_slice(&bytes).map_err(|source| Error::Decode { path: path.to_path_buf(), source })
@@ -96,6 +106,19 @@ pub fn remove_if_present(path: &Path) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pid_files_hold_one_positive_pid() {
+        let dir = std::env::temp_dir().join(format!("runc-wrap-pid-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pid");
+        for (contents, expected) in [("42", Some(42)), ("42\n", Some(42)), ("0", None), ("-1", None), ("x", None)] {
+            fs::write(&path, contents).unwrap();
+            assert_eq!(read_pid_file(&path).ok(), expected, "{contents:?}");
+        }
+        assert!(matches!(read_pid_file(&dir.join("missing")), Err(Error::StateFile { .. })));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn scratch_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("runc-wrap-{name}-{}", std::process::id()));

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::atomic_file::{read_json, write_json_atomically};
+use crate::atomic_file::{read_json, read_pid_file, write_json_atomically};
 use crate::helper::cgroup::place_container_cgroup;
 use crate::helper::config_patch::expose_notify_socket;
 use crate::helper::pipe_copier::start_pipe_copier;
@@ -108,9 +108,8 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
             .map_err(|e| (HelperStage::Console, e))?;
     }
     if request.sd_notify {
-        let pid = std::fs::read_to_string(&request.pid_file)
-            .map_err(|source| (HelperStage::Notify, Error::StateFile { path: request.pid_file.clone(), source }))?;
-        crate::notify::notify(&format!("MAINPID={}", pid.trim()))
+        let pid = read_pid_file(&request.pid_file).map_err(|error| (HelperStage::Notify, error))?;
+        crate::notify::notify(&format!("MAINPID={pid}"))
             .map_err(|source| (HelperStage::Notify, Error::StateFile { path: "NOTIFY_SOCKET".into(), source }))?;
     }
     Ok(0)

@@ -19,7 +19,7 @@ use nix::sys::signal::{raise, sigaction, SaFlags, SigAction, SigHandler, SigSet,
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::atomic_file::{read_json, write_json_atomically};
+use crate::atomic_file::{read_json, read_pid_file, write_json_atomically};
 use crate::helper::spawn::run_runc;
 use crate::helper::stdio::prepare_stdio;
 use crate::helper::terminal::{bind_console, start_copier};
@@ -116,17 +116,9 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
                 .map_err(|e| (HelperStage::Console, e))?;
         }
     }
-    read_pid(&request.pid_file).map_err(|error| (HelperStage::ExecRunc, error))
-}
-
-fn read_pid(path: &Path) -> Result<Pid, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::StateFile { path: path.to_path_buf(), source })?;
-    text.trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|pid| *pid > 0)
-        .map(Pid::from_raw)
-        .ok_or_else(|| Error::BadPidFile { path: path.to_path_buf(), contents: text.clone() })
+    let pid = read_pid_file(&request.pid_file).map_err(|error| (HelperStage::ExecRunc, error))?;
+    // read_pid_file only gives pids that fit a pid_t.
+    Ok(Pid::from_raw(pid as i32))
 }
 
 /// Forwards signals to `pid` until it ends; reaps every other child on the way.

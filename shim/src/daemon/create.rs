@@ -397,12 +397,8 @@ pub(super) async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
 }
 
 pub(super) async fn read_pid_file(path: &Path) -> Result<u32, Error> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|error| Error::io(format!("reading {}", path.display()), error))?;
-    text.trim().parse().map_err(|_| {
-        Error::io(format!("reading {}", path.display()), std::io::Error::other(format!("not a pid: {text:?}")))
-    })
+    let path = path.to_path_buf();
+    blocking("reading a pid file", move || runc_wrap::atomic_file::read_pid_file(&path)).await?.map_err(Error::State)
 }
 
 #[cfg(test)]
