@@ -216,6 +216,20 @@ impl Mount {
     }
 }
 
+/// Mount points of the cgroup hierarchies (v1 and v2) that `mountinfo` shows mounted at their
+/// root, in file order. A malformed mount table gives none.
+pub fn hierarchy_mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    match parse_mountinfo(Path::new("/proc/self/mountinfo"), mountinfo) {
+        Ok(mounts) => {
+            mounts.into_iter().filter(|mount| mount.root == Path::new("/")).map(|mount| mount.mount_point).collect()
+        }
+        Err(error) => {
+            tracing::warn!("{error}");
+            Vec::new()
+        }
+    }
+}
+
 /// The cgroup and cgroup2 mounts of a mountinfo file:
 /// `id parent major:minor root mount-point options [optional…] - fstype source super-options`.
 fn parse_mountinfo(file: &Path, text: &str) -> Result<Vec<Mount>, CgroupError> {

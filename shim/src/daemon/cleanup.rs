@@ -18,6 +18,7 @@ use unit_gen::UnitName;
 use super::exec::remove_exec_residue;
 
 use crate::blocking::blocking;
+use crate::cgroup::hierarchy_mount_points;
 use crate::error::Error;
 use crate::systemd::Systemd;
 
@@ -160,22 +161,7 @@ fn cgroup_hierarchies() -> Vec<PathBuf> {
     let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
-    parse_cgroup_mounts(&mountinfo)
-}
-
-/// From mountinfo lines (`id parent dev root mountpoint opts … - fstype source superopts`).
-fn parse_cgroup_mounts(mountinfo: &str) -> Vec<PathBuf> {
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let fs_type = after.split_whitespace().next()?;
-            let mut fields = before.split_whitespace();
-            let root = fields.nth(3)?;
-            let mount_point = fields.next()?;
-            (matches!(fs_type, "cgroup" | "cgroup2") && root == "/").then(|| PathBuf::from(mount_point))
-        })
-        .collect()
+    hierarchy_mount_points(&mountinfo)
 }
 
 #[cfg(test)]
@@ -203,7 +189,7 @@ mod tests {
 28 25 0:25 /nested /sys/fs/cgroup/bound rw - cgroup cgroup rw,cpu
 29 30 8:1 / / rw - ext4 /dev/vda rw";
         assert_eq!(
-            parse_cgroup_mounts(mountinfo),
+            hierarchy_mount_points(mountinfo),
             [PathBuf::from("/sys/fs/cgroup/unified"), PathBuf::from("/sys/fs/cgroup/memory")]
         );
     }
