@@ -18,7 +18,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,10 +64,16 @@ impl Frame {
 }
 
 async fn read_frame(reader: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Option<Frame>> {
+    read_frame_after(&[], reader).await
+}
+
+/// Reads a frame whose first bytes, `start` (at most a header's worth), were already read.
+async fn read_frame_after(start: &[u8], reader: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Option<Frame>> {
     let mut header = [0u8; HEADER_LENGTH];
-    match reader.read_exact(&mut header).await {
+    header[..start.len()].copy_from_slice(start);
+    match reader.read_exact(&mut header[start.len()..]).await {
         Ok(_) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && start.is_empty() => return Ok(None),
         Err(error) => return Err(error),
     }
     let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
@@ -81,6 +87,76 @@ async fn read_frame(reader: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result
     Ok(Some(Frame { bytes }))
 }
 
+/// What [`next_frame`] found on containerd's side of a connection.
+enum NextFrame {
+    /// A whole frame, counted in flight.
+    Frame(Frame),
+    /// A drain began before the next frame did: nothing more is read here.
+    Draining,
+    /// containerd closed the connection.
+    Closed,
+    /// Reading failed.
+    Failed(std::io::Error),
+}
+
+/// Waits for the next frame from containerd, unless a drain begins first.
+///
+/// A drain must never cut a frame in two, nor leave one read and unanswered: the old daemon
+/// would take it to its grave, and containerd would wait forever for the answer. So the wait
+/// is cut short by a drain up to the frame's first byte, and from then on the frame is read
+/// whole and counted in flight, which the drain waits for. Readiness alone is no sign of a
+/// frame (tokio keeps a socket "readable" until a read would block), so the first bytes are
+/// taken with a non-blocking read, and a read that would block goes back to waiting. Counting
+/// in flight before checking the drain flag, against the drain setting its flag before
+/// counting, leaves no gap between the two.
+async fn next_frame(
+    socket: &UnixStream,
+    reader: &mut Shared,
+    relays: &Relays,
+    draining: &mut watch::Receiver<bool>,
+) -> NextFrame {
+    loop {
+        tokio::select! {
+            biased;
+            () = until_draining(draining) => return NextFrame::Draining,
+            readable = socket.readable() => if let Err(error) = readable { return NextFrame::Failed(error) },
+        }
+        relays.started();
+        if relays.is_draining() {
+            relays.finished();
+            return NextFrame::Draining;
+        }
+        let mut header = [0u8; HEADER_LENGTH];
+        let first = match socket.try_read(&mut header) {
+            Ok(0) => Err(NextFrame::Closed),
+            Ok(count) => Ok(count),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                relays.finished();
+                continue;
+            }
+            Err(error) => Err(NextFrame::Failed(error)),
+        };
+        let frame = match first {
+            Ok(count) => read_frame_after(&header[..count], reader).await,
+            Err(outcome) => {
+                relays.finished();
+                return outcome;
+            }
+        };
+        return match frame {
+            Ok(Some(frame)) => NextFrame::Frame(frame),
+            Ok(None) => {
+                relays.finished();
+                NextFrame::Closed
+            }
+            Err(error) => {
+                relays.finished();
+                NextFrame::Failed(error)
+            }
+        };
+    }
+}
+
 /// What all relays share: connection ids unique across daemon restarts (pid and a counter),
 /// the count of short calls in flight, and the drain switch.
 pub struct Relays {
@@ -89,6 +165,8 @@ pub struct Relays {
     in_flight: AtomicUsize,
     answered: Notify,
     draining: watch::Sender<bool>,
+    /// Set with the watch, for the reader's check that must be ordered against `in_flight`.
+    draining_now: AtomicBool,
 }
 
 impl Relays {
@@ -100,6 +178,7 @@ impl Relays {
             in_flight: AtomicUsize::new(0),
             answered: Notify::new(),
             draining: watch::channel(false).0,
+            draining_now: AtomicBool::new(false),
         }
     }
 
@@ -117,6 +196,7 @@ impl Relays {
     }
 
     pub async fn drain(&self, timeout: Duration) {
+        self.draining_now.store(true, Ordering::SeqCst);
         self.draining.send_replace(true);
         let finished = tokio::time::timeout(timeout, async {
             loop {
@@ -131,6 +211,11 @@ impl Relays {
         if finished.is_err() {
             tracing::warn!("{} call(s) still unanswered after {timeout:?}", self.in_flight.load(Ordering::SeqCst));
         }
+    }
+
+    /// Whether a drain has begun; read after counting a call under way.
+    fn is_draining(&self) -> bool {
+        self.draining_now.load(Ordering::SeqCst)
     }
 
     /// Counts a call under way, which a drain waits for.
@@ -185,32 +270,35 @@ pub fn relay(
         }
         let mut draining = requests_relays.draining.subscribe();
         loop {
-            // A frame is read whole once it starts arriving; only the wait for it is cut short
-            // by a drain, so no request is ever half consumed.
-            tokio::select! {
-                biased;
-                // Keep the server's end open: closing it would end the calls still being answered.
-                () = until_draining(&mut draining) => {
+            match next_frame(&containerd_side, &mut from_containerd, &requests_relays, &mut draining).await {
+                NextFrame::Frame(frame) => {
+                    // The frame counts as in flight from its first byte (see `next_frame`). A
+                    // short call stays counted until its answer is written; anything else is
+                    // done once it is passed on (a `Wait` once it is noted, for replay).
+                    let short = frame.kind() == TYPE_REQUEST && !frame.is_wait_request();
+                    if frame.is_wait_request() {
+                        note(&requests_notes, &frame).await;
+                    }
+                    if short {
+                        lock(&requests_short).insert(frame.stream_id());
+                    }
+                    let forwarded = to_server.write_all(&frame.bytes).await;
+                    if !short {
+                        requests_relays.finished();
+                    }
+                    if forwarded.is_err() {
+                        return;
+                    }
+                }
+                NextFrame::Draining => {
+                    // Keep the server's end open: closing it would end the calls still being
+                    // answered. What containerd sends from now on waits for the next daemon.
                     let _kept_open = to_server;
                     std::future::pending::<()>().await;
                     return;
                 }
-                readable = containerd_side.readable() => if readable.is_err() { break },
-            }
-            match read_frame(&mut from_containerd).await {
-                Ok(Some(frame)) => {
-                    if frame.is_wait_request() {
-                        note(&requests_notes, &frame).await;
-                    } else if frame.kind() == TYPE_REQUEST {
-                        lock(&requests_short).insert(frame.stream_id());
-                        requests_relays.started();
-                    }
-                    if to_server.write_all(&frame.bytes).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
+                NextFrame::Closed => break,
+                NextFrame::Failed(error) => {
                     tracing::warn!("relaying a containerd connection: {error}");
                     break;
                 }
@@ -223,10 +311,14 @@ pub fn relay(
     tokio::spawn(async move {
         while let Ok(Some(frame)) = read_frame(&mut from_server).await {
             let was_short = frame.kind() == TYPE_RESPONSE && lock(&short_calls).remove(&frame.stream_id());
-            if frame.kind() == TYPE_RESPONSE && !was_short {
+            let written = to_containerd.write_all(&frame.bytes).await;
+            // The note goes only once the answer is out: a stopping daemon can answer a Wait
+            // (its process exited) and be gone before the write, and the next daemon must then
+            // replay it. A note that outlives its written answer costs one extra answer, which
+            // containerd drops as one for a finished call.
+            if frame.kind() == TYPE_RESPONSE && !was_short && written.is_ok() {
                 answered(&notes, frame.stream_id()).await;
             }
-            let written = to_containerd.write_all(&frame.bytes).await;
             if was_short {
                 relays.finished();
             }
@@ -386,6 +478,54 @@ mod tests {
         let third = read_frame(&mut b).await.unwrap().unwrap();
         assert_eq!((third.kind(), third.bytes.len()), (TYPE_RESPONSE, HEADER_LENGTH + 3));
         assert!(read_frame(&mut b).await.unwrap().is_none(), "end of stream");
+    }
+
+    /// containerd's end, the relay's end (as the relay holds it), and the shared state.
+    fn connection() -> (UnixStream, Arc<UnixStream>, Relays) {
+        let (containerd, daemon) = UnixStream::pair().unwrap();
+        (containerd, Arc::new(daemon), Relays::new(PathBuf::from("/nonexistent")))
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_began_before_a_drain_is_read_whole_and_counted_in_flight() {
+        let (mut containerd, daemon, relays) = connection();
+        let mut draining = relays.draining.subscribe();
+        let state = frame(3, TYPE_REQUEST, &request("containerd.task.v2.Task", "State"));
+        containerd.write_all(&state).await.unwrap();
+        let next = next_frame(&daemon, &mut Shared(Arc::clone(&daemon)), &relays, &mut draining).await;
+        let NextFrame::Frame(read) = next else { panic!("expected a frame") };
+        assert_eq!((read.stream_id(), read.bytes.len()), (3, state.len()));
+        assert_eq!(relays.in_flight.load(Ordering::SeqCst), 1, "counted until answered");
+    }
+
+    #[tokio::test]
+    async fn after_a_drain_begins_the_next_frame_is_left_in_the_socket_for_the_next_daemon() {
+        let (mut containerd, daemon, relays) = connection();
+        let relays = Arc::new(relays);
+        let mut draining = relays.draining.subscribe();
+        let create = frame(1, TYPE_REQUEST, &request("containerd.task.v2.Task", "Create"));
+        containerd.write_all(&create).await.unwrap();
+        let mut reader = Shared(Arc::clone(&daemon));
+        assert!(matches!(next_frame(&daemon, &mut reader, &relays, &mut draining).await, NextFrame::Frame(_)));
+        relays.finished();
+        // The socket still looks readable to tokio (no read has hit WouldBlock yet); the
+        // relay waits for the next frame while the drain begins, then the frame arrives.
+        let waiting = {
+            let (daemon, relays) = (Arc::clone(&daemon), Arc::clone(&relays));
+            tokio::spawn(async move {
+                let mut reader = Shared(Arc::clone(&daemon));
+                matches!(next_frame(&daemon, &mut reader, &relays, &mut draining).await, NextFrame::Draining)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        relays.drain(Duration::from_secs(5)).await;
+        let connect = frame(3, TYPE_REQUEST, &request("containerd.task.v2.Task", "Connect"));
+        containerd.write_all(&connect).await.unwrap();
+        assert!(waiting.await.unwrap(), "the relay stops at the drain");
+        assert_eq!(relays.in_flight.load(Ordering::SeqCst), 0);
+        let mut left = vec![0u8; connect.len()];
+        daemon.try_read(&mut left).expect("the frame is still in the socket");
+        assert_eq!(left, connect, "whole and unread");
     }
 
     #[tokio::test]
