@@ -14,7 +14,7 @@ use containerd_shim_protos::events::task::{
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageDyn;
 use containerd_shim_protos::topics;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::exec_process::ExecProcess;
 use super::task::{Exit, Task};
@@ -26,10 +26,17 @@ pub struct Event {
     message: Box<dyn MessageDyn + Send>,
 }
 
+/// What the publisher's queue carries.
+enum Queued {
+    Event(Event),
+    /// Answered once every event queued before it has been handed to containerd.
+    Flush(oneshot::Sender<()>),
+}
+
 /// The sending side of the event queue.
 #[derive(Clone)]
 pub struct EventSender {
-    sender: mpsc::UnboundedSender<Event>,
+    sender: mpsc::UnboundedSender<Queued>,
 }
 
 impl EventSender {
@@ -42,8 +49,20 @@ impl EventSender {
 
     fn send(&self, namespace: &str, topic: &'static str, message: Box<dyn MessageDyn + Send>) {
         let event = Event { namespace: namespace.to_string(), topic, message };
-        if self.sender.send(event).is_err() {
+        if self.sender.send(Queued::Event(event)).is_err() {
             tracing::error!("event publisher is gone; dropping {topic} event");
+        }
+    }
+
+    /// Waits (at most `timeout`) until every event queued so far has been handed to containerd;
+    /// a stopping daemon must not take events with it.
+    pub async fn flush(&self, timeout: Duration) {
+        let (flushed, done) = oneshot::channel();
+        if self.sender.send(Queued::Flush(flushed)).is_err() {
+            return;
+        }
+        if tokio::time::timeout(timeout, done).await.is_err() {
+            tracing::warn!("events still unpublished after {timeout:?}");
         }
     }
 
@@ -172,9 +191,16 @@ fn path_string(path: &Option<std::path::PathBuf>) -> String {
 
 /// Forwards events to containerd in order. The connection is made on first use and remade after
 /// failures; containerd-shim's publisher retries a failed forward itself.
-async fn publish_all(ttrpc_address: String, mut receiver: mpsc::UnboundedReceiver<Event>) {
+async fn publish_all(ttrpc_address: String, mut receiver: mpsc::UnboundedReceiver<Queued>) {
     let mut publisher: Option<RemotePublisher> = None;
-    while let Some(event) = receiver.recv().await {
+    while let Some(queued) = receiver.recv().await {
+        let event = match queued {
+            Queued::Event(event) => event,
+            Queued::Flush(flushed) => {
+                let _ = flushed.send(());
+                continue;
+            }
+        };
         let publisher = loop {
             if let Some(publisher) = publisher.as_ref() {
                 break publisher;

@@ -53,6 +53,14 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
 impl TaskManager {
     /// Routes the end of a unit's main process to the task's init or to exec `exec_id`.
     fn observe_unit_exit(&self, task: &Task, exec_id: Option<&str>, exit: ServiceExit) {
+        if !self.observes_exits() {
+            tracing::debug!(
+                namespace = %task.key.namespace,
+                container_id = %task.key.id,
+                "stopping: the next daemon takes over this exit",
+            );
+            return;
+        }
         match exec_id {
             None => self.observe_exit(task, exit),
             Some(exec_id) => match task.exec(exec_id) {

@@ -2,7 +2,7 @@
 //! event queue, daemon settings). Each verb lives in a file of its own (`create.rs`, …).
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,10 @@ pub struct TaskManager {
     pub(super) update_sequence: AtomicU64,
     /// The task table on disk.
     pub(super) state: StateStore,
+    /// Cleared when the daemon stops: exits seen from then on are left to the next daemon,
+    /// which finds them in systemd and publishes them; one whose `TaskExit` was queued here
+    /// but never sent would be lost.
+    observing_exits: AtomicBool,
 }
 
 impl TaskManager {
@@ -53,6 +57,7 @@ impl TaskManager {
             settings,
             update_sequence: AtomicU64::new(0),
             state,
+            observing_exits: AtomicBool::new(true),
         }
     }
 
@@ -91,9 +96,17 @@ impl TaskManager {
         })
     }
 
-    /// Waits until every task record change so far is on disk.
-    pub async fn flush_state(&self) {
+    /// Stops taking in exits, sends every queued event and writes every record: what a stopping
+    /// daemon owes containerd and the next daemon. Called once no request is being served.
+    pub async fn hand_over(&self, timeout: Duration) {
+        self.observing_exits.store(false, Ordering::SeqCst);
+        self.events.flush(timeout).await;
         self.state.flush().await;
+    }
+
+    /// Whether exits are still taken in (see [`TaskManager::hand_over`]).
+    pub(super) fn observes_exits(&self) -> bool {
+        self.observing_exits.load(Ordering::SeqCst)
     }
 
     /// How many tasks the daemon serves.

@@ -53,6 +53,8 @@ use state::StateStore;
 
 /// How long a stopping daemon waits for the calls it has read to be answered.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopping daemon tries to hand its queued events to containerd.
+const HAND_OVER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the daemon was asked to run.
 #[derive(Debug)]
@@ -131,7 +133,7 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
     }
     // New requests wait in the sockets for the next daemon; the ones read are answered first.
     namespaces.drain(DRAIN_TIMEOUT).await;
-    manager.flush_state().await;
+    manager.hand_over(HAND_OVER_TIMEOUT).await;
     // The socket files stay: after `systemctl restart` the next daemon serves the same sockets
     // from the fd store; after a stop, the next `start` finds them stale and binds anew.
     Ok(())
