@@ -126,8 +126,6 @@ fn containerd_restart_keeps_every_task_listed_and_manageable() {
 }
 
 #[test]
-#[ignore = "known bug (issue 3): about one run in three, the ctr run whose Create lands just as the \
-            daemon restarts hangs (the 137 is the harness's 120 s timeout); run with --ignored"]
 fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
     let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let sandbox = Sandbox::get();
@@ -172,5 +170,29 @@ fn a_client_waiting_through_a_daemon_crash_still_gets_the_exit_code() {
     sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
     let run = finish(child);
     assert_eq!(run.code, 9, "the Wait noted before the crash is answered by the next daemon: {run:?}");
+    assert_nothing_left(sandbox, namespace, &id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_exited_before_a_restart_answers_wait_at_once_after_it() {
+    let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sandbox = Sandbox::get();
+    let namespace = "restart-exited";
+    sandbox.ensure_image(namespace);
+    let id = unique_id("exited");
+    let run =
+        sandbox.ctr(namespace, &["run", "-d", "--runtime", tests::RUNTIME, tests::IMAGE, &id, "sh", "-c", "exit 5"]);
+    assert_eq!(run.code, 0, "ctr run -d: {run:?}");
+    sandbox.wait_for_status(namespace, &id, "STOPPED");
+    let (unit, _) = sandbox.daemon();
+    sandbox.run(&["systemctl", "restart", &unit]).success("restart the daemon");
+
+    let client = tests::direct::client(sandbox, namespace).await;
+    let waited = tokio::time::timeout(Duration::from_secs(10), tests::calls::wait(&client, &id)).await;
+    let deleted = sandbox.ctr(namespace, &["task", "delete", &id]);
+    let removed = sandbox.ctr(namespace, &["container", "delete", &id]);
+    let response = waited.expect("Wait on the adopted, exited task answers at once").expect("Wait succeeds");
+    assert_eq!(response.exit_status, 5, "{response:?}");
+    assert_eq!((deleted.code, removed.code), (0, 0), "{deleted:?} {removed:?}");
     assert_nothing_left(sandbox, namespace, &id);
 }

@@ -73,6 +73,11 @@ impl TaskManager {
         };
         let task = Arc::new(Task::creating(key.clone(), setup));
         *task.lifecycle() = record.lifecycle;
+        // A process that exited before the restart: its Waits (new ones and replayed ones)
+        // answer at once.
+        if let Some(exit) = record.lifecycle.exit() {
+            task.announce_exit(exit);
+        }
         if record.restore_pending {
             task.mark_restore_pending();
         }
@@ -82,6 +87,9 @@ impl TaskManager {
             let process =
                 Arc::new(ExecProcess::added(exec.exec_id.clone(), unit, dir, exec.stdio.clone(), exec.terminal));
             *process.lifecycle() = exec.lifecycle;
+            if let Some(exit) = exec.lifecycle.exit() {
+                process.announce_exit(exit);
+            }
             self.tasks.add_exec_unit(process.unit_path.clone(), key.clone(), exec.exec_id.clone());
             let _ = task.insert_exec(process);
         }
