@@ -58,6 +58,10 @@ pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
             // from its state files, so containerd notices nothing.
             Property::new("Restart", PropertyValue::Str("always".into())),
             Property::new("RestartUSec", PropertyValue::U64(RESTART_USEC)),
+            // No start rate limit: one that is hit fails the unit for good, and with it goes
+            // the fd store, which holds every containerd connection. An operator restarting it
+            // a few times in a row must not cost that; a crash loop is paced by RestartUSec.
+            Property::new("StartLimitIntervalUSec", PropertyValue::U64(0)),
             Property::new("FileDescriptorStoreMax", PropertyValue::U32(FD_STORE_MAX)),
             // One connection per task from containerd, kept in the fd store too.
             Property::new("LimitNOFILE", PropertyValue::U64(OPEN_FILES)),
@@ -104,6 +108,7 @@ mod tests {
     fn daemon_restarts_and_keeps_its_descriptors() {
         let unit = render_daemon_unit(&request());
         assert_eq!(unit.property("Restart"), Some(&PropertyValue::Str("always".into())));
+        assert_eq!(unit.property("StartLimitIntervalUSec"), Some(&PropertyValue::U64(0)), "never rate limited");
         assert_eq!(unit.property("FileDescriptorStoreMax"), Some(&PropertyValue::U32(FD_STORE_MAX)));
         assert_eq!(unit.property("KillMode"), Some(&PropertyValue::Str("process".into())));
         assert_eq!(unit.property("LimitNOFILE"), Some(&PropertyValue::U64(OPEN_FILES)));

@@ -180,6 +180,8 @@ fn render_service(spec: &InstallSpec, identity: &DaemonIdentity) -> Result<Strin
     // Started alone, the daemon would bind the control socket itself, and the socket unit could
     // take the path from under it later.
     let _ = writeln!(text, "Requires={socket_unit}\nAfter={socket_unit}");
+    text.push_str("# Never rate limited: a unit that hits the limit fails, and its fd store goes with it.\n");
+    text.push_str("StartLimitIntervalSec=0\n");
     text.push_str("\n[Service]\nType=notify\nNotifyAccess=main\n");
     let _ = writeln!(text, "ExecStart={exec_start}");
     let _ = writeln!(text, "Environment={}", environment_entry("TTRPC_ADDRESS", &spec.ttrpc_address));
@@ -282,6 +284,8 @@ WantedBy=sockets.target
 Description=containerd-shim-systemd-v1 daemon for containerd at /run/containerd/containerd.sock
 Requires=containerd-shim-systemd-v1-84d36bdd197595f4.socket
 After=containerd-shim-systemd-v1-84d36bdd197595f4.socket
+# Never rate limited: a unit that hits the limit fails, and its fd store goes with it.
+StartLimitIntervalSec=0
 
 [Service]
 Type=notify
@@ -357,6 +361,8 @@ OOMScoreAdjust=-500
         assert_eq!(setting("Type"), text("Type"));
         assert_eq!(setting("NotifyAccess"), text("NotifyAccess"));
         assert_eq!(setting("Restart"), text("Restart"));
+        assert_eq!(transient.property("StartLimitIntervalUSec"), Some(&PropertyValue::U64(0)));
+        assert_eq!(setting("StartLimitIntervalSec"), "0");
         assert_eq!(transient.property("RestartUSec"), Some(&PropertyValue::U64(100_000)), "RestartSec={RESTART_DELAY}");
         assert_eq!(
             transient.property("UMask"),
