@@ -6,32 +6,20 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use containerd_shim::publisher::RemotePublisher;
 use containerd_shim_protos::events::task::{
     TaskCheckpointed, TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
     TaskResumed, TaskStart,
 };
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageDyn;
+use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::topics;
 use tokio::sync::{mpsc, oneshot};
 
 use super::exec_process::ExecProcess;
+use super::publisher::{publish_all, Queued};
 use super::task::{Exit, Task};
-
-/// One event for containerd.
-pub struct Event {
-    namespace: String,
-    topic: &'static str,
-    message: Box<dyn MessageDyn + Send>,
-}
-
-/// What the publisher's queue carries.
-enum Queued {
-    Event(Event),
-    /// Answered once every event queued before it has been handed to containerd.
-    Flush(oneshot::Sender<()>),
-}
 
 /// The sending side of the event queue.
 #[derive(Clone)]
@@ -48,13 +36,27 @@ impl EventSender {
     }
 
     fn send(&self, namespace: &str, topic: &'static str, message: Box<dyn MessageDyn + Send>) {
-        let event = Event { namespace: namespace.to_string(), topic, message };
-        if self.sender.send(Queued::Event(event)).is_err() {
+        let message: &dyn MessageDyn = &*message;
+        let mut body = Vec::new();
+        if let Err(error) = message.write_to_vec_dyn(&mut body) {
+            tracing::error!("encoding the {topic} event: {error}; dropping it");
+            return;
+        }
+        let event =
+            Any { type_url: message.descriptor_dyn().full_name().to_string(), value: body, ..Default::default() };
+        let envelope = Envelope {
+            timestamp: Some(timestamp(SystemTime::now())).into(),
+            namespace: namespace.to_string(),
+            topic: topic.to_string(),
+            event: Some(event).into(),
+            ..Default::default()
+        };
+        if self.sender.send(Queued::Event(envelope)).is_err() {
             tracing::error!("event publisher is gone; dropping {topic} event");
         }
     }
 
-    /// Waits (at most `timeout`) until every event queued so far has been handed to containerd;
+    /// Waits (at most `timeout`) until containerd has taken every event queued so far;
     /// a stopping daemon must not take events with it.
     pub async fn flush(&self, timeout: Duration) {
         let (flushed, done) = oneshot::channel();
@@ -187,35 +189,4 @@ pub fn timestamp(time: SystemTime) -> Timestamp {
 
 fn path_string(path: &Option<std::path::PathBuf>) -> String {
     path.as_ref().map(|path| path.display().to_string()).unwrap_or_default()
-}
-
-/// Forwards events to containerd in order. The connection is made on first use and remade after
-/// failures; containerd-shim's publisher retries a failed forward itself.
-async fn publish_all(ttrpc_address: String, mut receiver: mpsc::UnboundedReceiver<Queued>) {
-    let mut publisher: Option<RemotePublisher> = None;
-    while let Some(queued) = receiver.recv().await {
-        let event = match queued {
-            Queued::Event(event) => event,
-            Queued::Flush(flushed) => {
-                let _ = flushed.send(());
-                continue;
-            }
-        };
-        let publisher = loop {
-            if let Some(publisher) = publisher.as_ref() {
-                break publisher;
-            }
-            match RemotePublisher::new(&ttrpc_address).await {
-                Ok(connected) => publisher = Some(connected),
-                Err(error) => {
-                    tracing::warn!("connecting to containerd at {ttrpc_address} to publish events: {error}; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        };
-        let Event { namespace, topic, message } = event;
-        if let Err(error) = publisher.publish(Default::default(), topic, &namespace, message).await {
-            tracing::error!("publishing {topic} for namespace {namespace}: {error}");
-        }
-    }
 }

@@ -16,6 +16,7 @@ mod manager;
 mod options;
 mod pause;
 mod pids;
+mod publisher;
 mod request;
 mod resize;
 mod server;
