@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tests::{assert_nothing_left, finish, unique_id, wait_until, Sandbox};
+use tests::{assert_nothing_left, finish, unique_id, wait_until, EventWatcher, Sandbox};
 
 static RESTARTS: Mutex<()> = Mutex::new(());
 
@@ -37,6 +37,27 @@ fn dead_shim_reports(sandbox: &Sandbox, since: &str, until: &str, ids: &[String]
         .collect()
 }
 
+/// The lifecycle events of a task whose init ran and exited, in order, once each.
+const LIFECYCLE: [&str; 4] = ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"];
+
+/// Asserts that containerd got exactly the events `expected(id)` for each task, in that order:
+/// no exit lost or repeated across the restart.
+fn assert_events_once_each_in_order(
+    watcher: &EventWatcher,
+    ids: &[String],
+    expected: impl Fn(&str) -> Vec<&'static str>,
+) {
+    let arrived = || ids.iter().all(|id| watcher.task_topics(id).len() >= expected(id).len());
+    wait_until(Duration::from_secs(10), arrived);
+    std::thread::sleep(Duration::from_secs(1)); // room for a repeat to show up
+    let wrong: Vec<(String, Vec<String>)> = ids
+        .iter()
+        .map(|id| (id.clone(), watcher.task_topics(id)))
+        .filter(|(id, topics)| *topics != expected(id))
+        .collect();
+    assert_eq!(wrong, Vec::new(), "tasks whose events are not {:?} (or as expected for them)", expected(&ids[0]));
+}
+
 fn now(sandbox: &Sandbox) -> String {
     sandbox.run(&["date", "+%Y-%m-%d %H:%M:%S"]).stdout.trim().to_string()
 }
@@ -51,6 +72,7 @@ fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_
     let sandbox = Sandbox::get();
     let namespace = "restart-kill";
     sandbox.ensure_image(namespace);
+    let watcher = EventWatcher::start(sandbox, namespace);
     let ids: Vec<String> = (0..20).map(|n| unique_id(&format!("survivor{n}"))).collect();
     let mut pids = Vec::new();
     for (n, id) in ids.iter().enumerate() {
@@ -100,6 +122,14 @@ fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_
     }
     let reports = dead_shim_reports(sandbox, &since, &until, &ids);
     assert_eq!(reports, Vec::<String>::new(), "containerd never saw a dead shim");
+    let with_exec = ["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit"];
+    assert_events_once_each_in_order(&watcher, &ids, |id| {
+        if id == ids[10] {
+            [&with_exec[..], &LIFECYCLE[2..]].concat()
+        } else {
+            LIFECYCLE.to_vec()
+        }
+    });
 }
 
 #[test]
@@ -117,12 +147,22 @@ fn containerd_restart_keeps_every_task_listed_and_manageable() {
     for id in &ids {
         sandbox.wait_for_status(namespace, id, "RUNNING");
     }
+    // The daemon's events reach the new containerd (its old connection died with the old one).
+    let watcher = EventWatcher::start(sandbox, namespace);
     let exec = sandbox.ctr(namespace, &["task", "exec", "--exec-id", "after", &ids[0], "echo", "still-here"]);
     assert_eq!(exec.stdout.trim(), "still-here", "{exec:?}");
     for id in &ids {
         sandbox.remove_task(namespace, id);
         assert_nothing_left(sandbox, namespace, id);
     }
+    let exec_events = ["/tasks/exec-added", "/tasks/exec-started", "/tasks/exit"];
+    assert_events_once_each_in_order(&watcher, &ids, |id| {
+        if id == ids[0] {
+            [&exec_events[..], &LIFECYCLE[2..]].concat()
+        } else {
+            LIFECYCLE[2..].to_vec()
+        }
+    });
 }
 
 #[test]
@@ -131,6 +171,7 @@ fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
     let sandbox = Sandbox::get();
     let namespace = "restart-load";
     sandbox.ensure_image(namespace);
+    let watcher = EventWatcher::start(sandbox, namespace);
 
     let runs: Vec<(String, std::process::Child)> = (0..20)
         .map(|n| {
@@ -148,11 +189,14 @@ fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
     let (unit, _) = sandbox.daemon();
     sandbox.run(&["systemctl", "daemon-reload"]).success("daemon-reload");
     sandbox.run(&["systemctl", "restart", &unit]).success("restart the daemon");
+    let mut ids = Vec::new();
     for (n, (id, child)) in runs.into_iter().enumerate() {
         let run = finish(child);
         assert_eq!(run.code, n as i32 + 1, "ctr run {id}: {run:?}");
         assert_nothing_left(sandbox, namespace, &id);
+        ids.push(id);
     }
+    assert_events_once_each_in_order(&watcher, &ids, |_| LIFECYCLE.to_vec());
 }
 
 #[test]
