@@ -191,10 +191,15 @@ async fn output_reaches_a_file_uri(runtime: &str) {
     container.start().await.expect("start");
     assert_eq!(container.wait().await.expect("wait"), 0);
     container.delete_task().await.expect("delete task");
-    let mut lines: Vec<String> = log.read().expect("read the log").lines().map(str::to_string).collect();
-    // Two writers on one file: the order between the streams is not promised.
-    lines.sort();
-    assert_eq!(lines, ["also to the log", "to the log"]);
+    // Two writers on one file: the order between the streams is not promised. runc-v2 copies
+    // into the file in the background and may still be at it when Delete returns.
+    let sorted_lines = || {
+        let mut lines: Vec<String> = log.read().expect("read the log").lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    tests::wait_until(Duration::from_secs(5), || sorted_lines().len() >= 2);
+    assert_eq!(sorted_lines(), ["also to the log", "to the log"]);
 
     remove_and_assert_nothing_left(sandbox, &client, container).await;
 }
