@@ -259,6 +259,19 @@ impl Runc {
         tokio::fs::try_exists(self.root.join(id).join("state.json")).await.unwrap_or(false)
     }
 
+    /// Forgets container `id` whose processes are all gone and whose cgroups its caller
+    /// removes, and that has no poststop hooks: all `runc delete` would still do is remove its
+    /// state directory, which this does without running runc.
+    pub async fn forget_exited(&self, id: &str) -> Result<(), Error> {
+        let state_dir = self.root.join(id);
+        match tokio::fs::remove_dir_all(&state_dir).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::StateFile { path: state_dir, source: error })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Starts the created container `id` (`runc start`).
     pub async fn start(&self, id: &str) -> Result<(), Error> {
         self.run("start", id, self.start_args(id)).await

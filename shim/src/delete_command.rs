@@ -14,7 +14,7 @@ use runc_wrap::atomic_file::read_json;
 use runc_wrap::protocol::{files, ExitState};
 use unit_gen::{validate_identifier, IdentifierKind, UnitName};
 
-use crate::daemon::{remove_task_residue, timestamp};
+use crate::daemon::{remove_task_residue, timestamp, ContainerEnd};
 use crate::error::Error;
 use crate::paths::{unix_address, DaemonIdentity};
 use crate::systemd::Systemd;
@@ -92,7 +92,7 @@ async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error
     let recorded = tokio::task::spawn_blocking(move || read_json::<ExitState>(&exit_path).ok()).await.ok().flatten();
     let systemd = Systemd::connect().await?;
     let unit = UnitName::for_task(&command.namespace, &command.id);
-    remove_task_residue(&systemd, &unit, &command.bundle).await?;
+    remove_task_residue(&systemd, &unit, &command.bundle, ContainerEnd::Unknown).await?;
     Ok(match recorded {
         Some(state) => DeleteResponse {
             exit_status: state.status,

@@ -11,7 +11,7 @@ use runc_wrap::atomic_file::read_json;
 use runc_wrap::protocol::{exec_dir, files, ExitState};
 use unit_gen::UnitName;
 
-use super::cleanup::remove_task_residue;
+use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::create::read_spec;
 use super::exec::remove_exec_residue;
 use super::exec_process::{ExecLifecycle, ExecProcess};
@@ -126,7 +126,7 @@ impl TaskManager {
                     "finishing an interrupted {}",
                     lifecycle.name(),
                 );
-                remove_task_residue(&self.systemd, &task.unit, &task.bundle).await?;
+                remove_task_residue(&self.systemd, &task.unit, &task.bundle, ContainerEnd::Unknown).await?;
                 self.tasks.remove(&task.key);
                 drop(self.state.remove(&task.key));
                 return Ok(());

@@ -26,21 +26,53 @@ use crate::systemd::Systemd;
 /// whose init already exited stops at once).
 pub(super) const STOP_TIMEOUT: Duration = Duration::from_secs(100);
 
+/// What is known of the container when its residue goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerEnd {
+    /// Its init exited and its spec has no poststop hooks: nothing is left for `runc delete`
+    /// to do but what stopping the unit and our own cleanup do anyway (see
+    /// [`remove_task_residue`]).
+    ExitedWithoutPoststopHooks,
+    /// Anything else (never started, still running, unknown, or poststop hooks to run):
+    /// `runc delete --force` does it.
+    Unknown,
+}
+
 /// Removes all residue of the task whose unit is `unit` and whose bundle is `bundle`.
-pub async fn remove_task_residue(systemd: &Systemd, unit: &UnitName, bundle: &Path) -> Result<(), Error> {
+///
+/// For a container whose init exited and that has no poststop hooks, `runc delete` is not run:
+/// its processes are gone with the init (or die with the unit, which systemd stops as a whole
+/// control group), systemd removes the unit's cgroup tree, [`prune_unit_cgroups`] removes the
+/// directories runc made elsewhere, and what remains of runc is its state directory, removed
+/// here. That saves a runc process (about 10 ms) on every `ctr run --rm`.
+pub async fn remove_task_residue(
+    systemd: &Systemd,
+    unit: &UnitName,
+    bundle: &Path,
+    end: ContainerEnd,
+) -> Result<(), Error> {
     let request = read_create_request(bundle).await;
 
+    let mut runc_state_left = None;
     if let Some(request) = &request {
         let runc = request.runc.runc();
-        // --force kills an init that never started; it also removes the container's cgroup.
         if runc.has_container(&request.container_id).await {
-            runc.delete(&request.container_id, true).await.map_err(Error::Runc)?;
+            match end {
+                ContainerEnd::ExitedWithoutPoststopHooks => {
+                    runc_state_left = Some((runc, request.container_id.clone()))
+                }
+                // --force kills an init that never started; it also removes the container's cgroup.
+                ContainerEnd::Unknown => runc.delete(&request.container_id, true).await.map_err(Error::Runc)?,
+            }
         }
     }
 
     remove_exec_units(systemd, bundle).await?;
     systemd.stop_unit(unit.as_str(), STOP_TIMEOUT).await?;
     systemd.reset_failed_unit(unit.as_str()).await?;
+    if let Some((runc, id)) = runc_state_left {
+        runc.forget_exited(&id).await.map_err(Error::Runc)?;
+    }
 
     let bundle = bundle.to_path_buf();
     let unit_name = unit.as_str().to_string();

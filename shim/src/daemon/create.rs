@@ -17,7 +17,7 @@ use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
 use runc_wrap::Runc;
 use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
 
-use super::cleanup::remove_task_residue;
+use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::manager::TaskManager;
 use super::options::{decode_options, LogMode};
 use super::state::Saved;
@@ -74,7 +74,9 @@ impl TaskManager {
             }
             Err(error) => {
                 tracing::warn!(task = %key, "create failed: {error}; cleaning up");
-                if let Err(cleanup_error) = remove_task_residue(&self.systemd, &task.unit, &task.bundle).await {
+                if let Err(cleanup_error) =
+                    remove_task_residue(&self.systemd, &task.unit, &task.bundle, ContainerEnd::Unknown).await
+                {
                     tracing::error!(task = %key, "cleaning up after a failed create: {cleanup_error}");
                 }
                 self.tasks.remove(&key);

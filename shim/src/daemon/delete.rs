@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use nix::sys::signal::Signal;
 
-use super::cleanup::remove_task_residue;
+use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::manager::TaskManager;
 use super::task::{Exit, TaskKey};
 use crate::error::Error;
@@ -30,7 +30,17 @@ impl TaskManager {
             action: "delete",
         })?;
 
-        if let Err(error) = remove_task_residue(&self.systemd, &task.unit, &task.bundle).await {
+        let poststop_hooks = task
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|hooks| hooks.poststop().as_ref())
+            .is_some_and(|hooks| !hooks.is_empty());
+        let end = match previous.exit() {
+            Some(_) if !poststop_hooks => ContainerEnd::ExitedWithoutPoststopHooks,
+            _ => ContainerEnd::Unknown,
+        };
+        if let Err(error) = remove_task_residue(&self.systemd, &task.unit, &task.bundle, end).await {
             *task.lifecycle() = previous; // let containerd retry
             return Err(error);
         }

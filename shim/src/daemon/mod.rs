@@ -38,7 +38,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use unit_gen::escape::unit_object_path;
 use unit_gen::names::TASK_UNIT_PREFIX;
 
-pub use cleanup::remove_task_residue;
+pub use cleanup::{remove_task_residue, ContainerEnd};
 pub use events::timestamp;
 pub use manager::DaemonSettings;
 pub use options::{decode_options, LogMode, TaskOptions};
