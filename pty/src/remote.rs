@@ -23,8 +23,8 @@ pub fn master_of_process(pid: u32, fd: i32) -> Result<OwnedFd, Error> {
     Ok(taken)
 }
 
-/// Opens a pidfd for `pid`.
-fn pidfd_open(pid: u32) -> Result<OwnedFd, Error> {
+/// A pidfd for `pid` (close-on-exec): it pins the process, and polls readable once it exits.
+pub fn pidfd_open(pid: u32) -> Result<OwnedFd, Error> {
     // pid 0 would not name a process, and the kernel's pid_t is signed.
     let raw_pid = libc::pid_t::try_from(pid).ok().filter(|raw| *raw > 0).ok_or(Error::InvalidPid { pid })?;
     let flags: libc::c_uint = 0;

@@ -3,6 +3,7 @@
 //! and the helper itself.
 
 pub mod atomic_file;
+pub mod exec_fifo;
 pub mod helper;
 pub mod notify;
 pub mod protocol;
@@ -48,6 +49,16 @@ pub enum Error {
     NotAnObject {
         /// The file.
         path: PathBuf,
+    },
+    /// Releasing a created container through runc's exec fifo failed.
+    #[error("starting container {id} through {fifo}: {reason}")]
+    ExecFifo {
+        /// The container.
+        id: String,
+        /// runc's exec fifo.
+        fifo: PathBuf,
+        /// What went wrong.
+        reason: String,
     },
     /// runc could not be started at all.
     #[error("running {binary} {command} for container {id}: {source}")]

@@ -272,6 +272,23 @@ impl Runc {
         }
     }
 
+    /// Starts the created container `id`, whose init is `init_pid`, by releasing it through
+    /// runc's exec fifo (see [`crate::exec_fifo`]); where there is no fifo, with `runc start`.
+    /// Only for specs without poststart hooks, which some runc versions run in `runc start`.
+    pub async fn start_created(&self, id: &str, init_pid: u32) -> Result<(), Error> {
+        let span = runc_span("start", id);
+        let released =
+            crate::exec_fifo::release(&self.root.join(id), id, init_pid, self.timeout).instrument(span.clone()).await;
+        match released {
+            Ok(crate::exec_fifo::Released::Started) => Ok(()),
+            Ok(crate::exec_fifo::Released::NoFifo) => self.start(id).await,
+            Err(error) => {
+                mark_failed(&span, &error);
+                Err(error)
+            }
+        }
+    }
+
     /// Starts the created container `id` (`runc start`).
     pub async fn start(&self, id: &str) -> Result<(), Error> {
         self.run("start", id, self.start_args(id)).await
@@ -330,19 +347,10 @@ impl Runc {
     /// Runs runc with `args` and returns its stdout, in a span named after the command in the
     /// export (`runc.start`, …) that is marked failed when runc fails.
     async fn output(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<Vec<u8>, Error> {
-        let span = tracing::info_span!(
-            "runc",
-            otel.name = %format_args!("runc.{command}"),
-            otel.kind = "client",
-            command,
-            container_id = id,
-            otel.status_code = tracing::field::Empty,
-            otel.status_description = tracing::field::Empty,
-        );
+        let span = runc_span(command, id);
         let result = self.run_runc(command, id, args).instrument(span.clone()).await;
         if let Err(error) = &result {
-            span.record("otel.status_code", "ERROR");
-            span.record("otel.status_description", tracing::field::display(error));
+            mark_failed(&span, error);
         }
         result
     }
@@ -420,6 +428,25 @@ pub fn resolve_binary(name: &str, path_env: Option<&str>) -> Result<PathBuf, Err
         .map(|dir| Path::new(dir).join(name))
         .find(|candidate| is_executable(candidate))
         .ok_or_else(|| Error::BinaryNotFound { name: name.to_string(), searched: format!("PATH={path_env}") })
+}
+
+/// The span of one runc operation, named after the command in the export (`runc.start`, …).
+fn runc_span(command: &'static str, id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "runc",
+        otel.name = %format_args!("runc.{command}"),
+        otel.kind = "client",
+        command,
+        container_id = id,
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+    )
+}
+
+/// Marks `span` failed with `error`.
+fn mark_failed(span: &tracing::Span, error: &Error) {
+    span.record("otel.status_code", "ERROR");
+    span.record("otel.status_description", tracing::field::display(error));
 }
 
 #[cfg(test)]

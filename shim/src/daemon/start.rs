@@ -1,4 +1,5 @@
-//! Start: `runc start` lets the created init exec the container's process. An exit observed
+//! Start: releasing the created init (through runc's exec fifo, or `runc start` when the spec
+//! has poststart hooks) lets it exec the container's process. An exit observed
 //! while runc runs is held back and published after `TaskStart`, so containerd always sees
 //! create → start → exit in that order.
 
@@ -12,12 +13,14 @@ impl TaskManager {
         let task = self.task(key)?;
         let bad_state =
             |state| Error::BadState { namespace: key.namespace.clone(), id: key.id.clone(), state, action: "start" };
-        task.lifecycle().begin_start().map_err(|refused| bad_state(refused.state))?;
+        let init_pid = task.lifecycle().begin_start().map_err(|refused| bad_state(refused.state))?;
 
         let started = if task.take_restore_pending() {
             self.restore(&task).await
-        } else {
+        } else if has_poststart_hooks(&task.spec) {
             task.runc.start(&key.id).await.map_err(Error::Runc)
+        } else {
+            task.runc.start_created(&key.id, init_pid).await.map_err(Error::Runc)
         };
 
         let pid = {
@@ -61,4 +64,9 @@ impl TaskManager {
             }
         }
     }
+}
+
+/// Whether the spec has poststart hooks (runc versions differ on whether `runc start` runs them).
+fn has_poststart_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().and_then(|hooks| hooks.poststart().as_ref()).is_some_and(|hooks| !hooks.is_empty())
 }
