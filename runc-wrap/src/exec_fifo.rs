@@ -102,10 +102,7 @@ mod tests {
     use super::*;
 
     fn state_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("exec-fifo-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::test_support::scratch_dir("exec-fifo", name)
     }
 
     fn make_fifo(dir: &Path) -> PathBuf {

@@ -8,6 +8,8 @@ pub mod helper;
 pub mod notify;
 pub mod protocol;
 pub mod runc;
+#[cfg(test)]
+mod test_support;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -144,10 +144,7 @@ mod tests {
     use std::io::{Read, Write};
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("runc-wrap-stdio-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::test_support::scratch_dir("runc-wrap-stdio", name)
     }
 
     #[test]
