@@ -124,7 +124,7 @@ fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
     // 15 arenas after 50 parallel creates), memory that stays with the daemon.
     // SAFETY: mallopt only sets an allocator parameter; no other thread exists yet.
     unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
     // Two workers: the daemon's work is I/O-bound, and each thread costs memory. Blocking work
     // (file I/O) gets a small bounded pool for the same reason.
