@@ -9,7 +9,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -68,7 +68,7 @@ fn watch(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
 }
 
 /// The fifo opened for reading without waiting for a writer; `None` if there is none.
-fn open_reader(fifo: &PathBuf) -> std::io::Result<Option<OwnedFd>> {
+fn open_reader(fifo: &Path) -> std::io::Result<Option<OwnedFd>> {
     let file = match std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(fifo) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -98,6 +98,7 @@ async fn first_byte(reader: &AsyncFd<OwnedFd>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
+    use std::path::PathBuf;
 
     use super::*;
 

@@ -4,10 +4,11 @@
 use std::time::SystemTime;
 
 use nix::sys::signal::Signal;
+use oci_spec::runtime::Hooks;
 
 use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::manager::TaskManager;
-use super::task::{Exit, TaskKey};
+use super::task::{has_hooks, Exit, TaskKey};
 use crate::error::Error;
 
 /// What Delete reports.
@@ -30,14 +31,8 @@ impl TaskManager {
             action: "delete",
         })?;
 
-        let poststop_hooks = task
-            .spec
-            .hooks()
-            .as_ref()
-            .and_then(|hooks| hooks.poststop().as_ref())
-            .is_some_and(|hooks| !hooks.is_empty());
         let end = match previous.exit() {
-            Some(_) if !poststop_hooks => ContainerEnd::ExitedWithoutPoststopHooks,
+            Some(_) if !has_hooks(&task.spec, Hooks::poststop) => ContainerEnd::ExitedWithoutPoststopHooks,
             _ => ContainerEnd::Unknown,
         };
         if let Err(error) = remove_task_residue(&self.systemd, &task.unit, &task.bundle, end).await {

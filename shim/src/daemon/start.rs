@@ -3,8 +3,10 @@
 //! while runc runs is held back and published after `TaskStart`, so containerd always sees
 //! create → start → exit in that order.
 
+use oci_spec::runtime::Hooks;
+
 use super::manager::TaskManager;
-use super::task::{StartOutcome, TaskKey};
+use super::task::{has_hooks, StartOutcome, TaskKey};
 use crate::error::Error;
 
 impl TaskManager {
@@ -17,7 +19,8 @@ impl TaskManager {
 
         let started = if task.take_restore_pending() {
             self.restore(&task).await
-        } else if has_poststart_hooks(&task.spec) {
+        } else if has_hooks(&task.spec, Hooks::poststart) {
+            // runc versions differ on whether `runc start` runs poststart hooks: leave it to runc.
             task.runc.start(&key.id).await.map_err(Error::Runc)
         } else {
             task.runc.start_created(&key.id, init_pid).await.map_err(Error::Runc)
@@ -64,9 +67,4 @@ impl TaskManager {
             }
         }
     }
-}
-
-/// Whether the spec has poststart hooks (runc versions differ on whether `runc start` runs them).
-fn has_poststart_hooks(spec: &oci_spec::runtime::Spec) -> bool {
-    spec.hooks().as_ref().and_then(|hooks| hooks.poststart().as_ref()).is_some_and(|hooks| !hooks.is_empty())
 }

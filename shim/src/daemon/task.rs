@@ -40,6 +40,15 @@ pub struct Exit {
     pub at: SystemTime,
 }
 
+/// Whether `spec` names hooks for the stage `stage` picks (e.g. `Hooks::poststop`): stages
+/// runc runs in `start` or `delete`, which the daemon otherwise does without runc.
+pub fn has_hooks(
+    spec: &oci_spec::runtime::Spec,
+    stage: impl Fn(&oci_spec::runtime::Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>,
+) -> bool {
+    spec.hooks().as_ref().and_then(|hooks| stage(hooks).as_ref()).is_some_and(|hooks| !hooks.is_empty())
+}
+
 /// Lets waiters (`Wait`) learn a process's exit once it is known.
 pub struct ExitWatch {
     sender: watch::Sender<Option<Exit>>,
