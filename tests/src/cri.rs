@@ -10,13 +10,11 @@
 
 pub mod log;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use containerd_client::tonic::transport::Channel;
-use containerd_client::tonic::{Request, Response, Status};
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
@@ -28,6 +26,7 @@ use k8s_cri::v1::{
     StopPodSandboxRequest, VersionRequest,
 };
 
+use crate::rpc::{call, with_deadline as request, CallError};
 use crate::Sandbox;
 
 /// The containerd namespace CRI keeps its pods, containers and images in.
@@ -36,8 +35,6 @@ pub const NAMESPACE: &str = "k8s.io";
 pub const SYSTEMD_HANDLER: &str = "systemd";
 /// The handler of runc-v2 with runc's systemd cgroup driver: the baseline.
 pub const RUNC_HANDLER: &str = "runc";
-/// The deadline of every call; RunPodSandbox and StopContainer's grace period fit in it.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long [`Client::wait_ready`] waits for the CRI plugin and its images.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -100,27 +97,9 @@ pub enum Error {
         #[source]
         source: containerd_client::tonic::transport::Error,
     },
-    /// The CRI plugin answered a call with an error status.
-    #[error("{call} of {id} failed")]
-    Call {
-        /// The CRI method, e.g. `RunPodSandbox`.
-        call: &'static str,
-        /// The pod, container or image the call concerned.
-        id: String,
-        /// The plugin's answer.
-        #[source]
-        source: Status,
-    },
-    /// A call got no answer before its deadline.
-    #[error("{call} of {id} got no answer within {timeout:?}")]
-    Timeout {
-        /// The CRI method.
-        call: &'static str,
-        /// The pod, container or image the call concerned.
-        id: String,
-        /// The deadline.
-        timeout: Duration,
-    },
+    /// A call failed or got no answer.
+    #[error(transparent)]
+    Call(#[from] CallError),
     /// An answer lacked what the CRI API says it carries.
     #[error("{call} of {id} answered without {missing}")]
     Incomplete {
@@ -139,26 +118,6 @@ pub enum Error {
         /// How long the client waited.
         timeout: Duration,
     },
-}
-
-/// Awaits one call with [`CALL_TIMEOUT`], naming it and its subject in any error.
-async fn call<T>(
-    call: &'static str,
-    id: &str,
-    response: impl Future<Output = Result<Response<T>, Status>>,
-) -> Result<T, Error> {
-    match tokio::time::timeout(CALL_TIMEOUT, response).await {
-        Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(source)) => Err(Error::Call { call, id: id.to_string(), source }),
-        Err(_) => Err(Error::Timeout { call, id: id.to_string(), timeout: CALL_TIMEOUT }),
-    }
-}
-
-/// `message` as a request with a deadline the plugin sees too.
-fn request<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.set_timeout(CALL_TIMEOUT);
-    request
 }
 
 /// The state CRI reports for a container (`ContainerStatus`).
@@ -357,7 +316,8 @@ impl Client {
         let stop = request(StopPodSandboxRequest { pod_sandbox_id: id.to_string() });
         call("StopPodSandbox", id, self.runtime().stop_pod_sandbox(stop)).await?;
         let remove = request(RemovePodSandboxRequest { pod_sandbox_id: id.to_string() });
-        call("RemovePodSandbox", id, self.runtime().remove_pod_sandbox(remove)).await.map(drop)
+        call("RemovePodSandbox", id, self.runtime().remove_pod_sandbox(remove)).await?;
+        Ok(())
     }
 }
 
@@ -391,7 +351,8 @@ impl Pod {
     /// `StartContainer`.
     pub async fn start_container(&self, id: &str) -> Result<(), Error> {
         let start = request(StartContainerRequest { container_id: id.to_string() });
-        call("StartContainer", id, self.client.runtime().start_container(start)).await.map(drop)
+        call("StartContainer", id, self.client.runtime().start_container(start)).await?;
+        Ok(())
     }
 
     /// `ExecSync` of `cmd` in container `id`, bounded to `timeout` by the plugin.
@@ -430,13 +391,15 @@ impl Pod {
     /// `StopContainer`: the stop signal, then SIGKILL after `grace`.
     pub async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), Error> {
         let stop = request(StopContainerRequest { container_id: id.to_string(), timeout: grace.as_secs() as i64 });
-        call("StopContainer", id, self.client.runtime().stop_container(stop)).await.map(drop)
+        call("StopContainer", id, self.client.runtime().stop_container(stop)).await?;
+        Ok(())
     }
 
     /// `RemoveContainer`.
     pub async fn remove_container(&self, id: &str) -> Result<(), Error> {
         let remove = request(RemoveContainerRequest { container_id: id.to_string() });
-        call("RemoveContainer", id, self.client.runtime().remove_container(remove)).await.map(drop)
+        call("RemoveContainer", id, self.client.runtime().remove_container(remove)).await?;
+        Ok(())
     }
 
     /// `StopPodSandbox` then `RemovePodSandbox`, which take the pod's containers with them.

@@ -11,7 +11,6 @@ pub mod image;
 pub mod spec;
 pub mod stdio;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ use containerd_client::services::v1::{
 use containerd_client::services::v1::{CloseIoRequest, UpdateTaskRequest};
 use containerd_client::tonic::metadata::AsciiMetadataValue;
 use containerd_client::tonic::transport::Channel;
-use containerd_client::tonic::{self, Request, Response, Status};
+use containerd_client::tonic::{self, Request, Status};
 use containerd_client::types::v1::{Process, Status as ProcessStatus};
 use containerd_client::types::Metric;
 use nix::sys::signal::Signal;
@@ -40,6 +39,7 @@ use nix::sys::signal::Signal;
 pub use containerd_client::tonic::Code;
 pub use stdio::{InputFifo, OutputFifo, OutputFile, Stdio};
 
+use crate::rpc::{with_deadline, CallError, CALL_TIMEOUT};
 use crate::{Sandbox, IMAGE};
 
 /// containerd's own runc runtime, the baseline our runtime is compared with.
@@ -56,8 +56,6 @@ const LEASE_HEADER: &str = "containerd-lease";
 /// Type URLs containerd registers the OCI spec types under (`typeurl.Register` in `oci`).
 const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
-/// The deadline of every call; long enough for a `Wait` on a process the test has just ended.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What went wrong talking to containerd.
 #[derive(Debug, thiserror::Error)]
@@ -79,27 +77,9 @@ pub enum Error {
         /// The value.
         value: String,
     },
-    /// containerd answered a call with an error status.
-    #[error("{call} of {id} failed")]
-    Call {
-        /// The service and method, e.g. `Tasks.Create`.
-        call: &'static str,
-        /// The container, image or snapshot the call concerned.
-        id: String,
-        /// containerd's answer.
-        #[source]
-        source: Status,
-    },
-    /// A call got no answer before its deadline.
-    #[error("{call} of {id} got no answer within {timeout:?}")]
-    Timeout {
-        /// The service and method.
-        call: &'static str,
-        /// The container, image or snapshot the call concerned.
-        id: String,
-        /// The deadline.
-        timeout: Duration,
-    },
+    /// A call failed or got no answer.
+    #[error(transparent)]
+    Call(#[from] CallError),
     /// An image's manifest or config is not what the OCI image spec describes.
     #[error("image {image} is malformed: {reason}")]
     BadImage {
@@ -141,7 +121,7 @@ impl Error {
     /// The gRPC status code, if containerd answered with an error.
     pub fn code(&self) -> Option<Code> {
         match self {
-            Error::Call { source, .. } => Some(source.code()),
+            Error::Call(error) => error.code(),
             _ => None,
         }
     }
@@ -207,17 +187,13 @@ impl ProcessState {
     }
 }
 
-/// Awaits one call with [`CALL_TIMEOUT`], naming it and its subject in any error.
+/// [`crate::rpc::call`], answering in this module's [`Error`].
 async fn call<T>(
     call: &'static str,
     id: &str,
-    response: impl Future<Output = Result<Response<T>, Status>>,
+    response: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
 ) -> Result<T, Error> {
-    match tokio::time::timeout(CALL_TIMEOUT, response).await {
-        Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(source)) => Err(Error::Call { call, id: id.to_string(), source }),
-        Err(_) => Err(Error::Timeout { call, id: id.to_string(), timeout: CALL_TIMEOUT }),
-    }
+    Ok(crate::rpc::call(call, id, response).await?)
 }
 
 /// Treats NotFound as done: cleanup removes what is there.
@@ -261,9 +237,8 @@ impl Client {
 
     /// `message` as a request in our namespace, with a deadline containerd sees too.
     fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
+        let mut request = with_deadline(message);
         request.metadata_mut().insert(NAMESPACE_HEADER, self.namespace_header.clone());
-        request.set_timeout(CALL_TIMEOUT);
         request
     }
 
@@ -295,9 +270,16 @@ impl Client {
             match tokio::time::timeout(CALL_TIMEOUT, stream.message()).await {
                 Ok(Ok(Some(chunk))) => bytes.extend_from_slice(&chunk.data),
                 Ok(Ok(None)) => break,
-                Ok(Err(source)) => return Err(Error::Call { call: "Content.Read", id: digest.to_string(), source }),
+                Ok(Err(source)) => {
+                    return Err(CallError::Failed { call: "Content.Read", id: digest.to_string(), source }.into())
+                }
                 Err(_) => {
-                    return Err(Error::Timeout { call: "Content.Read", id: digest.to_string(), timeout: CALL_TIMEOUT })
+                    return Err(CallError::Timeout {
+                        call: "Content.Read",
+                        id: digest.to_string(),
+                        timeout: CALL_TIMEOUT,
+                    }
+                    .into())
                 }
             }
         }
@@ -399,7 +381,7 @@ impl Client {
     async fn process_state(&self, id: &str, exec_id: &str) -> Result<ProcessState, Error> {
         let request = self.request(GetRequest { container_id: id.to_string(), exec_id: exec_id.to_string() });
         let found = call("Tasks.Get", id, self.tasks().get(request)).await?;
-        let process = found.process.ok_or_else(|| Error::Call {
+        let process = found.process.ok_or_else(|| CallError::Failed {
             call: "Tasks.Get",
             id: id.to_string(),
             source: Status::internal("the answer holds no process"),

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cri;
 pub mod docker;
 pub mod grpc;
+pub mod rpc;
 pub mod telemetry;
 
 use std::collections::HashSet;
