@@ -217,8 +217,8 @@ fn a_client_waiting_through_a_daemon_crash_still_gets_the_exit_code() {
     assert_nothing_left(sandbox, namespace, &id);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_that_exited_before_a_restart_answers_wait_at_once_after_it() {
+#[test]
+fn a_task_that_exited_before_a_restart_answers_wait_at_once_after_it() {
     let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let sandbox = Sandbox::get();
     let namespace = "restart-exited";
@@ -231,8 +231,11 @@ async fn a_task_that_exited_before_a_restart_answers_wait_at_once_after_it() {
     let (unit, _) = sandbox.daemon();
     sandbox.run(&["systemctl", "restart", &unit]).success("restart the daemon");
 
-    let client = tests::direct::client(sandbox, namespace).await;
-    let waited = tokio::time::timeout(Duration::from_secs(10), tests::calls::wait(&client, &id)).await;
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let waited = runtime.block_on(async {
+        let client = tests::direct::client(sandbox, namespace).await;
+        tokio::time::timeout(Duration::from_secs(10), tests::calls::wait(&client, &id)).await
+    });
     let deleted = sandbox.ctr(namespace, &["task", "delete", &id]);
     let removed = sandbox.ctr(namespace, &["container", "delete", &id]);
     let response = waited.expect("Wait on the adopted, exited task answers at once").expect("Wait succeeds");
