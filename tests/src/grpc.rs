@@ -53,9 +53,6 @@ pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 const NAMESPACE_HEADER: &str = "containerd-namespace";
 /// The header that puts what a request creates under a lease (`leases/grpc.go`).
 const LEASE_HEADER: &str = "containerd-lease";
-/// Type URLs containerd registers the OCI spec types under (`typeurl.Register` in `oci`).
-const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
-const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
 /// What went wrong talking to containerd.
 #[derive(Debug, thiserror::Error)]
@@ -365,7 +362,7 @@ impl Client {
             image: config.image.clone(),
             runtime: Some(Runtime { name: config.runtime.clone(), options: None }),
             spec: Some(prost_types::Any {
-                type_url: SPEC_TYPE_URL.to_string(),
+                type_url: spec::SPEC_TYPE_URL.to_string(),
                 value: serde_json::to_vec(&spec).expect("a JSON value serializes"),
             }),
             snapshotter: config.snapshotter.clone(),
@@ -626,7 +623,7 @@ impl Container {
             stderr,
             terminal: false,
             spec: Some(prost_types::Any {
-                type_url: PROCESS_TYPE_URL.to_string(),
+                type_url: spec::PROCESS_TYPE_URL.to_string(),
                 value: serde_json::to_vec(&process).expect("a JSON value serializes"),
             }),
         });

@@ -589,9 +589,10 @@ impl Drop for EventWatcher {
 /// One-line task API calls by task id, for the direct tests.
 pub mod calls {
     use containerd_shim_protos::api::{
-        DeleteRequest, DeleteResponse, KillRequest, StartRequest, StartResponse, StateRequest, StateResponse,
-        WaitRequest, WaitResponse,
+        DeleteRequest, DeleteResponse, ExecProcessRequest, KillRequest, StartRequest, StartResponse, StateRequest,
+        StateResponse, WaitRequest, WaitResponse,
     };
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
     use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
     use containerd_shim_protos::shim_async::TaskClient;
 
@@ -620,6 +621,22 @@ pub mod calls {
     /// `Delete` of task `id`.
     pub async fn delete(client: &TaskClient, id: &str) -> ttrpc::Result<DeleteResponse> {
         client.delete(context(), &DeleteRequest { id: id.into(), ..Default::default() }).await
+    }
+
+    /// An `Exec` request for process `exec_id` of task `id`, running `process` (an OCI process,
+    /// as JSON, e.g. from [`crate::grpc::spec::process`]) with no stdio.
+    pub fn exec_request(id: &str, exec_id: &str, process: &serde_json::Value) -> ExecProcessRequest {
+        ExecProcessRequest {
+            id: id.into(),
+            exec_id: exec_id.into(),
+            spec: Some(Any {
+                type_url: crate::grpc::spec::PROCESS_TYPE_URL.into(),
+                value: serde_json::to_vec(process).expect("a JSON value serializes"),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        }
     }
 
     /// The ttrpc status code of a failed call (panics on success or a transport error).

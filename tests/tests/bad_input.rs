@@ -240,21 +240,8 @@ fn runtime_options_naming(config_path: &Path) -> Any {
 }
 
 /// The type containerd gives an exec's process spec.
-const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
-
 fn exec_request(id: &str, exec_id: &str, args: &[&str]) -> ExecProcessRequest {
-    let process = tests::grpc::spec::process(args, &[]);
-    ExecProcessRequest {
-        id: id.into(),
-        exec_id: exec_id.into(),
-        spec: Some(Any {
-            type_url: PROCESS_TYPE_URL.into(),
-            value: serde_json::to_vec(&process).expect("json"),
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    }
+    tests::calls::exec_request(id, exec_id, &tests::grpc::spec::process(args, &[]))
 }
 
 fn exec_with(id: &str, exec_id: &str, edit: impl FnOnce(&mut ExecProcessRequest)) -> Call {
@@ -711,8 +698,12 @@ async fn bad_task_api_requests_get_clear_errors_with_the_right_codes_and_leave_n
         Case::new(
             "exec process spec not JSON",
             exec_with(&running, "e-notjson", |request| {
-                request.spec =
-                    Some(Any { type_url: PROCESS_TYPE_URL.into(), value: b"{".to_vec(), ..Default::default() }).into()
+                request.spec = Some(Any {
+                    type_url: tests::grpc::spec::PROCESS_TYPE_URL.into(),
+                    value: b"{".to_vec(),
+                    ..Default::default()
+                })
+                .into()
             }),
             Code::INVALID_ARGUMENT,
             "process spec is not valid",
@@ -722,7 +713,7 @@ async fn bad_task_api_requests_get_clear_errors_with_the_right_codes_and_leave_n
             exec_with(&running, "e-noargs", |request| {
                 let process = serde_json::json!({"cwd": "/", "user": {"uid": 0, "gid": 0}});
                 request.spec = Some(Any {
-                    type_url: PROCESS_TYPE_URL.into(),
+                    type_url: tests::grpc::spec::PROCESS_TYPE_URL.into(),
                     value: serde_json::to_vec(&process).expect("json"),
                     ..Default::default()
                 })

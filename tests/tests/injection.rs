@@ -10,7 +10,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use containerd_shim_protos::api::{CreateTaskRequest, ExecProcessRequest, StartRequest};
-use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::shim_async::TaskClient;
 use nix::sys::signal::Signal;
 use tests::calls;
@@ -157,24 +156,11 @@ fn assert_nothing_touched(sandbox: &Sandbox, marker: &str) {
     }
 }
 
-const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
-
 fn exec_of(id: &str, exec_id: &str, args: &[String], env: &[String], stdout: &str) -> ExecProcessRequest {
     let mut process = tests::grpc::spec::process(&[], &[]);
     process["args"] = args.iter().map(|arg| serde_json::Value::from(arg.as_str())).collect();
     process["env"] = env.iter().map(|variable| serde_json::Value::from(variable.as_str())).collect();
-    ExecProcessRequest {
-        id: id.into(),
-        exec_id: exec_id.into(),
-        stdout: stdout.into(),
-        spec: Some(Any {
-            type_url: PROCESS_TYPE_URL.into(),
-            value: serde_json::to_vec(&process).expect("json"),
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    }
+    ExecProcessRequest { stdout: stdout.into(), ..tests::calls::exec_request(id, exec_id, &process) }
 }
 
 async fn remove(client: &TaskClient, id: &str) {

@@ -5,6 +5,11 @@
 
 use serde_json::{json, Value};
 
+/// Type URLs containerd registers the OCI spec types under (`typeurl.Register` in `oci`).
+pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+/// See [`SPEC_TYPE_URL`].
+pub const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+
 /// The `PATH` containerd puts in a spec when the image sets none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
