@@ -27,9 +27,13 @@ fn run_ours<'a>(docker: &'a Docker, command: &[&str]) -> Container<'a> {
     docker.run_detached(&["--runtime", RUNTIME], command)
 }
 
-/// Starts `docker ARGS…` in the background: a foreground `docker run` the test watches.
-fn spawn(docker: &Docker, args: &[&str]) -> Child {
-    docker.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("docker runs")
+/// Starts `docker run OPTIONS… --name NAME --network none --runtime (ours) IMAGE sh -c SCRIPT` in
+/// the background: a foreground `docker run` the test watches.
+fn spawn_run(docker: &Docker, options: &[&str], name: &str, script: &str) -> Child {
+    let mut args = vec!["run"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["--name", name, "--network", "none", "--runtime", RUNTIME, IMAGE, "sh", "-c", script]);
+    docker.command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("docker runs")
 }
 
 /// Waits until container `name` exists and Docker reports it running.
@@ -55,22 +59,8 @@ fn docker_run_with_our_runtime_prints_output_and_returns_the_exit_code() {
     let docker = Docker::get();
     let name = unique_id("docker-run");
     // The container runs until the test has seen its unit; SIGUSR1 then ends it with exit 3.
-    let child = spawn(
-        docker,
-        &[
-            "run",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            "sh",
-            "-c",
-            "trap 'echo to-stderr >&2; exit 3' USR1; echo to-stdout; while true; do sleep 0.1; done",
-        ],
-    );
+    let script = "trap 'echo to-stderr >&2; exit 3' USR1; echo to-stdout; while true; do sleep 0.1; done";
+    let child = spawn_run(docker, &[], &name, script);
     let container = running(docker, &name);
     container.assert_runs_as_our_unit();
     assert_eq!(container.inspect("{{.HostConfig.Runtime}}"), RUNTIME);
@@ -99,23 +89,7 @@ fn docker_run_with_the_runtime_name_from_daemon_json_uses_our_runtime() {
 fn docker_run_rm_leaves_nothing_once_the_container_exits() {
     let docker = Docker::get();
     let name = unique_id("docker-rm");
-    let child = spawn(
-        docker,
-        &[
-            "run",
-            "--rm",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            "sh",
-            "-c",
-            "trap 'echo bye; exit 0' USR1; while true; do sleep 0.1; done",
-        ],
-    );
+    let child = spawn_run(docker, &["--rm"], &name, "trap 'echo bye; exit 0' USR1; while true; do sleep 0.1; done");
     let container = running(docker, &name);
     container.assert_runs_as_our_unit();
     docker.run(&["kill", "-s", "USR1", &name]).success("docker kill -s USR1");
