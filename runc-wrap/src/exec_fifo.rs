@@ -101,8 +101,9 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::test_support::ScratchDir;
 
-    fn state_dir(name: &str) -> PathBuf {
+    fn state_dir(name: &str) -> ScratchDir {
         crate::test_support::scratch_dir("exec-fifo", name)
     }
 

@@ -139,11 +139,12 @@ fn open_error(path: &Path, source: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::ScratchDir;
     use nix::sys::stat::Mode;
     use nix::unistd::mkfifo;
     use std::io::{Read, Write};
 
-    fn scratch(name: &str) -> PathBuf {
+    fn scratch(name: &str) -> ScratchDir {
         crate::test_support::scratch_dir("runc-wrap-stdio", name)
     }
 
@@ -161,7 +162,6 @@ mod tests {
         let paths = StdioPaths { stdout: Some(dir.join("gone")), ..Default::default() };
         assert!(matches!(open_stdio(&paths, Duration::from_secs(1)), Err(Error::OpenStdio { .. })));
         assert!(!dir.join("gone").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -177,7 +177,6 @@ mod tests {
         let mut input = String::new();
         std::fs::File::from(stdio.stdin).read_to_string(&mut input).unwrap();
         assert_eq!(input, "abc", "data written after the open arrives, then EOF");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -188,7 +187,6 @@ mod tests {
         let paths = StdioPaths { stdout: Some(fifo.clone()), ..Default::default() };
         let error = open_stdio(&paths, Duration::from_millis(100)).err().expect("must time out");
         assert!(matches!(&error, Error::FifoTimeout { path, .. } if path == &fifo), "{error}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -204,7 +202,6 @@ mod tests {
         std::fs::File::from(stdio.stderr).write_all(b"err").unwrap();
         drop(stdio.stdin);
         assert_eq!(reader.join().unwrap(), "out err");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -217,7 +214,6 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(&log).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (1234, 4321));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -228,7 +224,6 @@ mod tests {
         let options = StdioOptions { owner: None, output_to_journal: true };
         drop(prepare_stdio(&paths, options, Duration::from_secs(1)).unwrap());
         assert!(!log.exists(), "output goes to the helper's own stdout, not the file");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -245,6 +240,5 @@ mod tests {
         let paths = StdioPaths { stderr: Some(format!("file://{}", fresh.display()).into()), ..Default::default() };
         drop(open_stdio(&paths, Duration::from_secs(1)).unwrap());
         assert!(fresh.exists(), "a file:// log is created");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
