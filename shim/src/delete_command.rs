@@ -4,6 +4,7 @@
 //! Either way a `DeleteResponse` goes to stdout.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::api::{DeleteRequest, DeleteResponse};
@@ -16,7 +17,7 @@ use unit_gen::{validate_identifier, IdentifierKind, UnitName};
 
 use crate::daemon::{remove_task_residue, timestamp, ContainerEnd};
 use crate::error::Error;
-use crate::paths::{unix_address, DaemonIdentity};
+use crate::paths::{exit_file_of, unix_address, DaemonIdentity};
 use crate::systemd::Systemd;
 
 /// How long the daemon may take to delete.
@@ -88,11 +89,18 @@ async fn has_task_files(bundle: &Path) -> bool {
 }
 
 async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error> {
-    let exit_path = command.bundle.join(files::EXIT_STATE);
-    let recorded = tokio::task::spawn_blocking(move || read_json::<ExitState>(&exit_path).ok()).await.ok().flatten();
-    let systemd = Systemd::connect().await?;
     let unit = UnitName::for_task(&command.namespace, &command.id);
-    remove_task_residue(&systemd, &unit, &command.bundle, ContainerEnd::Unknown).await?;
+    let identity = DaemonIdentity::for_containerd(&command.containerd_address);
+    let exit_file = exit_file_of(&identity.exits_dir(), unit.as_str());
+    // Units made by older daemons record their exit in the bundle.
+    let places = [exit_file.clone(), command.bundle.join(files::EXIT_STATE)];
+    let recorded =
+        tokio::task::spawn_blocking(move || places.iter().find_map(|path| read_json::<ExitState>(path).ok()))
+            .await
+            .ok()
+            .flatten();
+    let systemd = Arc::new(Systemd::connect().await?);
+    remove_task_residue(&systemd, &unit, &command.bundle, &exit_file, ContainerEnd::Unknown).await?;
     Ok(match recorded {
         Some(state) => DeleteResponse {
             exit_status: state.status,

@@ -43,6 +43,13 @@ impl DaemonIdentity {
         PathBuf::from(STATE_ROOT).join("daemons").join(hex)
     }
 
+    /// Where the `ExecStopPost` of this daemon's task units record their exits, one file per
+    /// unit ([`exit_file_of`]): outside the bundle, which containerd removes right after Delete
+    /// answers, while the unit may still be stopping.
+    pub fn exits_dir(&self) -> PathBuf {
+        self.state_dir().join("exits")
+    }
+
     /// The socket unit `install` writes beside the daemon's service: same name, `.socket`.
     pub fn socket_unit(&self) -> String {
         let stem = self.unit.strip_suffix(".service").unwrap_or(&self.unit);
@@ -53,6 +60,11 @@ impl DaemonIdentity {
     pub fn namespace_socket(&self, namespace: &str) -> PathBuf {
         PathBuf::from(SOCKET_DIR).join(hex_digest(&format!("{RUNTIME_NAME}\0{}\0{namespace}", self.containerd_address)))
     }
+}
+
+/// The exit file of the task unit `unit` in `exits_dir`.
+pub fn exit_file_of(exits_dir: &std::path::Path, unit: &str) -> PathBuf {
+    exits_dir.join(format!("{unit}.json"))
 }
 
 /// `unix://` + `path`: the form containerd dials.

@@ -254,6 +254,20 @@ impl Sandbox {
         run.stdout.lines().any(|line| line.split_whitespace().next() == Some(unit))
     }
 
+    /// Where the daemon has the `ExecStopPost` of task unit `unit` record its exit (each daemon
+    /// has its own directory; the unit name tells whose).
+    pub fn exit_files_of(&self, unit: &str) -> Vec<PathBuf> {
+        let daemons = self.host_path("/run/containerd/io.containerd.systemd.v1/daemons");
+        let Ok(entries) = std::fs::read_dir(daemons) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|daemon| daemon.path().join("exits").join(format!("{unit}.json")))
+            .filter(|file| file.exists())
+            .collect()
+    }
+
     /// A unit property, e.g. `MainPID`.
     pub fn unit_property(&self, unit: &str, property: &str) -> String {
         self.run(&["systemctl", "show", "-p", property, "--value", unit]).stdout.trim().to_string()
@@ -357,9 +371,14 @@ pub fn assert_nothing_left(sandbox: &Sandbox, namespace: &str, id: &str) {
     let unit = unit_of(namespace, id);
     let bundle = format!("/run/containerd/io.containerd.runtime.v2.task/{namespace}/{id}");
     let runc_state = format!("/run/containerd/io.containerd.systemd.v1/runc/{namespace}/{id}");
-    // Delete returns before systemd has collected the unit; give it a moment.
-    let unit_gone = wait_until(Duration::from_secs(10), || !sandbox.unit_loaded(&unit));
-    assert!(unit_gone, "unit {unit} is still loaded");
+    // Delete returns before systemd has collected the unit (an exited container's unit stops
+    // after the answer, and the daemon then removes its cgroups and exit file); give it a moment.
+    // (The asserts below say what was left if the wait ran out.)
+    let _ = wait_until(Duration::from_secs(10), || {
+        !sandbox.unit_loaded(&unit) && sandbox.cgroups_of(&unit).is_empty() && sandbox.exit_files_of(&unit).is_empty()
+    });
+    assert!(!sandbox.unit_loaded(&unit), "unit {unit} is still loaded");
+    assert_eq!(sandbox.exit_files_of(&unit), Vec::<PathBuf>::new(), "exit file left for {unit}");
     assert_eq!(sandbox.mounts_containing(&format!("/{namespace}/{id}/")), Vec::<String>::new(), "mounts left for {id}");
     assert!(!sandbox.host_path(&runc_state).exists(), "runc state {runc_state} left");
     assert!(!sandbox.host_path(&bundle).exists(), "bundle {bundle} left");

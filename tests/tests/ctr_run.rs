@@ -94,15 +94,14 @@ fn task_rm_removes_a_stopped_task_and_everything_it_had() {
     assert_eq!(sandbox.unit_property(&unit, "ExecMainStatus"), "7");
 
     // The unit keeps the exit until the task is deleted; when the unit stops (Delete, or an
-    // operator's `systemctl stop` while no daemon runs), ExecStopPost records it durably, next
-    // to the task's other files in the bundle.
+    // operator's `systemctl stop` while no daemon runs), ExecStopPost records it durably in the
+    // daemon's state directory (not the bundle, which containerd removes right after Delete).
     assert_eq!(sandbox.unit_property(&unit, "SubState"), "exited");
     sandbox.run(&["systemctl", "stop", &unit]).success("systemctl stop");
-    let exit_state =
-        sandbox.host_path(format!("/run/containerd/io.containerd.runtime.v2.task/default/{id}/exit-state.json"));
-    let recorded = tests::wait_until(std::time::Duration::from_secs(10), || exit_state.exists());
-    assert!(recorded, "no {}", exit_state.display());
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&exit_state).expect("read")).expect("json");
+    let recorded = tests::wait_until(std::time::Duration::from_secs(10), || !sandbox.exit_files_of(&unit).is_empty());
+    assert!(recorded, "no exit file for {unit}");
+    let exit_state = &sandbox.exit_files_of(&unit)[0];
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(exit_state).expect("read")).expect("json");
     assert_eq!((state["status"].as_u64(), state["signal"].is_null()), (Some(7), true), "{state}");
     assert!(state["exited_at_unix_ns"].as_u64().is_some_and(|ns| ns > 1_700_000_000_000_000_000), "{state}");
 

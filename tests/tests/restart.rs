@@ -243,3 +243,68 @@ fn a_task_that_exited_before_a_restart_answers_wait_at_once_after_it() {
     assert_eq!((deleted.code, removed.code), (0, 0), "{deleted:?} {removed:?}");
     assert_nothing_left(sandbox, namespace, &id);
 }
+
+#[test]
+fn a_unit_stopped_while_the_daemon_is_down_reports_its_exit_from_the_exit_file() {
+    let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sandbox = Sandbox::get();
+    let namespace = "restart-stopped";
+    sandbox.ensure_image(namespace);
+    let id = unique_id("stopped");
+    let args =
+        ["run", "-d", "--runtime", tests::RUNTIME, "--env", "CODE=23", tests::IMAGE, &id, "sh", "-c", EXIT_ON_USR1];
+    sandbox.ctr(namespace, &args).success("ctr run -d");
+    let pid = sandbox.wait_for_status(namespace, &id, "RUNNING");
+    let task_unit = tests::unit_of(namespace, &id);
+    let (daemon_unit, daemon_pid) = sandbox.daemon();
+
+    // With the daemon frozen, the container exits and an operator stops its unit: systemd
+    // forgets the unit (it ended cleanly), so only the ExecStopPost record keeps the status.
+    sandbox.run(&["kill", "-STOP", &daemon_pid.to_string()]).success("stop the daemon");
+    sandbox.run(&["kill", "-USR1", &pid.to_string()]).success("signal the container");
+    assert!(wait_until(Duration::from_secs(10), || sandbox.unit_property(&task_unit, "SubState") == "exited"));
+    sandbox.run(&["systemctl", "stop", &task_unit]).success("systemctl stop");
+    assert!(!sandbox.unit_loaded(&task_unit), "a cleanly stopped unit is collected");
+    assert_eq!(sandbox.exit_files_of(&task_unit).len(), 1, "ExecStopPost recorded the exit");
+    sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
+    let restarted = wait_until(Duration::from_secs(20), || {
+        let (_, pid) = sandbox.daemon();
+        pid != 0 && pid != daemon_pid
+    });
+    assert!(restarted, "systemd restarts {daemon_unit}");
+
+    sandbox.wait_for_status(namespace, &id, "STOPPED");
+    let rm = sandbox.ctr(namespace, &["task", "rm", &id]);
+    assert!(rm.stderr.contains("exit code 23"), "the recorded status is reported: {rm:?}");
+    sandbox.ctr(namespace, &["container", "rm", &id]).success("container rm");
+    assert_nothing_left(sandbox, namespace, &id);
+}
+
+#[test]
+fn a_restarted_daemon_removes_exit_files_no_task_owns() {
+    let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sandbox = Sandbox::get();
+    let namespace = "restart-sweep";
+    sandbox.ensure_image(namespace);
+    // A task whose exit file is left: as if the daemon died right after Delete answered,
+    // before its unit's stop ended.
+    let id = unique_id("swept");
+    let run = sandbox.ctr(namespace, &["run", "--rm", "--runtime", tests::RUNTIME, tests::IMAGE, &id, "true"]);
+    assert_eq!(run.code, 0, "ctr run --rm: {run:?}");
+    let task_unit = tests::unit_of(namespace, &id);
+    assert!(wait_until(Duration::from_secs(10), || sandbox.exit_files_of(&task_unit).is_empty()));
+    let (daemon_unit, daemon_pid) = sandbox.daemon();
+    let left = sandbox.host_path(sandbox.daemon_state_dir()).join("exits").join(format!("{task_unit}.json"));
+    std::fs::write(&left, br#"{"status":0,"signal":null,"exited_at_unix_ns":1800000000000000000}"#)
+        .expect("write an exit file");
+
+    sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
+    let restarted = wait_until(Duration::from_secs(20), || {
+        let (_, pid) = sandbox.daemon();
+        pid != 0 && pid != daemon_pid
+    });
+    assert!(restarted, "systemd restarts {daemon_unit}");
+    let swept = wait_until(Duration::from_secs(10), || !left.exists());
+    assert!(swept, "an exit file with no task is removed at adoption: {}", left.display());
+    assert_nothing_left(sandbox, namespace, &id);
+}

@@ -3,11 +3,11 @@
 //! daemon was down. A process that exited meanwhile gets its exit status and its `TaskExit`;
 //! a running one is served again as if nothing happened (its unit never depended on us).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use runc_wrap::atomic_file::read_json;
+use runc_wrap::atomic_file::{read_json, remove_if_present};
 use runc_wrap::protocol::{exec_dir, files, ExitState};
 use unit_gen::UnitName;
 
@@ -63,6 +63,7 @@ impl TaskManager {
         let spec = read_spec(&record.bundle).await?;
         let setup = TaskSetup {
             bundle: record.bundle.clone(),
+            exit_file: record.exit_file(),
             unit: UnitName::for_task(&key.namespace, &key.id),
             stdio: record.stdio.clone(),
             stdio_options: record.stdio_options,
@@ -126,7 +127,8 @@ impl TaskManager {
                     "finishing an interrupted {}",
                     lifecycle.name(),
                 );
-                remove_task_residue(&self.systemd, &task.unit, &task.bundle, ContainerEnd::Unknown).await?;
+                remove_task_residue(&self.systemd, &task.unit, &task.bundle, &task.exit_file, ContainerEnd::Unknown)
+                    .await?;
                 self.tasks.remove(&task.key);
                 drop(self.state.remove(&task.key));
                 return Ok(());
@@ -137,7 +139,7 @@ impl TaskManager {
         }
         let pid = task.lifecycle().pid();
         if task.lifecycle().exit().is_none() && !task.is_restore_pending() {
-            match self.find_process(&task.unit, &task.unit_path, &task.bundle.join(files::EXIT_STATE)).await? {
+            match self.find_process(&task.unit, &task.unit_path, &task.exit_file).await? {
                 Found::Exited(exit) => {
                     tracing::info!(
                         namespace = %task.key.namespace,
@@ -197,5 +199,36 @@ impl TaskManager {
             Ok(state) => Exit { status: state.status, at: state.exited_at() },
             Err(_) => Exit { status: UNKNOWN_EXIT_STATUS, at: SystemTime::now() },
         }))
+    }
+}
+
+impl TaskManager {
+    /// Makes the directory task units record their exits in, and removes the exit files no
+    /// adopted task owns: those of units whose Delete answered but whose stop the previous
+    /// daemon did not see end. Such a unit is left stopped and reset.
+    pub async fn sweep_exit_files(&self) -> Result<(), Error> {
+        let dir = self.settings.exits_dir.clone();
+        let files = blocking("listing exit files", move || -> Result<Vec<PathBuf>, Error> {
+            std::fs::create_dir_all(&dir).map_err(|error| Error::io(format!("creating {}", dir.display()), error))?;
+            let entries =
+                std::fs::read_dir(&dir).map_err(|error| Error::io(format!("listing {}", dir.display()), error))?;
+            Ok(entries.filter_map(Result::ok).map(|entry| entry.path()).collect())
+        })
+        .await??;
+        for file in files {
+            let Some(unit) =
+                file.file_name().and_then(|name| name.to_str()).and_then(|name| name.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let unit = UnitName::from_raw(unit.to_string());
+            if self.tasks.by_unit_path(&unit.object_path()).is_some() {
+                continue;
+            }
+            tracing::info!(unit = %unit, "removing the exit file of a deleted task's unit");
+            super::cleanup::stop_unit_only(&self.systemd, &unit).await?;
+            blocking("removing an exit file", move || remove_if_present(&file)).await?.map_err(Error::State)?;
+        }
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! root, whether a rootfs was mounted), so the same code works without the daemon's memory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use runc_wrap::atomic_file::{read_json, remove_if_present};
@@ -20,7 +21,7 @@ use super::exec::remove_exec_residue;
 use crate::blocking::blocking;
 use crate::cgroup::hierarchy_mount_points;
 use crate::error::Error;
-use crate::systemd::Systemd;
+use crate::systemd::{QueuedJob, Systemd};
 
 /// How long stopping a unit may take (its TimeoutStopSec is 90 s by default, but a container
 /// whose init already exited stops at once).
@@ -38,19 +39,35 @@ pub enum ContainerEnd {
     Unknown,
 }
 
-/// Removes all residue of the task whose unit is `unit` and whose bundle is `bundle`.
+/// Removes all residue of the task whose unit is `unit`, whose bundle is `bundle` and whose
+/// unit's `ExecStopPost` records the exit in `exit_file`, and waits until the unit is down.
+pub async fn remove_task_residue(
+    systemd: &Arc<Systemd>,
+    unit: &UnitName,
+    bundle: &Path,
+    exit_file: &Path,
+    end: ContainerEnd,
+) -> Result<(), Error> {
+    begin_task_residue_removal(systemd, unit, bundle, exit_file, end).await?.finish().await
+}
+
+/// Removes the residue of a task up to its unit's stop, which is queued but not waited for:
+/// [`PendingStop::finish`] does the rest. Once this returns nothing of the task is left that
+/// containerd could trip over (runc state, mounts, our files in the bundle); the unit is going
+/// down on its own.
 ///
 /// For a container whose init exited and that has no poststop hooks, `runc delete` is not run:
 /// its processes are gone with the init (or die with the unit, which systemd stops as a whole
-/// control group), systemd removes the unit's cgroup tree, [`prune_unit_cgroups`] removes the
+/// control group), systemd removes the unit's cgroup tree, [`UnitCgroups::prune`] removes the
 /// directories runc made elsewhere, and what remains of runc is its state directory, removed
 /// here. That saves a runc process (about 10 ms) on every `ctr run --rm`.
-pub async fn remove_task_residue(
-    systemd: &Systemd,
+pub async fn begin_task_residue_removal(
+    systemd: &Arc<Systemd>,
     unit: &UnitName,
     bundle: &Path,
+    exit_file: &Path,
     end: ContainerEnd,
-) -> Result<(), Error> {
+) -> Result<PendingStop, Error> {
     let request = read_create_request(bundle).await;
 
     let mut runc_state_left = None;
@@ -68,16 +85,65 @@ pub async fn remove_task_residue(
     }
 
     remove_exec_units(systemd, bundle).await?;
-    systemd.stop_unit(unit.as_str(), STOP_TIMEOUT).await?;
-    systemd.reset_failed_unit(unit.as_str()).await?;
+    let mut job = systemd.begin_stop_unit(unit.as_str()).await?;
+    if exit_file.starts_with(bundle) {
+        // A unit made by an older daemon records its exit in the bundle: it must be down
+        // before our files there go, or its record would outlive the bundle's cleanup.
+        if let Some(mut job) = job.take() {
+            job.wait(STOP_TIMEOUT).await?;
+        }
+    }
     if let Some((runc, id)) = runc_state_left {
         runc.forget_exited(&id).await.map_err(Error::Runc)?;
     }
 
-    let bundle = bundle.to_path_buf();
+    let local_bundle = bundle.to_path_buf();
     let unit_name = unit.as_str().to_string();
     let rootfs_mounted = request.as_ref().is_some_and(|request| !request.rootfs.is_empty());
-    blocking("removing task residue", move || remove_local_residue(&bundle, &unit_name, rootfs_mounted)).await?
+    let cgroups =
+        blocking("removing task residue", move || remove_local_residue(&local_bundle, &unit_name, rootfs_mounted))
+            .await??;
+    Ok(PendingStop {
+        systemd: Arc::clone(systemd),
+        unit: unit.clone(),
+        job,
+        cgroups,
+        exit_file: exit_file.to_path_buf(),
+    })
+}
+
+/// The end of a task's removal: its unit's stop job, then what may only go once the unit is
+/// down (its failed state, the cgroup directories runc made outside systemd's reach, the exit
+/// file its `ExecStopPost` wrote).
+pub struct PendingStop {
+    systemd: Arc<Systemd>,
+    unit: UnitName,
+    job: Option<QueuedJob>,
+    cgroups: Option<UnitCgroups>,
+    exit_file: PathBuf,
+}
+
+impl PendingStop {
+    /// The unit being stopped.
+    pub fn unit(&self) -> &UnitName {
+        &self.unit
+    }
+
+    /// Waits for the stop job and removes what was left for after it.
+    pub async fn finish(self) -> Result<(), Error> {
+        let PendingStop { systemd, unit, job, cgroups, exit_file } = self;
+        if let Some(mut job) = job {
+            job.wait(STOP_TIMEOUT).await?;
+        }
+        systemd.reset_failed_unit(unit.as_str()).await?;
+        blocking("removing a stopped unit's files", move || {
+            if let Some(cgroups) = cgroups {
+                cgroups.prune();
+            }
+            remove_if_present(&exit_file).map_err(Error::State)
+        })
+        .await?
+    }
 }
 
 /// Stops every exec unit of the task (their processes died with the container) and removes
@@ -134,40 +200,51 @@ async fn read_create_request(bundle: &Path) -> Option<CreateRequest> {
     }
 }
 
-/// The blocking part: unmount, prune cgroup directories, remove our files.
-fn remove_local_residue(bundle: &Path, unit_name: &str, rootfs_mounted: bool) -> Result<(), Error> {
+/// The blocking part: unmount, remove our files; returns the cgroup directories to prune once
+/// the unit is down (read from config.json, which containerd removes with the bundle).
+fn remove_local_residue(bundle: &Path, unit_name: &str, rootfs_mounted: bool) -> Result<Option<UnitCgroups>, Error> {
     if rootfs_mounted {
         let rootfs = bundle.join("rootfs");
         containerd_shim::mount::umount_recursive(rootfs.to_str(), 0).map_err(|error| {
             Error::io(format!("unmounting {}", rootfs.display()), std::io::Error::other(error.to_string()))
         })?;
     }
-    prune_unit_cgroups(bundle, unit_name);
+    let cgroups = UnitCgroups::of(bundle, unit_name);
     for name in files::ALL {
         remove_if_present(&bundle.join(name)).map_err(Error::State)?;
     }
-    Ok(())
+    Ok(cgroups)
 }
 
 /// runc creates `<unit cgroup>/container` in every hierarchy, including those systemd does not
 /// manage for the unit (freezer, cpuset, … on hybrid systems). Neither removes the unit-level
 /// directory there, so we do. Only a path that is provably ours is touched: the cgroupsPath our
 /// helper wrote into config.json, ending in `<unit name>/container`.
-fn prune_unit_cgroups(bundle: &Path, unit_name: &str) {
-    let Some(container_cgroup) = container_cgroup_of(bundle) else {
-        return;
-    };
-    let Some(unit_cgroup) = unit_cgroup_of(&container_cgroup, unit_name) else {
-        tracing::debug!("cgroupsPath {} is not under unit {unit_name}; leaving it", container_cgroup.display());
-        return;
-    };
-    for hierarchy in cgroup_hierarchies() {
-        for dir in [&container_cgroup, &unit_cgroup] {
-            let path = hierarchy.join(dir.strip_prefix("/").unwrap_or(dir));
-            match std::fs::remove_dir(&path) {
-                Ok(()) => tracing::debug!("removed cgroup {}", path.display()),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => tracing::warn!("could not remove cgroup {}: {error}", path.display()),
+pub struct UnitCgroups {
+    container: PathBuf,
+    unit: PathBuf,
+}
+
+impl UnitCgroups {
+    fn of(bundle: &Path, unit_name: &str) -> Option<UnitCgroups> {
+        let container = container_cgroup_of(bundle)?;
+        let Some(unit) = unit_cgroup_of(&container, unit_name) else {
+            tracing::debug!("cgroupsPath {} is not under unit {unit_name}; leaving it", container.display());
+            return None;
+        };
+        Some(UnitCgroups { container, unit })
+    }
+
+    /// Removes both directories in every hierarchy where they are left (and empty).
+    fn prune(&self) {
+        for hierarchy in cgroup_hierarchies() {
+            for dir in [&self.container, &self.unit] {
+                let path = hierarchy.join(dir.strip_prefix("/").unwrap_or(dir));
+                match std::fs::remove_dir(&path) {
+                    Ok(()) => tracing::debug!("removed cgroup {}", path.display()),
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => tracing::warn!("could not remove cgroup {}: {error}", path.display()),
+                }
             }
         }
     }

@@ -24,7 +24,7 @@ use super::state::Saved;
 use super::task::{CriuPaths, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
-use crate::paths::{console_socket, runc_root};
+use crate::paths::{console_socket, exit_file_of, runc_root};
 use crate::systemd::{error_names, JobResult, SystemdError};
 
 /// How long we wait for the unit's start job: systemd's own TimeoutStartSec plus a margin.
@@ -51,6 +51,7 @@ impl TaskManager {
         let unit = UnitName::for_task(&key.namespace, &key.id);
         let setup = TaskSetup {
             bundle: valid.bundle.clone(),
+            exit_file: exit_file_of(&self.settings.exits_dir, unit.as_str()),
             unit,
             stdio: valid.stdio.clone(),
             stdio_options: valid.stdio_options,
@@ -74,9 +75,14 @@ impl TaskManager {
             }
             Err(error) => {
                 tracing::warn!(task = %key, "create failed: {error}; cleaning up");
-                if let Err(cleanup_error) =
-                    remove_task_residue(&self.systemd, &task.unit, &task.bundle, ContainerEnd::Unknown).await
-                {
+                let cleanup = remove_task_residue(
+                    &self.systemd,
+                    &task.unit,
+                    &task.bundle,
+                    &task.exit_file,
+                    ContainerEnd::Unknown,
+                );
+                if let Err(cleanup_error) = cleanup.await {
                     tracing::error!(task = %key, "cleaning up after a failed create: {cleanup_error}");
                 }
                 self.tasks.remove(&key);
@@ -200,7 +206,7 @@ impl TaskManager {
             exe: self.settings.exe.display().to_string(),
             create_request: bundle.join(files::CREATE_REQUEST).display().to_string(),
             pid_file: bundle.join(files::INIT_PID).display().to_string(),
-            exit_state: bundle.join(files::EXIT_STATE).display().to_string(),
+            exit_state: task.exit_file.display().to_string(),
         };
         let unit = render_init_unit(&InitUnitRequest {
             namespace: &task.key.namespace,
@@ -211,6 +217,8 @@ impl TaskManager {
             systemd_version: self.systemd.version(),
             sd_notify,
         })?;
+        // A deleted task of the same name may still have its unit going down.
+        self.unit_stops.settled(&task.unit).await;
         let mut job = match self.systemd.begin_transient_unit(&unit).await {
             Ok(job) => job,
             Err(error) if error.is(error_names::UNIT_EXISTS) => {

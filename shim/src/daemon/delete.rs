@@ -1,12 +1,15 @@
 //! Delete: removes everything the task left (unit, runc state, mounts, cgroups, our files) and
 //! forgets it. A running task must be killed first, as with runc-v2.
+//!
+//! For a container that exited, Delete answers once its unit's stop is queued: the unit records
+//! the exit outside the bundle and goes down on its own ([`super::unit_stops`]).
 
 use std::time::SystemTime;
 
 use nix::sys::signal::Signal;
 use oci_spec::runtime::Hooks;
 
-use super::cleanup::{remove_task_residue, ContainerEnd};
+use super::cleanup::{begin_task_residue_removal, ContainerEnd};
 use super::manager::TaskManager;
 use super::task::{has_hooks, Exit, TaskKey};
 use crate::error::Error;
@@ -35,7 +38,23 @@ impl TaskManager {
             Some(_) if !has_hooks(&task.spec, Hooks::poststop) => ContainerEnd::ExitedWithoutPoststopHooks,
             _ => ContainerEnd::Unknown,
         };
-        if let Err(error) = remove_task_residue(&self.systemd, &task.unit, &task.bundle, end).await {
+        let removal = begin_task_residue_removal(&self.systemd, &task.unit, &task.bundle, &task.exit_file, end);
+        let pending_stop = match removal.await {
+            Ok(pending_stop) => pending_stop,
+            Err(error) => {
+                *task.lifecycle() = previous; // let containerd retry
+                return Err(error);
+            }
+        };
+        // An exited container's unit may finish going down after the answer; any other is
+        // waited for, so what Delete killed is gone when it answers.
+        let finished = if end == ContainerEnd::ExitedWithoutPoststopHooks {
+            self.unit_stops.finish_in_background(pending_stop);
+            Ok(())
+        } else {
+            pending_stop.finish().await
+        };
+        if let Err(error) = finished {
             *task.lifecycle() = previous; // let containerd retry
             return Err(error);
         }

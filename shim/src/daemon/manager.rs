@@ -13,6 +13,7 @@ use super::options::TaskOptions;
 use super::state::StateStore;
 use super::table::TaskTable;
 use super::task::{Exit, Task, TaskKey};
+use super::unit_stops::UnitStops;
 use crate::error::Error;
 use crate::systemd::Systemd;
 
@@ -29,6 +30,8 @@ pub struct DaemonSettings {
     pub task_defaults: TaskOptions,
     /// How long the helper waits for the other end of a stdio fifo.
     pub fifo_timeout: Duration,
+    /// Where task units record their exits (`DaemonIdentity::exits_dir`).
+    pub exits_dir: PathBuf,
 }
 
 /// All tasks and the means to act on them.
@@ -41,6 +44,8 @@ pub struct TaskManager {
     pub(super) update_sequence: AtomicU64,
     /// The task table on disk.
     pub(super) state: StateStore,
+    /// Units of deleted tasks still going down.
+    pub(super) unit_stops: UnitStops,
     /// Cleared when the daemon stops: exits seen from then on are left to the next daemon,
     /// which finds them in systemd and publishes them; one whose `TaskExit` was queued here
     /// but never sent would be lost.
@@ -57,6 +62,7 @@ impl TaskManager {
             settings,
             update_sequence: AtomicU64::new(0),
             state,
+            unit_stops: UnitStops::default(),
             observing_exits: AtomicBool::new(true),
         }
     }
@@ -102,6 +108,9 @@ impl TaskManager {
         self.observing_exits.store(false, Ordering::SeqCst);
         self.events.flush(timeout).await;
         self.state.flush().await;
+        // Not needed for correctness (the next daemon sweeps what they leave), but a clean
+        // hand-over leaves nothing behind.
+        let _ = tokio::time::timeout(timeout, self.unit_stops.all_settled()).await;
     }
 
     /// Whether exits are still taken in (see [`TaskManager::hand_over`]).

@@ -26,6 +26,7 @@ mod state;
 mod stats;
 mod table;
 mod task;
+mod unit_stops;
 mod update;
 mod wait_replay;
 
@@ -103,6 +104,7 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         unit_options: config.config.unit_options.clone(),
         task_defaults: config.config.task_defaults.clone(),
         fifo_timeout: Duration::from_secs(30),
+        exits_dir: config.identity.exits_dir(),
     };
     let state = StateStore::spawn(state::records_dir(&config.identity));
     let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings, state));
@@ -111,6 +113,9 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
     let adopted = manager.adopt_recorded_tasks().await;
     let mut exits = tokio::spawn(exits::watch_exits(Arc::clone(&manager), changes));
     manager.reconcile_adopted(adopted).await;
+    if let Err(error) = manager.sweep_exit_files().await {
+        tracing::error!("sweeping the exit files of deleted tasks: {error}");
+    }
 
     let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), Arc::clone(&manager)));
     for (namespace, sockets) in restored.namespaces {

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use runc_wrap::atomic_file::{read_json, remove_if_present, write_json_atomically};
-use runc_wrap::protocol::{StdioOptions, StdioPaths};
+use runc_wrap::protocol::{files, StdioOptions, StdioPaths};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,6 +33,10 @@ pub struct TaskRecord {
     pub id: String,
     /// The bundle.
     pub bundle: PathBuf,
+    /// Where the init unit's `ExecStopPost` records the exit; absent in records of daemons that
+    /// had it write into the bundle ([`TaskRecord::exit_file`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_file: Option<PathBuf>,
     /// Stdio as containerd gave it.
     pub stdio: StdioPaths,
     /// Stdio owner and log mode.
@@ -77,6 +81,7 @@ impl TaskRecord {
             namespace: task.key.namespace.clone(),
             id: task.key.id.clone(),
             bundle: task.bundle.clone(),
+            exit_file: Some(task.exit_file.clone()),
             stdio: task.stdio.clone(),
             stdio_options: task.stdio_options,
             terminal: task.terminal,
@@ -93,6 +98,12 @@ impl TaskRecord {
     /// The task's key.
     pub fn key(&self) -> TaskKey {
         TaskKey { namespace: self.namespace.clone(), id: self.id.clone() }
+    }
+
+    /// Where the init unit's `ExecStopPost` records the exit: the bundle's `exit-state.json`
+    /// for units made by daemons that did not record the place.
+    pub fn exit_file(&self) -> PathBuf {
+        self.exit_file.clone().unwrap_or_else(|| self.bundle.join(files::EXIT_STATE))
     }
 }
 
@@ -247,6 +258,7 @@ mod tests {
             namespace: "default".into(),
             id: id.into(),
             bundle: "/run/b".into(),
+            exit_file: Some("/run/exits/u.json".into()),
             stdio: StdioPaths { stdin: None, stdout: Some("/run/f/out".into()), stderr: None },
             stdio_options: StdioOptions::default(),
             terminal: false,

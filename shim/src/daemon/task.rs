@@ -323,6 +323,8 @@ pub struct Task {
     pub bundle: PathBuf,
     /// The task's unit.
     pub unit: UnitName,
+    /// Where the unit's `ExecStopPost` records init's exit.
+    pub exit_file: PathBuf,
     /// The unit's D-Bus object path.
     pub unit_path: String,
     /// The container's stdio as containerd gave it.
@@ -360,6 +362,8 @@ pub struct TaskSetup {
     pub bundle: PathBuf,
     /// The task's unit.
     pub unit: UnitName,
+    /// Where the unit's `ExecStopPost` records init's exit.
+    pub exit_file: PathBuf,
     /// The container's stdio as containerd gave it.
     pub stdio: StdioPaths,
     /// Stdio owner and log mode.
@@ -377,12 +381,13 @@ pub struct TaskSetup {
 impl Task {
     /// A task whose unit is about to be started.
     pub fn creating(key: TaskKey, setup: TaskSetup) -> Task {
-        let TaskSetup { bundle, unit, stdio, stdio_options, terminal, runc, spec, criu_paths } = setup;
+        let TaskSetup { bundle, unit, exit_file, stdio, stdio_options, terminal, runc, spec, criu_paths } = setup;
         let unit_path = unit.object_path();
         Task {
             key,
             bundle,
             unit,
+            exit_file,
             unit_path,
             stdio,
             runc,

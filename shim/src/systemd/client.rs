@@ -183,14 +183,14 @@ impl Systemd {
 
     /// Starts `unit` as a transient unit (mode `fail`) and returns its start job without
     /// waiting, for callers that have something else to wait for meanwhile.
-    pub async fn begin_transient_unit(&self, unit: &TransientUnit) -> Result<StartedJob, SystemdError> {
+    pub async fn begin_transient_unit(&self, unit: &TransientUnit) -> Result<QueuedJob, SystemdError> {
         let name = unit.name.as_str();
         let watch = self.routes.watch_jobs(name);
         let properties = to_dbus_properties(&unit.properties);
         let auxiliary: Vec<(String, Vec<(String, Variant<'static>)>)> = Vec::new();
         let reply = self.call_manager("StartTransientUnit", name, &(name, "fail", properties, auxiliary)).await?;
         let job = object_path_of(&reply, "StartTransientUnit", name)?;
-        Ok(StartedJob { watch, job })
+        Ok(QueuedJob { watch, job })
     }
 
     /// Starts (or joins the start job of) the loaded unit `name` and waits for it.
@@ -203,13 +203,22 @@ impl Systemd {
 
     /// Stops unit `name` and waits until it is down; `None` when no such unit is loaded.
     pub async fn stop_unit(&self, name: &str, timeout: Duration) -> Result<Option<JobResult>, SystemdError> {
-        let mut watch = self.routes.watch_jobs(name);
+        match self.begin_stop_unit(name).await? {
+            Some(mut job) => job.wait(timeout).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Queues the stop of unit `name` and returns its job without waiting; `None` when no such
+    /// unit is loaded. systemd carries the job out whether or not anyone waits for it.
+    pub async fn begin_stop_unit(&self, name: &str) -> Result<Option<QueuedJob>, SystemdError> {
+        let watch = self.routes.watch_jobs(name);
         let reply = match self.call_manager("StopUnit", name, &(name, "replace")).await {
             Err(error) if error.is_no_such_unit() => return Ok(None),
             other => other?,
         };
         let job = object_path_of(&reply, "StopUnit", name)?;
-        wait_job(&mut watch, &job, timeout).await.map(Some)
+        Ok(Some(QueuedJob { watch, job }))
     }
 
     /// Forgets the failed state of unit `name`; a unit that is not loaded is fine.
@@ -327,13 +336,13 @@ fn object_path_of(reply: &Message, method: &'static str, target: &str) -> Result
     reply.body().deserialize::<OwnedObjectPath>().map_err(|source| SystemdError::from_call(method, target, source))
 }
 
-/// A start job in flight; its result is seen even if it finished before [`StartedJob::wait`].
-pub struct StartedJob {
+/// A job in flight; its result is seen even if it finished before [`QueuedJob::wait`].
+pub struct QueuedJob {
     watch: JobWatch,
     job: OwnedObjectPath,
 }
 
-impl StartedJob {
+impl QueuedJob {
     /// Waits for the job's result.
     pub async fn wait(&mut self, timeout: Duration) -> Result<JobResult, SystemdError> {
         wait_job(&mut self.watch, &self.job, timeout).await
