@@ -69,6 +69,7 @@ impl TaskManager {
         };
         self.tasks.remove(key);
         self.state.remove(key).written().await;
+        self.heap_trimmer.trim_soon();
         Ok(deleted)
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use unit_gen::UnitOptions;
 
 use super::events::EventSender;
+use super::heap_trim::HeapTrimmer;
 use super::options::TaskOptions;
 use super::state::StateStore;
 use super::table::TaskTable;
@@ -46,6 +47,8 @@ pub struct TaskManager {
     pub(super) state: StateStore,
     /// Units of deleted tasks still going down.
     pub(super) unit_stops: UnitStops,
+    /// Returns the memory of deleted tasks to the system.
+    pub(super) heap_trimmer: HeapTrimmer,
     /// Cleared when the daemon stops: exits seen from then on are left to the next daemon,
     /// which finds them in systemd and publishes them; one whose `TaskExit` was queued here
     /// but never sent would be lost.
@@ -63,6 +66,7 @@ impl TaskManager {
             update_sequence: AtomicU64::new(0),
             state,
             unit_stops: UnitStops::default(),
+            heap_trimmer: HeapTrimmer::default(),
             observing_exits: AtomicBool::new(true),
         }
     }

@@ -11,6 +11,7 @@ mod events;
 mod exec;
 mod exec_process;
 mod exits;
+mod heap_trim;
 mod kill;
 mod manager;
 mod options;
