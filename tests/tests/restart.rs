@@ -66,6 +66,17 @@ fn now(sandbox: &Sandbox) -> String {
 /// handler for).
 const EXIT_ON_USR1: &str = "trap 'exit $CODE' USR1; while :; do sleep 0.1; done";
 
+/// Kills the daemon whose pid is `daemon_pid` with SIGKILL and waits until systemd has started
+/// the next one.
+fn kill_daemon_and_await_the_next(sandbox: &Sandbox, daemon_pid: u32) {
+    sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
+    let restarted = wait_until(Duration::from_secs(20), || {
+        let (_, pid) = sandbox.daemon();
+        pid != 0 && pid != daemon_pid
+    });
+    assert!(restarted, "systemd restarts the daemon");
+}
+
 #[test]
 fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_it_was_down() {
     let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -93,12 +104,7 @@ fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_
         // The unit keeps the exit ("exited") until the task is deleted.
         assert!(wait_until(Duration::from_secs(10), || sandbox.unit_property(&unit, "SubState") == "exited"));
     }
-    sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
-    let restarted = wait_until(Duration::from_secs(20), || {
-        let (_, pid) = sandbox.daemon();
-        pid != 0 && pid != daemon_pid
-    });
-    assert!(restarted, "systemd restarts the daemon");
+    kill_daemon_and_await_the_next(sandbox, daemon_pid);
     assert_eq!(sandbox.unit_property(&unit, "ActiveState"), "active");
 
     for (n, id) in ids.iter().enumerate() {
@@ -256,7 +262,7 @@ fn a_unit_stopped_while_the_daemon_is_down_reports_its_exit_from_the_exit_file()
     sandbox.ctr(namespace, &args).success("ctr run -d");
     let pid = sandbox.wait_for_status(namespace, &id, "RUNNING");
     let task_unit = tests::unit_of(namespace, &id);
-    let (daemon_unit, daemon_pid) = sandbox.daemon();
+    let (_, daemon_pid) = sandbox.daemon();
 
     // With the daemon frozen, the container exits and an operator stops its unit: systemd
     // forgets the unit (it ended cleanly), so only the ExecStopPost record keeps the status.
@@ -266,12 +272,7 @@ fn a_unit_stopped_while_the_daemon_is_down_reports_its_exit_from_the_exit_file()
     sandbox.run(&["systemctl", "stop", &task_unit]).success("systemctl stop");
     assert!(!sandbox.unit_loaded(&task_unit), "a cleanly stopped unit is collected");
     assert_eq!(sandbox.exit_files_of(&task_unit).len(), 1, "ExecStopPost recorded the exit");
-    sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
-    let restarted = wait_until(Duration::from_secs(20), || {
-        let (_, pid) = sandbox.daemon();
-        pid != 0 && pid != daemon_pid
-    });
-    assert!(restarted, "systemd restarts {daemon_unit}");
+    kill_daemon_and_await_the_next(sandbox, daemon_pid);
 
     sandbox.wait_for_status(namespace, &id, "STOPPED");
     let rm = sandbox.ctr(namespace, &["task", "rm", &id]);
@@ -293,17 +294,12 @@ fn a_restarted_daemon_removes_exit_files_no_task_owns() {
     assert_eq!(run.code, 0, "ctr run --rm: {run:?}");
     let task_unit = tests::unit_of(namespace, &id);
     assert!(wait_until(Duration::from_secs(10), || sandbox.exit_files_of(&task_unit).is_empty()));
-    let (daemon_unit, daemon_pid) = sandbox.daemon();
+    let (_, daemon_pid) = sandbox.daemon();
     let left = sandbox.host_path(sandbox.daemon_state_dir()).join("exits").join(format!("{task_unit}.json"));
     std::fs::write(&left, br#"{"status":0,"signal":null,"exited_at_unix_ns":1800000000000000000}"#)
         .expect("write an exit file");
 
-    sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
-    let restarted = wait_until(Duration::from_secs(20), || {
-        let (_, pid) = sandbox.daemon();
-        pid != 0 && pid != daemon_pid
-    });
-    assert!(restarted, "systemd restarts {daemon_unit}");
+    kill_daemon_and_await_the_next(sandbox, daemon_pid);
     let swept = wait_until(Duration::from_secs(10), || !left.exists());
     assert!(swept, "an exit file with no task is removed at adoption: {}", left.display());
     assert_nothing_left(sandbox, namespace, &id);
