@@ -11,7 +11,7 @@ use oci_spec::runtime::Hooks;
 
 use super::cleanup::{begin_task_residue_removal, ContainerEnd};
 use super::manager::TaskManager;
-use super::task::{has_hooks, Exit, TaskKey};
+use super::task::{has_hooks, Exit, Task, TaskKey};
 use crate::error::Error;
 
 /// What Delete reports.
@@ -38,23 +38,7 @@ impl TaskManager {
             Some(_) if !has_hooks(&task.spec, Hooks::poststop) => ContainerEnd::ExitedWithoutPoststopHooks,
             _ => ContainerEnd::Unknown,
         };
-        let removal = begin_task_residue_removal(&self.systemd, &task.unit, &task.bundle, &task.exit_file, end);
-        let pending_stop = match removal.await {
-            Ok(pending_stop) => pending_stop,
-            Err(error) => {
-                *task.lifecycle() = previous; // let containerd retry
-                return Err(error);
-            }
-        };
-        // An exited container's unit may finish going down after the answer; any other is
-        // waited for, so what Delete killed is gone when it answers.
-        let finished = if end == ContainerEnd::ExitedWithoutPoststopHooks {
-            self.unit_stops.finish_in_background(pending_stop);
-            Ok(())
-        } else {
-            pending_stop.finish().await
-        };
-        if let Err(error) = finished {
+        if let Err(error) = self.remove_residue(&task, end).await {
             *task.lifecycle() = previous; // let containerd retry
             return Err(error);
         }
@@ -71,5 +55,18 @@ impl TaskManager {
         self.state.remove(key).written().await;
         self.heap_trimmer.trim_soon();
         Ok(deleted)
+    }
+
+    /// Removes the task's residue. An exited container's unit may finish going down after the
+    /// answer; any other is waited for, so what Delete killed is gone when it answers.
+    async fn remove_residue(&self, task: &Task, end: ContainerEnd) -> Result<(), Error> {
+        let pending_stop =
+            begin_task_residue_removal(&self.systemd, &task.unit, &task.bundle, &task.exit_file, end).await?;
+        if end == ContainerEnd::ExitedWithoutPoststopHooks {
+            self.unit_stops.finish_in_background(pending_stop);
+            Ok(())
+        } else {
+            pending_stop.finish().await
+        }
     }
 }

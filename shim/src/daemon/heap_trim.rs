@@ -1,8 +1,8 @@
 //! Giving freed heap back to the system once tasks are gone. glibc keeps memory a program frees
 //! for reuse and returns only what sits at the top of the heap, so after a burst of tasks the
 //! daemon would hold its high-water mark for good (the bench saw the heap of a 100-task round
-//! stay through later, smaller rounds). A second after the last Delete of a burst, `malloc_trim`
-//! returns every free page, wherever it is in the heap.
+//! stay through later, smaller rounds). A second after a Delete, `malloc_trim` returns every
+//! free page, wherever it is in the heap; the deletes of that second share the one trim.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
