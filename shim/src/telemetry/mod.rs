@@ -55,8 +55,8 @@ impl Telemetry {
         self.provider.is_some()
     }
 
-    /// Exports what is queued and stops the exporter. Call it outside the runtime's workers (the
-    /// export requests run on the runtime) while the runtime still runs.
+    /// Exports what is queued and stops the exporter. Call it off the runtime's thread (the export
+    /// requests run on the runtime) while the runtime still runs.
     pub fn shutdown(self) {
         if let Some(provider) = self.provider {
             if let Err(error) = provider.shutdown() {
