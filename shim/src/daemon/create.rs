@@ -47,6 +47,7 @@ struct ValidCreate {
 impl TaskManager {
     /// Creates task `key` from `request`; returns the init pid.
     pub async fn create(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
+        self.heap_trimmer.note_work();
         let valid = self.validate_create(&key, &request).await?;
         let unit = UnitName::for_task(&key.namespace, &key.id);
         let setup = TaskSetup {

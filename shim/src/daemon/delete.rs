@@ -53,7 +53,7 @@ impl TaskManager {
         };
         self.tasks.remove(key);
         self.state.remove(key).written().await;
-        self.heap_trimmer.trim_soon();
+        self.heap_trimmer.note_work();
         Ok(deleted)
     }
 

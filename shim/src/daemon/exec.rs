@@ -112,6 +112,7 @@ impl TaskManager {
 
     /// Starts exec `exec_id` of task `key`; returns its pid.
     pub async fn start_exec(&self, key: &TaskKey, exec_id: &str) -> Result<u32, Error> {
+        self.heap_trimmer.note_work();
         let (task, exec) = self.exec_of(key, exec_id)?;
         exec.lifecycle().begin_start().map_err(|refused| exec_bad_state(key, exec_id, refused.state, "start"))?;
         match self.launch_exec(&task, &exec).await {
@@ -230,6 +231,7 @@ impl TaskManager {
 
     /// Deletes exec `exec_id`: its unit and files. A running exec must be killed first.
     pub async fn delete_exec(&self, key: &TaskKey, exec_id: &str) -> Result<Deleted, Error> {
+        self.heap_trimmer.note_work();
         let (task, exec) = self.exec_of(key, exec_id)?;
         let previous =
             exec.lifecycle().begin_delete().map_err(|refused| exec_bad_state(key, exec_id, refused.state, "delete"))?;
