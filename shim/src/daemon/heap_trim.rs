@@ -6,8 +6,7 @@
 //! smaller rounds. When the daemon has had no Create, Exec or Delete for [`QUIET`],
 //! `malloc_trim` returns every free page, wherever it is in the heap: one trim per burst.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -16,24 +15,20 @@ use tokio::time::Instant;
 const QUIET: Duration = Duration::from_millis(250);
 
 /// Trims the heap after bursts of work.
+#[derive(Default)]
 pub struct HeapTrimmer {
-    shared: Arc<Shared>,
+    shared: Arc<Mutex<Quiet>>,
 }
 
-struct Shared {
-    /// When the trimmer was made: activity instants are kept as milliseconds since then.
-    origin: Instant,
-    /// Milliseconds after `origin` of the last heap-heavy request.
-    last_work_ms: AtomicU64,
-    /// Whether a task is waiting for the quiet period to trim.
-    waiting: AtomicBool,
+/// When the last heap-heavy work was, and whether a task waits for the quiet after it.
+struct Quiet {
+    last_work: Instant,
+    waiting: bool,
 }
 
-impl Default for HeapTrimmer {
+impl Default for Quiet {
     fn default() -> Self {
-        let shared =
-            Shared { origin: Instant::now(), last_work_ms: AtomicU64::new(0), waiting: AtomicBool::new(false) };
-        HeapTrimmer { shared: Arc::new(shared) }
+        Quiet { last_work: Instant::now(), waiting: false }
     }
 }
 
@@ -41,40 +36,40 @@ impl HeapTrimmer {
     /// Notes heap-heavy work (a Create, Exec or Delete): the heap is trimmed once [`QUIET`] has
     /// passed without more.
     pub fn note_work(&self) {
-        self.shared.last_work_ms.store(self.shared.elapsed_ms(), Ordering::SeqCst);
-        if self.shared.waiting.swap(true, Ordering::SeqCst) {
+        let mut quiet = lock(&self.shared);
+        quiet.last_work = Instant::now();
+        if quiet.waiting {
             return;
         }
+        quiet.waiting = true;
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
-            shared.wait_for_quiet().await;
+            wait_for_quiet(&shared).await;
             // It walks the heap under the allocator's lock: not on the runtime's thread.
             let _ = tokio::task::spawn_blocking(trim_heap).await;
         });
     }
 }
 
-impl Shared {
-    fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Sleeps until [`QUIET`] after the last work, moving the deadline while work keeps coming.
-    async fn wait_for_quiet(&self) {
-        loop {
-            let last = self.last_work_ms.load(Ordering::SeqCst);
-            tokio::time::sleep_until(self.origin + Duration::from_millis(last) + QUIET).await;
-            if self.last_work_ms.load(Ordering::SeqCst) != last {
-                continue;
-            }
-            self.waiting.store(false, Ordering::SeqCst);
-            // Work noted just before the store saw the flag set and left its trim to this wait,
-            // which then goes on, unless work noted since has started a wait of its own.
-            if self.last_work_ms.load(Ordering::SeqCst) == last || self.waiting.swap(true, Ordering::SeqCst) {
+/// Sleeps until [`QUIET`] after the last work, moving the deadline while work keeps coming.
+async fn wait_for_quiet(shared: &Mutex<Quiet>) {
+    loop {
+        let deadline = {
+            let mut quiet = lock(shared);
+            let deadline = quiet.last_work + QUIET;
+            if deadline <= Instant::now() {
+                quiet.waiting = false;
                 return;
             }
-        }
+            deadline
+        };
+        tokio::time::sleep_until(deadline).await;
     }
+}
+
+fn lock(shared: &Mutex<Quiet>) -> MutexGuard<'_, Quiet> {
+    // Two plain fields, consistent after any panic: a poisoned lock is still good to use.
+    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(target_env = "gnu")]
@@ -100,9 +95,9 @@ mod tests {
         let started = Instant::now();
         tokio::time::sleep(Duration::from_millis(200)).await;
         trimmer.note_work();
-        assert!(shared.waiting.load(Ordering::SeqCst), "the first wait still runs");
+        assert!(lock(&shared).waiting, "the first wait still runs");
         let waited = tokio::spawn(async move {
-            while shared.waiting.load(Ordering::SeqCst) {
+            while lock(&shared).waiting {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             started.elapsed()
@@ -117,8 +112,8 @@ mod tests {
         let trimmer = HeapTrimmer::default();
         trimmer.note_work();
         tokio::time::sleep(QUIET * 2).await;
-        assert!(!trimmer.shared.waiting.load(Ordering::SeqCst), "the first wait is over");
+        assert!(!lock(&trimmer.shared).waiting, "the first wait is over");
         trimmer.note_work();
-        assert!(trimmer.shared.waiting.load(Ordering::SeqCst), "new work waits again");
+        assert!(lock(&trimmer.shared).waiting, "new work waits again");
     }
 }
