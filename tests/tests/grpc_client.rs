@@ -179,39 +179,83 @@ async fn stdout_and_stderr_reach_their_fifos_through_grpc_on_runc_v2_baseline() 
     output_reaches_fifos(RUNC_V2).await;
 }
 
-/// A `file://` URI as stdout and stderr (containerd's file logging) gets both streams.
-async fn output_reaches_a_file_uri(runtime: &str) {
+/// Where a task's output goes when it is given `file://` URIs.
+#[derive(Clone, Copy)]
+enum LogFiles {
+    /// Both streams have one file, as `cio.LogFile` asks, and the task writes only stdout.
+    SharedStdoutOnly,
+    /// The task writes both streams into one file, as `cio.LogFile` asks.
+    Shared,
+    /// The task writes both streams, each into its own file.
+    Separate,
+}
+
+/// `file://` URIs as stdout and stderr (containerd's file logging) get each stream's lines.
+async fn output_reaches_file_uris(runtime: &str, files: LogFiles) {
     let (sandbox, client) = connect().await;
     let id = unique_id("grpc-file");
-    let log = OutputFile::create(sandbox, "file-log").expect("log path");
-    let container = create(&client, &id, runtime, &["sh", "-c", "echo to the log; echo also to the log >&2"]).await;
+    let stdout_log = OutputFile::create(sandbox, "file-stdout").expect("stdout log path");
+    let stderr_log = OutputFile::create(sandbox, "file-stderr").expect("stderr log path");
+    let (script, stderr_uri) = match files {
+        LogFiles::SharedStdoutOnly => ("echo to the log", Some(stdout_log.uri())),
+        LogFiles::Shared => ("echo to the log; echo also to the log >&2", Some(stdout_log.uri())),
+        LogFiles::Separate => ("echo to the log; echo also to the log >&2", Some(stderr_log.uri())),
+    };
+    let container = create(&client, &id, runtime, &["sh", "-c", script]).await;
 
-    let stdio = Stdio { stdin: None, stdout: Some(log.uri()), stderr: Some(log.uri()) };
+    let stdio = Stdio { stdin: None, stdout: Some(stdout_log.uri()), stderr: stderr_uri };
     container.create_task(&stdio).await.expect("create task");
     container.start().await.expect("start");
     assert_eq!(container.wait().await.expect("wait"), 0);
     container.delete_task().await.expect("delete task");
-    // Two writers on one file: the order between the streams is not promised. runc-v2 copies
-    // into the file in the background and may still be at it when Delete returns.
-    let sorted_lines = || {
-        let mut lines: Vec<String> = log.read().expect("read the log").lines().map(str::to_string).collect();
+    // The order between two streams in one file is not promised, so lines are compared sorted.
+    let lines_of = |log: &OutputFile| {
+        let mut lines: Vec<String> = log.read().unwrap_or_default().lines().map(str::to_string).collect();
         lines.sort();
         lines
     };
-    tests::wait_until(Duration::from_secs(5), || sorted_lines().len() >= 2);
-    assert_eq!(sorted_lines(), ["also to the log", "to the log"]);
+    let (expected_stdout, expected_stderr): (&[&str], &[&str]) = match files {
+        LogFiles::SharedStdoutOnly => (&["to the log"], &[]),
+        LogFiles::Shared => (&["also to the log", "to the log"], &[]),
+        LogFiles::Separate => (&["to the log"], &["also to the log"]),
+    };
+    // runc-v2 copies into the files in the background and may still be at it when Delete returns.
+    let expected_lines = expected_stdout.len() + expected_stderr.len();
+    tests::wait_until(Duration::from_secs(5), || {
+        lines_of(&stdout_log).len() + lines_of(&stderr_log).len() >= expected_lines
+    });
+    assert_eq!(lines_of(&stdout_log), expected_stdout, "the stdout URI's file");
+    assert_eq!(lines_of(&stderr_log), expected_stderr, "the stderr URI's file, if it has its own");
 
     remove_and_assert_nothing_left(sandbox, &client, container).await;
 }
 
 #[tokio::test]
-async fn stdout_and_stderr_reach_a_file_uri_through_grpc() {
-    output_reaches_a_file_uri(RUNTIME).await;
+async fn stdout_reaches_a_shared_file_uri_through_grpc() {
+    output_reaches_file_uris(RUNTIME, LogFiles::SharedStdoutOnly).await;
+}
+
+/// The baseline takes only this one of the three file tests, as runc-v2 (1.6 and 2.1 alike)
+/// cannot pass the other two:
+/// - it opens only stdout's URI and sends both streams there, so `Separate` fails; with no
+///   stderr URI at all, its shim panics in Create;
+/// - with both streams written into one file, it loses stderr about one run in six here: its
+///   stdout copier closes the shared file outright when stdout ends, and the stderr copier's
+///   later writes fail ("error copying stderr" in containerd's log). That is containerd's known
+///   race, containerd/containerd#3118.
+#[tokio::test]
+async fn stdout_reaches_a_shared_file_uri_through_grpc_on_runc_v2_baseline() {
+    output_reaches_file_uris(RUNC_V2, LogFiles::SharedStdoutOnly).await;
 }
 
 #[tokio::test]
-async fn stdout_and_stderr_reach_a_file_uri_through_grpc_on_runc_v2_baseline() {
-    output_reaches_a_file_uri(RUNC_V2).await;
+async fn stdout_and_stderr_reach_one_shared_file_uri_through_grpc() {
+    output_reaches_file_uris(RUNTIME, LogFiles::Shared).await;
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_reach_their_own_file_uris_through_grpc() {
+    output_reaches_file_uris(RUNTIME, LogFiles::Separate).await;
 }
 
 /// ListPids, Pause and Resume on a running task: the init is its only process, and the state
