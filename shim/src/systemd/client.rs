@@ -40,8 +40,11 @@ enum Transport {
     Bus,
 }
 
-/// How many incoming messages may queue before the router reads them.
-const MAX_QUEUED: usize = 16 * 1024;
+/// How many incoming messages may queue before the router reads them. zbus allocates the whole
+/// queue up front (72 bytes a message, so 16 Ki of them cost 1.1 MiB, resident as the ring goes
+/// round), and a full queue loses nothing: the connection stops reading until the router, which
+/// only forwards each message to a channel, has made room.
+const MAX_QUEUED: usize = 512;
 
 /// Deadline for a single method call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(25);
