@@ -7,12 +7,11 @@
 //! so the helper is what systemd supervises; the helper module explains why not `PIDFile=`.
 //! `ExecStopPost` records the exit durably, as for init.
 
-use oci_spec::runtime::Spec;
-
-use crate::init_unit::{container_slice, every_exit_is_success, exec_property, helper_command, START_TIMEOUT_USEC};
+use crate::init_unit::{every_exit_is_success, exec_property, helper_command, START_TIMEOUT_USEC};
 use crate::names::UnitName;
 use crate::properties::{single_line, Property, PropertyValue, TransientUnit};
-use crate::{Error, UnitOptions};
+use crate::slice::validate_slice_name;
+use crate::Error;
 
 /// Where the exec's helper and its files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,19 +33,17 @@ pub struct ExecUnitRequest<'a> {
     pub id: &'a str,
     /// Exec id (validated).
     pub exec_id: &'a str,
-    /// The container's OCI spec: the exec unit goes to the container's slice.
-    pub spec: &'a Spec,
+    /// The container's slice, which the exec unit joins ([`crate::init_unit::container_slice`]).
+    pub slice: Option<&'a str>,
     /// The helper's binary and files.
     pub helper: &'a ExecHelperPaths,
-    /// Daemon options.
-    pub options: &'a UnitOptions,
     /// Major version of the systemd we talk to.
     pub systemd_version: u32,
 }
 
 /// Renders the transient unit for an exec process.
 pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, Error> {
-    let ExecUnitRequest { namespace, id, exec_id, spec, helper, options, systemd_version } = *request;
+    let ExecUnitRequest { namespace, id, exec_id, slice, helper, systemd_version } = *request;
     let name = UnitName::for_exec(namespace, id, exec_id);
     let mut properties = vec![
         Property::new(
@@ -60,8 +57,9 @@ pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, 
         every_exit_is_success(),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ];
-    if let Some(slice) = container_slice(spec, options)? {
-        properties.push(Property::new("Slice", PropertyValue::Str(slice)));
+    if let Some(slice) = slice {
+        validate_slice_name(slice)?;
+        properties.push(Property::new("Slice", PropertyValue::Str(slice.to_string())));
     }
     let exec = helper_command(&helper.exe, &["helper", "exec", &helper.exec_request]);
     let exited = helper_command(&helper.exe, &["helper", "exited", &helper.exit_state]);
@@ -72,7 +70,11 @@ pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, 
 
 #[cfg(test)]
 mod tests {
+    use oci_spec::runtime::Spec;
+
     use super::*;
+    use crate::init_unit::container_slice;
+    use crate::UnitOptions;
 
     fn spec(cgroups_path: &str) -> Spec {
         let json = format!(
@@ -90,23 +92,20 @@ mod tests {
         }
     }
 
-    fn render(spec: &Spec, exec_id: &str) -> TransientUnit {
+    fn request<'a>(slice: Option<&'a str>, helper: &'a ExecHelperPaths) -> ExecUnitRequest<'a> {
+        ExecUnitRequest { namespace: "default", id: "t1", exec_id: "e1", slice, helper, systemd_version: 252 }
+    }
+
+    /// The exec unit of a container made from `spec` with the default options.
+    fn render(spec: &Spec) -> TransientUnit {
         let helper = helper();
-        render_exec_unit(&ExecUnitRequest {
-            namespace: "default",
-            id: "t1",
-            exec_id,
-            spec,
-            helper: &helper,
-            options: &UnitOptions::default(),
-            systemd_version: 252,
-        })
-        .expect("renders")
+        let slice = container_slice(spec, &UnitOptions::default()).expect("a valid slice");
+        render_exec_unit(&request(slice.as_deref(), &helper)).expect("renders")
     }
 
     #[test]
     fn exec_unit_is_a_notify_unit_around_the_exec_helper() {
-        let unit = render(&spec(""), "e1");
+        let unit = render(&spec(""));
         assert_eq!(unit.name.as_str(), "containerd-default-t1-exec-e1.service");
         assert_eq!(unit.property("Type"), Some(&PropertyValue::Str("notify".into())));
         assert_eq!(unit.property("PIDFile"), None, "the helper is the main process, not the exec process");
@@ -126,7 +125,14 @@ mod tests {
 
     #[test]
     fn exec_unit_joins_the_containers_slice() {
-        let unit = render(&spec("kubepods-pod1.slice:cri-containerd:t1"), "e1");
+        let unit = render(&spec("kubepods-pod1.slice:cri-containerd:t1"));
         assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("kubepods-pod1.slice".into())));
+    }
+
+    #[test]
+    fn exec_unit_refuses_a_slice_that_is_not_a_slice_unit_name() {
+        let helper = helper();
+        let refused = render_exec_unit(&request(Some("kubepods-pod1.service"), &helper)).unwrap_err();
+        assert!(refused.to_string().contains("kubepods-pod1.service"), "{refused}");
     }
 }

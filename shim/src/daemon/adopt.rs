@@ -17,7 +17,7 @@ use super::exec::remove_exec_residue;
 use super::exec_process::{ExecLifecycle, ExecProcess};
 use super::manager::TaskManager;
 use super::state::{load_all, TaskRecord};
-use super::task::{Exit, Lifecycle, Task, TaskSetup};
+use super::task::{Exit, Lifecycle, SpecFacts, Task, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
 use crate::systemd::ServiceExit;
@@ -69,7 +69,7 @@ impl TaskManager {
             stdio_options: record.stdio_options,
             terminal: record.terminal,
             runc: runc_wrap::Runc::new(&record.runc_binary, &record.runc_root).with_criu(record.criu.clone()),
-            spec,
+            spec_facts: SpecFacts::of(&spec, &self.settings.unit_options)?,
             criu_paths: record.criu_paths.clone(),
         };
         let task = Arc::new(Task::creating(key.clone(), setup));

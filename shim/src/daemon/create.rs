@@ -21,7 +21,7 @@ use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::manager::TaskManager;
 use super::options::{decode_options, LogMode};
 use super::state::Saved;
-use super::task::{CriuPaths, Task, TaskKey, TaskSetup};
+use super::task::{CriuPaths, SpecFacts, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
 use crate::paths::{console_socket, exit_file_of, runc_root};
@@ -58,7 +58,7 @@ impl TaskManager {
             stdio_options: valid.stdio_options,
             terminal: request.terminal,
             runc: valid.runc.clone(),
-            spec: valid.spec.clone(),
+            spec_facts: SpecFacts::of(&valid.spec, &self.settings.unit_options)?,
             criu_paths: valid.criu_paths.clone(),
         };
         let task = Arc::new(Task::creating(key.clone(), setup));
@@ -157,7 +157,7 @@ impl TaskManager {
     /// Writes the helper's request, starts the unit, and returns the init pid.
     async fn launch(&self, task: &Task, valid: &ValidCreate) -> Result<u32, Error> {
         self.write_create_request(task, valid, None).await?;
-        self.start_init_unit(task, valid.sd_notify).await
+        self.start_init_unit(task, &valid.spec, valid.sd_notify).await
     }
 
     /// Writes the helper's create request into the bundle.
@@ -201,7 +201,7 @@ impl TaskManager {
 
     /// Starts the init unit for the create request in the bundle; returns the init pid once
     /// `runc create` (or `runc restore`) is done.
-    pub(super) async fn start_init_unit(&self, task: &Task, sd_notify: bool) -> Result<u32, Error> {
+    pub(super) async fn start_init_unit(&self, task: &Task, spec: &Spec, sd_notify: bool) -> Result<u32, Error> {
         let bundle = &task.bundle;
         let helper = HelperPaths {
             exe: self.settings.exe.display().to_string(),
@@ -212,7 +212,7 @@ impl TaskManager {
         let unit = render_init_unit(&InitUnitRequest {
             namespace: &task.key.namespace,
             id: &task.key.id,
-            spec: &task.spec,
+            spec,
             helper: &helper,
             options: &self.settings.unit_options,
             systemd_version: self.systemd.version(),

@@ -7,11 +7,10 @@
 use std::time::SystemTime;
 
 use nix::sys::signal::Signal;
-use oci_spec::runtime::Hooks;
 
 use super::cleanup::{begin_task_residue_removal, ContainerEnd};
 use super::manager::TaskManager;
-use super::task::{has_hooks, Exit, Task, TaskKey};
+use super::task::{Exit, Task, TaskKey};
 use crate::error::Error;
 
 /// What Delete reports.
@@ -35,7 +34,7 @@ impl TaskManager {
         })?;
 
         let end = match previous.exit() {
-            Some(_) if !has_hooks(&task.spec, Hooks::poststop) => ContainerEnd::ExitedWithoutPoststopHooks,
+            Some(_) if !task.spec_facts.poststop_hooks => ContainerEnd::ExitedWithoutPoststopHooks,
             _ => ContainerEnd::Unknown,
         };
         if let Err(error) = self.remove_residue(&task, end).await {

@@ -157,9 +157,8 @@ impl TaskManager {
             namespace: &task.key.namespace,
             id: &task.key.id,
             exec_id: &exec.exec_id,
-            spec: &task.spec,
+            slice: task.spec_facts.slice.as_deref(),
             helper: &helper,
-            options: &self.settings.unit_options,
             systemd_version: self.systemd.version(),
         })?;
         match self.systemd.start_transient_unit(&unit, START_JOB_TIMEOUT).await {

@@ -3,10 +3,9 @@
 //! while runc runs is held back and published after `TaskStart`, so containerd always sees
 //! create → start → exit in that order.
 
-use oci_spec::runtime::Hooks;
-
+use super::create::read_spec;
 use super::manager::TaskManager;
-use super::task::{has_hooks, StartOutcome, TaskKey};
+use super::task::{StartOutcome, TaskKey};
 use crate::error::Error;
 
 impl TaskManager {
@@ -19,7 +18,7 @@ impl TaskManager {
 
         let started = if task.take_restore_pending() {
             self.restore(&task).await
-        } else if has_hooks(&task.spec, Hooks::poststart) {
+        } else if task.spec_facts.poststart_hooks {
             // runc versions differ on whether `runc start` runs poststart hooks: leave it to runc.
             task.runc.start(&key.id).await.map_err(Error::Runc)
         } else {
@@ -50,7 +49,11 @@ impl TaskManager {
 
     /// Starts the unit of a task created from a checkpoint; its helper runs `runc restore`.
     async fn restore(&self, task: &std::sync::Arc<super::task::Task>) -> Result<(), Error> {
-        match self.start_init_unit(task, false).await {
+        let started = match read_spec(&task.bundle).await {
+            Ok(spec) => self.start_init_unit(task, &spec, false).await,
+            Err(error) => Err(error),
+        };
+        match started {
             Ok(pid) => {
                 if let Err(refused) = task.lifecycle().adopt_pid(pid) {
                     tracing::error!(task = %task.key, "restored task is {}", refused.state);

@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use containerd_shim_protos::api::Status;
+use oci_spec::runtime::{Hook, Hooks, Spec};
 use runc_wrap::protocol::{StdioOptions, StdioPaths};
 use runc_wrap::Runc;
 use tokio::sync::watch;
-use unit_gen::UnitName;
+use unit_gen::init_unit::container_slice;
+use unit_gen::{UnitName, UnitOptions};
 
 use super::exec_process::ExecProcess;
 use crate::cgroup::ContainerCgroups;
@@ -40,12 +42,32 @@ pub struct Exit {
     pub at: SystemTime,
 }
 
+/// What a task needs of its container's OCI spec after Create. The spec itself stays in the
+/// bundle: parsed, it takes about 11 KiB a task. Restoring a checkpoint reads it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecFacts {
+    /// The slice the container's units go to; its exec units join it.
+    pub slice: Option<String>,
+    /// The spec has poststart hooks, which `runc start` runs.
+    pub poststart_hooks: bool,
+    /// The spec has poststop hooks, which `runc delete` runs.
+    pub poststop_hooks: bool,
+}
+
+impl SpecFacts {
+    /// The facts of `spec` for units made with `options`; fails on a slice that is no slice.
+    pub fn of(spec: &Spec, options: &UnitOptions) -> Result<SpecFacts, unit_gen::Error> {
+        Ok(SpecFacts {
+            slice: container_slice(spec, options)?,
+            poststart_hooks: has_hooks(spec, Hooks::poststart),
+            poststop_hooks: has_hooks(spec, Hooks::poststop),
+        })
+    }
+}
+
 /// Whether `spec` names hooks for the stage `stage` picks (e.g. `Hooks::poststop`): stages
 /// runc runs in `start` or `delete`, which the daemon otherwise does without runc.
-pub fn has_hooks(
-    spec: &oci_spec::runtime::Spec,
-    stage: impl Fn(&oci_spec::runtime::Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>,
-) -> bool {
+fn has_hooks(spec: &Spec, stage: impl Fn(&Hooks) -> &Option<Vec<Hook>>) -> bool {
     spec.hooks().as_ref().and_then(|hooks| stage(hooks).as_ref()).is_some_and(|hooks| !hooks.is_empty())
 }
 
@@ -331,8 +353,8 @@ pub struct Task {
     pub stdio: StdioPaths,
     /// runc with this task's binary and root.
     pub runc: Runc,
-    /// The container's OCI spec, as read at Create.
-    pub spec: oci_spec::runtime::Spec,
+    /// What the daemon keeps of the container's OCI spec.
+    pub spec_facts: SpecFacts,
     /// Stdio owner and log mode, from the runtime options; execs use them too.
     pub stdio_options: StdioOptions,
     /// Whether init has a terminal.
@@ -372,8 +394,8 @@ pub struct TaskSetup {
     pub terminal: bool,
     /// runc with this task's binary and root.
     pub runc: Runc,
-    /// The container's OCI spec.
-    pub spec: oci_spec::runtime::Spec,
+    /// What the daemon keeps of the container's OCI spec.
+    pub spec_facts: SpecFacts,
     /// Default CRIU directories.
     pub criu_paths: CriuPaths,
 }
@@ -381,7 +403,7 @@ pub struct TaskSetup {
 impl Task {
     /// A task whose unit is about to be started.
     pub fn creating(key: TaskKey, setup: TaskSetup) -> Task {
-        let TaskSetup { bundle, unit, exit_file, stdio, stdio_options, terminal, runc, spec, criu_paths } = setup;
+        let TaskSetup { bundle, unit, exit_file, stdio, stdio_options, terminal, runc, spec_facts, criu_paths } = setup;
         let unit_path = unit.object_path();
         Task {
             key,
@@ -391,7 +413,7 @@ impl Task {
             unit_path,
             stdio,
             runc,
-            spec,
+            spec_facts,
             stdio_options,
             terminal,
             criu_paths,
@@ -492,6 +514,35 @@ mod tests {
 
     fn exit(status: u32) -> Exit {
         Exit { status, at: UNIX_EPOCH + Duration::from_secs(u64::from(status)) }
+    }
+
+    fn spec(linux_and_hooks: &str) -> Spec {
+        let json = format!(
+            r#"{{"ociVersion":"1.0.2","process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
+               "root":{{"path":"rootfs"}}{linux_and_hooks}}}"#
+        );
+        serde_json::from_str(&json).expect("valid spec")
+    }
+
+    #[test]
+    fn spec_facts_keep_the_slice_and_which_hooks_runc_must_run() {
+        let plain = SpecFacts::of(&spec(""), &UnitOptions::default()).expect("facts");
+        assert_eq!(plain, SpecFacts { slice: None, poststart_hooks: false, poststop_hooks: false });
+
+        let cri = spec(
+            r#","linux":{"cgroupsPath":"kubepods-pod1.slice:cri-containerd:t1"},
+               "hooks":{"poststart":[{"path":"/bin/true"}],"poststop":[]}"#,
+        );
+        let facts = SpecFacts::of(&cri, &UnitOptions::default()).expect("facts");
+        assert_eq!(facts.slice.as_deref(), Some("kubepods-pod1.slice"));
+        assert!(facts.poststart_hooks);
+        assert!(!facts.poststop_hooks, "an empty hook list runs nothing");
+    }
+
+    #[test]
+    fn spec_facts_refuse_a_cgroups_path_that_names_no_slice() {
+        let bad = spec(r#","linux":{"cgroupsPath":"kubepods-pod1.service:cri-containerd:t1"}"#);
+        assert!(SpecFacts::of(&bad, &UnitOptions::default()).is_err());
     }
 
     #[test]
