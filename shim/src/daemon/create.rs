@@ -48,6 +48,14 @@ impl TaskManager {
     /// Creates task `key` from `request`; returns the init pid.
     pub async fn create(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
         self.heap_trimmer.note_work();
+        // The semaphore is never closed, so there is always a permit to wait for. A waiting
+        // Create's future stays small: the work's own future is allocated once admitted.
+        let _admitted = self.create_slots.acquire().await.ok();
+        Box::pin(self.create_admitted(key, request)).await
+    }
+
+    /// [`TaskManager::create`] once it holds a slot.
+    async fn create_admitted(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
         let valid = self.validate_create(&key, &request).await?;
         let unit = UnitName::for_task(&key.namespace, &key.id);
         let setup = TaskSetup {

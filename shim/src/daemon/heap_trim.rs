@@ -1,9 +1,7 @@
 //! Giving freed heap back to the system once a burst of work is over. glibc keeps memory a
 //! program frees for reuse and returns only what sits at the top of the heap, so the daemon would
-//! hold the high-water mark of its busiest moment for good: 50 Creates at once hold 50 request
-//! futures, parsed specs and D-Bus messages together, 2.5 MB at the peak against 1.1 MB live
-//! once they are done (heaptrack), and the bench saw a 100-task round's heap stay through later,
-//! smaller rounds. When the daemon has had no Create, Exec or Delete for [`QUIET`],
+//! hold the high-water mark of its busiest moment for good: the bench saw a 100-task round's
+//! heap stay through later, smaller rounds (the Create bound in `manager` keeps that mark low). When the daemon has had no Create, Exec or Delete for [`QUIET`],
 //! `malloc_trim` returns every free page, wherever it is in the heap: one trim per burst.
 
 use std::sync::{Arc, Mutex, MutexGuard};
