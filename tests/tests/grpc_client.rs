@@ -258,6 +258,46 @@ async fn stdout_and_stderr_reach_their_own_file_uris_through_grpc() {
     output_reaches_file_uris(RUNTIME, LogFiles::Separate).await;
 }
 
+/// More Creates at once than the daemon runs at a time (it admits eight): failed ones give their
+/// slot back, and the rest all get their turn. Ten Creates whose process does not exist fail
+/// together; then twenty good ones run together, each to its own exit code.
+#[tokio::test]
+async fn more_creates_at_once_than_the_daemon_admits_all_get_their_turn() {
+    let (sandbox, client) = connect().await;
+    let mut failing = Vec::new();
+    for n in 0..10 {
+        failing.push(create(&client, &unique_id(&format!("grpc-burst-bad{n}")), RUNTIME, &["/no/such/binary"]).await);
+    }
+    let no_stdio = Stdio::none();
+    let results = futures::future::join_all(failing.iter().map(|container| container.create_task(&no_stdio))).await;
+    for (container, result) in failing.iter().zip(&results) {
+        assert!(result.is_err(), "{}: a process that does not exist cannot be created: {result:?}", container.id());
+    }
+
+    let mut good = Vec::new();
+    for n in 0..20 {
+        let script = format!("exit {n}");
+        good.push(create(&client, &unique_id(&format!("grpc-burst-{n}")), RUNTIME, &["sh", "-c", &script]).await);
+    }
+    let create_all = futures::future::join_all(good.iter().map(|container| container.create_task(&no_stdio)));
+    let pids = tokio::time::timeout(Duration::from_secs(120), create_all).await.expect("every Create gets its turn");
+    for (container, pid) in good.iter().zip(pids) {
+        let pid = pid.unwrap_or_else(|error| panic!("{}: create task: {error}", container.id()));
+        assert_ne!(pid, 0, "{}", container.id());
+    }
+    for container in &good {
+        container.start().await.expect("start");
+    }
+    for (n, container) in (0u32..).zip(&good) {
+        assert_eq!(container.wait().await.expect("wait"), n, "{}", container.id());
+        container.delete_task().await.expect("delete task");
+    }
+
+    for container in failing.into_iter().chain(good) {
+        remove_and_assert_nothing_left(sandbox, &client, container).await;
+    }
+}
+
 /// ListPids, Pause and Resume on a running task: the init is its only process, and the state
 /// goes RUNNING → PAUSED → RUNNING.
 async fn pids_pause_and_resume(runtime: &str) {
