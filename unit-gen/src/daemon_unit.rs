@@ -18,6 +18,13 @@ pub const OPEN_FILES: u64 = 1 << 20;
 /// Restart delay after the daemon died: short, containerd's calls wait meanwhile.
 const RESTART_USEC: u64 = 100_000;
 
+/// The accounting the daemon's unit turns on, the controllers every container unit uses too.
+/// While the daemon runs they stay realized up to the root slice, so a container starting or
+/// stopping changes no slice's controllers. On a cgroup-v1 host each such change makes systemd
+/// migrate every process of the root cgroup between hierarchies, before the container's unit
+/// can start: twice per `ctr run --rm`, when one container runs at a time.
+pub const ACCOUNTING: [&str; 4] = ["MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting"];
+
 /// Everything the daemon's unit is derived from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonUnitRequest {
@@ -71,7 +78,10 @@ pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
             // which, killed halfway, would leave a container frozen or half deleted.
             Property::new("KillMode", PropertyValue::Str("process".into())),
             exec_start,
-        ],
+        ]
+        .into_iter()
+        .chain(ACCOUNTING.map(|name| Property::new(name, PropertyValue::Bool(true))))
+        .collect(),
     }
 }
 
@@ -102,6 +112,14 @@ mod tests {
             unit.property("Environment"),
             Some(&PropertyValue::StrList(vec!["TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".into()]))
         );
+    }
+
+    #[test]
+    fn daemon_unit_keeps_the_containers_controllers_realized() {
+        let unit = render_daemon_unit(&request());
+        for name in ["MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting"] {
+            assert_eq!(unit.property(name), Some(&PropertyValue::Bool(true)), "{name}");
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use unit_gen::daemon_unit::{DAEMON_START_TIMEOUT_USEC, FD_STORE_MAX};
+use unit_gen::daemon_unit::{ACCOUNTING, DAEMON_START_TIMEOUT_USEC, FD_STORE_MAX};
 
 use crate::config;
 use crate::error::Error;
@@ -195,6 +195,11 @@ fn render_service(spec: &InstallSpec, identity: &DaemonIdentity) -> Result<Strin
     let _ = writeln!(text, "Restart=always\nRestartSec={RESTART_DELAY}\nFileDescriptorStoreMax={FD_STORE_MAX}");
     text.push_str("# Containers run in units of their own; the runc and CRIU the daemon runs finish their work.\n");
     text.push_str("KillMode=process\n");
+    text.push_str("# The containers' controllers, kept realized so a container starting or stopping changes\n");
+    text.push_str("# no slice's controllers (on cgroup v1 each change makes systemd migrate the root cgroup).\n");
+    for name in ACCOUNTING {
+        let _ = writeln!(text, "{name}=yes");
+    }
     text.push_str("# No mount namespace, seccomp filter or capability limits: they would break unmounting\n");
     text.push_str("# task root filesystems, cgroup writes and checkpoints (README.md, \"Install the daemon\").\n");
     text.push_str("UMask=0077\n");
@@ -301,6 +306,12 @@ RestartSec=100ms
 FileDescriptorStoreMax=4096
 # Containers run in units of their own; the runc and CRIU the daemon runs finish their work.
 KillMode=process
+# The containers' controllers, kept realized so a container starting or stopping changes
+# no slice's controllers (on cgroup v1 each change makes systemd migrate the root cgroup).
+MemoryAccounting=yes
+CPUAccounting=yes
+IOAccounting=yes
+TasksAccounting=yes
 # No mount namespace, seccomp filter or capability limits: they would break unmounting
 # task root filesystems, cgroup writes and checkpoints (README.md, \"Install the daemon\").
 UMask=0077
@@ -361,6 +372,10 @@ OOMScoreAdjust=-500
         assert_eq!(setting("Type"), text("Type"));
         assert_eq!(setting("NotifyAccess"), text("NotifyAccess"));
         assert_eq!(setting("Restart"), text("Restart"));
+        for name in ACCOUNTING {
+            assert_eq!(setting(name), "yes", "{name}");
+            assert_eq!(transient.property(name), Some(&PropertyValue::Bool(true)), "{name}");
+        }
         assert_eq!(transient.property("StartLimitIntervalUSec"), Some(&PropertyValue::U64(0)));
         assert_eq!(setting("StartLimitIntervalSec"), "0");
         assert_eq!(transient.property("RestartUSec"), Some(&PropertyValue::U64(100_000)), "RestartSec={RESTART_DELAY}");
