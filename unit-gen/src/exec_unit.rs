@@ -7,7 +7,9 @@
 //! so the helper is what systemd supervises; the helper module explains why not `PIDFile=`.
 //! `ExecStopPost` records the exit durably, as for init.
 
-use crate::init_unit::{every_exit_is_success, exec_property, helper_command, START_TIMEOUT_USEC};
+use crate::init_unit::{
+    every_exit_is_success, exec_property, helper_command, only_shutdown_dependencies, START_TIMEOUT_USEC,
+};
 use crate::names::UnitName;
 use crate::properties::{single_line, Property, PropertyValue, TransientUnit};
 use crate::slice::validate_slice_name;
@@ -57,6 +59,7 @@ pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, 
         every_exit_is_success(),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ];
+    properties.extend(only_shutdown_dependencies());
     if let Some(slice) = slice {
         validate_slice_name(slice)?;
         properties.push(Property::new("Slice", PropertyValue::Str(slice.to_string())));
@@ -121,6 +124,15 @@ mod tests {
             panic!("ExecStopPostEx missing: {unit:?}");
         };
         assert_eq!(stop_post[0].argv[1..], ["helper", "exited", "/b/shim-exec/e1/exit-state.json"]);
+    }
+
+    #[test]
+    fn exec_unit_depends_on_shutdown_only() {
+        let unit = render(&spec(""));
+        assert_eq!(unit.property("DefaultDependencies"), Some(&PropertyValue::Bool(false)));
+        let shutdown = PropertyValue::StrList(vec!["shutdown.target".into()]);
+        assert_eq!(unit.property("Conflicts"), Some(&shutdown));
+        assert_eq!(unit.property("Before"), Some(&shutdown));
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
         ),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ]);
+    properties.extend(only_shutdown_dependencies());
     // No `AddRef` (it needs a bus name to track, which systemd's private socket lacks) and the
     // default `CollectMode=inactive`: a container that exited cleanly is collected at once, one
     // that failed stays visible (`systemctl --failed`, `systemctl status`) until Delete resets it.
@@ -127,6 +128,20 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
     properties.extend(exec_property("ExecStopPost", exited, systemd_version));
 
     Ok(TransientUnit { name, properties })
+}
+
+/// A container's unit depends on nothing but shutdown: it conflicts with `shutdown.target` and
+/// stops before it, as the default dependencies would have it. The rest of those (requiring
+/// `sysinit.target`, ordered after `basic.target`) only matter at boot, which is over when
+/// containerd asks for a container, yet systemd would walk both targets' dependency trees into
+/// every start job's transaction.
+pub(crate) fn only_shutdown_dependencies() -> [Property; 3] {
+    let shutdown = || PropertyValue::StrList(vec!["shutdown.target".into()]);
+    [
+        Property::new("DefaultDependencies", PropertyValue::Bool(false)),
+        Property::new("Conflicts", shutdown()),
+        Property::new("Before", shutdown()),
+    ]
 }
 
 /// `SuccessExitStatus=` with every exit code and signal.
@@ -220,6 +235,17 @@ mod tests {
         };
         assert_eq!((codes.len(), signals.len()), (255, 64), "no exit takes the failure path");
         assert_eq!(unit.property("Slice"), None, "a cgroupfs path names no slice");
+    }
+
+    #[test]
+    fn a_container_unit_depends_on_shutdown_only() {
+        let unit = render(&typical_spec(""), &UnitOptions::default(), 252).unwrap();
+        assert_eq!(unit.property("DefaultDependencies"), Some(&PropertyValue::Bool(false)));
+        let shutdown = PropertyValue::StrList(vec!["shutdown.target".into()]);
+        assert_eq!(unit.property("Conflicts"), Some(&shutdown), "stopped at shutdown");
+        assert_eq!(unit.property("Before"), Some(&shutdown), "and before it completes");
+        assert_eq!(unit.property("Requires"), None);
+        assert_eq!(unit.property("After"), None);
     }
 
     #[test]
