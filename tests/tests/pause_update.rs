@@ -65,6 +65,24 @@ fn pause_freezes_the_container_and_resume_thaws_it_with_events() {
     assert_nothing_left(sandbox, namespace, &id);
 }
 
+/// SIGKILL reaches a paused container: the daemon leaves it to runc, which thaws the freezer
+/// (a frozen process dies only once thawed). Other signals and running containers it signals
+/// itself.
+#[test]
+fn sigkill_ends_a_paused_container() {
+    let sandbox = Sandbox::get();
+    let namespace = "pause";
+    let id = unique_id("paused-kill");
+    sandbox.ctr_run_detached(namespace, &id, &["sleep", "1000"]);
+    sandbox.ctr(namespace, &["task", "pause", &id]).success("ctr task pause");
+    sandbox.ctr(namespace, &["task", "kill", "-s", "SIGKILL", &id]).success("ctr task kill -s SIGKILL");
+    let stopped = sandbox.wait_for_status(namespace, &id, "STOPPED");
+    assert_ne!(stopped, 0);
+    sandbox.ctr(namespace, &["task", "rm", &id]).success("ctr task rm");
+    sandbox.ctr(namespace, &["container", "rm", &id]).success("ctr container rm");
+    assert_nothing_left(sandbox, namespace, &id);
+}
+
 #[tokio::test]
 async fn update_applies_new_limits_to_the_containers_cgroup() {
     let sandbox = Sandbox::get();

@@ -1,8 +1,12 @@
-//! Kill: signals the container's init (or, with `all`, every process in it) through runc.
+//! Kill: signals the container's init itself ([`super::init_signal`]), or through runc when
+//! every process in it is meant (`all`), when it is paused (runc thaws it for SIGKILL) or when
+//! the pid cannot be shown to be the init.
 
+use containerd_shim_protos::api::Status;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use super::init_signal::{signal_init, Signalled};
 use super::manager::TaskManager;
 use super::task::TaskKey;
 use crate::error::Error;
@@ -12,7 +16,7 @@ impl TaskManager {
     pub async fn kill(&self, key: &TaskKey, signal: u32, all: bool) -> Result<(), Error> {
         let signal = parse_signal(signal)?;
         let task = self.task(key)?;
-        let pid = {
+        let (pid, paused) = {
             let lifecycle = task.lifecycle();
             if lifecycle.exit().is_some() {
                 return Err(Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() });
@@ -25,8 +29,17 @@ impl TaskManager {
                     action: "kill",
                 });
             }
-            lifecycle.pid()
+            (lifecycle.pid(), lifecycle.status() == Status::PAUSED)
         };
+        if !all && !paused {
+            match signal_init(pid, task.unit.as_str(), signal).await {
+                Signalled::Sent => return Ok(()),
+                Signalled::Gone => {
+                    return Err(Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() })
+                }
+                Signalled::Unverified => {}
+            }
+        }
         match task.runc.kill(&key.id, signal, all).await {
             Ok(()) => Ok(()),
             // runc refuses to signal a container whose init is gone; say so the way containerd

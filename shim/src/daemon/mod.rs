@@ -12,6 +12,7 @@ mod exec;
 mod exec_process;
 mod exits;
 mod heap_trim;
+mod init_signal;
 mod kill;
 mod manager;
 mod options;
