@@ -171,6 +171,14 @@ struct Membership {
     path: String,
 }
 
+/// Whether a process whose membership is `membership` (the text of `cgroup_file`,
+/// `/proc/<pid>/cgroup`) lives in systemd unit `unit` or below it (runc puts the container in
+/// `<unit>/container`), in any hierarchy.
+pub fn in_unit(cgroup_file: &Path, membership: &str, unit: &str) -> Result<bool, CgroupError> {
+    let entries = parse_membership(cgroup_file, membership)?;
+    Ok(entries.iter().any(|entry| entry.path.split('/').any(|component| component == unit)))
+}
+
 fn parse_membership(file: &Path, text: &str) -> Result<Vec<Membership>, CgroupError> {
     let malformed =
         |line: &str, why: &str| CgroupError::Parse { path: file.to_path_buf(), reason: format!("line {line:?} {why}") };
@@ -283,6 +291,28 @@ fn unescape(field: &str) -> String {
 mod tests {
     use super::*;
     use crate::cgroup::test_support::ScratchDir;
+
+    const UNIT: &str = "containerd-default-killed\\x2d7.service";
+
+    fn in_unit_of(membership: &str) -> bool {
+        in_unit(Path::new("/proc/42/cgroup"), membership, UNIT).expect("a valid membership")
+    }
+
+    #[test]
+    fn a_process_in_the_unit_or_below_it_is_in_the_unit() {
+        let hybrid = "12:pids:/system.slice/containerd-default-killed\\x2d7.service/container\n\
+                      1:name=systemd:/system.slice/containerd-default-killed\\x2d7.service\n0::/\n";
+        assert!(in_unit_of(hybrid));
+        let unified = "0::/kubepods.slice/kubepods-pod1.slice/containerd-default-killed\\x2d7.service/container\n";
+        assert!(in_unit_of(unified));
+    }
+
+    #[test]
+    fn a_process_elsewhere_or_in_a_unit_with_a_longer_name_is_not() {
+        assert!(!in_unit_of("0::/system.slice/containerd-default-killed\\x2d77.service/container\n"));
+        assert!(!in_unit_of("0::/user.slice/user-0.slice/session-1.scope\n"));
+        assert!(!in_unit_of(""));
+    }
 
     /// This machine's layout: v1 controllers (cpu and cpuacct mounted separately, a named
     /// systemd hierarchy) plus a controller-less v2 hierarchy at /sys/fs/cgroup/unified.

@@ -1,8 +1,9 @@
 //! Giving freed heap back to the system once a burst of work is over. glibc keeps memory a
 //! program frees for reuse and returns only what sits at the top of the heap, so the daemon would
 //! hold the high-water mark of its busiest moment for good: the bench saw a 100-task round's
-//! heap stay through later, smaller rounds (the Create bound in `manager` keeps that mark low). When the daemon has had no Create, Exec or Delete for [`QUIET`],
-//! `malloc_trim` returns every free page, wherever it is in the heap: one trim per burst.
+//! heap stay through later, smaller rounds (the Create bound in `manager` keeps that mark low).
+//! When the daemon has had no Create, Exec or Delete for [`QUIET`], `malloc_trim` returns every
+//! free page, wherever it is in the heap: one trim per burst.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

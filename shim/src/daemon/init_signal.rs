@@ -9,9 +9,12 @@
 //! that was checked or none. Anything unexpected leaves the signal to runc.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
+
+use crate::cgroup::in_unit;
 
 /// What became of the signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,10 +34,11 @@ pub async fn signal_init(pid: u32, unit: &str, signal: Signal) -> Signalled {
         Err(pty::Error::NoSuchProcess { .. }) => return Signalled::Gone,
         Err(_) => return Signalled::Unverified,
     };
-    let Ok(cgroups) = tokio::fs::read_to_string(format!("/proc/{pid}/cgroup")).await else {
+    let cgroup_file = PathBuf::from(format!("/proc/{pid}/cgroup"));
+    let Ok(membership) = tokio::fs::read_to_string(&cgroup_file).await else {
         return Signalled::Unverified;
     };
-    if !in_unit(&cgroups, unit) {
+    if !matches!(in_unit(&cgroup_file, &membership, unit), Ok(true)) {
         return Signalled::Unverified;
     }
     match pidfd_send_signal(&pidfd, signal) {
@@ -42,15 +46,6 @@ pub async fn signal_init(pid: u32, unit: &str, signal: Signal) -> Signalled {
         Err(Errno::ESRCH) => Signalled::Gone,
         Err(_) => Signalled::Unverified,
     }
-}
-
-/// Whether a process whose `/proc/PID/cgroup` reads `cgroups` is in unit `unit` (or below it,
-/// as runc puts the container in `<unit>/container`), in any hierarchy.
-fn in_unit(cgroups: &str, unit: &str) -> bool {
-    cgroups
-        .lines()
-        .filter_map(|line| line.splitn(3, ':').nth(2))
-        .any(|path| path.split('/').any(|component| component == unit))
 }
 
 fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> Result<(), Errno> {
@@ -69,22 +64,6 @@ mod tests {
     use super::*;
 
     const UNIT: &str = "containerd-default-killed\\x2d7.service";
-
-    #[test]
-    fn a_process_in_the_unit_or_below_it_is_in_the_unit() {
-        let hybrid = "12:pids:/system.slice/containerd-default-killed\\x2d7.service/container\n\
-                      1:name=systemd:/system.slice/containerd-default-killed\\x2d7.service\n0::/\n";
-        assert!(in_unit(hybrid, UNIT));
-        let unified = "0::/kubepods.slice/kubepods-pod1.slice/containerd-default-killed\\x2d7.service/container\n";
-        assert!(in_unit(unified, UNIT));
-    }
-
-    #[test]
-    fn a_process_elsewhere_or_in_a_unit_with_a_longer_name_is_not() {
-        assert!(!in_unit("0::/system.slice/containerd-default-killed\\x2d77.service/container\n", UNIT));
-        assert!(!in_unit("0::/user.slice/user-0.slice/session-1.scope\n", UNIT));
-        assert!(!in_unit("", UNIT));
-    }
 
     #[tokio::test]
     async fn a_process_outside_the_unit_is_left_to_runc_and_not_signalled() {

@@ -16,10 +16,11 @@ impl TaskManager {
     pub async fn kill(&self, key: &TaskKey, signal: u32, all: bool) -> Result<(), Error> {
         let signal = parse_signal(signal)?;
         let task = self.task(key)?;
+        let finished = || Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() };
         let (pid, paused) = {
             let lifecycle = task.lifecycle();
             if lifecycle.exit().is_some() {
-                return Err(Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() });
+                return Err(finished());
             }
             if !lifecycle.can_kill() {
                 return Err(Error::BadState {
@@ -34,9 +35,7 @@ impl TaskManager {
         if !all && !paused {
             match signal_init(pid, task.unit.as_str(), signal).await {
                 Signalled::Sent => return Ok(()),
-                Signalled::Gone => {
-                    return Err(Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() })
-                }
+                Signalled::Gone => return Err(finished()),
                 Signalled::Unverified => {}
             }
         }
@@ -44,9 +43,7 @@ impl TaskManager {
             Ok(()) => Ok(()),
             // runc refuses to signal a container whose init is gone; say so the way containerd
             // expects (NOT_FOUND), judging by the process, not by runc's wording.
-            Err(_) if !process_exists(pid) => {
-                Err(Error::ProcessFinished { namespace: key.namespace.clone(), id: key.id.clone() })
-            }
+            Err(_) if !process_exists(pid) => Err(finished()),
             Err(error) => Err(Error::Runc(error)),
         }
     }

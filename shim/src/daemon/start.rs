@@ -49,11 +49,11 @@ impl TaskManager {
 
     /// Starts the unit of a task created from a checkpoint; its helper runs `runc restore`.
     async fn restore(&self, task: &std::sync::Arc<super::task::Task>) -> Result<(), Error> {
-        let started = match read_spec(&task.bundle).await {
-            Ok(spec) => self.start_init_unit(task, &spec, false).await,
-            Err(error) => Err(error),
+        let started = async {
+            let spec = read_spec(&task.bundle).await?;
+            self.start_init_unit(task, &spec, false).await
         };
-        match started {
+        match started.await {
             Ok(pid) => {
                 if let Err(refused) = task.lifecycle().adopt_pid(pid) {
                     tracing::error!(task = %task.key, "restored task is {}", refused.state);
