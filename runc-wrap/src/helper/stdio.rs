@@ -7,9 +7,11 @@
 //!   for the container. A client whose own stdin is already at EOF (a CI job, `</dev/null`)
 //!   closes its end before we ever open ours; waiting for it would hang forever. The container
 //!   reads what a writer sends and sees EOF once no writer is left.
-//! - stdout and stderr wait for containerd's reader, which is open before Create in practice;
-//!   the open runs on a thread with a deadline, so a client that went away fails the unit
-//!   instead of hanging it.
+//! - stdout and stderr wait for containerd's reader, which is open before Create in practice:
+//!   a non-blocking open finds it at once. Only when it is not there yet does the open wait, on
+//!   a thread with a deadline, so a client that went away fails the unit instead of hanging
+//!   it. (Starting that thread costs up to 2 ms when it must wake an idle CPU, which is why it
+//!   is not the first try.)
 
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -92,17 +94,17 @@ fn open_end(path: Option<&Path>, direction: Direction, timeout: Duration) -> Res
             None => (path.to_path_buf(), false),
         },
     };
+    match end_options(direction, is_log_file).custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK).open(&path) {
+        Ok(file) => return make_blocking(OwnedFd::from(file), &path),
+        // A fifo nobody reads yet: wait for its reader below.
+        Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => {}
+        Err(source) => return Err(open_error(&path, source)),
+    }
     let (sender, receiver) = mpsc::channel();
     let thread_path = path.clone();
     std::thread::spawn(move || {
-        let mut options = OpenOptions::new();
-        match direction {
-            Direction::Read => options.read(true),
-            // A `file://` log is created if needed and appended to. A fifo is never created
-            // here: a missing fifo is an error, not a reason to write to a regular file.
-            Direction::Write => options.write(true).append(true).create(is_log_file).mode(0o640),
-        };
-        let opened = options.custom_flags(nix::libc::O_CLOEXEC).open(&thread_path).map(OwnedFd::from);
+        let opened =
+            end_options(direction, is_log_file).custom_flags(nix::libc::O_CLOEXEC).open(&thread_path).map(OwnedFd::from);
         let _ = sender.send(opened);
     });
     match receiver.recv_timeout(timeout) {
@@ -112,15 +114,32 @@ fn open_end(path: Option<&Path>, direction: Direction, timeout: Duration) -> Res
     }
 }
 
+/// How an end is opened, but for the flags that say whether the open may wait.
+fn end_options(direction: Direction, is_log_file: bool) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    match direction {
+        Direction::Read => options.read(true),
+        // A `file://` log is created if needed and appended to. A fifo is never created
+        // here: a missing fifo is an error, not a reason to write to a regular file.
+        Direction::Write => options.write(true).append(true).create(is_log_file).mode(0o640),
+    };
+    options
+}
+
 /// Opens stdin without waiting for a writer, then makes reads block again.
 fn open_stdin(path: &Path) -> Result<OwnedFd, Error> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let fd: OwnedFd = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
         .open(path)
         .map_err(|source| open_error(path, source))?
         .into();
+    make_blocking(fd, path)
+}
+
+/// Clears `O_NONBLOCK` on `fd` (opened from `path`): the container's reads and writes block.
+fn make_blocking(fd: OwnedFd, path: &Path) -> Result<OwnedFd, Error> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(|errno| open_error(path, errno.into()))?;
     let blocking = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
     fcntl(&fd, FcntlArg::F_SETFL(blocking)).map_err(|errno| open_error(path, errno.into()))?;
@@ -202,6 +221,23 @@ mod tests {
         std::fs::File::from(stdio.stderr).write_all(b"err").unwrap();
         drop(stdio.stdin);
         assert_eq!(reader.join().unwrap(), "out err");
+    }
+
+    #[test]
+    fn ends_opened_without_waiting_are_handed_over_blocking() {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let dir = scratch("blocking");
+        let (stdin, stdout) = (dir.join("stdin"), dir.join("stdout"));
+        for fifo in [&stdin, &stdout] {
+            mkfifo(fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        }
+        let _reader = OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(&stdout).unwrap();
+        let paths = StdioPaths { stdin: Some(stdin), stdout: Some(stdout), stderr: None };
+        let stdio = open_stdio(&paths, Duration::from_millis(100)).unwrap();
+        for fd in [&stdio.stdin, &stdio.stdout, &stdio.stderr] {
+            let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+            assert!(!flags.contains(OFlag::O_NONBLOCK), "{flags:?}");
+        }
     }
 
     #[test]
