@@ -56,10 +56,15 @@ pub async fn remove_task_residue(
     begin_task_residue_removal(systemd, unit, bundle, exit_file, end).await?.finish().await
 }
 
-/// Removes the residue of a task up to its unit's stop, which is queued but not waited for:
+/// Removes the residue of a task up to its unit's stop, which is not waited for:
 /// [`PendingStop::finish`] does the rest. Once this returns nothing of the task is left that
-/// containerd could trip over (runc state, mounts, our files in the bundle); the unit is going
-/// down on its own.
+/// containerd could trip over (runc state, mounts, our files in the bundle).
+///
+/// The stop of an exited container's unit whose exit record lies outside the bundle is not
+/// even asked for here but by [`PendingStop::finish`]: systemd is then busy spawning the unit's
+/// `ExecStopPost` helper, and on a cgroup-v1 host the helper's move into the unit's control
+/// group can hold systemd's main loop for an RCU grace period (10 ms and more), which the
+/// caller need not wait for. Any other unit's stop is queued first, before the mounts go.
 ///
 /// For a container whose init exited and that has no poststop hooks, `runc delete` is not run:
 /// its processes are gone with the init (or die with the unit, which systemd stops as a whole
@@ -90,14 +95,20 @@ pub async fn begin_task_residue_removal(
     }
 
     remove_exec_units(systemd, bundle).await?;
-    let mut job = systemd.begin_stop_unit(unit.as_str()).await?;
-    if exit_file.starts_with(bundle) {
-        // A unit made by an older daemon records its exit in the bundle: it must be down
-        // before our files there go, or its record would outlive the bundle's cleanup.
-        if let Some(mut job) = job.take() {
-            job.wait(STOP_TIMEOUT).await?;
+    // A unit made by an older daemon records its exit in the bundle: it must be down before
+    // our files there go, or its record would outlive the bundle's cleanup.
+    let exit_recorded_in_bundle = exit_file.starts_with(bundle);
+    let stop = if end == ContainerEnd::ExitedWithoutPoststopHooks && !exit_recorded_in_bundle {
+        UnitStop::NotAskedYet
+    } else {
+        let mut job = systemd.begin_stop_unit(unit.as_str()).await?;
+        if exit_recorded_in_bundle {
+            if let Some(mut job) = job.take() {
+                job.wait(STOP_TIMEOUT).await?;
+            }
         }
-    }
+        UnitStop::Asked(job)
+    };
     if let Some((runc, id)) = runc_state_left {
         runc.forget_exited(&id).await.map_err(Error::Runc)?;
     }
@@ -111,7 +122,7 @@ pub async fn begin_task_residue_removal(
     Ok(PendingStop {
         systemd: Arc::clone(systemd),
         unit: unit.clone(),
-        job,
+        stop,
         cgroups,
         exit_file: exit_file.to_path_buf(),
     })
@@ -123,9 +134,17 @@ pub async fn begin_task_residue_removal(
 pub struct PendingStop {
     systemd: Arc<Systemd>,
     unit: UnitName,
-    job: Option<QueuedJob>,
+    stop: UnitStop,
     cgroups: Option<UnitCgroups>,
     exit_file: PathBuf,
+}
+
+/// Where the stop of a task's unit stands when its residue removal is begun.
+enum UnitStop {
+    /// Asked for; its job, if systemd had the unit loaded and it is not waited for yet.
+    Asked(Option<QueuedJob>),
+    /// [`PendingStop::finish`] asks for it.
+    NotAskedYet,
 }
 
 impl PendingStop {
@@ -136,9 +155,15 @@ impl PendingStop {
 
     /// Waits for the stop job and removes what was left for after it.
     pub async fn finish(self) -> Result<(), Error> {
-        let PendingStop { systemd, unit, job, cgroups, exit_file } = self;
-        if let Some(mut job) = job {
-            job.wait(STOP_TIMEOUT).await?;
+        let PendingStop { systemd, unit, stop, cgroups, exit_file } = self;
+        match stop {
+            UnitStop::Asked(Some(mut job)) => {
+                job.wait(STOP_TIMEOUT).await?;
+            }
+            UnitStop::Asked(None) => {}
+            UnitStop::NotAskedYet => {
+                systemd.stop_unit(unit.as_str(), STOP_TIMEOUT).await?;
+            }
         }
         systemd.reset_failed_unit(unit.as_str()).await?;
         blocking("removing a stopped unit's files", move || {

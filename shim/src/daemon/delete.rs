@@ -1,8 +1,8 @@
 //! Delete: removes everything the task left (unit, runc state, mounts, cgroups, our files) and
 //! forgets it. A running task must be killed first, as with runc-v2.
 //!
-//! For a container that exited, Delete answers once its unit's stop is queued: the unit records
-//! the exit outside the bundle and goes down on its own ([`super::unit_stops`]).
+//! For a container that exited, Delete answers without waiting for its unit's stop, which
+//! [`super::unit_stops`] asks for and awaits: the unit records the exit outside the bundle.
 
 use std::time::SystemTime;
 

@@ -3,8 +3,8 @@
 //! Stopping an exited container's unit makes systemd spawn its `ExecStopPost` helper, which
 //! records the exit durably; on hybrid cgroup hosts that alone takes 5–6 ms, during which
 //! nothing is left for containerd to wait for: the exit status is known, runc's state and the
-//! mounts are gone, and the record is removed. So Delete queues the stop job and answers; the
-//! job's end (and what may only be removed after it) is awaited here. A Create of a task with
+//! mounts are gone, and the record is removed. So Delete answers first; the stop is asked for
+//! and awaited here, with what may only be removed after it. A Create of a task with
 //! the same unit name waits for that stop first, so a unit name is never reused while its
 //! previous unit is still going down.
 
