@@ -150,6 +150,14 @@ impl ContainerCgroups {
         }
     }
 
+    /// A directory of the cgroup in one of its hierarchies (the v2 one, or any v1 one).
+    pub fn any_dir(&self) -> Option<&Path> {
+        match &self.layout {
+            Layout::V1(controllers) => controllers.values().next().map(PathBuf::as_path),
+            Layout::V2(dir) => Some(dir),
+        }
+    }
+
     /// The directory holding the memory controller's files: the v1 `memory` hierarchy's, or
     /// the v2 directory (whose `memory.*` files exist only if the controller is enabled).
     pub fn memory_dir(&self) -> Option<&Path> {

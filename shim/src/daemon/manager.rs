@@ -15,6 +15,7 @@ use super::state::StateStore;
 use super::table::TaskTable;
 use super::task::{Exit, Task, TaskKey};
 use super::unit_stops::UnitStops;
+use crate::cgroup::MigrationPrimer;
 use crate::error::Error;
 use crate::systemd::Systemd;
 
@@ -35,7 +36,6 @@ pub struct DaemonSettings {
     pub exits_dir: PathBuf,
 }
 
-/// All tasks and the means to act on them.
 /// How many Creates run at once; the others wait for a slot before they parse anything.
 ///
 /// A Create in flight holds its request, parsed spec, boxed futures and D-Bus messages, tens of
@@ -47,6 +47,7 @@ pub struct DaemonSettings {
 /// its slot no longer than the start job's timeout.
 const CREATE_SLOTS: usize = 8;
 
+/// All tasks and the means to act on them.
 pub struct TaskManager {
     pub(super) tasks: TaskTable,
     pub(super) systemd: Arc<Systemd>,
@@ -62,6 +63,8 @@ pub struct TaskManager {
     pub(super) heap_trimmer: HeapTrimmer,
     /// Bounds the Creates in flight ([`CREATE_SLOTS`]).
     pub(super) create_slots: tokio::sync::Semaphore,
+    /// Starts the kernel's wait for a cgroup move as a Create begins.
+    pub(super) migration_primer: MigrationPrimer,
     /// Cleared when the daemon stops: exits seen from then on are left to the next daemon,
     /// which finds them in systemd and publishes them; one whose `TaskExit` was queued here
     /// but never sent would be lost.
@@ -70,7 +73,13 @@ pub struct TaskManager {
 
 impl TaskManager {
     /// A manager with no tasks.
-    pub fn new(systemd: Arc<Systemd>, events: EventSender, settings: DaemonSettings, state: StateStore) -> TaskManager {
+    pub fn new(
+        systemd: Arc<Systemd>,
+        events: EventSender,
+        settings: DaemonSettings,
+        state: StateStore,
+        migration_primer: MigrationPrimer,
+    ) -> TaskManager {
         TaskManager {
             tasks: TaskTable::default(),
             systemd,
@@ -81,6 +90,7 @@ impl TaskManager {
             unit_stops: UnitStops::default(),
             heap_trimmer: HeapTrimmer::default(),
             create_slots: tokio::sync::Semaphore::new(CREATE_SLOTS),
+            migration_primer,
             observing_exits: AtomicBool::new(true),
         }
     }

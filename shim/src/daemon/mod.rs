@@ -47,6 +47,7 @@ pub use manager::DaemonSettings;
 pub use options::{decode_options, LogMode, TaskOptions};
 
 use crate::blocking::blocking;
+use crate::cgroup::MigrationPrimer;
 use crate::error::Error;
 use crate::fdstore::StoredFd;
 use crate::paths::DaemonIdentity;
@@ -109,7 +110,8 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         exits_dir: config.identity.exits_dir(),
     };
     let state = StateStore::spawn(state::records_dir(&config.identity));
-    let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings, state));
+    let primer = blocking("finding the daemon's cgroup", MigrationPrimer::for_current_process).await?;
+    let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings, state, primer));
     // Tasks come back from their records before exits are routed to them; what happened while
     // no daemon ran is reconciled once routing is on, so no exit falls between the two.
     let adopted = manager.adopt_recorded_tasks().await;

@@ -212,10 +212,14 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
     let response = match read_line(read).await.map(|line| serde_json::from_str::<ControlRequest>(&line)) {
         // `start` probes whether a daemon answers by connecting and closing.
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return,
-        Ok(Ok(ControlRequest::ServeNamespace { namespace })) => match namespaces.serve(&namespace).await {
-            Ok(socket) => ControlResponse::Serving { address: unix_address(&socket) },
-            Err(error) => ControlResponse::Refused { reason: error.to_string() },
-        },
+        Ok(Ok(ControlRequest::ServeNamespace { namespace })) => {
+            // containerd runs `start` for each new task: a Create follows.
+            namespaces.manager.expect_create();
+            match namespaces.serve(&namespace).await {
+                Ok(socket) => ControlResponse::Serving { address: unix_address(&socket) },
+                Err(error) => ControlResponse::Refused { reason: error.to_string() },
+            }
+        }
         Ok(Err(error)) => ControlResponse::Refused { reason: format!("malformed control request: {error}") },
         Err(error) => ControlResponse::Refused { reason: format!("reading the control request: {error}") },
     };
