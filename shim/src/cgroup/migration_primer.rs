@@ -9,9 +9,11 @@
 //! moves the container's init right after.
 //!
 //! A [`MigrationPrimer`] writes this daemon's own pid into the cgroup the daemon is already in,
-//! which moves nothing but starts that wait on a blocking thread as a Create begins. The grace
-//! period then runs while we write the helper's request and talk to systemd, and systemd's own
-//! move finds it over.
+//! which moves nothing but starts that wait on a blocking thread as soon as a new unit is
+//! known to be coming (containerd's `start` asking for a namespace, a Create, an exec's
+//! Start). The grace period then runs while `start` finishes, we write the helper's request
+//! and talk to systemd, and systemd's own move finds it over. The write holds `cgroup_mutex`
+//! for the grace period just as systemd's would; it only happens earlier.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -54,15 +54,9 @@ impl TaskManager {
         Box::pin(self.create_admitted(key, request)).await
     }
 
-    /// Gets ready for a Create that is about to come: the kernel's wait before systemd can move
-    /// the unit's first process into its cgroup starts now ([`crate::cgroup::MigrationPrimer`]).
-    pub fn expect_create(&self) {
-        self.migration_primer.prime();
-    }
-
     /// [`TaskManager::create`] once it holds a slot.
     async fn create_admitted(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
-        self.expect_create();
+        self.prime_cgroup_move();
         let valid = self.validate_create(&key, &request).await?;
         let unit = UnitName::for_task(&key.namespace, &key.id);
         let setup = TaskSetup {

@@ -115,6 +115,7 @@ impl TaskManager {
         self.heap_trimmer.note_work();
         let (task, exec) = self.exec_of(key, exec_id)?;
         exec.lifecycle().begin_start().map_err(|refused| exec_bad_state(key, exec_id, refused.state, "start"))?;
+        self.prime_cgroup_move();
         match self.launch_exec(&task, &exec).await {
             Ok(pid) => {
                 {

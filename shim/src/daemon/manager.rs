@@ -95,6 +95,13 @@ impl TaskManager {
         }
     }
 
+    /// Call when systemd is about to move a new unit's first process into its cgroup (a task or
+    /// an exec is coming): the kernel's wait before that move starts now, in the background
+    /// ([`MigrationPrimer`]).
+    pub fn prime_cgroup_move(&self) {
+        self.migration_primer.prime();
+    }
+
     /// The task with `key`, or NOT_FOUND.
     pub fn task(&self, key: &TaskKey) -> Result<Arc<Task>, Error> {
         self.tasks.get(key).ok_or_else(|| Error::TaskNotFound { namespace: key.namespace.clone(), id: key.id.clone() })

@@ -214,7 +214,7 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return,
         Ok(Ok(ControlRequest::ServeNamespace { namespace })) => {
             // containerd runs `start` for each new task: a Create follows.
-            namespaces.manager.expect_create();
+            namespaces.manager.prime_cgroup_move();
             match namespaces.serve(&namespace).await {
                 Ok(socket) => ControlResponse::Serving { address: unix_address(&socket) },
                 Err(error) => ControlResponse::Refused { reason: error.to_string() },
