@@ -78,14 +78,15 @@ async fn delete_through_daemon(command: &DeleteCommand) -> DaemonAnswer {
     }
 }
 
-/// Whether any file of ours is still in the bundle (an unreadable bundle counts as yes).
+/// Whether any file of ours is still in the bundle (an unreadable bundle counts as yes). One
+/// trip to the blocking pool for all of them: this runs after every `ctr run --rm`.
 async fn has_task_files(bundle: &Path) -> bool {
-    for name in files::ALL {
-        if tokio::fs::try_exists(bundle.join(name)).await.unwrap_or(true) {
-            return true;
-        }
-    }
-    false
+    let bundle = bundle.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        files::ALL.iter().any(|name| bundle.join(name).try_exists().unwrap_or(true))
+    })
+    .await
+    .unwrap_or(true)
 }
 
 async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error> {
@@ -117,5 +118,24 @@ fn killed_now() -> DeleteResponse {
         exit_status: 128 + Signal::SIGKILL as u32,
         exited_at: Some(timestamp(SystemTime::now())).into(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bundle_is_left_alone_only_when_none_of_our_files_is_in_it() {
+        let bundle = std::env::temp_dir().join(format!("shim-delete-test-{}", std::process::id()));
+        std::fs::create_dir_all(&bundle).expect("bundle dir");
+        std::fs::write(bundle.join("config.json"), "{}").expect("containerd's file");
+        assert!(!has_task_files(&bundle).await, "containerd's own files are not ours");
+        for name in files::ALL {
+            std::fs::write(bundle.join(name), "").expect("our file");
+            assert!(has_task_files(&bundle).await, "{name} is ours");
+            std::fs::remove_file(bundle.join(name)).expect("remove our file");
+        }
+        std::fs::remove_dir_all(&bundle).expect("cleanup");
     }
 }
