@@ -121,14 +121,15 @@ fn ctr_run_exports_a_span_per_task_api_call_with_its_dbus_and_runc_calls_inside(
 
     let calls = ["task.Create", "task.Start", "task.Wait", "task.Delete"];
     // Inside Delete, runc delete runs only while runc still has the container; an exited
-    // container's unit finishes stopping (and is reset) after Delete answers.
-    let expected_inside = [
-        ("task.Create", vec!["dbus.StartTransientUnit"]),
-        ("task.Start", vec!["runc.start"]),
-        ("task.Delete", vec!["dbus.StopUnit"]),
-    ];
+    // container's unit is stopped (and reset) after Delete answers, in a trace of its own.
+    let expected_inside = [("task.Create", vec!["dbus.StartTransientUnit"]), ("task.Start", vec!["runc.start"])];
+    let unit = unit_of(namespace, &id);
+    let stopped = |spans: &[ReceivedSpan]| {
+        spans.iter().any(|span| span.name == "dbus.StopUnit" && span.attribute("unit") == Some(unit.as_str()))
+    };
     let complete = |spans: &[ReceivedSpan]| {
-        calls.iter().all(|call| our_task_span(spans, call, &id).is_some())
+        stopped(spans)
+            && calls.iter().all(|call| our_task_span(spans, call, &id).is_some())
             && expected_inside.iter().all(|(call, inside)| {
                 our_task_span(spans, call, &id).is_some_and(|root| {
                     let below = names(&descendants(spans, root));
