@@ -137,7 +137,11 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
             Err(error) if error.is(error_names::UNIT_EXISTS) => {
                 match systemd.unit_active_state(&identity.unit).await? {
                     Some(state) if state == "active" => break,
-                    Some(state) if state == "activating" || state == "reloading" => {
+                    // Another `start` just made the unit: until systemd runs its queued start
+                    // job, it is "inactive". Starting it joins that job; stopping it (as for a
+                    // dead unit) would cancel it under that `start` (seen with 50 at once).
+                    // An inactive transient unit is otherwise collected, so it is never stale.
+                    Some(state) if matches!(state.as_str(), "activating" | "reloading" | "inactive") => {
                         match systemd.start_unit(&identity.unit, DAEMON_JOB_TIMEOUT).await? {
                             JobResult::Done => break,
                             result => {
@@ -145,7 +149,7 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
                             }
                         }
                     }
-                    // failed, inactive, deactivating, or gone: clear it and try again
+                    // failed, deactivating, or gone: clear it and try again
                     _ => {
                         systemd.stop_unit(&identity.unit, DAEMON_JOB_TIMEOUT).await?;
                         systemd.reset_failed_unit(&identity.unit).await?;

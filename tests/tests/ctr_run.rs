@@ -218,3 +218,29 @@ fn containerd_2_negotiates_task_api_v3_and_1_6_a_bare_address() {
     sandbox.ctr("default", &["task", "kill", "-s", "SIGKILL", &id]).success("kill");
     assert_eq!(finish(child).code, 137);
 }
+
+#[test]
+fn thirty_starts_at_once_with_no_daemon_running_all_get_the_one_daemon() {
+    let sandbox = Sandbox::get();
+    // What containerd runs for each new task, thirty at once, for a containerd (address) that no
+    // daemon serves yet: one `start` makes the daemon's unit, the others must join its start job.
+    let address = format!("/run/{}/containerd.sock", unique_id("no-daemon-yet"));
+    let identity = shim::paths::DaemonIdentity::for_containerd(&address);
+    let dir = format!("/run/{}", unique_id("starts"));
+    let script = format!(
+        "for i in $(seq 1 30); do mkdir -p {dir}/$i; done
+         for i in $(seq 1 30); do
+           (cd {dir}/$i && TTRPC_ADDRESS={address}.ttrpc {shim} -namespace burst -id task-$i -address {address} \
+              -publish-binary {containerd} start >out 2>err; echo $? >rc) &
+         done
+         wait
+         for i in $(seq 1 30); do echo \"$i: $(cat {dir}/$i/rc) $(cat {dir}/$i/err)\"; done",
+        shim = sandbox.shim,
+        containerd = sandbox.containerd,
+    );
+    let outcome = sandbox.run(&["sh", "-c", &script]);
+    sandbox.run(&["systemctl", "stop", &identity.unit]);
+    sandbox.run(&["rm", "-rf", &dir]);
+    let failed: Vec<&str> = outcome.stdout.lines().filter(|line| !line.trim_end().ends_with(": 0")).collect();
+    assert!(outcome.stdout.lines().count() == 30 && failed.is_empty(), "{outcome:?}");
+}
