@@ -82,11 +82,9 @@ async fn delete_through_daemon(command: &DeleteCommand) -> DaemonAnswer {
 /// trip to the blocking pool for all of them: this runs after every `ctr run --rm`.
 async fn has_task_files(bundle: &Path) -> bool {
     let bundle = bundle.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        files::ALL.iter().any(|name| bundle.join(name).try_exists().unwrap_or(true))
-    })
-    .await
-    .unwrap_or(true)
+    tokio::task::spawn_blocking(move || files::ALL.iter().any(|name| bundle.join(name).try_exists().unwrap_or(true)))
+        .await
+        .unwrap_or(true)
 }
 
 async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error> {

@@ -103,8 +103,10 @@ fn open_end(path: Option<&Path>, direction: Direction, timeout: Duration) -> Res
     let (sender, receiver) = mpsc::channel();
     let thread_path = path.clone();
     std::thread::spawn(move || {
-        let opened =
-            end_options(direction, is_log_file).custom_flags(nix::libc::O_CLOEXEC).open(&thread_path).map(OwnedFd::from);
+        let opened = end_options(direction, is_log_file)
+            .custom_flags(nix::libc::O_CLOEXEC)
+            .open(&thread_path)
+            .map(OwnedFd::from);
         let _ = sender.send(opened);
     });
     match receiver.recv_timeout(timeout) {
