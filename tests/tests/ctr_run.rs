@@ -46,7 +46,6 @@ fn running_task_is_an_active_unit_whose_main_pid_is_the_container_init() {
     assert!(status.stdout.contains("active (running)"), "{status:?}");
     assert!(status.stdout.contains(&format!("{pid} sleep 1000")), "the unit's cgroup holds the container: {status:?}");
     assert!(status.stdout.contains("└─container"), "the container has its own child cgroup: {status:?}");
-    assert_eq!(sandbox.mounts_containing(&format!("/{id}/rootfs")).len(), 1, "the helper mounted the rootfs");
 
     // `sleep` as a pid namespace's init ignores SIGTERM, as it would under runc-v2.
     sandbox.ctr("default", &["task", "kill", "-s", "SIGKILL", &id]).success("ctr task kill");
@@ -93,11 +92,6 @@ fn task_rm_removes_a_stopped_task_and_everything_it_had() {
     let unit = unit_of("default", &id);
     assert!(sandbox.unit_loaded(&unit), "a failed container's unit stays visible until deleted");
     assert_eq!(sandbox.unit_property(&unit, "ExecMainStatus"), "7");
-    // Its rootfs goes as the exit is recorded, before any Delete.
-    let rootfs = format!("/{id}/rootfs");
-    let unmounted =
-        tests::wait_until(std::time::Duration::from_secs(5), || sandbox.mounts_containing(&rootfs).is_empty());
-    assert!(unmounted, "rootfs still mounted after exit: {:?}", sandbox.mounts_containing(&rootfs));
 
     // The unit keeps the exit until the task is deleted; when the unit stops (Delete, or an
     // operator's `systemctl stop` while no daemon runs), ExecStopPost records it durably in the
