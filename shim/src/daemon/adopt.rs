@@ -71,7 +71,6 @@ impl TaskManager {
             runc: runc_wrap::Runc::new(&record.runc_binary, &record.runc_root).with_criu(record.criu.clone()),
             spec_facts: SpecFacts::of(&spec, &self.settings.unit_options)?,
             criu_paths: record.criu_paths.clone(),
-            mounted_rootfs: false,
         };
         let task = Arc::new(Task::creating(key.clone(), setup));
         *task.lifecycle() = record.lifecycle;

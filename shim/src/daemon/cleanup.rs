@@ -268,17 +268,6 @@ fn detach_rootfs(rootfs: &Path) -> Result<Option<OwnedFd>, Error> {
     }
 }
 
-/// Takes the task's root filesystem out of the mount tree on a blocking thread, without
-/// waiting: once init has exited and no poststop hook may still look at it, nothing needs the
-/// path, and the unmount's RCU wait (about a millisecond) is then not part of Delete.
-pub(super) fn detach_rootfs_in_background(bundle: &Path) {
-    let rootfs = bundle.join("rootfs");
-    drop(tokio::task::spawn_blocking(move || match detach_rootfs(&rootfs) {
-        Ok(hold) => drop(hold),
-        Err(error) => tracing::warn!("detaching an exited container's rootfs: {error}"),
-    }));
-}
-
 /// Closes `hold` on another blocking thread, so whoever detached the filesystem does not wait
 /// for its release; without a runtime, here.
 fn release_elsewhere(hold: OwnedFd) {

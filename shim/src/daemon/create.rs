@@ -69,7 +69,6 @@ impl TaskManager {
             runc: valid.runc.clone(),
             spec_facts: SpecFacts::of(&valid.spec, &self.settings.unit_options)?,
             criu_paths: valid.criu_paths.clone(),
-            mounted_rootfs: !valid.rootfs.is_empty(),
         };
         let task = Arc::new(Task::creating(key.clone(), setup));
         if self.tasks.insert_new(Arc::clone(&task)).is_err() {

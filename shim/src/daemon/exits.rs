@@ -131,9 +131,6 @@ impl TaskManager {
             observed.is_some()
         };
         if published {
-            if task.mounted_rootfs && !task.spec_facts.poststop_hooks {
-                super::cleanup::detach_rootfs_in_background(&task.bundle);
-            }
             drop(self.state.save(task));
         }
     }

@@ -361,9 +361,6 @@ pub struct Task {
     pub terminal: bool,
     /// Default CRIU image and work directories (runc options `CriuImagePath`/`CriuWorkPath`).
     pub criu_paths: CriuPaths,
-    /// Whether the helper mounted containerd's rootfs mounts at `<bundle>/rootfs` for this
-    /// daemon (unknown, so `false`, for a task adopted from its record).
-    pub mounted_rootfs: bool,
     lifecycle: Mutex<Lifecycle>,
     exit: ExitWatch,
     main_pid_sender: watch::Sender<Option<u32>>,
@@ -401,25 +398,12 @@ pub struct TaskSetup {
     pub spec_facts: SpecFacts,
     /// Default CRIU directories.
     pub criu_paths: CriuPaths,
-    /// Whether the helper mounts containerd's rootfs mounts.
-    pub mounted_rootfs: bool,
 }
 
 impl Task {
     /// A task whose unit is about to be started.
     pub fn creating(key: TaskKey, setup: TaskSetup) -> Task {
-        let TaskSetup {
-            bundle,
-            unit,
-            exit_file,
-            stdio,
-            stdio_options,
-            terminal,
-            runc,
-            spec_facts,
-            criu_paths,
-            mounted_rootfs,
-        } = setup;
+        let TaskSetup { bundle, unit, exit_file, stdio, stdio_options, terminal, runc, spec_facts, criu_paths } = setup;
         let unit_path = unit.object_path();
         Task {
             key,
@@ -433,7 +417,6 @@ impl Task {
             stdio_options,
             terminal,
             criu_paths,
-            mounted_rootfs,
             lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None }),
             exit: ExitWatch::new(),
             main_pid_sender: watch::channel(None).0,
