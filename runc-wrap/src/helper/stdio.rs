@@ -94,8 +94,8 @@ fn open_end(path: Option<&Path>, direction: Direction, timeout: Duration) -> Res
             None => (path.to_path_buf(), false),
         },
     };
-    match end_options(direction, is_log_file).custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK).open(&path) {
-        Ok(file) => return make_blocking(OwnedFd::from(file), &path),
+    match open_without_waiting(end_options(direction, is_log_file), &path) {
+        Ok(fd) => return Ok(fd),
         // A fifo nobody reads yet: wait for its reader below.
         Err(error) if error.raw_os_error() == Some(nix::libc::ENXIO) => {}
         Err(source) => return Err(open_error(&path, source)),
@@ -130,21 +130,17 @@ fn end_options(direction: Direction, is_log_file: bool) -> OpenOptions {
 
 /// Opens stdin without waiting for a writer, then makes reads block again.
 fn open_stdin(path: &Path) -> Result<OwnedFd, Error> {
-    let fd: OwnedFd = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|source| open_error(path, source))?
-        .into();
-    make_blocking(fd, path)
+    open_without_waiting(end_options(Direction::Read, false), path).map_err(|source| open_error(path, source))
 }
 
-/// Clears `O_NONBLOCK` on `fd` (opened from `path`): the container's reads and writes block.
-fn make_blocking(fd: OwnedFd, path: &Path) -> Result<OwnedFd, Error> {
+/// Opens `path` with `options` without waiting for a fifo's other end (`O_NONBLOCK`), then
+/// clears `O_NONBLOCK`: the container's reads and writes block.
+fn open_without_waiting(mut options: OpenOptions, path: &Path) -> std::io::Result<OwnedFd> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(|errno| open_error(path, errno.into()))?;
+    let fd = OwnedFd::from(options.custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK).open(path)?);
+    let flags = fcntl(&fd, FcntlArg::F_GETFL)?;
     let blocking = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
-    fcntl(&fd, FcntlArg::F_SETFL(blocking)).map_err(|errno| open_error(path, errno.into()))?;
+    fcntl(&fd, FcntlArg::F_SETFL(blocking))?;
     Ok(fd)
 }
 

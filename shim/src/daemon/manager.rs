@@ -63,7 +63,7 @@ pub struct TaskManager {
     pub(super) heap_trimmer: HeapTrimmer,
     /// Bounds the Creates in flight ([`CREATE_SLOTS`]).
     pub(super) create_slots: tokio::sync::Semaphore,
-    /// Starts the kernel's wait for a cgroup move as a Create begins.
+    /// Starts the kernel's wait for a cgroup move when a new unit is coming.
     pub(super) migration_primer: MigrationPrimer,
     /// Cleared when the daemon stops: exits seen from then on are left to the next daemon,
     /// which finds them in systemd and publishes them; one whose `TaskExit` was queued here
