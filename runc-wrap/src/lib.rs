@@ -116,6 +116,25 @@ pub enum Error {
     /// This process is not in a systemd-managed cgroup.
     #[error("the helper is not in a systemd cgroup (no name=systemd or unified entry in /proc/self/cgroup)")]
     NoUnitCgroup,
+    /// systemd did not start the helper in the subgroup the unit names.
+    #[error("the helper runs in cgroup {cgroup}, not in the unit's subgroup {supervisor:?}")]
+    NotInSupervisorCgroup {
+        /// The helper's cgroup.
+        cgroup: String,
+        /// Where it should be.
+        supervisor: crate::protocol::SupervisorCgroup,
+    },
+    /// A cgroup could not be created, entered or examined.
+    #[error("{action} cgroup {path}: {source}")]
+    Cgroup {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A rootfs mount failed.
     #[error("mounting {fs_type} {source_path} on {target}: {message}")]
     Mount {

@@ -179,6 +179,28 @@ pub struct CreateRequest {
     pub failure_report: PathBuf,
     /// How long to wait for the other end of a stdio fifo before giving up.
     pub fifo_timeout_ms: u64,
+    /// Where the unit's own processes live, beside the container's cgroup.
+    pub supervisor: SupervisorCgroup,
+}
+
+/// The cgroup below the unit's where the helper and `runc create` run, so that the unit's own
+/// cgroup holds no process and can enable controllers for the container's (the unified
+/// hierarchy's "no internal processes" rule, cgroups(7)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupervisorCgroup {
+    /// systemd started the helper in `<unit cgroup>/<name>` (`DelegateSubgroup=`).
+    StartedIn {
+        /// The subgroup's name.
+        name: String,
+    },
+    /// systemd started the helper in the unit's own cgroup: on the unified hierarchy the helper
+    /// moves itself into `<unit cgroup>/<name>` first; on v1 and hybrid hosts, where the rule
+    /// does not bind the controllers, it stays.
+    MoveTo {
+        /// The subgroup's name.
+        name: String,
+    },
 }
 
 /// What the daemon asks the helper of an exec unit to do: open stdio, exec `runc exec --detach`.

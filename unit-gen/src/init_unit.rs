@@ -24,6 +24,36 @@ pub const START_TIMEOUT_USEC: u64 = 120 * 1_000_000;
 /// `TasksMax=infinity`: the container's own pids limit (from the spec) applies in its cgroup.
 const TASKS_MAX_INFINITY: u64 = u64::MAX;
 
+/// The cgroup below the unit's where the unit's own processes (our helper, and `runc create`
+/// while it runs) live, beside the container's. On the unified hierarchy a cgroup that enables
+/// controllers for its children may hold no processes itself (cgroups(7), "no internal
+/// processes"), so the unit's cgroup must be left empty for the container's limits to apply.
+pub const SUPERVISOR_CGROUP: &str = "supervisor";
+
+/// The first systemd with `DelegateSubgroup=` (systemd.resource-control(5)).
+const FIRST_SYSTEMD_WITH_DELEGATE_SUBGROUP: u32 = 254;
+
+/// Who puts the unit's processes into [`SUPERVISOR_CGROUP`]: systemd itself where it has
+/// `DelegateSubgroup=` (254 and later), the helper otherwise (it moves itself there first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SupervisorPlacement {
+    /// The unit says `DelegateSubgroup=supervisor`: the helper starts there.
+    BySystemd,
+    /// systemd starts the helper in the unit's own cgroup.
+    ByHelper,
+}
+
+impl SupervisorPlacement {
+    /// The placement a systemd of major version `systemd_version` allows.
+    pub fn for_systemd(systemd_version: u32) -> SupervisorPlacement {
+        if systemd_version >= FIRST_SYSTEMD_WITH_DELEGATE_SUBGROUP {
+            SupervisorPlacement::BySystemd
+        } else {
+            SupervisorPlacement::ByHelper
+        }
+    }
+}
+
 /// Where the helper and its files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HelperPaths {
@@ -81,8 +111,11 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
         check_single_line_path("PIDFile", &helper.pid_file)?;
         properties.push(Property::new("PIDFile", PropertyValue::Str(helper.pid_file.clone())));
     }
+    properties.push(Property::new("Delegate", PropertyValue::Bool(true)));
+    if SupervisorPlacement::for_systemd(systemd_version) == SupervisorPlacement::BySystemd {
+        properties.push(Property::new("DelegateSubgroup", PropertyValue::Str(SUPERVISOR_CGROUP.into())));
+    }
     properties.extend([
-        Property::new("Delegate", PropertyValue::Bool(true)),
         Property::new("KillMode", PropertyValue::Str("control-group".into())),
         // The exit stays with the unit (active, "exited", with ExecMainStatus) until Delete
         // stops it: systemd signals the exit at once, with no process to spawn first (an
@@ -235,6 +268,23 @@ mod tests {
         };
         assert_eq!((codes.len(), signals.len()), (255, 64), "no exit takes the failure path");
         assert_eq!(unit.property("Slice"), None, "a cgroupfs path names no slice");
+    }
+
+    #[test]
+    fn systemd_254_and_later_start_the_helper_in_the_supervisor_subgroup() {
+        let subgroup = |version| render(&typical_spec(""), &UnitOptions::default(), version).unwrap();
+        for version in [252, 253] {
+            assert_eq!(subgroup(version).property("DelegateSubgroup"), None, "systemd {version} lacks it");
+            assert_eq!(SupervisorPlacement::for_systemd(version), SupervisorPlacement::ByHelper);
+        }
+        for version in [254, 257, 262] {
+            assert_eq!(
+                subgroup(version).property("DelegateSubgroup"),
+                Some(&PropertyValue::Str("supervisor".into())),
+                "systemd {version}"
+            );
+            assert_eq!(SupervisorPlacement::for_systemd(version), SupervisorPlacement::BySystemd);
+        }
     }
 
     #[test]

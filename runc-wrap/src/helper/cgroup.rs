@@ -2,13 +2,24 @@
 //! `Delegate=yes`, so systemd leaves that subtree to runc. The path is absolute because a relative
 //! cgroupsPath would land in `/container` of every controller systemd does not realize for the
 //! unit (freezer, cpuset, … on hybrid hierarchies), shared by all containers.
+//!
+//! The unit's own processes (this helper, then `runc create`) sit beside it, in
+//! `<unit cgroup>/supervisor`: on the unified hierarchy a cgroup that has processes cannot enable
+//! controllers for its children, and runc could not give the container its limits. systemd 254
+//! and later start the helper there (`DelegateSubgroup=`); on older ones the helper moves itself.
 
-use std::path::Path;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
+use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 use serde_json::Value;
 
 use crate::helper::config_patch::{object_entry, patch_config};
+use crate::protocol::SupervisorCgroup;
 use crate::Error;
+
+/// Where the cgroup hierarchies are mounted.
+const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
 
 /// Name of the container's cgroup below its unit's.
 pub const CONTAINER_CGROUP_LEAF: &str = "container";
@@ -32,12 +43,32 @@ pub fn unit_cgroup_from_proc(proc_cgroup: &str) -> Option<String> {
     unified
 }
 
-/// Rewrites `linux.cgroupsPath` in the bundle's config.json to `<unit cgroup>/container`,
-/// keeping every other field as containerd wrote it.
-pub fn place_container_cgroup(bundle: &Path) -> Result<String, Error> {
+/// The unit's cgroup, given the cgroup this process is in and where systemd started it.
+/// Pure; `None` when `own` is not in the subgroup systemd was asked to start it in.
+pub fn unit_cgroup_of(own: &str, supervisor: &SupervisorCgroup) -> Option<String> {
+    let own = own.trim_end_matches('/');
+    match supervisor {
+        SupervisorCgroup::StartedIn { name } => {
+            own.strip_suffix(name.as_str())?.strip_suffix('/').filter(|unit| !unit.is_empty()).map(str::to_string)
+        }
+        SupervisorCgroup::MoveTo { .. } => Some(own.to_string()),
+    }
+}
+
+/// Leaves the unit's cgroup for its supervisor subgroup where the unified hierarchy requires it
+/// (see the module doc), then rewrites `linux.cgroupsPath` in the bundle's config.json to
+/// `<unit cgroup>/container`, keeping every other field as containerd wrote it.
+pub fn place_container_cgroup(bundle: &Path, supervisor: &SupervisorCgroup) -> Result<String, Error> {
     let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup")
         .map_err(|source| Error::StateFile { path: "/proc/self/cgroup".into(), source })?;
-    let unit_cgroup = unit_cgroup_from_proc(&proc_cgroup).ok_or(Error::NoUnitCgroup)?;
+    let own = unit_cgroup_from_proc(&proc_cgroup).ok_or(Error::NoUnitCgroup)?;
+    let unit_cgroup = unit_cgroup_of(&own, supervisor)
+        .ok_or_else(|| Error::NotInSupervisorCgroup { cgroup: own.clone(), supervisor: supervisor.clone() })?;
+    if let SupervisorCgroup::MoveTo { name } = supervisor {
+        if is_unified_hierarchy()? {
+            enter_cgroup(&Path::new(CGROUP_MOUNT).join(unit_cgroup.trim_start_matches('/')).join(name))?;
+        }
+    }
     let container_cgroup = format!("{}/{CONTAINER_CGROUP_LEAF}", unit_cgroup.trim_end_matches('/'));
 
     let config_path = bundle.join("config.json");
@@ -47,6 +78,31 @@ pub fn place_container_cgroup(bundle: &Path) -> Result<String, Error> {
         Ok(())
     })?;
     Ok(container_cgroup)
+}
+
+/// Whether the host uses the unified hierarchy alone (pure cgroup v2), not v1 or hybrid.
+fn is_unified_hierarchy() -> Result<bool, Error> {
+    let stat = statfs(CGROUP_MOUNT).map_err(|errno| Error::Cgroup {
+        path: PathBuf::from(CGROUP_MOUNT),
+        action: "reading the filesystem type of",
+        source: errno.into(),
+    })?;
+    Ok(stat.filesystem_type() == CGROUP2_SUPER_MAGIC)
+}
+
+/// Moves this process into the v2 cgroup at `dir`, creating it if needed.
+fn enter_cgroup(dir: &Path) -> Result<(), Error> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(error) if error.kind() == ErrorKind::AlreadyExists => {}
+        Err(source) => return Err(Error::Cgroup { path: dir.to_path_buf(), action: "creating", source }),
+    }
+    let procs = dir.join("cgroup.procs");
+    std::fs::write(&procs, std::process::id().to_string()).map_err(|source| Error::Cgroup {
+        path: dir.to_path_buf(),
+        action: "moving the helper into",
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -62,6 +118,18 @@ mod tests {
     #[test]
     fn pure_v2_uses_the_unified_line() {
         assert_eq!(unit_cgroup_from_proc("0::/system.slice/y.service\n").as_deref(), Some("/system.slice/y.service"));
+    }
+
+    #[test]
+    fn the_unit_cgroup_is_the_parent_of_the_subgroup_systemd_started_the_helper_in() {
+        let started_in = SupervisorCgroup::StartedIn { name: "supervisor".into() };
+        let unit = "/kubepods.slice/containerd-k8s.io-abc.service";
+        assert_eq!(unit_cgroup_of(&format!("{unit}/supervisor"), &started_in).as_deref(), Some(unit));
+        assert_eq!(unit_cgroup_of(unit, &started_in), None, "not in the subgroup");
+        assert_eq!(unit_cgroup_of("/x.service/notsupervisor", &started_in), None, "a suffix is not the subgroup");
+        assert_eq!(unit_cgroup_of("/supervisor", &started_in), None, "the root is no unit");
+        let move_to = SupervisorCgroup::MoveTo { name: "supervisor".into() };
+        assert_eq!(unit_cgroup_of(unit, &move_to).as_deref(), Some(unit));
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn run_create(request_path: &Path) -> i32 {
 /// left to do after runc, as a child when there is (a terminal's copier; with `SdNotify`, telling
 /// systemd the container init is the main process, which it then waits to hear `READY=1` from).
 fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)> {
-    let cgroup = place_container_cgroup(&request.bundle).map_err(|e| (HelperStage::Cgroup, e))?;
+    let cgroup = place_container_cgroup(&request.bundle, &request.supervisor).map_err(|e| (HelperStage::Cgroup, e))?;
     tracing::debug!(container = %request.container_id, "container cgroup is {cgroup}");
     let notify_socket = std::env::var("NOTIFY_SOCKET").ok();
     if request.sd_notify {

@@ -11,11 +11,11 @@ use oci_spec::runtime::Spec;
 use runc_wrap::atomic_file::{read_json, read_regular_file, write_json_atomically, MAX_CONFIG_LEN};
 use runc_wrap::protocol::{
     files, ConsolePaths, CreateRequest, HelperFailure, HelperStage, RestoreFrom, RootfsMount, RuncInvocation,
-    StdioOptions, StdioPaths,
+    StdioOptions, StdioPaths, SupervisorCgroup,
 };
 use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
 use runc_wrap::Runc;
-use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, UnitName};
+use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, SupervisorPlacement, UnitName, SUPERVISOR_CGROUP};
 
 use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::manager::TaskManager;
@@ -201,6 +201,7 @@ impl TaskManager {
             sd_notify: valid.sd_notify,
             stdio_pipes: valid.stdio_pipes,
             restore,
+            supervisor: supervisor_cgroup(self.systemd.version()),
         };
         let request_path = bundle.join(files::CREATE_REQUEST);
         blocking("writing the create request", move || write_json_atomically(&request_path, &create_request))
@@ -457,5 +458,15 @@ mod tests {
         let no_process = read_spec(&dir).await.unwrap_err();
         assert!(no_process.to_string().contains("no process"), "{no_process}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Where the init unit's helper runs, as the unit [`render_init_unit`] makes for this systemd
+/// places it.
+fn supervisor_cgroup(systemd_version: u32) -> SupervisorCgroup {
+    let name = SUPERVISOR_CGROUP.to_string();
+    match SupervisorPlacement::for_systemd(systemd_version) {
+        SupervisorPlacement::BySystemd => SupervisorCgroup::StartedIn { name },
+        SupervisorPlacement::ByHelper => SupervisorCgroup::MoveTo { name },
     }
 }
