@@ -39,7 +39,7 @@ use nix::sys::signal::Signal;
 pub use containerd_client::tonic::Code;
 pub use stdio::{InputFifo, OutputFifo, OutputFile, Stdio};
 
-use crate::rpc::{with_deadline, CallError, CALL_TIMEOUT};
+use crate::rpc::{call_timeout, with_deadline, CallError};
 use crate::{Sandbox, IMAGE};
 
 /// containerd's own runc runtime, the baseline our runtime is compared with.
@@ -264,7 +264,7 @@ impl Client {
         let mut stream = call("Content.Read", digest, ContentClient::new(self.channel.clone()).read(request)).await?;
         let mut bytes = Vec::new();
         loop {
-            match tokio::time::timeout(CALL_TIMEOUT, stream.message()).await {
+            match tokio::time::timeout(call_timeout(), stream.message()).await {
                 Ok(Ok(Some(chunk))) => bytes.extend_from_slice(&chunk.data),
                 Ok(Ok(None)) => break,
                 Ok(Err(source)) => {
@@ -274,7 +274,7 @@ impl Client {
                     return Err(CallError::Timeout {
                         call: "Content.Read",
                         id: digest.to_string(),
-                        timeout: CALL_TIMEOUT,
+                        timeout: call_timeout(),
                     }
                     .into())
                 }

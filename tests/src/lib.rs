@@ -3,6 +3,7 @@
 //! `SHIM_TEST_*` variables; without them every integration test fails with a pointer to it.
 
 pub mod bench;
+pub mod cgroup;
 pub mod cri;
 pub mod docker;
 pub mod grpc;
@@ -34,6 +35,8 @@ pub struct Sandbox {
     pub shim: String,
     /// The test root (visible inside and outside the sandbox).
     pub root: PathBuf,
+    /// The systemd unit the containerd under test runs as.
+    pub containerd_unit: String,
 }
 
 /// What a command printed and how it ended.
@@ -79,6 +82,8 @@ impl Sandbox {
             containerd: env("SHIM_TEST_CONTAINERD"),
             shim: env("SHIM_TEST_SHIM"),
             root: PathBuf::from(env("SHIM_TEST_ROOT")),
+            containerd_unit: std::env::var("SHIM_TEST_CONTAINERD_UNIT")
+                .unwrap_or_else(|_| "test-containerd.service".to_string()),
         })
     }
 
@@ -97,7 +102,7 @@ impl Sandbox {
                 "--foreground",
                 "-s",
                 "KILL",
-                "120",
+                &scaled(Duration::from_secs(120)).as_secs().to_string(),
             ])
             .args(args);
         command.stdin(Stdio::null());
@@ -284,29 +289,15 @@ impl Sandbox {
             .collect()
     }
 
-    /// Cgroup directories (in any hierarchy) named after `unit`.
+    /// Cgroup directories (in any hierarchy) of `unit` in the default slice.
     pub fn cgroups_of(&self, unit: &str) -> Vec<PathBuf> {
-        let mut found = Vec::new();
-        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return found;
-        };
-        for hierarchy in hierarchies.flatten() {
-            let candidate = hierarchy.path().join("system.slice").join(unit);
-            if candidate.exists() {
-                found.push(candidate);
-            }
-        }
-        found
+        cgroup::existing_dirs(&format!("/system.slice/{unit}"))
     }
 
     /// The directories of cgroup `path` (a path from the cgroup root, e.g. a unit's
     /// `ControlGroup`) that exist, in any hierarchy.
     pub fn cgroups_at(&self, path: &str) -> Vec<PathBuf> {
-        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return Vec::new();
-        };
-        let relative = path.trim_start_matches('/');
-        hierarchies.flatten().map(|hierarchy| hierarchy.path().join(relative)).filter(|dir| dir.is_dir()).collect()
+        cgroup::existing_dirs(path)
     }
 
     /// The status `ctr task ls` shows for `id`, if it lists it.
@@ -340,15 +331,39 @@ pub fn exec_unit_of(namespace: &str, id: &str, exec_id: &str) -> String {
     unit_gen::UnitName::for_exec(namespace, id, exec_id).to_string()
 }
 
+/// The repository's `deploy/` directory: `SHIM_TEST_DEPLOY` where the tests run away from the
+/// checkout (in a VM lane), else beside this crate.
+pub fn deploy_dir() -> PathBuf {
+    std::env::var_os("SHIM_TEST_DEPLOY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy"))
+}
+
 /// An id unique to this test process and call, starting with `prefix`.
 pub fn unique_id(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Polls `condition` every 50 ms until it holds or `timeout` passes; says whether it held.
+/// How many times slower than our development machines this host runs the tests:
+/// `SHIM_TEST_TIME_SCALE` (a VM under software emulation sets it), else 1. Every deadline of the
+/// harness is multiplied by it; what a test measures is not.
+pub fn time_scale() -> u32 {
+    static SCALE: OnceLock<u32> = OnceLock::new();
+    *SCALE.get_or_init(|| {
+        std::env::var("SHIM_TEST_TIME_SCALE").ok().and_then(|value| value.parse().ok()).filter(|&n| n > 0).unwrap_or(1)
+    })
+}
+
+/// `timeout` for this host: [`time_scale`] times it.
+pub fn scaled(timeout: Duration) -> Duration {
+    timeout * time_scale()
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` ([`scaled`]) passes; says whether
+/// it held.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + scaled(timeout);
     loop {
         if condition() {
             return true;
@@ -507,7 +522,7 @@ pub mod direct {
 
     /// A call context with a deadline.
     pub fn context() -> ttrpc::context::Context {
-        ttrpc::context::with_duration(Duration::from_secs(60))
+        ttrpc::context::with_duration(super::scaled(Duration::from_secs(60)))
     }
 
     /// A fresh bundle directory (visible in the sandbox) with `config` as config.json, if given.

@@ -9,7 +9,12 @@ use containerd_client::tonic::{Code, Request, Response, Status};
 
 /// The deadline of every call: long enough for a `Wait` on a process a test has just ended,
 /// and for RunPodSandbox and StopContainer's grace period.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+const CALL_TIMEOUT_UNSCALED: Duration = Duration::from_secs(60);
+
+/// How long a call may take, [`crate::scaled`] for slow hosts.
+pub fn call_timeout() -> Duration {
+    crate::scaled(CALL_TIMEOUT_UNSCALED)
+}
 
 /// How one call failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,22 +52,22 @@ impl CallError {
     }
 }
 
-/// Awaits one call with [`CALL_TIMEOUT`], naming it and its subject in any error.
+/// Awaits one call with [`call_timeout`], naming it and its subject in any error.
 pub async fn call<T>(
     call: &'static str,
     id: &str,
     response: impl Future<Output = Result<Response<T>, Status>>,
 ) -> Result<T, CallError> {
-    match tokio::time::timeout(CALL_TIMEOUT, response).await {
+    match tokio::time::timeout(call_timeout(), response).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
         Ok(Err(source)) => Err(CallError::Failed { call, id: id.to_string(), source }),
-        Err(_) => Err(CallError::Timeout { call, id: id.to_string(), timeout: CALL_TIMEOUT }),
+        Err(_) => Err(CallError::Timeout { call, id: id.to_string(), timeout: call_timeout() }),
     }
 }
 
-/// `message` as a request carrying [`CALL_TIMEOUT`] as its deadline.
+/// `message` as a request carrying [`call_timeout`] as its deadline.
 pub fn with_deadline<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
-    request.set_timeout(CALL_TIMEOUT);
+    request.set_timeout(call_timeout());
     request
 }

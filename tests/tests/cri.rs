@@ -268,30 +268,38 @@ fn dumped_systemd_runtime_type(dump: &str) -> Option<String> {
 #[test]
 fn cri_deploy_snippet_for_this_containerd_defines_the_handler_the_runtime_class_names() {
     let sandbox = Sandbox::get();
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let deploy = tests::deploy_dir();
     let version = std::process::Command::new(&sandbox.containerd).arg("--version").output().expect("containerd runs");
     let version = String::from_utf8_lossy(&version.stdout).split_whitespace().nth(2).unwrap_or_default().to_string();
-    let snippet = match version.split('.').next() {
-        Some("1") => deploy.join("containerd-1.x.toml"),
-        Some("2") => deploy.join("containerd-2.x.toml"),
-        _ => panic!("no deploy snippet for containerd {version:?}"),
+    // Config version 2 is read by every containerd (2.x migrates it); version 3 only by 2.x.
+    let config_versions: &[u32] = match version.split('.').next() {
+        Some("1") => &[2],
+        Some("2") => &[2, 3],
+        _ => panic!("which config versions does containerd {version:?} read?"),
     };
-
-    // `config dump` parses the file as containerd does at start, and runs nothing.
-    let dump = std::process::Command::new(&sandbox.containerd)
-        .arg("--config")
-        .arg(&snippet)
-        .args(["config", "dump"])
-        .output()
-        .expect("containerd config dump runs");
-    assert!(dump.status.success(), "containerd {version} refuses {}: {dump:?}", snippet.display());
-    let dump = String::from_utf8_lossy(&dump.stdout);
-    assert_eq!(
-        dumped_systemd_runtime_type(&dump).as_deref(),
-        Some(tests::RUNTIME),
-        "{} defines the handler {SYSTEMD_HANDLER} with our runtime type",
-        snippet.display()
-    );
+    for config_version in config_versions {
+        let snippet = deploy.join(format!("containerd-config-v{config_version}.toml"));
+        let text = std::fs::read_to_string(&snippet).unwrap_or_else(|e| panic!("{}: {e}", snippet.display()));
+        // What the snippet tells users to do: append it to a config.toml of that version.
+        let config = sandbox.root.join(format!("cri-deploy-check-v{config_version}.toml"));
+        std::fs::write(&config, format!("version = {config_version}\n\n{text}")).expect("write the config");
+        // `config dump` parses the file as containerd does at start, and runs nothing.
+        let dump = std::process::Command::new(&sandbox.containerd)
+            .arg("--config")
+            .arg(&config)
+            .args(["config", "dump"])
+            .output()
+            .expect("containerd config dump runs");
+        let _ = std::fs::remove_file(&config);
+        assert!(dump.status.success(), "containerd {version} refuses {} appended: {dump:?}", snippet.display());
+        let dump = String::from_utf8_lossy(&dump.stdout);
+        assert_eq!(
+            dumped_systemd_runtime_type(&dump).as_deref(),
+            Some(tests::RUNTIME),
+            "{} defines the handler {SYSTEMD_HANDLER} with our runtime type for containerd {version}",
+            snippet.display()
+        );
+    }
 
     let runtime_class = std::fs::read_to_string(deploy.join("runtimeclass.yaml")).expect("deploy/runtimeclass.yaml");
     let field = |name: &str| {

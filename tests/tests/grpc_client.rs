@@ -280,7 +280,9 @@ async fn more_creates_at_once_than_the_daemon_admits_all_get_their_turn() {
         good.push(create(&client, &unique_id(&format!("grpc-burst-{n}")), RUNTIME, &["sh", "-c", &script]).await);
     }
     let create_all = futures::future::join_all(good.iter().map(|container| container.create_task(&no_stdio)));
-    let pids = tokio::time::timeout(Duration::from_secs(120), create_all).await.expect("every Create gets its turn");
+    let pids = tokio::time::timeout(tests::scaled(Duration::from_secs(120)), create_all)
+        .await
+        .expect("every Create gets its turn");
     for (container, pid) in good.iter().zip(pids) {
         let pid = pid.unwrap_or_else(|error| panic!("{}: create task: {error}", container.id()));
         assert_ne!(pid, 0, "{}", container.id());
@@ -373,8 +375,18 @@ async fn update_memory_limit(runtime: &str) {
     let metrics = container.metrics().await.expect("metrics");
     let data = metrics[0].data.as_ref().expect("metrics data");
     use containerd_shim_protos::protobuf::Message;
-    let decoded = containerd_shim_protos::cgroups::metrics::Metrics::parse_from_bytes(&data.value).expect("v1 metrics");
-    assert_eq!(decoded.memory.usage.limit, 50331648, "{decoded:?}");
+    let limit = match data.type_url.as_str() {
+        "io.containerd.cgroups.v1.Metrics" => {
+            let decoded = containerd_shim_protos::cgroups::metrics::Metrics::parse_from_bytes(&data.value);
+            decoded.expect("v1 metrics").memory.usage.limit
+        }
+        "io.containerd.cgroups.v2.Metrics" => {
+            let decoded = containerd_shim_protos::cgroups_v2::metrics::Metrics::parse_from_bytes(&data.value);
+            decoded.expect("v2 metrics").memory.usage_limit
+        }
+        other => panic!("metrics of an unknown type {other}"),
+    };
+    assert_eq!(limit, 50331648, "{data:?}");
 
     container.kill(Signal::SIGKILL).await.expect("kill");
     assert_eq!(container.wait().await.expect("wait"), 137);

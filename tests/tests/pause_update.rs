@@ -1,43 +1,13 @@
 //! Pause / Resume (freezer, PAUSED state, events) and Update (new limits in the container's
 //! cgroup) of running tasks.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use containerd_shim_protos::api::UpdateTaskRequest;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use tests::cgroup::{self, Version};
 use tests::direct::{client, context};
 use tests::{assert_nothing_left, unique_id, wait_until, EventWatcher, Sandbox};
-
-/// The directory of the cgroup of `pid` (a pid in the sandbox) in the v1 hierarchy of `controller`.
-fn v1_cgroup_dir(sandbox: &Sandbox, pid: u32, controller: &str) -> PathBuf {
-    let cgroup_file = sandbox.host_path(format!("/proc/{pid}/cgroup"));
-    let cgroups = std::fs::read_to_string(cgroup_file).expect("cgroup file");
-    let path = cgroups
-        .lines()
-        .find_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            controllers.split(',').any(|name| name == controller).then(|| path.to_string())
-        })
-        .unwrap_or_else(|| panic!("no {controller} cgroup for {pid}: {cgroups}"));
-    // Hierarchies are mounted at /sys/fs/cgroup/<controllers>; a plain name may be a symlink to
-    // a joined one (`cpu` → `cpu,cpuacct`) on some hosts.
-    let mount = std::fs::read_to_string("/proc/self/mountinfo")
-        .expect("mountinfo")
-        .lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let mut after = after.split_whitespace();
-            let (fs_type, options) = (after.next()?, after.nth(1)?);
-            let mount_point = before.split_whitespace().nth(4)?;
-            (fs_type == "cgroup" && options.split(',').any(|option| option == controller))
-                .then(|| PathBuf::from(mount_point))
-        })
-        .next()
-        .unwrap_or_else(|| panic!("{controller} hierarchy not mounted"));
-    mount.join(path.trim_start_matches('/'))
-}
 
 #[test]
 fn pause_freezes_the_container_and_resume_thaws_it_with_events() {
@@ -46,17 +16,22 @@ fn pause_freezes_the_container_and_resume_thaws_it_with_events() {
     let watcher = EventWatcher::start(sandbox, namespace);
     let id = unique_id("pause");
     let pid = sandbox.ctr_run_detached(namespace, &id, &["sleep", "1000"]);
-    let freezer = v1_cgroup_dir(sandbox, pid, "freezer").join("freezer.state");
+    let freezer = cgroup::dir_of(sandbox, pid, "freezer");
+    // v1's freezer says FROZEN / THAWED; v2's cgroup.freeze is 1 / 0.
+    let (file, frozen, thawed) = match cgroup::version() {
+        Version::V1 => ("freezer.state", "FROZEN", "THAWED"),
+        Version::V2 => ("cgroup.freeze", "1", "0"),
+    };
 
     sandbox.ctr(namespace, &["task", "pause", &id]).success("ctr task pause");
     assert_eq!(sandbox.task_status(namespace, &id).map(|(_, status)| status).as_deref(), Some("PAUSED"));
-    assert_eq!(std::fs::read_to_string(&freezer).expect("freezer.state").trim(), "FROZEN");
+    assert_eq!(cgroup::read(&freezer, file), frozen);
     let refused = sandbox.ctr(namespace, &["task", "pause", &id]);
     assert_ne!(refused.code, 0, "pausing twice is refused: {refused:?}");
 
     sandbox.ctr(namespace, &["task", "resume", &id]).success("ctr task resume");
     assert_eq!(sandbox.task_status(namespace, &id).map(|(_, status)| status).as_deref(), Some("RUNNING"));
-    assert_eq!(std::fs::read_to_string(&freezer).expect("freezer.state").trim(), "THAWED");
+    assert_eq!(cgroup::read(&freezer, file), thawed);
 
     let seen = wait_until(Duration::from_secs(10), || watcher.task_topics(&id).contains(&"/tasks/resumed".to_string()));
     assert!(seen, "{:?}", watcher.task_topics(&id));
@@ -102,14 +77,22 @@ async fn update_applies_new_limits_to_the_containers_cgroup() {
         ..Default::default()
     };
     client.update(context(), &request).await.expect("Update");
-    let read = |controller: &str, file: &str| {
-        std::fs::read_to_string(v1_cgroup_dir(sandbox, pid, controller).join(file)).expect(file).trim().to_string()
-    };
-    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
-    assert_eq!(read("cpu", "cpu.shares"), "256");
+    let read = |controller: &str, file: &str| cgroup::read(&cgroup::dir_of(sandbox, pid, controller), file);
+    match cgroup::version() {
+        Version::V1 => {
+            assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+            assert_eq!(read("cpu", "cpu.shares"), "256");
+        }
+        Version::V2 => {
+            assert_eq!(read("memory", "memory.max"), "67108864");
+            // runc maps shares to a weight: linearly up to 1.2 (10), by a curve since 1.3 (35).
+            let weight = read("cpu", "cpu.weight");
+            assert!(["10", "35"].contains(&weight.as_str()), "cpu.weight {weight} for 256 shares");
+        }
+    }
     assert_eq!(read("pids", "pids.max"), "77");
     assert!(
-        v1_cgroup_dir(sandbox, pid, "memory").ends_with(format!("{}/container", tests::unit_of(namespace, &id))),
+        cgroup::dir_of(sandbox, pid, "memory").ends_with(format!("{}/container", tests::unit_of(namespace, &id))),
         "the limits apply to the container's cgroup inside its unit"
     );
 

@@ -23,7 +23,7 @@ fn dead_shim_reports(sandbox: &Sandbox, since: &str, until: &str, ids: &[String]
         "-o",
         "cat",
         "-u",
-        "test-containerd.service",
+        &sandbox.containerd_unit,
         "--since",
         since,
         "--until",
@@ -147,7 +147,7 @@ fn containerd_restart_keeps_every_task_listed_and_manageable() {
     for id in &ids {
         sandbox.ctr_run_detached(namespace, id, &["sleep", "1000"]);
     }
-    sandbox.run(&["systemctl", "restart", "test-containerd.service"]).success("restart containerd");
+    sandbox.run(&["systemctl", "restart", &sandbox.containerd_unit]).success("restart containerd");
     let back = wait_until(Duration::from_secs(30), || sandbox.ctr(namespace, &["task", "ls"]).code == 0);
     assert!(back, "containerd answers again");
     for id in &ids {
@@ -303,4 +303,58 @@ fn a_restarted_daemon_removes_exit_files_no_task_owns() {
     let swept = wait_until(Duration::from_secs(10), || !left.exists());
     assert!(swept, "an exit file with no task is removed at adoption: {}", left.display());
     assert_nothing_left(sandbox, namespace, &id);
+}
+
+#[test]
+fn systemd_reexecuting_itself_while_tasks_run_loses_nothing() {
+    let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sandbox = Sandbox::get();
+    let namespace = "restart-reexec";
+    sandbox.ensure_image(namespace);
+    let watcher = EventWatcher::start(sandbox, namespace);
+    let ids: Vec<String> = (0..5).map(|n| unique_id(&format!("reexec{n}"))).collect();
+    let mut pids = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let code = format!("CODE={}", 60 + n);
+        let args =
+            ["run", "-d", "--runtime", tests::RUNTIME, "--env", &code, tests::IMAGE, id, "sh", "-c", EXIT_ON_USR1];
+        sandbox.ctr(namespace, &args).success("ctr run -d");
+        pids.push(sandbox.wait_for_status(namespace, id, "RUNNING"));
+    }
+    let (daemon_unit, _) = sandbox.daemon();
+
+    // systemd serializes its state, execs itself and reads it back: every connection to it
+    // closes, units and their processes stay. Two containers exit right after.
+    sandbox.run(&["systemctl", "daemon-reexec"]).success("systemctl daemon-reexec");
+    for pid in pids.iter().take(2) {
+        sandbox.run(&["kill", "-USR1", &pid.to_string()]).success("signal a container");
+    }
+    for (n, id) in ids.iter().enumerate() {
+        sandbox.wait_for_status(namespace, id, if n < 2 { "STOPPED" } else { "RUNNING" });
+        assert_eq!(sandbox.unit_property(&tests::unit_of(namespace, id), "LoadState"), "loaded", "{id}");
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || sandbox.unit_property(&daemon_unit, "ActiveState") == "active"),
+        "the daemon's unit is active again"
+    );
+    let exec = sandbox.ctr(namespace, &["task", "exec", "--exec-id", "after", &ids[3], "echo", "alive"]);
+    assert_eq!(exec.stdout.trim(), "alive", "{exec:?}");
+    for pid in pids.iter().skip(2) {
+        sandbox.run(&["kill", "-USR1", &pid.to_string()]).success("signal a container");
+    }
+    for (n, id) in ids.iter().enumerate() {
+        sandbox.wait_for_status(namespace, id, "STOPPED");
+        let rm = sandbox.ctr(namespace, &["task", "rm", id]);
+        assert!(rm.stderr.contains(&format!("exit code {}", 60 + n)), "task {id} exited {}: {rm:?}", 60 + n);
+        sandbox.ctr(namespace, &["container", "rm", id]).success("container rm");
+        assert_nothing_left(sandbox, namespace, id);
+    }
+    let with_exec = ["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit"];
+    assert_events_once_each_in_order(&watcher, &ids, |id| {
+        if id == ids[3] {
+            [&with_exec[..], &LIFECYCLE[2..]].concat()
+        } else {
+            LIFECYCLE.to_vec()
+        }
+    });
 }
