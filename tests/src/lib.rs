@@ -87,24 +87,20 @@ impl Sandbox {
         })
     }
 
-    /// A command that runs `args` inside the sandbox, bounded to 120 s.
+    /// A command that runs `args` inside the sandbox, bounded to 120 s ([`scaled`]).
     pub fn command(&self, args: &[&str]) -> Command {
+        let limit = scaled(Duration::from_secs(120)).as_secs().to_string();
+        // `--foreground`: stay in our process group, so a group kill reaches the command too.
+        let mut bounded = vec!["timeout", "--foreground", "-s", "KILL", &limit];
+        bounded.extend_from_slice(args);
+        self.command_unbounded(&bounded)
+    }
+
+    /// A command that runs `args` inside the sandbox for as long as it takes: for watchers the
+    /// test ends itself.
+    pub fn command_unbounded(&self, args: &[&str]) -> Command {
         let mut command = Command::new("nsenter");
-        command
-            .args([
-                "-t",
-                &self.pid.to_string(),
-                "-m",
-                "-p",
-                "--",
-                "timeout",
-                // Stay in our process group, so a group kill reaches the command too.
-                "--foreground",
-                "-s",
-                "KILL",
-                &scaled(Duration::from_secs(120)).as_secs().to_string(),
-            ])
-            .args(args);
+        command.args(["-t", &self.pid.to_string(), "-m", "-p", "--"]).args(args);
         command.stdin(Stdio::null());
         command
     }
@@ -152,11 +148,13 @@ impl Sandbox {
         self.wait_for_status(namespace, id, "RUNNING")
     }
 
-    /// Runs `shell_command` under `script`, so it has a terminal of its own; `input` lines are
-    /// typed one by one, a pause apart. While it runs, `watch` is called once (in this thread),
-    /// e.g. to check the container it started.
+    /// Runs `shell_command` under `script`, so it has a terminal of its own. Each of the `input`
+    /// lines is typed once the terminal shows one more shell prompt (`# `) than before it, so a
+    /// line never arrives before the shell reads it, however slow the host. While it runs,
+    /// `watch` is called once (in this thread), e.g. to check the container it started. The
+    /// terminal's input stays open until the command has exited.
     pub fn in_terminal(&self, shell_command: &str, input: &[&str], watch: impl FnOnce()) -> Run {
-        use std::io::Write;
+        use std::io::{Read, Write};
         let mut child = self
             .command(&["script", "-qec", shell_command, "/dev/null"])
             .stdin(Stdio::piped())
@@ -165,19 +163,50 @@ impl Sandbox {
             .spawn()
             .expect("script runs");
         let mut stdin = child.stdin.take().expect("piped stdin");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let shown = std::sync::Arc::new((Mutex::new(Vec::<u8>::new()), std::sync::Condvar::new()));
+        let screen = std::sync::Arc::clone(&shown);
+        let out_reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+                let (text, arrived) = &*screen;
+                text.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend_from_slice(&chunk[..n]);
+                arrived.notify_all();
+            }
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = stderr.read_to_end(&mut text);
+            text
+        });
+        let (exited, exit_seen) = std::sync::mpsc::channel::<()>();
         let lines: Vec<String> = input.iter().map(|line| format!("{line}\n")).collect();
+        let screen = std::sync::Arc::clone(&shown);
         let typist = std::thread::spawn(move || {
-            for line in lines {
-                std::thread::sleep(Duration::from_millis(700));
+            let prompts = |text: &[u8]| text.windows(2).filter(|pair| pair == b"# ").count();
+            for (typed, line) in lines.iter().enumerate() {
+                let (text, arrived) = &*screen;
+                let guard = text.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                // A prompt that never comes ends the wait: the line goes anyway, and the test's
+                // own assertions say what the terminal showed.
+                let _ = arrived.wait_timeout_while(guard, scaled(Duration::from_secs(60)), |text| prompts(text) <= typed);
                 let _ = stdin.write_all(line.as_bytes());
             }
-            // Hold the terminal's input open until the command is done with it.
-            std::thread::sleep(Duration::from_millis(700));
+            let _ = exit_seen.recv();
         });
         watch();
-        let run = finish(child);
+        let status = child.wait().expect("script finishes");
+        let _ = exited.send(());
         typist.join().expect("typist");
-        run
+        out_reader.join().expect("stdout reader");
+        let stderr = err_reader.join().expect("stderr reader");
+        let stdout = shown.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
     }
 
     /// Starts `ctr -n NAMESPACE args…` in the background, its output captured.
@@ -568,7 +597,7 @@ impl EventWatcher {
         // alone would leave `ctr events` holding our pipe open.
         use std::os::unix::process::CommandExt;
         let mut child = sandbox
-            .command(&[&sandbox.ctr, "-n", namespace, "events"])
+            .command_unbounded(&[&sandbox.ctr, "-n", namespace, "events"])
             .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
