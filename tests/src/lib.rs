@@ -190,7 +190,8 @@ impl Sandbox {
                 let guard = text.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 // A prompt that never comes ends the wait: the line goes anyway, and the test's
                 // own assertions say what the terminal showed.
-                let _ = arrived.wait_timeout_while(guard, scaled(Duration::from_secs(60)), |text| prompts(text) <= typed);
+                let _ =
+                    arrived.wait_timeout_while(guard, scaled(Duration::from_secs(60)), |text| prompts(text) <= typed);
                 let _ = stdin.write_all(line.as_bytes());
             }
             let _ = exit_seen.recv();
@@ -389,7 +390,7 @@ pub fn scaled(timeout: Duration) -> Duration {
     timeout * time_scale()
 }
 
-/// Polls `condition` every 50 ms until it holds or `timeout` ([`scaled`]) passes; says whether
+/// Polls `condition` every 50 ms ([`scaled`]) until it holds or `timeout` ([`scaled`]) passes; says whether
 /// it held.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + scaled(timeout);
@@ -400,7 +401,8 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Polls often spawn a process (ctr, systemctl): on a slow host, less often.
+        std::thread::sleep(scaled(Duration::from_millis(50)));
     }
 }
 
