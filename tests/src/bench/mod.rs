@@ -1,4 +1,4 @@
-//! The benchmark of issue 5: our runtime against containerd's `io.containerd.runc.v2`, in one
+//! The benchmark: our runtime against containerd's `io.containerd.runc.v2`, in one
 //! run, on the sandbox's containerd and the busybox test image. What each item measures and how
 //! is in its module; `tests/src/bin/bench.rs` is the command and the README's "Benchmarks"
 //! section the guide.
@@ -77,7 +77,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// The issue's sizes: 30 sequential runs, 50 tasks at once, a curve at 10, 50 and 100.
+    /// The full sizes: 30 sequential runs, 50 tasks at once, a curve at 10, 50 and 100.
     pub fn full() -> Config {
         Config {
             address: target::DEFAULT_ADDRESS.into(),

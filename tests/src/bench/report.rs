@@ -1,5 +1,5 @@
 //! The benchmark's results as Markdown: one table per item, ours beside the baseline with their
-//! ratio, and the targets checked at the end. Rendering is pure.
+//! ratio, and the targets checked at the end. Rendering is pure.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub struct Results {
     pub exits: Option<Pair<Vec<Sample>>>,
 }
 
-/// The targets, as ratios ours / baseline (exit latency: ours, absolute).
+/// The targets, as ratios ours / baseline (exit latency: ours, absolute).
 mod targets {
     use std::time::Duration;
 

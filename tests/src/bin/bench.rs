@@ -1,4 +1,4 @@
-//! `bench`: our runtime against `io.containerd.runc.v2` on the sandbox's containerd (issue 5).
+//! `bench`: our runtime against `io.containerd.runc.v2` on the sandbox's containerd.
 //! Parses flags, runs `tests::bench`, prints the Markdown report and writes it to `--out`.
 
 use std::process::ExitCode;
