@@ -78,6 +78,9 @@ pub struct CheckpointArgs {
     pub cgroups_mode: Option<String>,
 }
 
+/// systemd's default `PATH` for services, where a unit's processes find programs.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// A runc binary with its state root: everything needed to address containers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runc {
@@ -87,8 +90,9 @@ pub struct Runc {
     pub root: PathBuf,
     /// Deadline for each call.
     pub timeout: Duration,
-    /// CRIU for checkpoint and restore (`--criu`); runc's default is `criu` in its `PATH`,
-    /// which inside a unit is systemd's, not containerd's.
+    /// CRIU for checkpoint and restore. runc runs `criu` from its `PATH` (1.1 by default, 1.2 and
+    /// later always: they warn on `--criu`, into the container's stderr for a create), and inside a
+    /// unit that `PATH` is systemd's, not containerd's: runc gets this file's directory first.
     pub criu: Option<PathBuf>,
 }
 
@@ -242,11 +246,19 @@ impl Runc {
         args
     }
 
+    /// The `PATH` runc must run with to find [`Runc::criu`], given the caller's own `current`
+    /// one; `None` when runc may keep the caller's.
+    pub fn path_env(&self, current: Option<&std::ffi::OsStr>) -> Option<OsString> {
+        let dir = self.criu.as_deref()?.parent().filter(|dir| !dir.as_os_str().is_empty())?;
+        let rest = current.filter(|path| !path.is_empty()).unwrap_or(std::ffi::OsStr::new(DEFAULT_PATH));
+        let mut path = OsString::from(dir);
+        path.push(":");
+        path.push(rest);
+        Some(path)
+    }
+
     fn global_args(&self, log: Option<&Path>) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec!["--root".into(), self.root.clone().into()];
-        if let Some(criu) = &self.criu {
-            args.extend(["--criu".into(), criu.clone().into()]);
-        }
         if let Some(log) = log {
             args.extend(["--log".into(), log.into(), "--log-format".into(), "json".into()]);
         }
@@ -358,6 +370,9 @@ impl Runc {
     async fn run_runc(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<Vec<u8>, Error> {
         let mut child = Command::new(&self.binary);
         child.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        if let Some(path) = self.path_env(std::env::var_os("PATH").as_deref()) {
+            child.env("PATH", path);
+        }
         for name in SERVICE_ONLY_ENV {
             child.env_remove(name);
         }
@@ -531,9 +546,12 @@ mod tests {
     }
 
     #[test]
-    fn criu_path_is_a_global_flag() {
-        let runc = runc().with_criu(Some("/opt/criu".into()));
-        assert_eq!(strings(runc.start_args("t1")), ["--root", "/run/r", "--criu", "/opt/criu", "start", "t1"]);
+    fn criu_is_found_through_path_not_the_deprecated_flag() {
+        let runc = runc().with_criu(Some("/opt/criu/criu".into()));
+        assert_eq!(strings(runc.start_args("t1")), ["--root", "/run/r", "start", "t1"]);
+        assert_eq!(runc.path_env(Some("/usr/bin:/bin".as_ref())), Some("/opt/criu:/usr/bin:/bin".into()));
+        assert_eq!(runc.path_env(None), Some(format!("/opt/criu:{DEFAULT_PATH}").into()));
+        assert_eq!(super::Runc::new("/usr/sbin/runc", "/run/r").path_env(Some("/bin".as_ref())), None);
     }
 
     #[test]

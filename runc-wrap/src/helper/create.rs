@@ -5,14 +5,13 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::atomic_file::{read_json, read_pid_file, write_json_atomically};
 use crate::helper::cgroup::place_container_cgroup;
 use crate::helper::config_patch::expose_notify_socket;
 use crate::helper::pipe_copier::start_pipe_copier;
-use crate::helper::spawn::run_runc;
+use crate::helper::spawn::{run_runc, runc_command};
 use crate::helper::stdio::prepare_stdio;
 use crate::helper::terminal::{bind_console, start_copier};
 use crate::protocol::{CreateRequest, HelperFailure, HelperStage};
@@ -94,7 +93,7 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
         (true, Some(stdio)) => {
             // Nothing is left to do after runc: it takes this process's place.
             let source =
-                Command::new(binary).args(args).stdin(stdio.stdin).stdout(stdio.stdout).stderr(stdio.stderr).exec();
+                runc_command(&runc).args(args).stdin(stdio.stdin).stdout(stdio.stdout).stderr(stdio.stderr).exec();
             return Err((
                 HelperStage::ExecRunc,
                 Error::SpawnRunc { binary: binary.clone(), command, id: id.clone(), source },
@@ -102,7 +101,7 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
         }
         (_, stdio) => stdio,
     };
-    run_runc(command, id, binary, args, stdio, log).map_err(|e| (HelperStage::ExecRunc, e))?;
+    run_runc(command, id, &runc, args, stdio, log).map_err(|e| (HelperStage::ExecRunc, e))?;
     if let (Some(socket), Some(console)) = (socket, &request.console) {
         start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
             .map_err(|e| (HelperStage::Console, e))?;

@@ -103,15 +103,14 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
             let stdio =
                 prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
             let args = runc.exec_args(&request.container_id, paths);
-            run_runc("exec", &request.container_id, &request.runc.binary, args, Some(stdio), log)
+            run_runc("exec", &request.container_id, &runc, args, Some(stdio), log)
                 .map_err(|e| (HelperStage::ExecRunc, e))?;
         }
         Some(console) => {
             let socket = bind_console(console).map_err(|e| (HelperStage::Console, e))?;
             paths.console_socket = Some(&console.socket);
             let args = runc.exec_args(&request.container_id, paths);
-            run_runc("exec", &request.container_id, &request.runc.binary, args, None, log)
-                .map_err(|e| (HelperStage::ExecRunc, e))?;
+            run_runc("exec", &request.container_id, &runc, args, None, log).map_err(|e| (HelperStage::ExecRunc, e))?;
             start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
                 .map_err(|e| (HelperStage::Console, e))?;
         }

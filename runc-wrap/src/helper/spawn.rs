@@ -7,19 +7,29 @@ use std::process::{Command, Stdio};
 
 use crate::helper::stdio::OpenedStdio;
 use crate::runc::last_error_in_log;
-use crate::Error;
+use crate::{Error, Runc};
 
-/// Runs `binary args…` with `stdio` (or `/dev/null` for all three) and waits for it; a failure
+/// A command for `runc`, with the `PATH` it needs to find CRIU ([`Runc::path_env`]).
+pub fn runc_command(runc: &Runc) -> Command {
+    let mut command = Command::new(&runc.binary);
+    if let Some(path) = runc.path_env(std::env::var_os("PATH").as_deref()) {
+        command.env("PATH", path);
+    }
+    command
+}
+
+/// Runs `runc args…` with `stdio` (or `/dev/null` for all three) and waits for it; a failure
 /// carries the last error runc logged to `log`.
 pub fn run_runc(
     command: &'static str,
     id: &str,
-    binary: &Path,
+    runc: &Runc,
     args: Vec<OsString>,
     stdio: Option<OpenedStdio>,
     log: &Path,
 ) -> Result<(), Error> {
-    let mut child = Command::new(binary);
+    let binary = runc.binary.as_path();
+    let mut child = runc_command(runc);
     child.args(args);
     match stdio {
         Some(stdio) => {
