@@ -250,6 +250,13 @@ async fn hostile_args_env_and_bundle_path_reach_the_container_as_given_and_injec
             let unit = unit_of(NAMESPACE, &id);
             assert_exec_start_is_our_helper(sandbox, &unit, "create", &bundle.join("shim-create.json"));
             assert_no_injected_properties(sandbox, &unit, &marker);
+            // systemd parses the transient unit file it wrote back in: the `$`, `%`, `\` and
+            // quotes of the path must survive that unchanged (not doubled, not bad-setting),
+            // whatever the systemd version's way of writing it.
+            sandbox.run(&["systemctl", "daemon-reload"]).success("systemctl daemon-reload");
+            assert_eq!(sandbox.unit_property(&unit, "LoadState"), "loaded", "{unit} after daemon-reload");
+            assert_exec_start_is_our_helper(sandbox, &unit, "create", &bundle.join("shim-create.json"));
+            assert_no_injected_properties(sandbox, &unit, &marker);
 
             let exec = exec_of(&id, "e1", &args, &env, &format!("file://{}", exec_out.display()));
             client.exec(context(), &exec).await.expect("exec with hostile args and env");
