@@ -148,11 +148,11 @@ impl Sandbox {
         self.wait_for_status(namespace, id, "RUNNING")
     }
 
-    /// Runs `shell_command` under `script`, so it has a terminal of its own. Each of the `input`
-    /// lines is typed once the terminal shows one more shell prompt (`# `) than before it, so a
-    /// line never arrives before the shell reads it, however slow the host. While it runs,
-    /// `watch` is called once (in this thread), e.g. to check the container it started. The
-    /// terminal's input stays open until the command has exited.
+    /// Runs `shell_command` under `script`, so it has a terminal of its own. While it runs,
+    /// `watch` is called once (in this thread), e.g. to check the container it started; the
+    /// `input` lines are typed after it returned, each once the terminal shows one more shell
+    /// prompt (`# `) than before it, so a line never arrives before the shell reads it, however
+    /// slow the host. The terminal's input stays open until the command has exited.
     pub fn in_terminal(&self, shell_command: &str, input: &[&str], watch: impl FnOnce()) -> Run {
         use std::io::{Read, Write};
         let mut child = self
@@ -181,10 +181,12 @@ impl Sandbox {
             text
         });
         let (exited, exit_seen) = std::sync::mpsc::channel::<()>();
+        let (watched, watch_done) = std::sync::mpsc::channel::<()>();
         let lines: Vec<String> = input.iter().map(|line| format!("{line}\n")).collect();
         let screen = std::sync::Arc::clone(&shown);
         let typist = std::thread::spawn(move || {
             let prompts = |text: &[u8]| text.windows(2).filter(|pair| pair == b"# ").count();
+            let _ = watch_done.recv();
             for (typed, line) in lines.iter().enumerate() {
                 let (text, arrived) = &*screen;
                 let guard = text.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -197,6 +199,7 @@ impl Sandbox {
             let _ = exit_seen.recv();
         });
         watch();
+        let _ = watched.send(());
         let status = child.wait().expect("script finishes");
         let _ = exited.send(());
         typist.join().expect("typist");

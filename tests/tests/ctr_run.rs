@@ -32,6 +32,37 @@ fn stderr_reaches_the_client() {
     assert_eq!(run.stderr, "err\n");
 }
 
+/// A privileged container may use every device of the host, a plain one only those of its
+/// spec's list, as under runc-v2: the unit itself restricts no device (a cgroup can never allow
+/// more than its parent's). `/dev/kmsg` (char 1:11) is in no default list.
+#[test]
+fn privileged_containers_get_every_device_and_plain_ones_only_their_specs_as_under_runc_v2() {
+    let sandbox = Sandbox::get();
+    let namespace = "devices";
+    sandbox.ensure_image(namespace);
+    let script = "mknod /tmp/kmsg c 1 11 && : </tmp/kmsg && echo opened";
+    for runtime in [tests::RUNTIME, "io.containerd.runc.v2"] {
+        for privileged in [true, false] {
+            let id = unique_id(if privileged { "privileged" } else { "plain" });
+            let mut args = vec!["run", "--rm", "--runtime", runtime];
+            if privileged {
+                args.push("--privileged");
+            }
+            args.extend([tests::IMAGE, &id, "sh", "-c", script]);
+            let run = sandbox.ctr(namespace, &args);
+            if privileged {
+                assert_eq!((run.code, run.stdout.as_str()), (0, "opened\n"), "{runtime}, privileged: {run:?}");
+            } else {
+                assert_ne!(run.code, 0, "{runtime}, plain: the device is not in the spec's list: {run:?}");
+                assert!(run.stderr.contains("Operation not permitted"), "{runtime}, plain: {run:?}");
+            }
+            if runtime == tests::RUNTIME {
+                assert_nothing_left(sandbox, namespace, &id);
+            }
+        }
+    }
+}
+
 #[test]
 fn running_task_is_an_active_unit_whose_main_pid_is_the_container_init() {
     let sandbox = Sandbox::get();

@@ -137,13 +137,13 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
         Property::new("CPUAccounting", PropertyValue::Bool(true)),
         Property::new("IOAccounting", PropertyValue::Bool(true)),
         Property::new("TasksAccounting", PropertyValue::Bool(true)),
-        // …and the devices controller, with rules that allow every device: the container's own
-        // device rules are runc's, in its cgroup below.
+        // No device rules of the unit's own: the container's are runc's, from its spec, in its
+        // cgroup below, and a cgroup can never allow more than its parent (v1's devices.allow is
+        // refused, v2's BPF programs along the tree must all agree), so any rule here would cut a
+        // privileged container's "every device" short. With `auto` and no `DeviceAllow=`,
+        // systemd allows every device: on v1 the delegated devices controller is still realized
+        // (`devices.list` says `a *:* rwm`), on v2 no program is attached.
         Property::new("DevicePolicy", PropertyValue::Str("auto".into())),
-        Property::new(
-            "DeviceAllow",
-            PropertyValue::DeviceRules(vec![("char-*".into(), "rwm".into()), ("block-*".into(), "rwm".into())]),
-        ),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ]);
     properties.extend(only_shutdown_dependencies());
@@ -262,7 +262,8 @@ mod tests {
         for accounting in ["MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting"] {
             assert_eq!(unit.property(accounting), Some(&PropertyValue::Bool(true)), "{accounting}");
         }
-        assert!(matches!(unit.property("DeviceAllow"), Some(PropertyValue::DeviceRules(rules)) if rules.len() == 2));
+        assert_eq!(unit.property("DevicePolicy"), Some(&PropertyValue::Str("auto".into())));
+        assert_eq!(unit.property("DeviceAllow"), None, "no device rule narrower than the spec's");
         let Some(PropertyValue::ExitStatusSet { codes, signals }) = unit.property("SuccessExitStatus") else {
             panic!("SuccessExitStatus missing: {unit:?}");
         };

@@ -64,8 +64,6 @@ pub enum PropertyValue {
     StrList(Vec<String>),
     /// `a(sasb)`: command lines for `ExecStart=` and friends.
     Exec(Vec<ExecCommand>),
-    /// `a(ss)`: device rules (path or class, access), as `DeviceAllow=` takes them.
-    DeviceRules(Vec<(String, String)>),
     /// `(aiai)`: exit codes and signal numbers, as `SuccessExitStatus=` takes them.
     ExitStatusSet {
         /// Exit codes.
