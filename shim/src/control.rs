@@ -18,8 +18,13 @@ use crate::error::Error;
 /// Longest request or response line accepted.
 pub const MAX_LINE: u64 = 64 * 1024;
 
-/// How long one control exchange may take.
+/// How long the daemon gives one control connection to send its request and take the answer.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `start` waits for the daemon's answer: a socket-activated daemon may still be
+/// starting, which its unit allows 30 s (`TimeoutStartSec=`), as `start` allows the start job of
+/// a daemon it launches itself.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// What `start` asks of the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +66,7 @@ pub async fn ask(socket: &Path, request: &ControlRequest) -> Result<ControlRespo
         let answer = read_line(read).await.map_err(|error| Error::io(context(), error))?;
         serde_json::from_str(&answer).map_err(|error| Error::io(context(), std::io::Error::other(error)))
     };
-    tokio::time::timeout(CONTROL_TIMEOUT, exchange).await.map_err(|_| {
+    tokio::time::timeout(ASK_TIMEOUT, exchange).await.map_err(|_| {
         Error::io(format!("talking to the shim daemon at {}", socket.display()), std::io::ErrorKind::TimedOut.into())
     })?
 }
