@@ -25,6 +25,17 @@ const RESTART_USEC: u64 = 100_000;
 /// can start: twice per `ctr run --rm`, when one container runs at a time.
 pub const ACCOUNTING: [&str; 4] = ["MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting"];
 
+/// The first systemd without `CPUAccounting=`: CPU accounting is always on where only the
+/// unified hierarchy remains, and the setting is ignored with a warning at every load.
+const FIRST_SYSTEMD_WITHOUT_CPU_ACCOUNTING: u32 = 258;
+
+/// The [`ACCOUNTING`] settings a systemd of major version `systemd_version` still has.
+pub fn accounting(systemd_version: u32) -> impl Iterator<Item = &'static str> {
+    ACCOUNTING
+        .into_iter()
+        .filter(move |name| *name != "CPUAccounting" || systemd_version < FIRST_SYSTEMD_WITHOUT_CPU_ACCOUNTING)
+}
+
 /// Everything the daemon's unit is derived from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonUnitRequest {
@@ -80,7 +91,7 @@ pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
             exec_start,
         ]
         .into_iter()
-        .chain(ACCOUNTING.map(|name| Property::new(name, PropertyValue::Bool(true))))
+        .chain(accounting(request.systemd_version).map(|name| Property::new(name, PropertyValue::Bool(true))))
         .collect(),
     }
 }

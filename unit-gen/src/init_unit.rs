@@ -128,15 +128,6 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
         // status stays in `ExecMainCode`/`ExecMainStatus` (and in State, and in `TaskExit`).
         every_exit_is_success(),
         Property::new("TasksMax", PropertyValue::U64(TASKS_MAX_INFINITY)),
-        // Every controller realized for the unit (and its slices) from the start: when another
-        // unit in the same slice later asks systemd for a controller we had not (runc's systemd
-        // driver does, for CRI pods of other runtimes), systemd re-realizes the slice's children
-        // and would take the container's cgroup in that hierarchy from under it. Also what
-        // `systemctl status` needs to show the container's memory, CPU and tasks.
-        Property::new("MemoryAccounting", PropertyValue::Bool(true)),
-        Property::new("CPUAccounting", PropertyValue::Bool(true)),
-        Property::new("IOAccounting", PropertyValue::Bool(true)),
-        Property::new("TasksAccounting", PropertyValue::Bool(true)),
         // No device rules of the unit's own: the container's are runc's, from its spec, in its
         // cgroup below, and a cgroup can never allow more than its parent (v1's devices.allow is
         // refused, v2's BPF programs along the tree must all agree), so any rule here would cut a
@@ -146,6 +137,14 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
         Property::new("DevicePolicy", PropertyValue::Str("auto".into())),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ]);
+    // Every controller realized for the unit (and its slices) from the start: when another unit
+    // in the same slice later asks systemd for a controller we had not (runc's systemd driver
+    // does, for CRI pods of other runtimes), systemd re-realizes the slice's children and would
+    // take the container's cgroup in that hierarchy from under it. Also what `systemctl status`
+    // needs to show the container's memory, CPU and tasks.
+    properties.extend(
+        crate::daemon_unit::accounting(systemd_version).map(|name| Property::new(name, PropertyValue::Bool(true))),
+    );
     properties.extend(only_shutdown_dependencies());
     // No `AddRef` (it needs a bus name to track, which systemd's private socket lacks) and the
     // default `CollectMode=inactive`: a container that exited cleanly is collected at once, one
@@ -285,6 +284,15 @@ mod tests {
                 "systemd {version}"
             );
             assert_eq!(SupervisorPlacement::for_systemd(version), SupervisorPlacement::BySystemd);
+        }
+    }
+
+    #[test]
+    fn cpu_accounting_is_asked_of_systemd_257_and_older_only() {
+        for (version, expected) in [(252, true), (257, true), (258, false), (262, false)] {
+            let unit = render(&typical_spec(""), &UnitOptions::default(), version).unwrap();
+            assert_eq!(unit.property("CPUAccounting").is_some(), expected, "systemd {version}");
+            assert_eq!(unit.property("MemoryAccounting"), Some(&PropertyValue::Bool(true)), "systemd {version}");
         }
     }
 

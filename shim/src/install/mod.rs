@@ -102,6 +102,8 @@ pub trait ServiceManager {
     fn reset_failed(&mut self, unit: &str) -> Result<(), Error>;
     /// `systemctl show UNIT`.
     fn status(&mut self, unit: &str) -> Result<UnitStatus, Error>;
+    /// The major version of the running systemd (`systemctl --version`).
+    fn version(&mut self) -> Result<u32, Error>;
 }
 
 /// Writes, enables and starts the units for `spec` in `scope`; says what it did on `out`.
@@ -113,7 +115,7 @@ pub fn install(
     manager: &mut dyn ServiceManager,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let units = render_units(spec)?;
+    let units = render_units(spec, manager.version()?)?;
     let dir = dirs.of(scope);
     if dry_run {
         for unit in units.all() {

@@ -54,7 +54,21 @@ fn scope_flag(scope: Scope) -> Option<&'static str> {
     }
 }
 
+/// The major version in `systemctl --version`'s first line (`systemd 257 (257.13-1)`).
+fn major_version(output: &str) -> Option<u32> {
+    output.lines().next()?.strip_prefix("systemd ")?.split_whitespace().next()?.parse().ok()
+}
+
 impl ServiceManager for Systemctl {
+    fn version(&mut self) -> Result<u32, Error> {
+        let output = self.run(&["--version"])?;
+        major_version(&output).ok_or_else(|| Error::Systemctl {
+            command: "--version".into(),
+            status: "exit status: 0".into(),
+            message: format!("no version in {:?}", output.lines().next().unwrap_or_default()),
+        })
+    }
+
     fn daemon_reload(&mut self) -> Result<(), Error> {
         self.run(&["daemon-reload"]).map(drop)
     }

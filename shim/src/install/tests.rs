@@ -53,6 +53,9 @@ impl ServiceManager for FakeSystemd {
         self.set(unit, "inactive", false);
         Ok(())
     }
+    fn version(&mut self) -> Result<u32, Error> {
+        Ok(252)
+    }
     fn status(&mut self, unit: &str) -> Result<UnitStatus, Error> {
         Ok(self.units.get(unit).cloned().unwrap_or_else(|| UnitStatus {
             load_state: "not-found".into(),
@@ -105,7 +108,7 @@ fn spec() -> InstallSpec {
 }
 
 fn names() -> (String, String) {
-    let units = render_units(&spec()).unwrap();
+    let units = render_units(&spec(), 252).unwrap();
     (units.socket.name, units.service.name)
 }
 
@@ -126,7 +129,7 @@ fn dry_run_prints_both_units_and_changes_nothing() {
     let dirs = Dirs::new("dry-run");
     let mut systemd = FakeSystemd::default();
     let printed = run_install(&dirs, Scope::System, true, &mut systemd);
-    let units = render_units(&spec()).unwrap();
+    let units = render_units(&spec(), 252).unwrap();
     let expected = format!(
         "# {}\n{}\n# {}\n{}\n",
         dirs.dirs.system.join(&units.socket.name).display(),
@@ -151,7 +154,7 @@ fn install_writes_enables_and_starts_the_socket_then_converges() {
         vec!["daemon-reload".to_string(), format!("enable {socket} System"), format!("start {socket}")]
     );
     let written = std::fs::read_to_string(dirs.dirs.system.join(&socket)).unwrap();
-    assert_eq!(written, render_units(&spec()).unwrap().socket.contents);
+    assert_eq!(written, render_units(&spec(), 252).unwrap().socket.contents);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(dirs.dirs.system.join(&service)).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o644);
@@ -202,7 +205,7 @@ fn install_over_changed_files_of_a_running_daemon_says_how_to_apply_them() {
     assert!(said.contains(&format!("systemctl restart {service}")), "{said}");
     assert_eq!(
         std::fs::read_to_string(dirs.dirs.system.join(&service)).unwrap(),
-        render_units(&spec()).unwrap().service.contents
+        render_units(&spec(), 252).unwrap().service.contents
     );
 }
 

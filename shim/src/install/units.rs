@@ -39,7 +39,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use unit_gen::daemon_unit::{ACCOUNTING, DAEMON_START_TIMEOUT_USEC, FD_STORE_MAX};
+use unit_gen::daemon_unit::{accounting, DAEMON_START_TIMEOUT_USEC, FD_STORE_MAX};
 
 use crate::config;
 use crate::error::Error;
@@ -101,8 +101,9 @@ impl UnitFiles {
     }
 }
 
-/// Renders the socket and service units for `spec`.
-pub fn render_units(spec: &InstallSpec) -> Result<UnitFiles, Error> {
+/// Renders the socket and service units for `spec`, for a systemd of major version
+/// `systemd_version`.
+pub fn render_units(spec: &InstallSpec, systemd_version: u32) -> Result<UnitFiles, Error> {
     for (what, value) in [
         ("the containerd address", spec.containerd_address.as_str()),
         ("the shim binary", path_str(&spec.binary)?),
@@ -126,7 +127,7 @@ pub fn render_units(spec: &InstallSpec) -> Result<UnitFiles, Error> {
     let control_socket = path_str(&identity.control_socket)?;
     Ok(UnitFiles {
         socket: UnitFile { name: identity.socket_unit(), contents: render_socket(spec, control_socket) },
-        service: UnitFile { name: identity.unit.clone(), contents: render_service(spec, &identity)? },
+        service: UnitFile { name: identity.unit.clone(), contents: render_service(spec, &identity, systemd_version)? },
     })
 }
 
@@ -154,7 +155,7 @@ fn render_socket(spec: &InstallSpec, control_socket: &str) -> String {
     text
 }
 
-fn render_service(spec: &InstallSpec, identity: &DaemonIdentity) -> Result<String, Error> {
+fn render_service(spec: &InstallSpec, identity: &DaemonIdentity, systemd_version: u32) -> Result<String, Error> {
     let socket_unit = identity.socket_unit();
     let control_address = unix_address(&identity.control_socket);
     let exec_start = [
@@ -197,7 +198,7 @@ fn render_service(spec: &InstallSpec, identity: &DaemonIdentity) -> Result<Strin
     text.push_str("KillMode=process\n");
     text.push_str("# The containers' controllers, kept realized so a container starting or stopping changes\n");
     text.push_str("# no slice's controllers (on cgroup v1 each change makes systemd migrate the root cgroup).\n");
-    for name in ACCOUNTING {
+    for name in accounting(systemd_version) {
         let _ = writeln!(text, "{name}=yes");
     }
     text.push_str("# No mount namespace, seccomp filter or capability limits: they would break unmounting\n");
@@ -321,7 +322,7 @@ OOMScoreAdjust=-500
 
     #[test]
     fn units_for_the_default_containerd() {
-        let units = render_units(&spec()).unwrap();
+        let units = render_units(&spec(), 252).unwrap();
         assert_eq!(units.socket.name, "containerd-shim-systemd-v1-84d36bdd197595f4.socket");
         assert_eq!(units.service.name, "containerd-shim-systemd-v1-84d36bdd197595f4.service");
         assert_eq!(units.socket.contents, SOCKET);
@@ -332,7 +333,7 @@ OOMScoreAdjust=-500
     fn names_and_socket_are_the_daemons_own() {
         let spec = InstallSpec { containerd_address: "/run/other/containerd.sock".into(), ..spec() };
         let identity = DaemonIdentity::for_containerd(&spec.containerd_address);
-        let units = render_units(&spec).unwrap();
+        let units = render_units(&spec, 252).unwrap();
         assert_eq!(units.service.name, identity.unit, "the transient daemon's name, so `start` finds it");
         assert_eq!(units.socket.name, identity.socket_unit());
         let listen = format!("ListenStream={}\n", identity.control_socket.display());
@@ -343,7 +344,7 @@ OOMScoreAdjust=-500
     #[test]
     fn a_named_configuration_file_is_passed_in_the_environment() {
         let spec = InstallSpec { config: Some("/etc/shim/test.toml".into()), ..spec() };
-        let service = render_units(&spec).unwrap().service.contents;
+        let service = render_units(&spec, 252).unwrap().service.contents;
         assert!(
             service.contains("\nEnvironment=\"CONTAINERD_SHIM_SYSTEMD_CONFIG=/etc/shim/test.toml\"\n"),
             "{service}"
@@ -361,7 +362,7 @@ OOMScoreAdjust=-500
             description: String::new(),
             systemd_version: 252,
         });
-        let service = render_units(&spec()).unwrap().service.contents;
+        let service = render_units(&spec(), 252).unwrap().service.contents;
         let setting = |name: &str| {
             service.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix('=')).unwrap_or_default().to_string()
         };
@@ -372,7 +373,7 @@ OOMScoreAdjust=-500
         assert_eq!(setting("Type"), text("Type"));
         assert_eq!(setting("NotifyAccess"), text("NotifyAccess"));
         assert_eq!(setting("Restart"), text("Restart"));
-        for name in ACCOUNTING {
+        for name in accounting(252) {
             assert_eq!(setting(name), "yes", "{name}");
             assert_eq!(transient.property(name), Some(&PropertyValue::Bool(true)), "{name}");
         }
@@ -453,7 +454,7 @@ OOMScoreAdjust=-500
             },
         ];
         for case in cases {
-            let error = render_units(&case.spec).expect_err(case.name);
+            let error = render_units(&case.spec, 252).expect_err(case.name);
             assert!(matches!(error, Error::InvalidRequest(_)), "{}: {error:?}", case.name);
             assert!(error.to_string().contains(case.mentions), "{}: {error}", case.name);
         }
