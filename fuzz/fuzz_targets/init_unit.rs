@@ -81,13 +81,14 @@ fuzz_target!(|data: &[u8]| {
         exec_request: input.create_request.clone(),
         exit_state: input.exit_state.clone(),
     };
+    // An exec joins its container's slice; a spec whose slice is invalid has no container.
+    let Ok(slice) = unit_gen::init_unit::container_slice(&spec, &options) else { return };
     let exec = ExecUnitRequest {
         namespace: &input.namespace,
         id: &input.id,
         exec_id: &input.exec_id,
-        spec: &spec,
+        slice: slice.as_deref(),
         helper: &exec_helper,
-        options: &options,
         systemd_version: input.systemd_version,
     };
     match render_exec_unit(&exec) {
@@ -98,18 +99,26 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check_unit(unit: &TransientUnit, input: &Input, subcommand: &str, request: &str) {
-    let commands = |name: &str| match unit.property(name) {
-        Some(PropertyValue::Exec(commands)) => commands.clone(),
-        other => panic!("{name} is not a command list: {other:?}"),
+    // Arguments are handed over literally: as `…Ex` commands with `no-env-expand` (systemd 254
+    // and later), or plainly with `$` written `$$`, which systemd's `$VAR` expansion turns back
+    // into `$` when it runs the command (see unit_gen::properties::exec_property).
+    let commands = |name: &str| match (unit.property(name), unit.property(&format!("{name}Ex"))) {
+        (Some(PropertyValue::Exec(commands)), None) => {
+            assert!(input.systemd_version < 254, "plain {name} for systemd {}", input.systemd_version);
+            (commands.clone(), true)
+        }
+        (None, Some(PropertyValue::ExecEx(commands))) => {
+            assert!(input.systemd_version >= 254, "{name}Ex for systemd {}", input.systemd_version);
+            (commands.clone(), false)
+        }
+        other => panic!("{name} is not one command list: {other:?}"),
     };
-    // Arguments are handed over literally: `$` is written `$$`, which systemd's `$VAR` expansion
-    // turns back into `$` when it runs the command (see unit_gen::ExecCommand::literal).
-    let literal = |arg: &str| arg.replace('$', "$$");
-    let start = commands("ExecStart");
+    let (start, escaped) = commands("ExecStart");
+    let literal = |arg: &str| if escaped { arg.replace('$', "$$") } else { arg.to_string() };
     assert_eq!(start.len(), 1);
     assert_eq!(start[0].path, input.exe);
     assert_eq!(start[0].argv, [input.exe.clone(), "helper".into(), subcommand.into(), literal(request)]);
-    let stop_post = commands("ExecStopPost");
+    let (stop_post, _) = commands("ExecStopPost");
     assert_eq!(stop_post.len(), 1);
     assert_eq!(stop_post[0].argv, [input.exe.clone(), "helper".into(), "exited".into(), literal(&input.exit_state)]);
 

@@ -3,7 +3,7 @@
 //! start` when no daemon answers; an installed `.socket`/`.service` pair may replace it.
 
 use crate::names::UnitName;
-use crate::properties::{single_line, ExecCommand, Property, PropertyValue, TransientUnit};
+use crate::properties::{exec_property, single_line, ExecCommand, Property, PropertyValue, TransientUnit};
 
 /// How long systemd waits for the daemon's `READY=1`.
 pub const DAEMON_START_TIMEOUT_USEC: u64 = 30 * 1_000_000;
@@ -57,7 +57,7 @@ pub struct DaemonUnitRequest {
 pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
     let args: Vec<&str> = request.args.iter().map(String::as_str).collect();
     let command = ExecCommand::literal(&request.exe, &args);
-    let exec_start = Property::new("ExecStart", PropertyValue::Exec(vec![command]));
+    let exec_start = exec_property("ExecStart", command, request.systemd_version);
     TransientUnit {
         name: UnitName::from_raw(request.unit_name.clone()),
         properties: vec![

@@ -66,8 +66,8 @@ pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, 
     }
     let exec = helper_command(&helper.exe, &["helper", "exec", &helper.exec_request]);
     let exited = helper_command(&helper.exe, &["helper", "exited", &helper.exit_state]);
-    properties.extend(exec_property("ExecStart", exec, systemd_version));
-    properties.extend(exec_property("ExecStopPost", exited, systemd_version));
+    properties.push(exec_property("ExecStart", exec, systemd_version));
+    properties.push(exec_property("ExecStopPost", exited, systemd_version));
     Ok(TransientUnit { name, properties })
 }
 
@@ -121,7 +121,7 @@ mod tests {
             ["/usr/bin/containerd-shim-systemd-v1", "helper", "exec", "/b/shim-exec/e1/request.json"]
         );
         let Some(PropertyValue::Exec(stop_post)) = unit.property("ExecStopPost") else {
-            panic!("ExecStopPostEx missing: {unit:?}");
+            panic!("ExecStopPost missing: {unit:?}");
         };
         assert_eq!(stop_post[0].argv[1..], ["helper", "exited", "/b/shim-exec/e1/exit-state.json"]);
     }

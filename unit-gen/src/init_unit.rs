@@ -156,8 +156,8 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
 
     let create = helper_command(&helper.exe, &["helper", "create", &helper.create_request]);
     let exited = helper_command(&helper.exe, &["helper", "exited", &helper.exit_state]);
-    properties.extend(exec_property("ExecStart", create, systemd_version));
-    properties.extend(exec_property("ExecStopPost", exited, systemd_version));
+    properties.push(exec_property("ExecStart", create, systemd_version));
+    properties.push(exec_property("ExecStopPost", exited, systemd_version));
 
     Ok(TransientUnit { name, properties })
 }
@@ -204,10 +204,10 @@ pub(crate) fn helper_command(exe: &str, args: &[&str]) -> ExecCommand {
     ExecCommand::literal(exe, args)
 }
 
-/// `ExecStart=`-like property `name` running `command` (see [`ExecCommand::literal`] for why
-/// not the `…Ex` form).
-pub(crate) fn exec_property(name: &str, command: ExecCommand, _systemd_version: u32) -> Option<Property> {
-    Some(Property::new(name, PropertyValue::Exec(vec![command])))
+/// `ExecStart=`-like property `name` running `command`, as this systemd keeps it
+/// ([`crate::properties::exec_property`]).
+pub(crate) fn exec_property(name: &str, command: ExecCommand, systemd_version: u32) -> Property {
+    crate::properties::exec_property(name, command, systemd_version)
 }
 
 #[cfg(test)]
@@ -325,9 +325,17 @@ mod tests {
     }
 
     #[test]
-    fn dollar_signs_in_arguments_are_escaped_for_systemd() {
-        let command = ExecCommand::literal("/bin/x", &["$HOME", "a$$b", "plain"]);
-        assert_eq!(command.argv, ["/bin/x", "$$HOME", "a$$$$b", "plain"]);
+    fn systemd_254_and_later_get_literal_ex_commands_the_older_ones_plain_ones_with_dollars_escaped() {
+        let command = || ExecCommand::literal("/bin/x", &["$HOME", "a$$b", "plain"]);
+        let plain = crate::properties::exec_property("ExecStart", command(), 253);
+        assert_eq!(plain.name, "ExecStart");
+        let PropertyValue::Exec(commands) = &plain.value else { panic!("{plain:?}") };
+        assert_eq!(commands[0].argv, ["/bin/x", "$$HOME", "a$$$$b", "plain"]);
+        for version in [254, 257, 262] {
+            let ex = crate::properties::exec_property("ExecStart", command(), version);
+            assert_eq!(ex.name, "ExecStartEx", "systemd {version}");
+            assert_eq!(ex.value, PropertyValue::ExecEx(vec![command()]), "systemd {version}: taken literally");
+        }
     }
 
     #[test]

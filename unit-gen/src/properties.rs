@@ -36,14 +36,14 @@ pub fn check_single_line_path(property: &'static str, path: &str) -> Result<(), 
     Ok(())
 }
 
-/// One command line for `ExecStart=`-like properties. It is an argv array handed to systemd as
-/// is: no shell. Build it with [`ExecCommand::literal`], which keeps systemd from expanding
-/// `$VAR` in it.
+/// One command line for `ExecStart=`-like properties: an argv array handed to systemd as is, no
+/// shell, every argument meant literally. [`exec_property`] writes it in the syntax the running
+/// systemd keeps intact across `daemon-reload`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecCommand {
     /// Absolute path of the program.
     pub path: String,
-    /// Full argv, including argv\[0\].
+    /// Full argv, including argv\[0\], as the program must receive it.
     pub argv: Vec<String>,
     /// Whether a non-zero exit of this command is ignored (the `-` prefix in unit files).
     pub ignore_failure: bool,
@@ -62,8 +62,11 @@ pub enum PropertyValue {
     U64(u64),
     /// `as`
     StrList(Vec<String>),
-    /// `a(sasb)`: command lines for `ExecStart=` and friends.
+    /// `a(sasb)`: command lines for `ExecStart=` and friends, `$` already written `$$`.
     Exec(Vec<ExecCommand>),
+    /// `a(sasas)`: command lines for `ExecStartEx=` and friends, taken literally
+    /// (`no-env-expand`, and `ignore-failure` where the command says so).
+    ExecEx(Vec<ExecCommand>),
     /// `(aiai)`: exit codes and signal numbers, as `SuccessExitStatus=` takes them.
     ExitStatusSet {
         /// Exit codes.
@@ -74,18 +77,38 @@ pub enum PropertyValue {
 }
 
 impl ExecCommand {
-    /// `path` run with `args` (argv\[0\] is `path`), each taken literally: systemd expands
-    /// `$VAR` in the arguments of `ExecStart=` when it runs the command, so `$` is written
-    /// `$$`, which it turns back into `$`.
-    ///
-    /// Why not `ExecStartEx` with `no-env-expand`: systemd 252 writes a transient unit's
-    /// `ExecStartEx` to its unit file under that name, which its own parser does not know, so
-    /// after `systemctl daemon-reload` every such unit is `bad-setting` and can no longer be
-    /// restarted or stopped cleanly. The plain properties survive a reload.
+    /// `path` run with `args` (argv\[0\] is `path`), each taken literally.
     pub fn literal(path: &str, args: &[&str]) -> ExecCommand {
         let mut argv = vec![path.to_string()];
-        argv.extend(args.iter().map(|arg| arg.replace('$', "$$")));
+        argv.extend(args.iter().map(|arg| arg.to_string()));
         ExecCommand { path: path.to_string(), argv, ignore_failure: false }
+    }
+
+    /// The same command for a plain `ExecStart=`, which expands `$VAR` in the arguments when it
+    /// runs them: `$` written `$$`, which it turns back into `$`.
+    fn with_dollars_escaped(&self) -> ExecCommand {
+        let mut argv = vec![self.argv.first().cloned().unwrap_or_default()];
+        argv.extend(self.argv.iter().skip(1).map(|arg| arg.replace('$', "$$")));
+        ExecCommand { argv, ..self.clone() }
+    }
+}
+
+/// The first systemd whose transient unit files keep an `ExecStartEx=` command with
+/// `no-env-expand` through `daemon-reload` (it writes them as `ExecStart=:…`, and 254 is where
+/// `systemd-run --expand-environment=no` relies on that). 252 writes them under a name its own
+/// parser rejects, and the unit is `bad-setting` after a reload.
+const FIRST_SYSTEMD_THAT_RELOADS_EXEC_EX: u32 = 254;
+
+/// Property `name` (`ExecStart`, `ExecStopPost`, …) running `command`, in the syntax a systemd of
+/// major version `systemd_version` keeps intact across `daemon-reload`: from 254 on, the `…Ex`
+/// form with `no-env-expand` (those systemds write a plain command's `$$` back as `$$$$`, so a
+/// `$` would come back doubled); before, the plain form with `$` written `$$`, which they store
+/// as they got it.
+pub fn exec_property(name: &str, command: ExecCommand, systemd_version: u32) -> Property {
+    if systemd_version >= FIRST_SYSTEMD_THAT_RELOADS_EXEC_EX {
+        Property::new(format!("{name}Ex"), PropertyValue::ExecEx(vec![command]))
+    } else {
+        Property::new(name, PropertyValue::Exec(vec![command.with_dollars_escaped()]))
     }
 }
 

@@ -22,6 +22,19 @@ fn to_variant(value: &PropertyValue) -> Variant<'static> {
                 .map(|command| (command.path.clone(), command.argv.clone(), command.ignore_failure))
                 .collect::<Vec<_>>(),
         ),
+        // a(sasas): the flags are systemd's `ExecStartEx=` prefixes by name.
+        PropertyValue::ExecEx(commands) => Variant::from(
+            commands
+                .iter()
+                .map(|command| {
+                    let mut flags = vec!["no-env-expand".to_string()];
+                    if command.ignore_failure {
+                        flags.push("ignore-failure".to_string());
+                    }
+                    (command.path.clone(), command.argv.clone(), flags)
+                })
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -41,6 +54,14 @@ mod tests {
             }]),
         );
         assert_eq!(to_dbus_properties(&[property])[0].1.value_signature().to_string(), "a(sasb)");
+        let command =
+            ExecCommand { path: "/bin/x".into(), argv: vec!["x".into(), "$HOME".into()], ignore_failure: false };
+        let ex = Property::new("ExecStartEx", PropertyValue::ExecEx(vec![command]));
+        let (_, value) = &to_dbus_properties(&[ex])[0];
+        assert_eq!(value.value_signature().to_string(), "a(sasas)");
+        let expected =
+            vec![("/bin/x".to_string(), vec!["x".to_string(), "$HOME".to_string()], vec!["no-env-expand".to_string()])];
+        assert_eq!(*value, Variant::from(expected), "the argument as given, and no expansion");
     }
 
     #[test]
