@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         helper: &helper,
         options: &options,
         systemd_version: input.systemd_version,
+        hierarchy: if input.sd_notify { unit_gen::CgroupHierarchy::Legacy } else { unit_gen::CgroupHierarchy::Unified },
         sd_notify: input.sd_notify,
     };
     match render_init_unit(&request) {

@@ -67,6 +67,15 @@ pub struct HelperPaths {
     pub exit_state: String,
 }
 
+/// Which cgroup hierarchy the host runs: it decides how the unit leaves device control to runc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupHierarchy {
+    /// The unified (v2) hierarchy alone: every current distribution.
+    Unified,
+    /// One hierarchy per controller (v1 "legacy", or "hybrid" with a controller-less v2 one).
+    Legacy,
+}
+
 /// Daemon-level choices that shape every unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnitOptions {
@@ -89,6 +98,8 @@ pub struct InitUnitRequest<'a> {
     pub options: &'a UnitOptions,
     /// Major version of the systemd we talk to.
     pub systemd_version: u32,
+    /// The host's cgroup hierarchy.
+    pub hierarchy: CgroupHierarchy,
     /// `SdNotify`: `Type=notify` with `NotifyAccess=all`; the helper names the container init
     /// as main process (`MAINPID=`) and the unit becomes active when the container says `READY=1`.
     pub sd_notify: bool,
@@ -97,7 +108,7 @@ pub struct InitUnitRequest<'a> {
 /// Renders the transient unit for a container's init process. A spec of a runtime-spec version
 /// we do not translate is refused here, before anything of it reaches systemd.
 pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, Error> {
-    let InitUnitRequest { namespace, id, spec, helper, options, systemd_version, sd_notify } = *request;
+    let InitUnitRequest { namespace, id, spec, helper, options, systemd_version, hierarchy, sd_notify } = *request;
     validate_oci_version(spec.version())?;
     let name = UnitName::for_task(namespace, id);
 
@@ -128,12 +139,8 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
         // status stays in `ExecMainCode`/`ExecMainStatus` (and in State, and in `TaskExit`).
         every_exit_is_success(),
         Property::new("TasksMax", PropertyValue::U64(TASKS_MAX_INFINITY)),
-        // No device rules of the unit's own: the container's are runc's, from its spec, in its
-        // cgroup below, and a cgroup can never allow more than its parent (v1's devices.allow is
-        // refused, v2's BPF programs along the tree must all agree), so any rule here would cut a
-        // privileged container's "every device" short. With `auto` and no `DeviceAllow=`,
-        // systemd allows every device: on v1 the delegated devices controller is still realized
-        // (`devices.list` says `a *:* rwm`), on v2 no program is attached.
+        // The container's device rules are runc's, from its spec, in its cgroup below; the unit
+        // must allow every device, since a cgroup can never allow more than its parent.
         Property::new("DevicePolicy", PropertyValue::Str("auto".into())),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ]);
@@ -145,6 +152,20 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
     properties.extend(
         crate::daemon_unit::accounting(systemd_version).map(|name| Property::new(name, PropertyValue::Bool(true))),
     );
+    if hierarchy == CgroupHierarchy::Legacy {
+        // On v1 every device rule of the unit would have to allow "a", which `DeviceAllow=`
+        // cannot say (systemd writes `char-*` as `c *:* rwm`: every device all the same, the
+        // helper widens it to "a" so runc may write "a" for a privileged container below). Yet
+        // the rules must be there: they put the devices controller in the unit's own mask, so
+        // systemd realizes it along the unit's slices from the start. Realized later (because a
+        // sibling slice needs it, as runc's systemd driver's scopes do), systemd would move the
+        // container's processes out of their devices cgroup into the slice's, which allows all.
+        // On v2, with `auto` and no rules, systemd attaches no device program at all.
+        properties.push(Property::new(
+            "DeviceAllow",
+            PropertyValue::DeviceRules(vec![("char-*".into(), "rwm".into()), ("block-*".into(), "rwm".into())]),
+        ));
+    }
     properties.extend(only_shutdown_dependencies());
     // No `AddRef` (it needs a bus name to track, which systemd's private socket lacks) and the
     // default `CollectMode=inactive`: a container that exited cleanly is collected at once, one
@@ -240,6 +261,7 @@ mod tests {
             helper: &helper,
             options,
             systemd_version,
+            hierarchy: CgroupHierarchy::Unified,
             sd_notify: false,
         })
     }
@@ -262,7 +284,7 @@ mod tests {
             assert_eq!(unit.property(accounting), Some(&PropertyValue::Bool(true)), "{accounting}");
         }
         assert_eq!(unit.property("DevicePolicy"), Some(&PropertyValue::Str("auto".into())));
-        assert_eq!(unit.property("DeviceAllow"), None, "no device rule narrower than the spec's");
+        assert_eq!(unit.property("DeviceAllow"), None, "v2: no device program of the unit's own");
         let Some(PropertyValue::ExitStatusSet { codes, signals }) = unit.property("SuccessExitStatus") else {
             panic!("SuccessExitStatus missing: {unit:?}");
         };
@@ -294,6 +316,27 @@ mod tests {
             assert_eq!(unit.property("CPUAccounting").is_some(), expected, "systemd {version}");
             assert_eq!(unit.property("MemoryAccounting"), Some(&PropertyValue::Bool(true)), "systemd {version}");
         }
+    }
+
+    #[test]
+    fn on_v1_the_unit_allows_every_device_by_rules_that_realize_the_devices_controller() {
+        let helper = helper();
+        let spec = typical_spec("");
+        let options = UnitOptions::default();
+        let request = InitUnitRequest {
+            namespace: "default",
+            id: "t1",
+            spec: &spec,
+            helper: &helper,
+            options: &options,
+            systemd_version: 252,
+            hierarchy: CgroupHierarchy::Legacy,
+            sd_notify: false,
+        };
+        let unit = render_init_unit(&request).unwrap();
+        assert_eq!(unit.property("DevicePolicy"), Some(&PropertyValue::Str("auto".into())));
+        let all = vec![("char-*".to_string(), "rwm".to_string()), ("block-*".to_string(), "rwm".to_string())];
+        assert_eq!(unit.property("DeviceAllow"), Some(&PropertyValue::DeviceRules(all)));
     }
 
     #[test]
@@ -374,6 +417,7 @@ mod tests {
             helper: &helper,
             options: &UnitOptions::default(),
             systemd_version: 252,
+            hierarchy: CgroupHierarchy::Unified,
             sd_notify: false,
         };
         let error = render_init_unit(&request).unwrap_err();

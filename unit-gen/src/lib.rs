@@ -16,7 +16,8 @@ pub use daemon_unit::{render_daemon_unit, DaemonUnitRequest};
 pub use exec_unit::{render_exec_unit, ExecHelperPaths, ExecUnitRequest};
 pub use identifiers::{validate_identifier, IdentifierKind};
 pub use init_unit::{
-    render_init_unit, HelperPaths, InitUnitRequest, SupervisorPlacement, UnitOptions, SUPERVISOR_CGROUP,
+    render_init_unit, CgroupHierarchy, HelperPaths, InitUnitRequest, SupervisorPlacement, UnitOptions,
+    SUPERVISOR_CGROUP,
 };
 pub use names::UnitName;
 pub use oci_version::validate_oci_version;

@@ -62,6 +62,8 @@ pub enum PropertyValue {
     U64(u64),
     /// `as`
     StrList(Vec<String>),
+    /// `a(ss)`: device rules (path or class, access), as `DeviceAllow=` takes them.
+    DeviceRules(Vec<(String, String)>),
     /// `a(sasb)`: command lines for `ExecStart=` and friends, `$` already written `$$`.
     Exec(Vec<ExecCommand>),
     /// `a(sasas)`: command lines for `ExecStartEx=` and friends, taken literally

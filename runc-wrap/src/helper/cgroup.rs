@@ -7,6 +7,7 @@
 //! `<unit cgroup>/supervisor`: on the unified hierarchy a cgroup that has processes cannot enable
 //! controllers for its children, and runc could not give the container its limits. systemd 254
 //! and later start the helper there (`DelegateSubgroup=`); on older ones the helper moves itself.
+//! On v1 the helper widens the unit's device rules to "a" first (see [`allow_every_device`]).
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -64,10 +65,13 @@ pub fn place_container_cgroup(bundle: &Path, supervisor: &SupervisorCgroup) -> R
     let own = unit_cgroup_from_proc(&proc_cgroup).ok_or(Error::NoUnitCgroup)?;
     let unit_cgroup = unit_cgroup_of(&own, supervisor)
         .ok_or_else(|| Error::NotInSupervisorCgroup { cgroup: own.clone(), supervisor: supervisor.clone() })?;
-    if let SupervisorCgroup::MoveTo { name } = supervisor {
-        if is_unified_hierarchy()? {
-            enter_cgroup(&Path::new(CGROUP_MOUNT).join(unit_cgroup.trim_start_matches('/')).join(name))?;
+    let unit_dir = Path::new(CGROUP_MOUNT).join(unit_cgroup.trim_start_matches('/'));
+    if is_unified_hierarchy()? {
+        if let SupervisorCgroup::MoveTo { name } = supervisor {
+            enter_cgroup(&unit_dir.join(name))?;
         }
+    } else {
+        allow_every_device(&unit_cgroup);
     }
     let container_cgroup = format!("{}/{CONTAINER_CGROUP_LEAF}", unit_cgroup.trim_end_matches('/'));
 
@@ -88,6 +92,20 @@ fn is_unified_hierarchy() -> Result<bool, Error> {
         source: errno.into(),
     })?;
     Ok(stat.filesystem_type() == CGROUP2_SUPER_MAGIC)
+}
+
+/// On v1, lets the unit's devices cgroup allow every device outright ("a"), where systemd could
+/// only allow every character and every block device (the same devices, but the kernel lets a
+/// child cgroup write "a", as runc does for a privileged container, only below an "a"). Best
+/// effort: where it fails, a plain container still runs, and a privileged one fails in runc with
+/// the kernel's refusal.
+fn allow_every_device(unit_cgroup: &str) {
+    let allow = Path::new(CGROUP_MOUNT).join("devices").join(unit_cgroup.trim_start_matches('/')).join("devices.allow");
+    match std::fs::write(&allow, "a") {
+        Ok(()) => {}
+        Err(error) if error.kind() == ErrorKind::NotFound => {}
+        Err(error) => tracing::warn!("allowing every device in {}: {error}", allow.display()),
+    }
 }
 
 /// Moves this process into the v2 cgroup at `dir`, creating it if needed.

@@ -18,7 +18,7 @@ pub use error::CgroupError;
 pub use metrics::{read_metrics, V1_METRICS_TYPE_URL, V2_METRICS_TYPE_URL};
 pub use migration_primer::MigrationPrimer;
 pub use oom::{oom_kill_count, OomOutcome, OomWatcher};
-pub use paths::{hierarchy_mount_points, in_unit, CgroupMode, ContainerCgroups};
+pub use paths::{hierarchy_mount_points, host_hierarchy, in_unit, CgroupMode, ContainerCgroups};
 
 #[cfg(test)]
 pub(crate) mod test_support {

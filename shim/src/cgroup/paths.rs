@@ -17,6 +17,16 @@ use super::CgroupError;
 /// The mount table of the calling process, where its cgroup hierarchies are mounted.
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
 
+/// The host's cgroup hierarchy: the unified one alone when `/sys/fs/cgroup` is a cgroup2 mount,
+/// one per controller otherwise. Blocking (one `statfs`).
+pub fn host_hierarchy() -> unit_gen::CgroupHierarchy {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+    match statfs("/sys/fs/cgroup") {
+        Ok(stat) if stat.filesystem_type() == CGROUP2_SUPER_MAGIC => unit_gen::CgroupHierarchy::Unified,
+        _ => unit_gen::CgroupHierarchy::Legacy,
+    }
+}
+
 /// Which cgroup version the container's controllers live in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupMode {

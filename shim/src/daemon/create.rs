@@ -226,6 +226,7 @@ impl TaskManager {
             helper: &helper,
             options: &self.settings.unit_options,
             systemd_version: self.systemd.version(),
+            hierarchy: self.settings.cgroup_hierarchy,
             sd_notify,
         })?;
         // A deleted task of the same name may still have its unit going down.

@@ -18,6 +18,7 @@ use super::unit_stops::UnitStops;
 use crate::cgroup::MigrationPrimer;
 use crate::error::Error;
 use crate::systemd::Systemd;
+use unit_gen::CgroupHierarchy;
 
 /// Daemon-wide settings every task uses.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct DaemonSettings {
     pub fifo_timeout: Duration,
     /// Where task units record their exits (`DaemonIdentity::exits_dir`).
     pub exits_dir: PathBuf,
+    /// The host's cgroup hierarchy.
+    pub cgroup_hierarchy: CgroupHierarchy,
 }
 
 /// How many Creates run at once; the others wait for a slot before they parse anything.

@@ -15,6 +15,8 @@ fn to_variant(value: &PropertyValue) -> Variant<'static> {
         PropertyValue::U32(number) => Variant::from(*number),
         PropertyValue::U64(number) => Variant::from(*number),
         PropertyValue::StrList(items) => Variant::from(items.clone()),
+        // a(ss)
+        PropertyValue::DeviceRules(rules) => Variant::from(rules.clone()),
         PropertyValue::ExitStatusSet { codes, signals } => Variant::from((codes.clone(), signals.clone())),
         PropertyValue::Exec(commands) => Variant::from(
             commands
@@ -78,5 +80,7 @@ mod tests {
         let statuses =
             Property::new("SuccessExitStatus", PropertyValue::ExitStatusSet { codes: vec![1], signals: vec![9] });
         assert_eq!(to_dbus_properties(&[statuses])[0].1.value_signature().to_string(), "(aiai)");
+        let devices = Property::new("DeviceAllow", PropertyValue::DeviceRules(vec![("char-*".into(), "rwm".into())]));
+        assert_eq!(to_dbus_properties(&[devices])[0].1.value_signature().to_string(), "a(ss)");
     }
 }
