@@ -1,6 +1,6 @@
 //! The benchmark: our runtime against containerd's `io.containerd.runc.v2`, in one
 //! run, on the sandbox's containerd and the busybox test image. What each item measures and how
-//! is in its module; `tests/src/bin/bench.rs` is the command and the README's "Benchmarks"
+//! is in its module; `tests/src/bin/bench.rs` is the command and docs/benchmarks.md
 //! section the guide.
 //!
 //! Everything happens in a containerd namespace of the benchmark's own (`bench-…`), under ids
