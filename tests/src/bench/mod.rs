@@ -1,7 +1,6 @@
 //! The benchmark: our runtime against containerd's `io.containerd.runc.v2`, in one
 //! run, on the sandbox's containerd and the busybox test image. What each item measures and how
-//! is in its module; `tests/src/bin/bench.rs` is the command and docs/benchmarks.md
-//! section the guide.
+//! is in its module; `tests/src/bin/bench.rs` is the command and docs/benchmarks.md the guide.
 //!
 //! Everything happens in a containerd namespace of the benchmark's own (`bench-…`), under ids
 //! unique to the process, and is removed at the end, also after a failure.
