@@ -134,13 +134,19 @@ fn assert_no_injected_properties(sandbox: &Sandbox, unit: &str, marker: &str) {
     }
 }
 
-/// `ExecStart` runs our helper with one argument besides its subcommand: the request path.
-fn assert_exec_start_is_our_helper(sandbox: &Sandbox, unit: &str, subcommand: &str, request: &Path) {
+/// The argv of `unit`'s `ExecStart` as `systemctl show` prints it (arguments space-separated).
+fn exec_start_argv(sandbox: &Sandbox, unit: &str) -> String {
     let exec_start = sandbox.unit_property(unit, "ExecStart");
-    let argv = exec_start
+    exec_start
         .split(" ; ")
         .find_map(|field| field.strip_prefix("argv[]="))
-        .unwrap_or_else(|| panic!("{unit}: no argv in ExecStart {exec_start:?}"));
+        .unwrap_or_else(|| panic!("{unit}: no argv in ExecStart {exec_start:?}"))
+        .to_string()
+}
+
+/// `ExecStart` runs our helper with one argument besides its subcommand: the request path.
+fn assert_exec_start_is_our_helper(sandbox: &Sandbox, unit: &str, subcommand: &str, request: &Path) {
+    let argv = exec_start_argv(sandbox, unit);
     // The daemon names its own binary, the one `start` launched it from.
     let expected = format!("{} helper {subcommand} {}", sandbox.shim, request.display());
     // systemd keeps `no-env-expand` commands as `$`-escaped argv (`$` shown as `$$`), which its
@@ -158,11 +164,7 @@ fn assert_exec_start_is_our_helper_after_a_reload(sandbox: &Sandbox, unit: &str,
     if version >= 254 {
         return assert_exec_start_is_our_helper(sandbox, unit, subcommand, request);
     }
-    let exec_start = sandbox.unit_property(unit, "ExecStart");
-    let argv = exec_start
-        .split(" ; ")
-        .find_map(|field| field.strip_prefix("argv[]="))
-        .unwrap_or_else(|| panic!("{unit}: no argv in ExecStart {exec_start:?}"));
+    let argv = exec_start_argv(sandbox, unit);
     let expected = format!("{} helper {subcommand} {}", sandbox.shim, request.display());
     let unquoted = argv.replace("\\$", "$").replace("\\;", ";").replace("$$", "$");
     assert_eq!(unquoted, expected, "{unit}: ExecStart after a reload of systemd {version}");

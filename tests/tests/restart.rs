@@ -66,6 +66,27 @@ fn now(sandbox: &Sandbox) -> String {
 /// handler for).
 const EXIT_ON_USR1: &str = "trap 'exit $CODE' USR1; while :; do sleep 0.1; done";
 
+/// Runs `count` containers in `namespace` that exit with `first_code + n` on SIGUSR1
+/// ([`EXIT_ON_USR1`]); returns their ids and init pids once each runs.
+fn run_containers_exiting_on_usr1(
+    sandbox: &Sandbox,
+    namespace: &str,
+    prefix: &str,
+    count: usize,
+    first_code: usize,
+) -> (Vec<String>, Vec<u32>) {
+    let ids: Vec<String> = (0..count).map(|n| unique_id(&format!("{prefix}{n}"))).collect();
+    let mut pids = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let code = format!("CODE={}", first_code + n);
+        let args =
+            ["run", "-d", "--runtime", tests::RUNTIME, "--env", &code, tests::IMAGE, id, "sh", "-c", EXIT_ON_USR1];
+        sandbox.ctr(namespace, &args).success("ctr run -d");
+        pids.push(sandbox.wait_for_status(namespace, id, "RUNNING"));
+    }
+    (ids, pids)
+}
+
 /// Kills the daemon whose pid is `daemon_pid` with SIGKILL and waits until systemd has started
 /// the next one.
 fn kill_daemon_and_await_the_next(sandbox: &Sandbox, daemon_pid: u32) {
@@ -84,15 +105,7 @@ fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_
     let namespace = "restart-kill";
     sandbox.ensure_image(namespace);
     let watcher = EventWatcher::start(sandbox, namespace);
-    let ids: Vec<String> = (0..20).map(|n| unique_id(&format!("survivor{n}"))).collect();
-    let mut pids = Vec::new();
-    for (n, id) in ids.iter().enumerate() {
-        let code = format!("CODE={}", 40 + n);
-        let args =
-            ["run", "-d", "--runtime", tests::RUNTIME, "--env", &code, tests::IMAGE, id, "sh", "-c", EXIT_ON_USR1];
-        sandbox.ctr(namespace, &args).success("ctr run -d");
-        pids.push(sandbox.wait_for_status(namespace, id, "RUNNING"));
-    }
+    let (ids, pids) = run_containers_exiting_on_usr1(sandbox, namespace, "survivor", 20, 40);
     let since = now(sandbox);
     let (unit, daemon_pid) = sandbox.daemon();
 
@@ -312,15 +325,7 @@ fn systemd_reexecuting_itself_while_tasks_run_loses_nothing() {
     let namespace = "restart-reexec";
     sandbox.ensure_image(namespace);
     let watcher = EventWatcher::start(sandbox, namespace);
-    let ids: Vec<String> = (0..5).map(|n| unique_id(&format!("reexec{n}"))).collect();
-    let mut pids = Vec::new();
-    for (n, id) in ids.iter().enumerate() {
-        let code = format!("CODE={}", 60 + n);
-        let args =
-            ["run", "-d", "--runtime", tests::RUNTIME, "--env", &code, tests::IMAGE, id, "sh", "-c", EXIT_ON_USR1];
-        sandbox.ctr(namespace, &args).success("ctr run -d");
-        pids.push(sandbox.wait_for_status(namespace, id, "RUNNING"));
-    }
+    let (ids, pids) = run_containers_exiting_on_usr1(sandbox, namespace, "reexec", 5, 60);
     let (daemon_unit, _) = sandbox.daemon();
 
     // systemd serializes its state, execs itself and reads it back: every connection to it
