@@ -98,21 +98,26 @@ fn docker_run_rm_leaves_nothing_once_the_container_exits() {
     assert_gone(docker, &container);
 }
 
-/// Docker sends ResizePty after Start, so the container reads its size a moment later.
+/// Docker sends ResizePty after Start: the container waits until its terminal has the client's
+/// size (the test's deadline bounds that), and ends when the test has seen it run (SIGUSR1).
 #[test]
 fn docker_run_it_gives_a_terminal_sized_like_the_clients() {
     let docker = Docker::get();
     let name = unique_id("docker-tty");
+    let on_usr1 = "until [ \"$(stty size)\" = \"33 101\" ]; do sleep 0.1; done; stty size; tty; exit 4";
+    let script = format!("trap '{on_usr1}' USR1; while :; do sleep 0.1; done");
     let command = format!(
         "stty rows 33 cols 101; {} run -it --rm --name {name} --network none --runtime {RUNTIME} {IMAGE} \
-         sh -c 'sleep 2; stty size; tty; exit 4'",
-        docker.shell_prefix()
+         sh -c '{}'",
+        docker.shell_prefix(),
+        script.replace('\'', "'\\''"),
     );
     let mut container = None;
     let run = Sandbox::get().in_terminal(&command, &[], || {
         let running = running(docker, &name);
         running.assert_runs_as_our_unit();
         assert_eq!(running.inspect("{{.Config.Tty}}"), "true");
+        docker.run(&["kill", "-s", "USR1", &running.id]).success("docker kill -s USR1");
         container = Some(running);
     });
     assert!(run.stdout.contains("33 101\r\n"), "ResizePty reached the container's terminal: {run:?}");

@@ -6,15 +6,16 @@ use tests::calls::code_of;
 use tests::direct::{client, context};
 use tests::{assert_nothing_left, unique_id, Sandbox, IMAGE, RUNTIME};
 
-/// ctr sends ResizePty only after Start (with runc-v2 too), so the container reads its size a
-/// moment later.
+/// ctr sends ResizePty only after Start (with runc-v2 too): the container waits until its
+/// terminal has the client's size (the test's deadline bounds that).
 #[test]
 fn ctr_run_t_gives_a_terminal_sized_like_the_clients() {
     let sandbox = Sandbox::get();
     sandbox.ensure_image("default");
     let id = unique_id("tty-run");
     let command = format!(
-        "stty rows 33 cols 101; {} run -t --rm --runtime {RUNTIME} {IMAGE} {id} sh -c 'sleep 1; stty size; tty; exit 4'",
+        "stty rows 33 cols 101; {} run -t --rm --runtime {RUNTIME} {IMAGE} {id} sh -c \
+         'until [ \"$(stty size)\" = \"33 101\" ]; do sleep 0.1; done; stty size; tty; exit 4'",
         sandbox.ctr
     );
     let run = sandbox.in_terminal(&command, &[], || {});
