@@ -66,8 +66,8 @@ fn now(sandbox: &Sandbox) -> String {
 /// handler for).
 const EXIT_ON_USR1: &str = "trap 'exit $CODE' USR1; while :; do sleep 0.1; done";
 
-/// Runs `count` containers in `namespace` that exit with `first_code + n` on SIGUSR1
-/// ([`EXIT_ON_USR1`]); returns their ids and init pids once each runs.
+/// Runs `count` containers in `namespace`, all started at once, that exit with
+/// `first_code + n` on SIGUSR1 ([`EXIT_ON_USR1`]); returns their ids and init pids once each runs.
 fn run_containers_exiting_on_usr1(
     sandbox: &Sandbox,
     namespace: &str,
@@ -76,14 +76,20 @@ fn run_containers_exiting_on_usr1(
     first_code: usize,
 ) -> (Vec<String>, Vec<u32>) {
     let ids: Vec<String> = (0..count).map(|n| unique_id(&format!("{prefix}{n}"))).collect();
-    let mut pids = Vec::new();
-    for (n, id) in ids.iter().enumerate() {
-        let code = format!("CODE={}", first_code + n);
-        let args =
-            ["run", "-d", "--runtime", tests::RUNTIME, "--env", &code, tests::IMAGE, id, "sh", "-c", EXIT_ON_USR1];
-        sandbox.ctr(namespace, &args).success("ctr run -d");
-        pids.push(sandbox.wait_for_status(namespace, id, "RUNNING"));
+    let runs: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let code = format!("CODE={}", first_code + n);
+            let args =
+                ["run", "-d", "--runtime", tests::RUNTIME, "--env", &code, tests::IMAGE, id, "sh", "-c", EXIT_ON_USR1];
+            sandbox.spawn_ctr(namespace, &args)
+        })
+        .collect();
+    for run in runs {
+        finish(run).success("ctr run -d");
     }
+    let pids = ids.iter().map(|id| sandbox.wait_for_status(namespace, id, "RUNNING")).collect();
     (ids, pids)
 }
 
