@@ -393,6 +393,14 @@ pub fn scaled(timeout: Duration) -> Duration {
     timeout * time_scale()
 }
 
+/// How many tasks a test of many tasks at once runs: `wanted`, or fewer where
+/// `SHIM_TEST_MANY_TASKS` caps it (the VM lanes under software emulation, where each container
+/// start takes seconds; the sandbox lanes run the full number).
+pub fn many_tasks(wanted: usize) -> usize {
+    let cap = std::env::var("SHIM_TEST_MANY_TASKS").ok().and_then(|value| value.parse().ok()).filter(|&n| n > 0);
+    cap.map_or(wanted, |cap: usize| wanted.min(cap))
+}
+
 /// Polls `condition` every 50 ms ([`scaled`]) until it holds or `timeout` ([`scaled`]) passes; says whether
 /// it held.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {

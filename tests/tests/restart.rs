@@ -105,19 +105,22 @@ fn kill_daemon_and_await_the_next(sandbox: &Sandbox, daemon_pid: u32) {
 }
 
 #[test]
-fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_it_was_down() {
+fn daemon_killed_with_many_tasks_adopts_them_all_and_reports_exits_from_while_it_was_down() {
     let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let sandbox = Sandbox::get();
     let namespace = "restart-kill";
     sandbox.ensure_image(namespace);
     let watcher = EventWatcher::start(sandbox, namespace);
-    let (ids, pids) = run_containers_exiting_on_usr1(sandbox, namespace, "survivor", 20, 40);
+    let count = tests::many_tasks(20);
+    let (exit_while_down, exec_in) = (count / 4, count / 2);
+    let (ids, pids) = run_containers_exiting_on_usr1(sandbox, namespace, "survivor", count, 40);
     let since = now(sandbox);
     let (unit, daemon_pid) = sandbox.daemon();
 
-    // The daemon stops answering (SIGSTOP); five containers exit meanwhile; then it dies.
+    // The daemon stops answering (SIGSTOP); a quarter of the containers exit meanwhile; then
+    // it dies.
     sandbox.run(&["kill", "-STOP", &daemon_pid.to_string()]).success("stop the daemon");
-    for (n, pid) in pids.iter().enumerate().take(5) {
+    for (n, pid) in pids.iter().enumerate().take(exit_while_down) {
         sandbox.run(&["kill", "-USR1", &pid.to_string()]).success("signal a container");
         let unit = tests::unit_of(namespace, &ids[n]);
         // The unit keeps the exit ("exited") until the task is deleted.
@@ -127,13 +130,13 @@ fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_
     assert_eq!(sandbox.unit_property(&unit, "ActiveState"), "active");
 
     for (n, id) in ids.iter().enumerate() {
-        let expected = if n < 5 { "STOPPED" } else { "RUNNING" };
+        let expected = if n < exit_while_down { "STOPPED" } else { "RUNNING" };
         sandbox.wait_for_status(namespace, id, expected);
     }
-    // The other fifteen are still manageable: exec, then exit with their own codes.
-    let exec = sandbox.ctr(namespace, &["task", "exec", "--exec-id", "after", &ids[10], "echo", "alive"]);
+    // The others are still manageable: exec, then exit with their own codes.
+    let exec = sandbox.ctr(namespace, &["task", "exec", "--exec-id", "after", &ids[exec_in], "echo", "alive"]);
     assert_eq!(exec.stdout.trim(), "alive", "{exec:?}");
-    for pid in pids.iter().skip(5) {
+    for pid in pids.iter().skip(exit_while_down) {
         sandbox.run(&["kill", "-USR1", &pid.to_string()]).success("signal a container");
     }
     std::thread::sleep(Duration::from_secs(1)); // journal times have one-second steps
@@ -149,7 +152,7 @@ fn daemon_killed_with_twenty_tasks_adopts_them_all_and_reports_exits_from_while_
     assert_eq!(reports, Vec::<String>::new(), "containerd never saw a dead shim");
     let with_exec = ["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit"];
     assert_events_once_each_in_order(&watcher, &ids, |id| {
-        if id == ids[10] {
+        if id == ids[exec_in] {
             [&with_exec[..], &LIFECYCLE[2..]].concat()
         } else {
             LIFECYCLE.to_vec()
@@ -198,7 +201,7 @@ fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
     sandbox.ensure_image(namespace);
     let watcher = EventWatcher::start(sandbox, namespace);
 
-    let runs: Vec<(String, std::process::Child)> = (0..20)
+    let runs: Vec<(String, std::process::Child)> = (0..tests::many_tasks(20))
         .map(|n| {
             let id = unique_id(&format!("load{n}"));
             let script = format!("sleep 0.{}; exit {}", n % 10, n + 1);

@@ -179,6 +179,33 @@ impl OomWatcher {
         }
     }
 
+    /// Counts OOMs up to now without waiting for a notification (v2: reads `memory.events`;
+    /// v1: takes the notifications already signalled), and returns how many were not yet
+    /// returned; they are returned here and never again by [`OomWatcher::wait_oom`]. For
+    /// whoever is about to publish the container's exit: the notification of an OOM that
+    /// killed init may still be on its way, but its count is already in the cgroup.
+    pub async fn take_ooms_so_far(&mut self) -> Result<u64, CgroupError> {
+        if !self.gone {
+            match self.kind {
+                Kind::V1 => {
+                    let fd = activate(&mut self.registration, &self.dir)?;
+                    match fd.get_ref().drain() {
+                        Ok(count) => self.unclassified += count,
+                        Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                        Err(source) => {
+                            return Err(notification_error("reading OOM notifications", &self.dir, source))
+                        }
+                    }
+                    if self.unclassified > 0 {
+                        self.classify_v1().await?;
+                    }
+                }
+                Kind::V2 { .. } => self.classify_v2().await?,
+            }
+        }
+        Ok(std::mem::take(&mut self.pending))
+    }
+
     /// Waits until the notification fd is readable and drains it.
     async fn read_notifications(&mut self) -> Result<u64, CgroupError> {
         let fd = activate(&mut self.registration, &self.dir)?;
@@ -386,6 +413,36 @@ mod tests {
         assert_eq!(outcome, OomOutcome::CgroupGone);
         let again = timeout(QUIET, watcher.wait_oom()).await.expect("immediate").expect("wait");
         assert_eq!(again, OomOutcome::CgroupGone, "gone stays gone");
+    }
+
+    #[tokio::test]
+    async fn ooms_counted_before_their_notification_is_read_are_taken_once() {
+        let root = ScratchDir::new("oom-v2-take");
+        root.write("c/memory.events", "oom 0\noom_kill 0\n");
+        let dir = root.path().join("c");
+        let mut watcher = OomWatcher::new(&ContainerCgroups::v2("/c", dir.clone())).expect("watch");
+        assert_eq!(watcher.take_ooms_so_far().await.expect("take"), 0);
+
+        // The kill is counted; its notification is not read yet.
+        root.write("c/memory.events", "oom 1\noom_kill 1\n");
+        assert_eq!(watcher.take_ooms_so_far().await.expect("take"), 1, "counted from the file");
+        assert_eq!(watcher.take_ooms_so_far().await.expect("take"), 0, "taken once");
+        assert!(timeout(QUIET, watcher.wait_oom()).await.is_err(), "its late notification is no second OOM");
+
+        std::fs::remove_file(dir.join("memory.events")).expect("remove memory.events");
+        std::fs::remove_dir(&dir).expect("rmdir");
+        assert_eq!(watcher.take_ooms_so_far().await.expect("take after removal"), 0);
+        assert_eq!(next(&mut watcher).await, OomOutcome::CgroupGone);
+    }
+
+    #[tokio::test]
+    async fn v1_notifications_already_signalled_are_taken_without_waiting() {
+        let root = ScratchDir::new("v1-take");
+        let (mut watcher, kernel) = fake_v1_watcher(root.path().to_path_buf());
+        assert_eq!(watcher.take_ooms_so_far().await.expect("take"), 0, "nothing signalled");
+        signal(&kernel, 1);
+        assert_eq!(watcher.take_ooms_so_far().await.expect("take"), 1);
+        assert!(timeout(QUIET, watcher.wait_oom()).await.is_err(), "taken once");
     }
 
     /// A v1 watcher on an eventfd of our own for a cgroup directory that may or may not

@@ -147,7 +147,7 @@ impl TaskManager {
                         "init exited with status {} while the daemon was down",
                         exit.status,
                     );
-                    self.record_exit(task, exit);
+                    self.record_exit(task, 0, exit);
                 }
                 Found::Alive if pid != 0 => self.watch_cgroup(task, pid).await,
                 Found::Alive => {}

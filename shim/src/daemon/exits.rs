@@ -27,14 +27,29 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
             task.announce_main_pid(pid);
         }
         if let Some(exit) = ServiceExit::from_properties(&change.changed) {
-            manager.observe_unit_exit(&task, exec_id.as_deref(), exit);
+            match (exec_id, task.oom_counts().cloned()) {
+                // An init that may have been OOM-killed: its TaskOOM first.
+                (None, Some(oom_counts)) => {
+                    let manager = Arc::clone(&manager);
+                    tokio::spawn(async move {
+                        oom_counts.publish_so_far().await;
+                        manager.observe_unit_exit(&task, None, exit);
+                    });
+                }
+                (exec_id, _) => manager.observe_unit_exit(&task, exec_id.as_deref(), exit),
+            }
         } else if change.invalidated.iter().any(|name| name == "ExecMainCode") {
             // systemd sent only the names: ask for the values, without stalling the stream.
             let manager = Arc::clone(&manager);
             let path = change.path.clone();
             tokio::spawn(async move {
                 match manager.systemd.service_exit(&path).await {
-                    Ok(Some(exit)) => manager.observe_unit_exit(&task, exec_id.as_deref(), exit),
+                    Ok(Some(exit)) => {
+                        if let (None, Some(oom_counts)) = (&exec_id, task.oom_counts()) {
+                            oom_counts.publish_so_far().await;
+                        }
+                        manager.observe_unit_exit(&task, exec_id.as_deref(), exit)
+                    }
                     Ok(None) => {}
                     Err(error) => {
                         tracing::warn!(
@@ -104,29 +119,27 @@ impl TaskManager {
     /// start in progress will publish it after its own event.
     pub(super) fn observe_exit(&self, task: &Task, service_exit: ServiceExit) {
         let exit = Exit { status: service_exit.status, at: exit_time(service_exit.exited_at_usec) };
-        let known_pid = task.lifecycle().pid();
-        if known_pid != 0 && service_exit.pid != 0 && known_pid != service_exit.pid {
-            tracing::debug!(
-                namespace = %task.key.namespace,
-                container_id = %task.key.id,
-                "ignoring exit of pid {} (init is {known_pid})",
-                service_exit.pid,
-            );
-            return;
-        }
-        self.record_exit(task, exit);
+        self.record_exit(task, service_exit.pid, exit);
     }
 
     /// Makes init exited, publishing `TaskExit` once (unless a create or start in progress
-    /// will), and saves the task's record.
-    pub(super) fn record_exit(&self, task: &Task, exit: Exit) {
+    /// will), and saves the task's record. `exited_pid`: the process that ended, 0 if the
+    /// source does not say; the exit of another process than init is ignored.
+    pub(super) fn record_exit(&self, task: &Task, exited_pid: u32, exit: Exit) {
         let published = {
             let mut lifecycle = task.lifecycle();
-            let observed = lifecycle.observe_exit(exit);
+            let observed = lifecycle.observe_exit(exited_pid, exit);
             if let Some((pid, exit)) = observed {
                 self.events.task_exited(task, pid, exit);
                 task.announce_exit(exit);
                 log_init_exit(task, pid, exit);
+            } else if exited_pid != 0 && lifecycle.pid() != 0 && lifecycle.pid() != exited_pid {
+                tracing::debug!(
+                    namespace = %task.key.namespace,
+                    container_id = %task.key.id,
+                    "ignoring exit of pid {exited_pid} (init is {})",
+                    lifecycle.pid(),
+                );
             }
             observed.is_some()
         };

@@ -10,10 +10,11 @@
 use std::sync::Arc;
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use tokio::sync::{mpsc, oneshot};
 
 use super::events::EventSender;
 use super::manager::TaskManager;
-use super::task::{Task, TaskKey};
+use super::task::{OomCounts, Task, TaskKey};
 use crate::blocking::blocking;
 use crate::cgroup::{read_metrics, ContainerCgroups, OomOutcome, OomWatcher};
 use crate::error::Error;
@@ -31,7 +32,9 @@ impl TaskManager {
         match found {
             Ok(Ok((cgroups, watcher))) => {
                 task.set_cgroups(cgroups);
-                tokio::spawn(publish_ooms(Arc::clone(task), self.events.clone(), watcher));
+                let (counts, requests) = mpsc::channel(1);
+                task.set_oom_counts(OomCounts(counts));
+                tokio::spawn(publish_ooms(Arc::clone(task), self.events.clone(), watcher, requests));
             }
             Ok(Err(error)) => tracing::warn!(task = %task.key, "no cgroup metrics or OOM events: {error}"),
             Err(error) => tracing::warn!(task = %task.key, "no cgroup metrics or OOM events: {error}"),
@@ -54,20 +57,39 @@ impl TaskManager {
     }
 }
 
-/// Publishes `TaskOOM` for each OOM kill until the cgroup is removed.
-async fn publish_ooms(task: Arc<Task>, events: EventSender, mut watcher: OomWatcher) {
+/// Publishes `TaskOOM` for each OOM kill until the cgroup is removed, and when asked through
+/// `requests` (see [`OomCounts`]).
+async fn publish_ooms(
+    task: Arc<Task>,
+    events: EventSender,
+    mut watcher: OomWatcher,
+    mut requests: mpsc::Receiver<oneshot::Sender<()>>,
+) {
     loop {
-        match watcher.wait_oom().await {
-            Ok(OomOutcome::Oom) => {
-                tracing::info!(
-                    namespace = %task.key.namespace,
-                    container_id = %task.key.id,
-                    unit = %task.unit,
-                    "OOM kill in the container",
-                );
-                events.task_oom(&task);
+        let outcome = tokio::select! {
+            outcome = watcher.wait_oom() => outcome.map(|outcome| match outcome {
+                OomOutcome::Oom => Some(1),
+                OomOutcome::CgroupGone => None,
+            }),
+            Some(done) = requests.recv() => {
+                let counted = watcher.take_ooms_so_far().await.map(Some);
+                let _ = done.send(());
+                counted
             }
-            Ok(OomOutcome::CgroupGone) => return,
+        };
+        match outcome {
+            Ok(Some(ooms)) => {
+                for _ in 0..ooms {
+                    tracing::info!(
+                        namespace = %task.key.namespace,
+                        container_id = %task.key.id,
+                        unit = %task.unit,
+                        "OOM kill in the container",
+                    );
+                    events.task_oom(&task);
+                }
+            }
+            Ok(None) => return,
             Err(error) => {
                 tracing::warn!(
                     namespace = %task.key.namespace,

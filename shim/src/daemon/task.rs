@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::api::Status;
 use oci_spec::runtime::{Hook, Hooks, Spec};
 use runc_wrap::protocol::{StdioOptions, StdioPaths};
 use runc_wrap::Runc;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use unit_gen::init_unit::container_slice;
 use unit_gen::{UnitName, UnitOptions};
 
@@ -107,6 +107,11 @@ pub enum Lifecycle {
     Creating {
         /// An exit observed before creation finished.
         pending_exit: Option<Exit>,
+        /// The process systemd said had exited with it (0 if it named none). Creation keeps
+        /// the exit only if that is the init it created: another pid is the end of an earlier
+        /// unit of the same name (a container restarted under its id), signalled late.
+        #[serde(default)]
+        pending_exit_pid: u32,
     },
     /// `runc create` done: init waits to be started.
     Created {
@@ -241,9 +246,10 @@ impl Lifecycle {
     /// The unit's start job finished with init `pid`. Returns an exit that raced creation, to be
     /// published right after TaskCreate.
     pub fn finish_create(&mut self, pid: u32) -> Result<Option<Exit>, Refused> {
-        let Lifecycle::Creating { pending_exit } = *self else {
+        let Lifecycle::Creating { pending_exit, pending_exit_pid } = *self else {
             return Err(Refused { state: self.name() });
         };
+        let pending_exit = pending_exit.filter(|_| pending_exit_pid == 0 || pending_exit_pid == pid);
         *self = match pending_exit {
             Some(exit) => Lifecycle::Exited { pid, exit },
             None => Lifecycle::Created { pid },
@@ -286,11 +292,25 @@ impl Lifecycle {
         })
     }
 
-    /// systemd reported the init's exit. Returns `(pid, exit)` when TaskExit is to be published
-    /// now; `None` when a create or start in progress will publish it, or it is already known.
-    pub fn observe_exit(&mut self, exit: Exit) -> Option<(u32, Exit)> {
+    /// The unit's main process `exited_pid` ended (0: the source did not say which process,
+    /// as the exit file). Returns `(pid, exit)` when TaskExit is to be published now; `None`
+    /// when a create or start in progress will publish it, when it is already known, or when
+    /// the process is not this task's init (the late signal of an earlier unit of the same
+    /// name).
+    pub fn observe_exit(&mut self, exited_pid: u32, exit: Exit) -> Option<(u32, Exit)> {
+        let init = self.pid();
+        if exited_pid != 0 && init != 0 && exited_pid != init {
+            return None;
+        }
         match self {
-            Lifecycle::Creating { pending_exit } | Lifecycle::Starting { pending_exit, .. } => {
+            Lifecycle::Creating { pending_exit, pending_exit_pid } => {
+                if pending_exit.is_none() {
+                    *pending_exit = Some(exit);
+                    *pending_exit_pid = exited_pid;
+                }
+                None
+            }
+            Lifecycle::Starting { pending_exit, .. } => {
                 pending_exit.get_or_insert(exit);
                 None
             }
@@ -337,6 +357,30 @@ impl Lifecycle {
     }
 }
 
+/// Asks a task's OOM watcher (`daemon::stats`) to publish the OOMs so far (see
+/// [`OomCounts::publish_so_far`]).
+#[derive(Debug, Clone)]
+pub struct OomCounts(pub(super) mpsc::Sender<oneshot::Sender<()>>);
+
+/// How long the exit of a task waits for its OOM watcher to count: a cgroupfs read.
+const OOM_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl OomCounts {
+    /// Publishes, before the caller publishes init's exit, every OOM kill the container's cgroup
+    /// has counted whose notification has not arrived yet, so `TaskOOM` comes before the
+    /// `TaskExit` of an init the OOM killer ended however late the watcher wakes up. Returns
+    /// once done, at once if the watcher has stopped, after [`OOM_COUNT_TIMEOUT`] at most.
+    pub async fn publish_so_far(&self) {
+        let (done, finished) = oneshot::channel();
+        let asked = async {
+            if self.0.send(done).await.is_ok() {
+                let _ = finished.await;
+            }
+        };
+        let _ = tokio::time::timeout(OOM_COUNT_TIMEOUT, asked).await;
+    }
+}
+
 /// A container task and its unit.
 pub struct Task {
     /// Namespace and id.
@@ -365,6 +409,7 @@ pub struct Task {
     exit: ExitWatch,
     main_pid_sender: watch::Sender<Option<u32>>,
     cgroups: OnceLock<ContainerCgroups>,
+    oom_counts: OnceLock<OomCounts>,
     restore_pending: AtomicBool,
     execs: Mutex<BTreeMap<String, Arc<ExecProcess>>>,
 }
@@ -417,10 +462,11 @@ impl Task {
             stdio_options,
             terminal,
             criu_paths,
-            lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None }),
+            lifecycle: Mutex::new(Lifecycle::Creating { pending_exit: None, pending_exit_pid: 0 }),
             exit: ExitWatch::new(),
             main_pid_sender: watch::channel(None).0,
             cgroups: OnceLock::new(),
+            oom_counts: OnceLock::new(),
             restore_pending: AtomicBool::new(false),
             execs: Mutex::new(BTreeMap::new()),
         }
@@ -496,6 +542,16 @@ impl Task {
         self.cgroups.get()
     }
 
+    /// Its OOM watcher's counting, once it watches.
+    pub fn set_oom_counts(&self, counts: OomCounts) {
+        let _ = self.oom_counts.set(counts);
+    }
+
+    /// Its OOM watcher's counting, if it watches for OOMs.
+    pub fn oom_counts(&self) -> Option<&OomCounts> {
+        self.oom_counts.get()
+    }
+
     /// systemd announced the unit's main pid (with `SdNotify`, the helper's `MAINPID=`).
     pub fn announce_main_pid(&self, pid: u32) {
         self.main_pid_sender.send_replace(Some(pid));
@@ -547,17 +603,34 @@ mod tests {
 
     #[test]
     fn exit_before_create_finishes_is_published_after_create() {
-        let mut lifecycle = Lifecycle::Creating { pending_exit: None };
-        assert_eq!(lifecycle.observe_exit(exit(137)), None, "held back while creating");
+        let mut lifecycle = Lifecycle::Creating { pending_exit: None, pending_exit_pid: 0 };
+        assert_eq!(lifecycle.observe_exit(0, exit(137)), None, "held back while creating");
         assert_eq!(lifecycle.finish_create(7), Ok(Some(exit(137))));
         assert_eq!(lifecycle, Lifecycle::Exited { pid: 7, exit: exit(137) });
+        let mut same_pid = Lifecycle::Creating { pending_exit: None, pending_exit_pid: 0 };
+        assert_eq!(same_pid.observe_exit(7, exit(1)), None);
+        assert_eq!(same_pid.finish_create(7), Ok(Some(exit(1))));
+    }
+
+    #[test]
+    fn a_late_exit_of_an_earlier_unit_of_the_same_name_is_not_the_new_inits() {
+        let mut lifecycle = Lifecycle::Creating { pending_exit: None, pending_exit_pid: 0 };
+        assert_eq!(lifecycle.observe_exit(41, exit(143)), None);
+        assert_eq!(lifecycle.finish_create(7), Ok(None), "pid 41 was the previous init");
+        assert_eq!(lifecycle, Lifecycle::Created { pid: 7 });
+        lifecycle.begin_start().unwrap();
+        assert_eq!(lifecycle.observe_exit(41, exit(143)), None, "ignored while starting");
+        assert_eq!(lifecycle.finish_start(true), Ok(StartOutcome::Started { pid: 7, exit: None }));
+        assert_eq!(lifecycle.observe_exit(41, exit(143)), None, "ignored while running");
+        assert_eq!(lifecycle.status(), Status::RUNNING);
+        assert_eq!(lifecycle.observe_exit(7, exit(0)), Some((7, exit(0))));
     }
 
     #[test]
     fn exit_while_starting_follows_task_start() {
         let mut lifecycle = Lifecycle::Created { pid: 7 };
         assert_eq!(lifecycle.begin_start(), Ok(7));
-        assert_eq!(lifecycle.observe_exit(exit(0)), None, "held back while starting");
+        assert_eq!(lifecycle.observe_exit(0, exit(0)), None, "held back while starting");
         assert_eq!(lifecycle.finish_start(true), Ok(StartOutcome::Started { pid: 7, exit: Some(exit(0)) }));
         assert_eq!(lifecycle.status(), Status::STOPPED);
     }
@@ -568,8 +641,8 @@ mod tests {
         lifecycle.begin_start().unwrap();
         assert_eq!(lifecycle.finish_start(true), Ok(StartOutcome::Started { pid: 7, exit: None }));
         assert_eq!(lifecycle.status(), Status::RUNNING);
-        assert_eq!(lifecycle.observe_exit(exit(3)), Some((7, exit(3))));
-        assert_eq!(lifecycle.observe_exit(exit(3)), None, "a duplicate signal publishes nothing");
+        assert_eq!(lifecycle.observe_exit(0, exit(3)), Some((7, exit(3))));
+        assert_eq!(lifecycle.observe_exit(0, exit(3)), None, "a duplicate signal publishes nothing");
         assert_eq!(lifecycle.exit(), Some(exit(3)));
     }
 
@@ -580,7 +653,7 @@ mod tests {
         assert_eq!(lifecycle.finish_start(false), Ok(StartOutcome::Failed { pid: 7, exit: None }));
         assert_eq!(lifecycle, Lifecycle::Created { pid: 7 });
         lifecycle.begin_start().unwrap();
-        lifecycle.observe_exit(exit(1));
+        lifecycle.observe_exit(0, exit(1));
         assert_eq!(lifecycle.finish_start(false), Ok(StartOutcome::Failed { pid: 7, exit: Some(exit(1)) }));
         assert_eq!(lifecycle.exit(), Some(exit(1)));
     }
@@ -591,7 +664,7 @@ mod tests {
         assert_eq!(running.begin_start(), Err(Refused { state: "running" }));
         assert_eq!(running.begin_delete(), Err(Refused { state: "running" }));
         assert_eq!(running.finish_create(7), Err(Refused { state: "running" }));
-        let mut creating = Lifecycle::Creating { pending_exit: None };
+        let mut creating = Lifecycle::Creating { pending_exit: None, pending_exit_pid: 0 };
         assert_eq!(creating.begin_delete(), Err(Refused { state: "being created" }));
         assert!(!creating.can_kill());
     }
@@ -612,7 +685,7 @@ mod tests {
     #[test]
     fn paused_task_that_dies_reports_its_exit() {
         let mut lifecycle = Lifecycle::Paused { pid: 7 };
-        assert_eq!(lifecycle.observe_exit(exit(137)), Some((7, exit(137))));
+        assert_eq!(lifecycle.observe_exit(0, exit(137)), Some((7, exit(137))));
         assert_eq!(lifecycle.finish_resume(), Err(Refused { state: "stopped" }));
     }
 
@@ -620,7 +693,7 @@ mod tests {
     fn delete_remembers_the_previous_state_and_any_late_exit() {
         let mut lifecycle = Lifecycle::Created { pid: 7 };
         assert_eq!(lifecycle.begin_delete(), Ok(Lifecycle::Created { pid: 7 }));
-        assert_eq!(lifecycle.observe_exit(exit(137)), None, "no TaskExit during delete");
+        assert_eq!(lifecycle.observe_exit(0, exit(137)), None, "no TaskExit during delete");
         assert_eq!(lifecycle.exit(), Some(exit(137)));
         let mut exited = Lifecycle::Exited { pid: 7, exit: exit(2) };
         assert_eq!(exited.begin_delete(), Ok(Lifecycle::Exited { pid: 7, exit: exit(2) }));
