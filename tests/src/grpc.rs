@@ -613,15 +613,28 @@ impl Container {
     /// `Tasks.Exec`: adds process `exec_id` running `args` (with the init's user, capabilities
     /// and default `PATH`) to the task; it is created, not started.
     pub async fn exec(&self, exec_id: &str, args: &[&str], stdio: &Stdio) -> Result<Exec<'_>, Error> {
+        self.exec_with_terminal(exec_id, args, stdio, ExecTerminal { requested: false, in_spec: false }).await
+    }
+
+    /// [`Container::exec`] with `terminal` as the request's flag and the process spec's, which
+    /// containerd's clients set independently (`cio.WithTerminal` decides the request's).
+    pub async fn exec_with_terminal(
+        &self,
+        exec_id: &str,
+        args: &[&str],
+        stdio: &Stdio,
+        terminal: ExecTerminal,
+    ) -> Result<Exec<'_>, Error> {
         let (stdin, stdout, stderr) = stdio.as_api();
-        let process = spec::process(args, &[]);
+        let mut process = spec::process(args, &[]);
+        process["terminal"] = serde_json::Value::Bool(terminal.in_spec);
         let request = self.client.request(ExecProcessRequest {
             container_id: self.id.clone(),
             exec_id: exec_id.to_string(),
             stdin,
             stdout,
             stderr,
-            terminal: false,
+            terminal: terminal.requested,
             spec: Some(prost_types::Any {
                 type_url: spec::PROCESS_TYPE_URL.to_string(),
                 value: serde_json::to_vec(&process).expect("a JSON value serializes"),
@@ -663,6 +676,15 @@ impl Drop for Container {
             Err(_) => eprintln!("cleanup of container {} panicked", self.id),
         }
     }
+}
+
+/// An exec's terminal flags: the `Tasks.Exec` request's and its process spec's.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecTerminal {
+    /// `ExecProcessRequest.terminal`.
+    pub requested: bool,
+    /// The process spec's `terminal`.
+    pub in_spec: bool,
 }
 
 /// An exec process of a [`Container`]'s task.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tests::grpc::{
-    Client, Code, Container, ContainerConfig, InputFifo, OutputFifo, OutputFile, ProcessState, Stdio, RUNC_V2,
+    Client, Code, Container, ContainerConfig, ExecTerminal, InputFifo, OutputFifo, OutputFile, ProcessState, Stdio,
+    RUNC_V2,
 };
 use tests::{assert_nothing_left, unique_id, Sandbox, RUNTIME};
 
@@ -146,6 +147,64 @@ async fn exec_exit_code_through_grpc() {
 #[tokio::test]
 async fn exec_exit_code_through_grpc_on_runc_v2_baseline() {
     exec_exit_code(RUNC_V2).await;
+}
+
+/// The exec's terminal is the request's `terminal` flag, whatever its process spec says (as
+/// runc-v2 does; containerd's client picks it with the IO): many execs in a row with a terminal
+/// each while the spec says none, each printing 1 MiB through it, all of it arriving; and once
+/// the other way round, a spec asking for a terminal that the request does not give.
+async fn exec_terminal_follows_the_request(runtime: &str) {
+    const MIB: usize = 1 << 20;
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-exec-tty");
+    let container = create(&client, &id, runtime, &["sleep", "1000"]).await;
+    container.create_task(&Stdio::none()).await.expect("create task");
+    container.start().await.expect("start");
+
+    // Exits 9 unless stdout is a terminal; then 1 MiB of `x` without a newline (which a
+    // terminal would turn into CRLF).
+    let through_tty = "[ -t 1 ] || exit 9; head -c 1048576 /dev/zero | tr '\\0' x";
+    for n in 0..tests::many_tasks(100) {
+        let stdout = OutputFifo::create(sandbox, &format!("tty-{n}")).expect("stdout fifo");
+        let stdio = Stdio { stdin: None, stdout: Some(stdout.path()), stderr: None };
+        let terminal = ExecTerminal { requested: true, in_spec: false };
+        let exec_id = format!("tty{n}");
+        let exec = container.exec_with_terminal(&exec_id, &["sh", "-c", through_tty], &stdio, terminal).await;
+        let exec = exec.unwrap_or_else(|error| panic!("exec {n} with a terminal: {error:?}"));
+        exec.start().await.unwrap_or_else(|error| panic!("start exec {n}: {error:?}"));
+        assert_eq!(exec.wait().await.expect("wait exec"), 0, "exec {n} had a terminal");
+        assert_eq!(exec.delete().await.expect("delete exec"), 0);
+        let output = stdout.collect(OUTPUT_TIMEOUT).expect("exec output");
+        assert_eq!(output.len(), MIB, "exec {n}: all its output arrived");
+        assert!(output.bytes().all(|byte| byte == b'x'), "exec {n}: its output unchanged");
+    }
+
+    let stdout = OutputFifo::create(sandbox, "no-tty").expect("stdout fifo");
+    let stderr = OutputFifo::create(sandbox, "no-tty-err").expect("stderr fifo");
+    let stdio = Stdio { stdin: None, stdout: Some(stdout.path()), stderr: Some(stderr.path()) };
+    let terminal = ExecTerminal { requested: false, in_spec: true };
+    let no_tty = "[ -t 1 ] && exit 9; echo plain";
+    let exec = container.exec_with_terminal("notty", &["sh", "-c", no_tty], &stdio, terminal).await.expect("exec");
+    exec.start().await.expect("start exec");
+    assert_eq!(exec.wait().await.expect("wait exec"), 0, "no terminal where the request asks for none");
+    exec.delete().await.expect("delete exec");
+    assert_eq!(stdout.collect(OUTPUT_TIMEOUT).expect("exec output"), "plain\n");
+    assert_eq!(stderr.collect(OUTPUT_TIMEOUT).expect("exec errors"), "");
+
+    container.kill(Signal::SIGKILL).await.expect("kill");
+    container.wait().await.expect("wait");
+    container.delete_task().await.expect("delete task");
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn exec_terminal_follows_the_request_through_grpc() {
+    exec_terminal_follows_the_request(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn exec_terminal_follows_the_request_through_grpc_on_runc_v2_baseline() {
+    exec_terminal_follows_the_request(RUNC_V2).await;
 }
 
 /// stdout and stderr reach the fifos given at Tasks.Create, each only its own stream, complete

@@ -192,9 +192,7 @@ impl OomWatcher {
                     match fd.get_ref().drain() {
                         Ok(count) => self.unclassified += count,
                         Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-                        Err(source) => {
-                            return Err(notification_error("reading OOM notifications", &self.dir, source))
-                        }
+                        Err(source) => return Err(notification_error("reading OOM notifications", &self.dir, source)),
                     }
                     if self.unclassified > 0 {
                         self.classify_v1().await?;

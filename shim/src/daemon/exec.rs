@@ -259,7 +259,10 @@ fn exec_bad_state(key: &TaskKey, exec_id: &str, state: &'static str, action: &'s
     }
 }
 
-/// The exec's OCI process spec, checked: JSON of an OCI `Process` with arguments.
+/// The exec's OCI process spec, checked (JSON of an OCI `Process` with arguments), with the
+/// request's `terminal` flag as its `terminal`: containerd's client picks the exec's terminal
+/// with its IO (`cio.WithTerminal`), whatever the spec it sends says, and runc-v2 does the same
+/// (`spec.Terminal = r.Terminal`). Every other field is passed on as it came.
 fn process_spec(request: &ExecProcessRequest) -> Result<Vec<u8>, Error> {
     let Some(spec) = request.spec.as_ref() else {
         return Err(Error::InvalidRequest(format!("exec {:?} has no process spec", request.exec_id)));
@@ -270,19 +273,20 @@ fn process_spec(request: &ExecProcessRequest) -> Result<Vec<u8>, Error> {
             request.exec_id, spec.type_url
         )));
     }
-    let process: Process = serde_json::from_slice(&spec.value).map_err(|error| {
+    let invalid = |error: serde_json::Error| {
         Error::InvalidRequest(format!("exec {:?}: process spec is not valid: {error}", request.exec_id))
-    })?;
+    };
+    let process: Process = serde_json::from_slice(&spec.value).map_err(invalid)?;
     if process.args().as_ref().is_none_or(|args| args.is_empty()) {
         return Err(Error::InvalidRequest(format!("exec {:?}: process spec has no args", request.exec_id)));
     }
-    if process.terminal().unwrap_or(false) != request.terminal {
-        return Err(Error::InvalidRequest(format!(
-            "exec {:?}: the request's terminal ({}) disagrees with the process spec's",
-            request.exec_id, request.terminal
-        )));
+    if process.terminal().unwrap_or(false) == request.terminal {
+        return Ok(spec.value.clone());
     }
-    Ok(spec.value.clone())
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&spec.value).map_err(invalid)?;
+    fields.insert("terminal".into(), serde_json::Value::Bool(request.terminal));
+    serde_json::to_vec(&fields).map_err(invalid)
 }
 
 /// Writes `<dir>/process.json` and `<dir>/request.json`.
@@ -323,14 +327,13 @@ mod tests {
     }
 
     #[test]
-    fn process_spec_must_be_a_process_with_args_matching_the_terminal_flag() {
+    fn process_spec_must_be_a_process_with_args() {
         let good = r#"{"args":["sh","-c","exit 5"],"cwd":"/","user":{"uid":0,"gid":0}}"#;
         assert_eq!(process_spec(&request("e1", false, PROCESS_TYPE_URL, good)).unwrap(), good.as_bytes());
         let cases = [
             ("not json", request("e1", false, PROCESS_TYPE_URL, "nope"), "not valid"),
             ("no args", request("e1", false, PROCESS_TYPE_URL, r#"{"cwd":"/","user":{"uid":0,"gid":0}}"#), "no args"),
             ("wrong type", request("e1", false, "types.containerd.io/other", good), "expected"),
-            ("terminal mismatch", request("e1", true, PROCESS_TYPE_URL, good), "terminal"),
             ("no spec", ExecProcessRequest { exec_id: "e1".into(), ..Default::default() }, "no process spec"),
         ];
         for (name, request, expected) in cases {
@@ -338,5 +341,22 @@ mod tests {
             assert!(matches!(error, Error::InvalidRequest(_)), "{name}: {error}");
             assert!(error.to_string().contains(expected), "{name}: {error}");
         }
+    }
+
+    #[test]
+    fn the_requests_terminal_flag_wins_over_the_process_specs_both_ways_round() {
+        let spec = |terminal: bool| {
+            format!(r#"{{"terminal":{terminal},"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}},"x-extra":1}}"#)
+        };
+        for (requested, in_spec) in [(true, false), (false, true), (true, true), (false, false)] {
+            let json = process_spec(&request("e1", requested, PROCESS_TYPE_URL, &spec(in_spec))).expect("valid");
+            let written: serde_json::Value = serde_json::from_slice(&json).expect("json");
+            assert_eq!(written["terminal"], requested, "request {requested}, spec {in_spec}");
+            assert_eq!(written["args"], serde_json::json!(["sh"]), "the rest passes on unchanged");
+            assert_eq!(written["x-extra"], 1, "fields we do not know pass on too");
+        }
+        let without = r#"{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}}"#;
+        let json = process_spec(&request("e1", true, PROCESS_TYPE_URL, without)).expect("valid");
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&json).expect("json")["terminal"], true);
     }
 }
