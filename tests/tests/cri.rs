@@ -309,3 +309,161 @@ fn cri_deploy_snippet_for_this_containerd_defines_the_handler_the_runtime_class_
     assert_eq!(field("kind:").as_deref(), Some("RuntimeClass"));
     assert_eq!(field("handler:").as_deref(), Some(SYSTEMD_HANDLER), "the RuntimeClass names the handler");
 }
+
+/// A volume of the privileged pod: its host directory, where it appears in the container, and
+/// the propagation the pod asks for.
+struct Volume {
+    name: &'static str,
+    propagation: k8s_cri::v1::MountPropagation,
+    /// Whether a mount made on the host below it appears in the container.
+    host_to_container: bool,
+    /// Whether a mount made in the container below it appears on the host.
+    container_to_host: bool,
+}
+
+const VOLUMES: [Volume; 3] = [
+    Volume {
+        name: "private",
+        propagation: k8s_cri::v1::MountPropagation::PropagationPrivate,
+        host_to_container: false,
+        container_to_host: false,
+    },
+    Volume {
+        name: "rslave",
+        propagation: k8s_cri::v1::MountPropagation::PropagationHostToContainer,
+        host_to_container: true,
+        container_to_host: false,
+    },
+    Volume {
+        name: "rshared",
+        propagation: k8s_cri::v1::MountPropagation::PropagationBidirectional,
+        host_to_container: true,
+        container_to_host: true,
+    },
+];
+
+/// Unmounts, on drop, what the propagation test mounted on the host (in the sandbox's mount
+/// namespace), deepest first, and removes its directories.
+struct HostMounts {
+    sandbox: &'static Sandbox,
+    base: PathBuf,
+}
+
+impl Drop for HostMounts {
+    fn drop(&mut self) {
+        let base = self.base.to_str().unwrap_or_default().to_string();
+        let mut mounts = self.sandbox.mounts_containing(&base);
+        mounts.sort_by_key(|mount_point| std::cmp::Reverse(mount_point.len()));
+        for mount_point in mounts {
+            let umount = self.sandbox.run(&["umount", "-l", &mount_point]);
+            if umount.code != 0 {
+                eprintln!("umount {mount_point}: {umount:?}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+/// What a privileged pod on `handler` sees: `(volume name, host mount seen in the container,
+/// container mount seen on the host)` per volume, and whether `sethostname` works in a
+/// privileged container whose seccomp profile forbids it.
+async fn privileged_pod(handler: Handler) -> (Vec<(&'static str, bool, bool)>, ExecOutput) {
+    let sandbox = Sandbox::get();
+    let cri = CriContainerd::get();
+    let client = Client::connect(sandbox).await.expect("connect to the CRI plugin");
+    client.wait_ready(&[IMAGE, &cri.pause_image]).await.expect("CRI plugin ready with the test images");
+
+    let uid = unique_id(&format!("cri-priv-{}", handler.name()));
+    let slice = PodSlice::best_effort(&uid);
+    let log_directory = sandbox.root.join("cri-logs").join(&uid);
+    std::fs::create_dir_all(&log_directory).expect("pod log directory");
+    let _leftovers = PodLeftovers { sandbox, slice: slice.clone(), log_directory: log_directory.clone() };
+
+    // The volumes' host directories, on a mount of their own that is shared (as the kubelet's
+    // pods directory is on a systemd host; CRI refuses rshared and rslave volumes otherwise).
+    let base = sandbox.root.join("cri-volumes").join(&uid);
+    for volume in &VOLUMES {
+        std::fs::create_dir_all(base.join(volume.name)).expect("volume directory");
+    }
+    let host_mounts = HostMounts { sandbox, base: base.clone() };
+    let base_text = base.to_str().expect("utf-8 path");
+    sandbox.run(&["mount", "--bind", base_text, base_text]).success("bind the volumes' base");
+    sandbox.run(&["mount", "--make-rshared", base_text]).success("make it shared");
+    let profile = base.join("no-sethostname.json");
+    let rules =
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],"action":"SCMP_ACT_ERRNO"}]}"#;
+    std::fs::write(&profile, rules).expect("seccomp profile");
+
+    let mut config = pod_config("cri-privileged", &uid, log_directory.to_str().expect("utf-8"), &slice.cgroup_parent);
+    if let Some(context) = config.linux.as_mut().and_then(|linux| linux.security_context.as_mut()) {
+        context.privileged = true;
+    }
+    let pod = client.run_pod(config, handler.name()).await.expect("RunPodSandbox of a privileged pod");
+
+    let mut app = container_config("app", IMAGE, &["sleep", "3600"], "app/0.log");
+    app.mounts = VOLUMES
+        .iter()
+        .map(|volume| k8s_cri::v1::Mount {
+            container_path: format!("/vol-{}", volume.name),
+            host_path: base.join(volume.name).to_str().expect("utf-8").to_string(),
+            propagation: volume.propagation as i32,
+            ..Default::default()
+        })
+        .collect();
+    if let Some(context) = app.linux.as_mut().and_then(|linux| linux.security_context.as_mut()) {
+        context.privileged = true;
+        context.seccomp = Some(k8s_cri::v1::SecurityProfile {
+            profile_type: k8s_cri::v1::security_profile::ProfileType::Localhost as i32,
+            localhost_ref: profile.to_str().expect("utf-8").to_string(),
+        });
+    }
+    let id = pod.create_container(app).await.expect("CreateContainer of a privileged container");
+    pod.start_container(&id).await.expect("StartContainer of a privileged container");
+
+    // A mount on the host below each volume, and one in the container below each.
+    for volume in &VOLUMES {
+        let below = base.join(volume.name).join("from-host");
+        std::fs::create_dir_all(&below).expect("mount point");
+        let below = below.to_str().expect("utf-8");
+        sandbox.run(&["mount", "-t", "tmpfs", "from-host", below]).success("mount on the host");
+        let in_container =
+            format!("mkdir -p /vol-{0}/from-ctr && mount -t tmpfs from-ctr /vol-{0}/from-ctr", volume.name);
+        let mounted = pod.exec_sync(&id, &["sh", "-c", &in_container], EXEC_TIMEOUT).await.expect("ExecSync of mount");
+        assert_eq!(mounted.exit_code, 0, "a privileged container mounts below /vol-{}: {mounted:?}", volume.name);
+    }
+    let container_mounts =
+        pod.exec_sync(&id, &["cat", "/proc/self/mountinfo"], EXEC_TIMEOUT).await.expect("ExecSync of mountinfo");
+    let seen = VOLUMES
+        .iter()
+        .map(|volume| {
+            let in_container = format!(" /vol-{}/from-host ", volume.name);
+            let on_host = base.join(volume.name).join("from-ctr");
+            let host_sees = !sandbox.mounts_containing(on_host.to_str().expect("utf-8")).is_empty();
+            (volume.name, container_mounts.stdout.contains(&in_container), host_sees)
+        })
+        .collect();
+    // Privileged ignores the seccomp profile: the hostname can be set (to what it is).
+    let hostname = pod
+        .exec_sync(&id, &["sh", "-c", "hostname \"$(hostname)\" && echo set"], EXEC_TIMEOUT)
+        .await
+        .expect("ExecSync of hostname");
+
+    pod.stop_container(&id, STOP_GRACE).await.expect("StopContainer");
+    pod.remove_container(&id).await.expect("RemoveContainer");
+    pod.cleanup().await.expect("StopPodSandbox and RemovePodSandbox");
+    drop(host_mounts);
+    (seen, hostname)
+}
+
+#[tokio::test]
+async fn cri_privileged_pod_propagates_mounts_and_ignores_seccomp_as_under_runc_v2() {
+    let ours = privileged_pod(Handler::Systemd).await;
+    let baseline = privileged_pod(Handler::Runc).await;
+    let expected: Vec<_> =
+        VOLUMES.iter().map(|volume| (volume.name, volume.host_to_container, volume.container_to_host)).collect();
+    assert_eq!(baseline.0, expected, "runc-v2: (volume, host mount in the container, container mount on the host)");
+    assert_eq!(ours.0, expected, "ours: (volume, host mount in the container, container mount on the host)");
+    let set = ExecOutput { exit_code: 0, stdout: "set\n".into(), stderr: String::new() };
+    assert_eq!(baseline.1, set, "runc-v2: sethostname under a profile that forbids it, privileged");
+    assert_eq!(ours.1, set, "ours: sethostname under a profile that forbids it, privileged");
+}

@@ -354,3 +354,23 @@ fn docker_default_runtime_from_daemon_json_runs_plain_docker_run_on_our_runtime(
     assert!(!Sandbox::get().unit_loaded(&on_runc.unit()), "--runtime runc ran on our runtime");
     on_runc.remove();
 }
+
+/// `docker run --privileged`: the container gets every host device and may mount, exactly as
+/// on Docker's default runtime (runc-v2), which the same command runs on too.
+#[test]
+fn docker_run_privileged_gets_every_device_as_on_runc_v2() {
+    let docker = Docker::get();
+    let script = "ls /dev | sort | tr '\\n' ' '; mount -t tmpfs scratch /mnt && echo mounted";
+    let run_on = |runtime_options: &[&str]| {
+        let mut args = vec!["run", "--rm", "--privileged", "--network", "none"];
+        args.extend_from_slice(runtime_options);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        docker.run(&args)
+    };
+    let baseline = run_on(&[]);
+    assert_eq!(baseline.code, 0, "runc-v2: {baseline:?}");
+    let ours = run_on(&["--runtime", RUNTIME]);
+    assert_eq!(ours.code, 0, "ours: {ours:?}");
+    assert!(ours.stdout.ends_with("mounted\n"), "ours: {ours:?}");
+    assert_eq!(ours.stdout, baseline.stdout, "the same devices as under runc-v2, and the mount");
+}

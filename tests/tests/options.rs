@@ -74,6 +74,38 @@ fn journal_log_mode_sends_output_to_the_units_journal() {
     assert_nothing_left(sandbox, "default", &id);
 }
 
+/// In journal mode a container cannot pick its lines' level: `<0>` (emerg, which journald
+/// would broadcast to every terminal) stays text, and the line has its stream's level.
+#[test]
+fn journal_log_mode_keeps_a_level_prefix_as_text_at_the_streams_level() {
+    let sandbox = Sandbox::get();
+    sandbox.ensure_image("default");
+    let id = unique_id("journal-level");
+    let unit = unit_of("default", &id);
+    let options = options_file(sandbox, "journal", "LogMode = \"journal\"\n");
+    let marker = format!("level-marker-{id}");
+    let script = format!("echo '<0>{marker}'");
+    let run = sandbox.ctr(
+        "default",
+        &["run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", &options, IMAGE, &id, "sh", "-c", &script],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    // `-o verbose`-like fields: PRIORITY and MESSAGE of the container's line.
+    let line = || {
+        let journal = sandbox.run(&["journalctl", "--no-pager", "-o", "json", "-u", &unit]).stdout;
+        journal.lines().find(|line| line.contains(&marker)).map(str::to_string)
+    };
+    let mut found = None;
+    assert!(wait_until(Duration::from_secs(10), || {
+        found = line();
+        found.is_some()
+    }));
+    let entry: serde_json::Value = serde_json::from_str(&found.unwrap_or_default()).expect("journal JSON");
+    assert_eq!(entry["MESSAGE"], format!("<0>{marker}"), "the prefix is kept as text: {entry}");
+    assert_eq!(entry["PRIORITY"], "6", "stdout's level (info), not emerg: {entry}");
+    assert_nothing_left(sandbox, "default", &id);
+}
+
 #[test]
 fn io_uid_and_gid_own_the_containers_stdio() {
     let sandbox = Sandbox::get();

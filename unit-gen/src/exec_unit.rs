@@ -8,7 +8,8 @@
 //! `ExecStopPost` records the exit durably, as for init.
 
 use crate::init_unit::{
-    every_exit_is_success, exec_property, helper_command, only_shutdown_dependencies, START_TIMEOUT_USEC,
+    every_exit_is_success, exec_property, helper_command, levels_come_from_the_stream, only_shutdown_dependencies,
+    START_TIMEOUT_USEC,
 };
 use crate::names::UnitName;
 use crate::properties::{single_line, Property, PropertyValue, TransientUnit};
@@ -57,6 +58,7 @@ pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, 
         // As for init: the exit is signalled at once and kept until the exec is deleted.
         Property::new("RemainAfterExit", PropertyValue::Bool(true)),
         every_exit_is_success(),
+        levels_come_from_the_stream(),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ];
     properties.extend(only_shutdown_dependencies());
@@ -113,6 +115,7 @@ mod tests {
         assert_eq!(unit.property("Type"), Some(&PropertyValue::Str("notify".into())));
         assert_eq!(unit.property("PIDFile"), None, "the helper is the main process, not the exec process");
         assert_eq!(unit.property("Delegate"), None, "runc puts the exec in the container's cgroup");
+        assert_eq!(unit.property("SyslogLevelPrefix"), Some(&PropertyValue::Bool(false)), "no <N> levels from output");
         let Some(PropertyValue::Exec(start)) = unit.property("ExecStart") else {
             panic!("ExecStart missing: {unit:?}");
         };

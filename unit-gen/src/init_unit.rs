@@ -138,6 +138,7 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
         // path, which runs `ExecStopPost` before systemd says anything. The container's own
         // status stays in `ExecMainCode`/`ExecMainStatus` (and in State, and in `TaskExit`).
         every_exit_is_success(),
+        levels_come_from_the_stream(),
         Property::new("TasksMax", PropertyValue::U64(TASKS_MAX_INFINITY)),
         // The container's device rules are runc's, from its spec, in its cgroup below; the unit
         // must allow every device, since a cgroup can never allow more than its parent.
@@ -195,6 +196,14 @@ pub(crate) fn only_shutdown_dependencies() -> [Property; 3] {
         Property::new("Conflicts", shutdown()),
         Property::new("Before", shutdown()),
     ]
+}
+
+/// `SyslogLevelPrefix=no`: a container's line in the journal gets its stream's level (stdout
+/// info, stderr as systemd gives it), never one it claims with a `<N>` prefix, which would let
+/// any container log at `emerg` and so write to every terminal of the host (wall). The prefix
+/// stays in the message as text.
+pub(crate) fn levels_come_from_the_stream() -> Property {
+    Property::new("SyslogLevelPrefix", PropertyValue::Bool(false))
 }
 
 /// `SuccessExitStatus=` with every exit code and signal.
@@ -279,6 +288,7 @@ mod tests {
         assert_eq!(str_prop("Description"), "containerd task default/t1");
         assert_eq!(unit.property("Delegate"), Some(&PropertyValue::Bool(true)));
         assert_eq!(unit.property("TasksMax"), Some(&PropertyValue::U64(u64::MAX)));
+        assert_eq!(unit.property("SyslogLevelPrefix"), Some(&PropertyValue::Bool(false)), "no <N> levels from output");
         assert_eq!(unit.property("RemainAfterExit"), Some(&PropertyValue::Bool(true)));
         for accounting in ["MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting"] {
             assert_eq!(unit.property(accounting), Some(&PropertyValue::Bool(true)), "{accounting}");
