@@ -28,6 +28,8 @@ struct Input {
     pid_file: String,
     exit_state: String,
     default_slice: Option<String>,
+    #[serde(default)]
+    default_tasks_max: Option<u64>,
     systemd_version: u32,
     sd_notify: bool,
     spec: serde_json::Value,
@@ -42,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         pid_file: input.pid_file.clone(),
         exit_state: input.exit_state.clone(),
     };
-    let options = UnitOptions { default_slice: input.default_slice.clone() };
+    let options = UnitOptions { default_slice: input.default_slice.clone(), default_tasks_max: input.default_tasks_max };
     let request = InitUnitRequest {
         namespace: &input.namespace,
         id: &input.id,

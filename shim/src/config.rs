@@ -98,6 +98,7 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct UnitTable {
     slice: Option<String>,
+    tasks_max: Option<u64>,
 }
 
 /// `[tracing]`: span export.
@@ -141,6 +142,9 @@ impl Config {
         if let Some(slice) = &file.unit.slice {
             validate_slice_name(slice).map_err(|error| invalid(format!("[unit] slice: {error}")))?;
         }
+        if file.unit.tasks_max == Some(0) {
+            return Err(invalid("[unit] tasks_max must be at least 1".to_string()));
+        }
         if let Some(endpoint) = &file.tracing.otlp_endpoint {
             // The exporter speaks plain HTTP only (a collector on the host).
             if !endpoint.starts_with("http://") || endpoint.len() == "http://".len() {
@@ -154,7 +158,7 @@ impl Config {
                 log_mode: file.log_mode.unwrap_or_default(),
                 ..TaskOptions::default()
             },
-            unit_options: UnitOptions { default_slice: file.unit.slice },
+            unit_options: UnitOptions { default_slice: file.unit.slice, default_tasks_max: file.unit.tasks_max },
             tracing: TracingSettings { otlp_endpoint: file.tracing.otlp_endpoint },
         })
     }
@@ -179,12 +183,13 @@ mod tests {
     #[test]
     fn every_setting_is_read() {
         let text = "runc_binary = \"/usr/sbin/runc\"\nrunc_root = \"/run/r\"\nlog_mode = \"journal\"\n\n\
-                    [unit]\nslice = \"containers.slice\"\n\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n";
+                    [unit]\nslice = \"containers.slice\"\ntasks_max = 4096\n\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n";
         let config = parse(text).unwrap();
         assert_eq!(config.task_defaults.runc_binary.as_deref(), Some("/usr/sbin/runc"));
         assert_eq!(config.task_defaults.runc_root.as_deref(), Some("/run/r"));
         assert_eq!(config.task_defaults.log_mode, LogMode::Journal);
         assert_eq!(config.unit_options.default_slice.as_deref(), Some("containers.slice"));
+        assert_eq!(config.unit_options.default_tasks_max, Some(4096));
         assert_eq!(config.tracing.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
         assert!(!config.task_defaults.sd_notify && !config.task_defaults.no_pivot_root);
     }
@@ -216,6 +221,8 @@ mod tests {
                 text: "[unit]\nslice = \"containers.service\"\n",
                 mentions: &["containers.service", "does not end in .slice"],
             },
+            Case { name: "zero tasks", text: "[unit]\ntasks_max = 0\n", mentions: &["tasks_max", "at least 1"] },
+            Case { name: "negative tasks", text: "[unit]\ntasks_max = -5\n", mentions: &["line 2", "-5"] },
             Case {
                 name: "unknown key in [tracing]",
                 text: "[tracing]\notlp_endpiont = \"http://a:4318\"\n",

@@ -93,6 +93,8 @@ async fn the_specs_limits_are_in_the_containers_own_cgroup_inside_its_unit() {
         }
     }
     assert_eq!(read("pids", "pids.max"), "77");
+    // The unit's own backstop: the spec's limit and room for the unit's own processes.
+    assert_eq!(sandbox.unit_property(&unit, "TasksMax"), (77 + 64).to_string());
     let control_group = sandbox.unit_property(&unit, "ControlGroup");
     assert!(
         cgroup::dir_of(sandbox, pid, "memory")
@@ -124,4 +126,21 @@ async fn the_specs_limits_are_in_the_containers_own_cgroup_inside_its_unit() {
     tests::calls::delete(&client, &id).await.expect("delete");
     std::fs::remove_dir_all(&bundle).expect("remove bundle");
     assert_nothing_left(sandbox, namespace, &id);
+}
+
+/// A container whose spec sets no pids limit still has systemd's backstop against a fork bomb:
+/// its unit's `TasksMax=` is systemd's `DefaultTasksMax=`, never infinity.
+#[test]
+fn a_container_without_a_pids_limit_gets_systemds_default_tasks_max() {
+    let sandbox = Sandbox::get();
+    sandbox.ensure_image("default");
+    let id = unique_id("tasksmax");
+    sandbox.ctr_run_detached("default", &id, &["sleep", "1000"]);
+    let unit = tests::unit_of("default", &id);
+    let default = sandbox.run(&["systemctl", "show", "-P", "DefaultTasksMax"]).success("systemctl show");
+    let tasks_max = sandbox.unit_property(&unit, "TasksMax");
+    assert_ne!(tasks_max, "infinity");
+    assert_eq!(tasks_max, default.stdout.trim(), "the unit has systemd's DefaultTasksMax");
+    sandbox.remove_task("default", &id);
+    assert_nothing_left(sandbox, "default", &id);
 }

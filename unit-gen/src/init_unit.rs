@@ -21,8 +21,9 @@ use crate::Error;
 /// How long systemd waits for the helper and `runc create` before failing the start job.
 pub const START_TIMEOUT_USEC: u64 = 120 * 1_000_000;
 
-/// `TasksMax=infinity`: the container's own pids limit (from the spec) applies in its cgroup.
-const TASKS_MAX_INFINITY: u64 = u64::MAX;
+/// What the unit's `TasksMax=` adds to the spec's pids limit: the unit's own processes and
+/// threads beside the container's (the helper while it runs `runc create`, the stdio copiers).
+pub const SUPERVISOR_TASKS: u64 = 64;
 
 /// The cgroup below the unit's where the unit's own processes (our helper, and `runc create`
 /// while it runs) live, beside the container's. On the unified hierarchy a cgroup that enables
@@ -81,6 +82,9 @@ pub enum CgroupHierarchy {
 pub struct UnitOptions {
     /// The slice for containers whose spec names none (`None`: systemd's default, `system.slice`).
     pub default_slice: Option<String>,
+    /// `TasksMax=` of containers whose spec sets no pids limit (`None`: systemd's
+    /// `DefaultTasksMax=`). Never infinity: the unit is the backstop against a fork bomb.
+    pub default_tasks_max: Option<u64>,
 }
 
 /// Everything the init unit is derived from.
@@ -139,12 +143,14 @@ pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, 
         // status stays in `ExecMainCode`/`ExecMainStatus` (and in State, and in `TaskExit`).
         every_exit_is_success(),
         levels_come_from_the_stream(),
-        Property::new("TasksMax", PropertyValue::U64(TASKS_MAX_INFINITY)),
         // The container's device rules are runc's, from its spec, in its cgroup below; the unit
         // must allow every device, since a cgroup can never allow more than its parent.
         Property::new("DevicePolicy", PropertyValue::Str("auto".into())),
         Property::new("TimeoutStartUSec", PropertyValue::U64(START_TIMEOUT_USEC)),
     ]);
+    if let Some(tasks_max) = tasks_max(spec, options) {
+        properties.push(Property::new("TasksMax", PropertyValue::U64(tasks_max)));
+    }
     // Every controller realized for the unit (and its slices) from the start: when another unit
     // in the same slice later asks systemd for a controller we had not (runc's systemd driver
     // does, for CRI pods of other runtimes), systemd re-realizes the slice's children and would
@@ -196,6 +202,25 @@ pub(crate) fn only_shutdown_dependencies() -> [Property; 3] {
         Property::new("Conflicts", shutdown()),
         Property::new("Before", shutdown()),
     ]
+}
+
+/// The unit's `TasksMax=`: the spec's pids limit (which runc also sets on the container's own
+/// cgroup) plus [`SUPERVISOR_TASKS`]; without one, the configured default, else none (systemd's
+/// `DefaultTasksMax=`). Never infinity, which would take away systemd's backstop against a
+/// fork bomb in a container that sets no limit of its own.
+fn tasks_max(spec: &Spec, options: &UnitOptions) -> Option<u64> {
+    let spec_limit = spec
+        .linux()
+        .as_ref()
+        .and_then(|linux| linux.resources().as_ref())
+        .and_then(|resources| resources.pids().as_ref())
+        .map(|pids| pids.limit())
+        .and_then(|limit| u64::try_from(limit).ok())
+        .filter(|&limit| limit > 0);
+    match spec_limit {
+        Some(limit) => Some(limit.saturating_add(SUPERVISOR_TASKS)),
+        None => options.default_tasks_max,
+    }
 }
 
 /// `SyslogLevelPrefix=no`: a container's line in the journal gets its stream's level (stdout
@@ -276,6 +301,24 @@ mod tests {
     }
 
     #[test]
+    fn tasks_max_is_the_specs_pids_limit_plus_the_supervisor_else_the_default_never_infinity() {
+        let tasks_max = |pids: &str, default_tasks_max: Option<u64>| {
+            let json = format!(
+                r#"{{"ociVersion":"1.0.2","process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
+                   "root":{{"path":"rootfs"}},"linux":{{"resources":{{{pids}}}}}}}"#
+            );
+            let spec: Spec = serde_json::from_str(&json).expect("valid spec");
+            let options = UnitOptions { default_tasks_max, ..UnitOptions::default() };
+            render(&spec, &options, 257).expect("renders").property("TasksMax").cloned()
+        };
+        assert_eq!(tasks_max(r#""pids":{"limit":77}"#, None), Some(PropertyValue::U64(77 + SUPERVISOR_TASKS)));
+        assert_eq!(tasks_max(r#""pids":{"limit":77}"#, Some(10)), Some(PropertyValue::U64(77 + SUPERVISOR_TASKS)));
+        assert_eq!(tasks_max("", None), None, "systemd's DefaultTasksMax");
+        assert_eq!(tasks_max(r#""pids":{"limit":-1}"#, None), None, "-1 is no limit: systemd's DefaultTasksMax");
+        assert_eq!(tasks_max(r#""pids":{"limit":0}"#, Some(500)), Some(PropertyValue::U64(500)), "the configured one");
+    }
+
+    #[test]
     fn typical_spec_renders_a_forking_delegated_unit() {
         let unit = render(&typical_spec("/default/t1"), &UnitOptions::default(), 252).unwrap();
         assert_eq!(unit.name.as_str(), "containerd-default-t1.service");
@@ -287,7 +330,7 @@ mod tests {
         assert_eq!(str_prop("PIDFile"), "/run/b/init.pid");
         assert_eq!(str_prop("Description"), "containerd task default/t1");
         assert_eq!(unit.property("Delegate"), Some(&PropertyValue::Bool(true)));
-        assert_eq!(unit.property("TasksMax"), Some(&PropertyValue::U64(u64::MAX)));
+        assert_eq!(unit.property("TasksMax"), None, "systemd's DefaultTasksMax: the spec sets no pids limit");
         assert_eq!(unit.property("SyslogLevelPrefix"), Some(&PropertyValue::Bool(false)), "no <N> levels from output");
         assert_eq!(unit.property("RemainAfterExit"), Some(&PropertyValue::Bool(true)));
         for accounting in ["MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting"] {
@@ -400,7 +443,7 @@ mod tests {
 
     #[test]
     fn default_slice_applies_when_spec_names_none() {
-        let options = UnitOptions { default_slice: Some("containers.slice".into()) };
+        let options = UnitOptions { default_slice: Some("containers.slice".into()), ..UnitOptions::default() };
         let unit = render(&typical_spec("/default/t1"), &options, 252).unwrap();
         assert_eq!(unit.property("Slice"), Some(&PropertyValue::Str("containers.slice".into())));
     }
@@ -438,7 +481,7 @@ mod tests {
 
     #[test]
     fn invalid_default_slice_is_an_error() {
-        let options = UnitOptions { default_slice: Some("containers.service".into()) };
+        let options = UnitOptions { default_slice: Some("containers.service".into()), ..UnitOptions::default() };
         assert!(matches!(render(&typical_spec(""), &options, 252), Err(Error::InvalidSlice { .. })));
     }
 }
