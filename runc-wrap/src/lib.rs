@@ -156,6 +156,31 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A `binary://` log URI that cannot name a logger.
+    #[error("log URI {uri:?}: {reason}")]
+    LogUri {
+        /// The URI.
+        uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The `binary://` logger could not be started, or failed before it was ready.
+    #[error("starting the logger {program}: {source}")]
+    LoggerSpawn {
+        /// The logger program.
+        program: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `binary://` logger never said it was ready.
+    #[error("the logger {program} did not say it was ready (close or write its fd 5) within {timeout:?}")]
+    LoggerNotReady {
+        /// The logger program.
+        program: PathBuf,
+        /// How long we waited.
+        timeout: Duration,
+    },
     /// The other end of a stdio fifo never opened.
     #[error("timed out after {timeout:?} waiting for the other end of fifo {path}")]
     FifoTimeout {

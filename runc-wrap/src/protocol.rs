@@ -147,6 +147,9 @@ impl RuncInvocation {
 /// What the daemon asks the in-unit helper to do: mount, open stdio, exec `runc create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateRequest {
+    /// The containerd namespace (for a `binary://` logger's `CONTAINER_NAMESPACE`).
+    #[serde(default)]
+    pub namespace: String,
     /// The container (task) id, as runc knows it.
     pub container_id: String,
     /// The OCI bundle directory.
@@ -206,6 +209,9 @@ pub enum SupervisorCgroup {
 /// What the daemon asks the helper of an exec unit to do: open stdio, exec `runc exec --detach`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecRequest {
+    /// The containerd namespace (for a `binary://` logger's `CONTAINER_NAMESPACE`).
+    #[serde(default)]
+    pub namespace: String,
     /// The container (task) id, as runc knows it.
     pub container_id: String,
     /// The exec id.

@@ -591,10 +591,10 @@ async fn bad_task_api_requests_get_clear_errors_with_the_right_codes_and_leave_n
             "process.terminal is false but the request asks for true",
         ),
         Case::new(
-            "binary:// stdout",
-            create_with(&new(), &good, |request| request.stdout = "binary:///usr/bin/logger".into()),
-            Code::UNIMPLEMENTED,
-            "binary://",
+            "binary:// stdout naming no absolute path",
+            create_with(&new(), &good, |request| request.stdout = "binary://usr/bin/logger".into()),
+            Code::INVALID_ARGUMENT,
+            "not absolute",
         ),
         Case::new(
             "stdout of an unknown URI scheme",

@@ -269,3 +269,40 @@ fn thirty_starts_at_once_with_no_daemon_running_all_get_the_one_daemon() {
     let failed: Vec<&str> = outcome.stdout.lines().filter(|line| !line.trim_end().ends_with(": 0")).collect();
     assert!(outcome.stdout.lines().count() == 30 && failed.is_empty(), "{outcome:?}");
 }
+
+/// `ctr run --log-uri file:///…`: stdout and stderr are appended to the file, as under runc-v2.
+#[test]
+fn a_file_log_uri_gets_stdout_and_stderr_as_under_runc_v2() {
+    let sandbox = Sandbox::get();
+    let namespace = "default";
+    sandbox.ensure_image(namespace);
+    let dir = sandbox.root.join("file-logs");
+    std::fs::create_dir_all(&dir).expect("log directory");
+    let run_with = |runtime: &str| {
+        let id = unique_id("filelog");
+        let log = dir.join(format!("{id}.log"));
+        let uri = format!("file://{}", log.display());
+        let args = [
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            "--log-uri",
+            &uri,
+            tests::IMAGE,
+            &id,
+            "sh",
+            "-c",
+            "echo out; echo err >&2",
+        ];
+        let run = sandbox.ctr(namespace, &args);
+        assert_eq!(run.code, 0, "{runtime}: {run:?}");
+        assert_nothing_left(sandbox, namespace, &id);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        text
+    };
+    let baseline = run_with(tests::grpc::RUNC_V2);
+    assert_eq!(baseline, "out\nerr\n", "runc-v2");
+    assert_eq!(run_with(tests::RUNTIME), baseline, "ours as runc-v2");
+}

@@ -372,3 +372,65 @@ fn systemd_reexecuting_itself_while_tasks_run_loses_nothing() {
         }
     });
 }
+
+/// What a `binary://` logger saw of a container run with `runtime`: its first line of args and
+/// identity, stdout, stderr, and whether it finished (saw end-of-file and exited) by the time
+/// the task was deleted. With ours, the daemon restarts while the container and its logger run.
+fn binary_logger_run(sandbox: &Sandbox, runtime: &str, restart_daemon: bool) -> (String, String, String, bool) {
+    let namespace = "log-uri";
+    sandbox.ensure_image(namespace);
+    let id = unique_id("binlog");
+    let dir = sandbox.root.join("loggers").join(&id);
+    std::fs::create_dir_all(&dir).expect("logger directory");
+    let logger = dir.join("logger.sh");
+    // containerd's contract: the streams on fds 3 and 4, readiness by closing fd 5 (before the
+    // readers start, or they would hold it open), CONTAINER_ID and CONTAINER_NAMESPACE set.
+    let script = r#"#!/bin/sh
+dir=$2
+echo "$CONTAINER_NAMESPACE/$CONTAINER_ID $1" > "$dir/who"
+echo $$ > "$dir/pid"
+exec 5>&-
+/bin/cat <&3 > "$dir/stdout" &
+/bin/cat <&4 > "$dir/stderr" &
+wait
+echo done > "$dir/finished"
+"#;
+    std::fs::write(&logger, script).expect("logger script");
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let uri = format!("binary://{}?dir={}", logger.display(), dir.display());
+    let command = "echo out1; echo err1 >&2; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo out2";
+    let args = ["run", "-d", "--runtime", runtime, "--log-uri", &uri, tests::IMAGE, &id, "sh", "-c", command];
+    sandbox.ctr(namespace, &args).success("ctr run -d --log-uri binary://");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let first = wait_until(Duration::from_secs(10), || read("stdout") == "out1\n" && read("stderr") == "err1\n");
+    assert!(first, "{runtime}: the logger got the first lines: {:?} {:?}", read("stdout"), read("stderr"));
+    if restart_daemon {
+        let (unit, _) = sandbox.daemon();
+        sandbox.run(&["systemctl", "restart", &unit]).success("restart the daemon");
+        let logger_pid = read("pid").trim().to_string();
+        sandbox.run(&["kill", "-0", &logger_pid]).success("the logger outlived the daemon's restart");
+    }
+    sandbox.ctr(namespace, &["task", "exec", "--exec-id", "go", &id, "touch", "/tmp/go"]).success("exec");
+    sandbox.wait_for_status(namespace, &id, "STOPPED");
+    let last = wait_until(Duration::from_secs(10), || read("stdout") == "out1\nout2\n");
+    assert!(last, "{runtime}: the logger got the line after the restart: {:?}", read("stdout"));
+    sandbox.remove_task(namespace, &id);
+    let finished = wait_until(Duration::from_secs(10), || read("finished") == "done\n");
+    assert_nothing_left(sandbox, namespace, &id);
+    let seen = (read("who").replace(&id, "ID"), read("stdout"), read("stderr"), finished);
+    let _ = std::fs::remove_dir_all(&dir);
+    seen
+}
+
+/// `binary://` log URIs (nerdctl's default logging) work as under runc-v2, and the logger
+/// lives in the container's unit: a daemon restart does not touch it.
+#[test]
+fn a_binary_log_uri_logger_gets_the_output_and_outlives_a_daemon_restart_as_under_runc_v2() {
+    let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let sandbox = Sandbox::get();
+    let baseline = binary_logger_run(sandbox, tests::grpc::RUNC_V2, false);
+    let ours = binary_logger_run(sandbox, tests::RUNTIME, true);
+    let expected = ("log-uri/ID dir\n".to_string(), "out1\nout2\n".to_string(), "err1\n".to_string(), true);
+    assert_eq!(baseline, expected, "runc-v2: (identity and args, stdout, stderr, finished)");
+    assert_eq!(ours, expected, "ours: (identity and args, stdout, stderr, finished)");
+}

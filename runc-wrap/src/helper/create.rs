@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::atomic_file::{read_json, read_pid_file, write_json_atomically};
 use crate::helper::cgroup::place_container_cgroup;
 use crate::helper::config_patch::expose_notify_socket;
+use crate::helper::logger::LoggedContainer;
 use crate::helper::pipe_copier::start_pipe_copier;
 use crate::helper::spawn::{run_runc, runc_command};
 use crate::helper::stdio::prepare_stdio;
@@ -76,8 +77,13 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
     let stdio = match socket {
         Some(_) => None,
         None => {
-            let outside =
-                prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
+            let outside = prepare_stdio(
+                &request.stdio,
+                request.stdio_options,
+                timeout,
+                LoggedContainer { id: &request.container_id, namespace: &request.namespace },
+            )
+            .map_err(|e| (HelperStage::Stdio, e))?;
             Some(if request.stdio_pipes || request.restore.is_some() {
                 start_pipe_copier(outside).map_err(|e| (HelperStage::Stdio, e))?.into()
             } else {
@@ -103,8 +109,15 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
     };
     run_runc(command, id, &runc, args, stdio, log).map_err(|e| (HelperStage::ExecRunc, e))?;
     if let (Some(socket), Some(console)) = (socket, &request.console) {
-        start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
-            .map_err(|e| (HelperStage::Console, e))?;
+        start_copier(
+            socket,
+            console,
+            &request.stdio,
+            request.stdio_options,
+            timeout,
+            LoggedContainer { id: &request.container_id, namespace: &request.namespace },
+        )
+        .map_err(|e| (HelperStage::Console, e))?;
     }
     if request.sd_notify {
         let pid = read_pid_file(&request.pid_file).map_err(|error| (HelperStage::Notify, error))?;

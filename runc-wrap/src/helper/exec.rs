@@ -20,6 +20,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::atomic_file::{read_json, read_pid_file, write_json_atomically};
+use crate::helper::logger::LoggedContainer;
 use crate::helper::spawn::run_runc;
 use crate::helper::stdio::prepare_stdio;
 use crate::helper::terminal::{bind_console, start_copier};
@@ -100,8 +101,13 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
     let log = &request.runc.log;
     match &request.console {
         None => {
-            let stdio =
-                prepare_stdio(&request.stdio, request.stdio_options, timeout).map_err(|e| (HelperStage::Stdio, e))?;
+            let stdio = prepare_stdio(
+                &request.stdio,
+                request.stdio_options,
+                timeout,
+                LoggedContainer { id: &request.container_id, namespace: &request.namespace },
+            )
+            .map_err(|e| (HelperStage::Stdio, e))?;
             let args = runc.exec_args(&request.container_id, paths);
             run_runc("exec", &request.container_id, &runc, args, Some(stdio), log)
                 .map_err(|e| (HelperStage::ExecRunc, e))?;
@@ -111,8 +117,15 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
             paths.console_socket = Some(&console.socket);
             let args = runc.exec_args(&request.container_id, paths);
             run_runc("exec", &request.container_id, &runc, args, None, log).map_err(|e| (HelperStage::ExecRunc, e))?;
-            start_copier(socket, console, &request.stdio, request.stdio_options, timeout)
-                .map_err(|e| (HelperStage::Console, e))?;
+            start_copier(
+                socket,
+                console,
+                &request.stdio,
+                request.stdio_options,
+                timeout,
+                LoggedContainer { id: &request.container_id, namespace: &request.namespace },
+            )
+            .map_err(|e| (HelperStage::Console, e))?;
         }
     }
     let pid = read_pid_file(&request.pid_file).map_err(|error| (HelperStage::ExecRunc, error))?;

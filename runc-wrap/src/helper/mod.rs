@@ -8,6 +8,7 @@ mod config_patch;
 mod create;
 mod exec;
 mod exited;
+pub mod logger;
 mod pipe_copier;
 mod spawn;
 mod stdio;

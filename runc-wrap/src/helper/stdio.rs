@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use nix::unistd::{Gid, Uid};
 
+use crate::helper::logger::{is_logger_uri, start_logger, LoggedContainer, LoggerCommand};
 use crate::protocol::{StdioOptions, StdioPaths};
 use crate::Error;
 
@@ -42,11 +43,17 @@ enum Direction {
 }
 
 /// Opens stdio as `options` say: stdout and stderr from this process's own (the unit's journal)
-/// in journal mode, and owned by `options.owner` when one is set.
-pub fn prepare_stdio(paths: &StdioPaths, options: StdioOptions, timeout: Duration) -> Result<OpenedStdio, Error> {
+/// in journal mode, and owned by `options.owner` when one is set. A `binary://` stdout starts
+/// its logger for `container` (see [`crate::helper::logger`]).
+pub fn prepare_stdio(
+    paths: &StdioPaths,
+    options: StdioOptions,
+    timeout: Duration,
+    container: LoggedContainer<'_>,
+) -> Result<OpenedStdio, Error> {
     let stdio = if options.output_to_journal {
         let journal_only = StdioPaths { stdin: paths.stdin.clone(), stdout: None, stderr: None };
-        let opened = open_stdio(&journal_only, timeout)?;
+        let opened = open_stdio(&journal_only, timeout, container)?;
         let own = |fd: BorrowedFd<'_>, name: &str| {
             fd.try_clone_to_owned().map_err(|source| open_error(Path::new(name), source))
         };
@@ -56,11 +63,12 @@ pub fn prepare_stdio(paths: &StdioPaths, options: StdioOptions, timeout: Duratio
             stderr: own(std::io::stderr().as_fd(), "the journal (stderr)")?,
         }
     } else {
-        open_stdio(paths, timeout)?
+        open_stdio(paths, timeout, container)?
     };
     if let Some((uid, gid)) = options.owner {
         let mut owned = vec![(&paths.stdin, &stdio.stdin)];
-        if !options.output_to_journal {
+        let logger = paths.stdout.as_deref().is_some_and(is_logger_uri);
+        if !options.output_to_journal && !logger {
             owned.extend([(&paths.stdout, &stdio.stdout), (&paths.stderr, &stdio.stderr)]);
         }
         for (path, fd) in owned {
@@ -72,9 +80,16 @@ pub fn prepare_stdio(paths: &StdioPaths, options: StdioOptions, timeout: Duratio
     Ok(stdio)
 }
 
-/// Opens all three, `/dev/null` where containerd gave no path.
-pub fn open_stdio(paths: &StdioPaths, timeout: Duration) -> Result<OpenedStdio, Error> {
+/// Opens all three, `/dev/null` where containerd gave no path; stdout and stderr from a
+/// logger started for `container` where containerd gave a `binary://` URI (it gives the same
+/// one for both).
+pub fn open_stdio(paths: &StdioPaths, timeout: Duration, container: LoggedContainer<'_>) -> Result<OpenedStdio, Error> {
     let stdin = open_end(paths.stdin.as_deref(), Direction::Read, timeout)?;
+    if let Some(uri) = paths.stdout.as_deref().filter(|path| is_logger_uri(path)) {
+        let logger = LoggerCommand::parse(&uri.to_string_lossy())?;
+        let pipes = start_logger(&logger, container, timeout)?;
+        return Ok(OpenedStdio { stdin, stdout: pipes.stdout, stderr: pipes.stderr });
+    }
     let stdout = open_end(paths.stdout.as_deref(), Direction::Write, timeout)?;
     let stderr = match (&paths.stdout, &paths.stderr) {
         (Some(out), Some(err)) if out == err => stdout.try_clone().map_err(|source| open_error(err, source))?,
@@ -157,6 +172,8 @@ fn open_error(path: &Path, source: std::io::Error) -> Error {
 mod tests {
     use super::*;
     use crate::test_support::ScratchDir;
+
+    const TEST_CONTAINER: LoggedContainer<'static> = LoggedContainer { id: "c1", namespace: "default" };
     use nix::sys::stat::Mode;
     use nix::unistd::mkfifo;
     use std::io::{Read, Write};
@@ -167,7 +184,7 @@ mod tests {
 
     #[test]
     fn missing_paths_become_dev_null() {
-        let stdio = open_stdio(&StdioPaths::default(), Duration::from_secs(1)).unwrap();
+        let stdio = open_stdio(&StdioPaths::default(), Duration::from_secs(1), TEST_CONTAINER).unwrap();
         let mut stdin = std::fs::File::from(stdio.stdin);
         let mut buffer = [0u8; 1];
         assert_eq!(stdin.read(&mut buffer).unwrap(), 0);
@@ -177,7 +194,7 @@ mod tests {
     fn missing_fifo_is_an_error_not_a_new_file() {
         let dir = scratch("missing");
         let paths = StdioPaths { stdout: Some(dir.join("gone")), ..Default::default() };
-        assert!(matches!(open_stdio(&paths, Duration::from_secs(1)), Err(Error::OpenStdio { .. })));
+        assert!(matches!(open_stdio(&paths, Duration::from_secs(1), TEST_CONTAINER), Err(Error::OpenStdio { .. })));
         assert!(!dir.join("gone").exists());
     }
 
@@ -187,7 +204,7 @@ mod tests {
         let fifo = dir.join("stdin");
         mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
         let paths = StdioPaths { stdin: Some(fifo.clone()), ..Default::default() };
-        let stdio = open_stdio(&paths, Duration::from_millis(100)).unwrap();
+        let stdio = open_stdio(&paths, Duration::from_millis(100), TEST_CONTAINER).unwrap();
         let writer_path = fifo.clone();
         let writer = std::thread::spawn(move || std::fs::write(writer_path, b"abc").unwrap());
         writer.join().unwrap();
@@ -202,7 +219,7 @@ mod tests {
         let fifo = dir.join("stdout");
         mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
         let paths = StdioPaths { stdout: Some(fifo.clone()), ..Default::default() };
-        let error = open_stdio(&paths, Duration::from_millis(100)).err().expect("must time out");
+        let error = open_stdio(&paths, Duration::from_millis(100), TEST_CONTAINER).err().expect("must time out");
         assert!(matches!(&error, Error::FifoTimeout { path, .. } if path == &fifo), "{error}");
     }
 
@@ -214,7 +231,7 @@ mod tests {
         let reader_path = fifo.clone();
         let reader = std::thread::spawn(move || std::fs::read_to_string(reader_path).unwrap());
         let paths = StdioPaths { stdout: Some(fifo.clone()), stderr: Some(fifo), ..Default::default() };
-        let stdio = open_stdio(&paths, Duration::from_secs(5)).unwrap();
+        let stdio = open_stdio(&paths, Duration::from_secs(5), TEST_CONTAINER).unwrap();
         std::fs::File::from(stdio.stdout).write_all(b"out ").unwrap();
         std::fs::File::from(stdio.stderr).write_all(b"err").unwrap();
         drop(stdio.stdin);
@@ -231,7 +248,7 @@ mod tests {
         }
         let _reader = OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(&stdout).unwrap();
         let paths = StdioPaths { stdin: Some(stdin), stdout: Some(stdout), stderr: None };
-        let stdio = open_stdio(&paths, Duration::from_millis(100)).unwrap();
+        let stdio = open_stdio(&paths, Duration::from_millis(100), TEST_CONTAINER).unwrap();
         for fd in [&stdio.stdin, &stdio.stdout, &stdio.stderr] {
             let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap());
             assert!(!flags.contains(OFlag::O_NONBLOCK), "{flags:?}");
@@ -244,7 +261,7 @@ mod tests {
         let log = dir.join("log");
         let paths = StdioPaths { stdout: Some(format!("file://{}", log.display()).into()), ..Default::default() };
         let options = StdioOptions { owner: Some((1234, 4321)), output_to_journal: false };
-        drop(prepare_stdio(&paths, options, Duration::from_secs(1)).unwrap());
+        drop(prepare_stdio(&paths, options, Duration::from_secs(1), TEST_CONTAINER).unwrap());
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(&log).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (1234, 4321));
@@ -256,7 +273,7 @@ mod tests {
         let log = dir.join("log");
         let paths = StdioPaths { stdout: Some(format!("file://{}", log.display()).into()), ..Default::default() };
         let options = StdioOptions { owner: None, output_to_journal: true };
-        drop(prepare_stdio(&paths, options, Duration::from_secs(1)).unwrap());
+        drop(prepare_stdio(&paths, options, Duration::from_secs(1), TEST_CONTAINER).unwrap());
         assert!(!log.exists(), "output goes to the helper's own stdout, not the file");
     }
 
@@ -268,11 +285,11 @@ mod tests {
         std::fs::write(&log, "old\n").unwrap();
         let uri = PathBuf::from(format!("file://{}", log.display()));
         let paths = StdioPaths { stdout: Some(uri), ..Default::default() };
-        let stdio = open_stdio(&paths, Duration::from_secs(1)).unwrap();
+        let stdio = open_stdio(&paths, Duration::from_secs(1), TEST_CONTAINER).unwrap();
         std::fs::File::from(stdio.stdout).write_all(b"new\n").unwrap();
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "old\nnew\n");
         let paths = StdioPaths { stderr: Some(format!("file://{}", fresh.display()).into()), ..Default::default() };
-        drop(open_stdio(&paths, Duration::from_secs(1)).unwrap());
+        drop(open_stdio(&paths, Duration::from_secs(1), TEST_CONTAINER).unwrap());
         assert!(fresh.exists(), "a file:// log is created");
     }
 }

@@ -18,6 +18,7 @@ use nix::unistd::{fork, ForkResult};
 use pty::ConsoleSocket;
 
 use crate::atomic_file::write_json_atomically;
+use crate::helper::logger::LoggedContainer;
 use crate::helper::stdio::prepare_stdio;
 use crate::protocol::{ConsolePaths, ConsoleRecord, StdioOptions, StdioPaths};
 use crate::Error;
@@ -41,6 +42,7 @@ pub fn start_copier(
     stdio: &StdioPaths,
     options: StdioOptions,
     fifo_timeout: Duration,
+    container: LoggedContainer<'_>,
 ) -> Result<(), Error> {
     let master = socket.receive_master(RECEIVE_TIMEOUT)?;
     socket.remove()?;
@@ -49,7 +51,7 @@ pub fn start_copier(
     // may allocate and open files freely before it runs the copy loop.
     match unsafe { fork() }.map_err(|source| Error::Supervise { action: "forking the terminal copier", source })? {
         ForkResult::Child => {
-            let code = match run_copier(master, stdio, options, fifo_timeout) {
+            let code = match run_copier(master, stdio, options, fifo_timeout, container) {
                 Ok(()) => 0,
                 Err(error) => {
                     tracing::error!("terminal copier: {error}");
@@ -71,11 +73,12 @@ fn run_copier(
     stdio: &StdioPaths,
     options: StdioOptions,
     fifo_timeout: Duration,
+    container: LoggedContainer<'_>,
 ) -> Result<(), Error> {
     pty::block_copy_signals()?;
     // A terminal has one output stream: containerd passes no stderr.
     let paths = StdioPaths { stdin: stdio.stdin.clone(), stdout: stdio.stdout.clone(), stderr: None };
-    let opened = prepare_stdio(&paths, options, fifo_timeout)?;
+    let opened = prepare_stdio(&paths, options, fifo_timeout, container)?;
     let stdin = paths.stdin.is_some().then_some(opened.stdin);
     let stdout = (paths.stdout.is_some() || options.output_to_journal).then_some(opened.stdout);
     let end = pty::run_console_copy(master, stdin, stdout)?;

@@ -178,6 +178,7 @@ impl TaskManager {
     ) -> Result<(), Error> {
         let bundle = &valid.bundle;
         let create_request = CreateRequest {
+            namespace: task.key.namespace.clone(),
             container_id: task.key.id.clone(),
             bundle: bundle.clone(),
             rootfs: valid.rootfs.clone(),
@@ -366,8 +367,8 @@ async fn init_became_main_pid(task: &Task, pid_file: &Path) -> Option<u32> {
     }
 }
 
-/// A stdio path from the request: empty means none; `file://` is a log file; other URI schemes
-/// (`binary://` logging drivers) are not supported.
+/// A stdio path from the request: empty means none; `file://` is a log file; `binary://` names
+/// a logger program the helper starts inside the unit (runc-wrap's `helper::logger`).
 pub(super) fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, Error> {
     if value.is_empty() {
         return Ok(None);
@@ -375,7 +376,10 @@ pub(super) fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, E
     if let Some((scheme, _)) = value.split_once("://") {
         return match scheme {
             "file" => Ok(Some(PathBuf::from(value))),
-            "binary" => Err(Error::Unsupported(format!("{stream} logging through binary:// URIs"))),
+            "binary" => match runc_wrap::helper::logger::LoggerCommand::parse(value) {
+                Ok(_) => Ok(Some(PathBuf::from(value))),
+                Err(error) => Err(Error::InvalidRequest(format!("{stream}: {error}"))),
+            },
             _ => Err(Error::InvalidRequest(format!("{stream} {value:?} has an unknown URI scheme {scheme:?}"))),
         };
     }
@@ -432,7 +436,11 @@ mod tests {
         assert_eq!(stdio_path("stdout", "").unwrap(), None);
         assert_eq!(stdio_path("stdout", "/run/f/out").unwrap(), Some(PathBuf::from("/run/f/out")));
         assert_eq!(stdio_path("stdout", "file:///var/log/x").unwrap(), Some(PathBuf::from("file:///var/log/x")));
-        assert!(matches!(stdio_path("stdout", "binary:///bin/logger"), Err(Error::Unsupported(_))));
+        assert_eq!(
+            stdio_path("stdout", "binary:///bin/logger?a=b").unwrap(),
+            Some(PathBuf::from("binary:///bin/logger?a=b"))
+        );
+        assert!(matches!(stdio_path("stdout", "binary://bin/logger"), Err(Error::InvalidRequest(_))));
         assert!(matches!(stdio_path("stdout", "http://x"), Err(Error::InvalidRequest(_))));
         assert!(matches!(stdio_path("stdout", "relative/path"), Err(Error::InvalidRequest(_))));
     }

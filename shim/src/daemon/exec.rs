@@ -72,6 +72,7 @@ impl TaskManager {
         }
 
         let exec_request = ExecRequest {
+            namespace: key.namespace.clone(),
             container_id: key.id.clone(),
             exec_id: exec_id.clone(),
             unit: exec.unit.to_string(),
