@@ -37,12 +37,17 @@ pub struct DeleteCommand {
 }
 
 /// What the daemon said to our Delete.
+#[derive(Debug)]
 enum DaemonAnswer {
     /// It deleted the task.
     Deleted(DeleteResponse),
     /// It does not know the task.
     NotFound,
-    /// It could not be asked, or it failed.
+    /// It answered with an error (a task in the wrong state, a deadline it missed): it is alive
+    /// and owns the task, so nothing may be removed behind its back.
+    Refused(ttrpc::proto::Status),
+    /// It could not be asked at all (no socket, or the connection broke): nobody else will
+    /// clean up.
     Unreachable,
 }
 
@@ -56,6 +61,14 @@ pub async fn delete(command: &DeleteCommand) -> Result<Vec<u8>, Error> {
         // nothing to clean, and this stays off the critical path of `ctr run --rm`.
         DaemonAnswer::NotFound if !has_task_files(&command.bundle).await => killed_now(),
         DaemonAnswer::NotFound | DaemonAnswer::Unreachable => delete_locally(command).await?,
+        DaemonAnswer::Refused(status) => {
+            return Err(Error::DaemonRefusedDelete {
+                namespace: command.namespace.clone(),
+                id: command.id.clone(),
+                code: format!("{:?}", status.code()),
+                message: status.message.clone(),
+            })
+        }
     };
     response.write_to_bytes().map_err(|error| Error::io("encoding the delete response", std::io::Error::other(error)))
 }
@@ -68,13 +81,21 @@ async fn delete_through_daemon(command: &DeleteCommand) -> DaemonAnswer {
     };
     let context = ttrpc::context::with_duration(DAEMON_DELETE_TIMEOUT);
     let request = DeleteRequest { id: command.id.clone(), ..Default::default() };
-    match TaskClient::new(client).delete(context, &request).await {
+    let answer = answer_of(TaskClient::new(client).delete(context, &request).await);
+    if let DaemonAnswer::Unreachable = answer {
+        tracing::warn!(id = %command.id, "the daemon's connection broke during Delete; cleaning up locally");
+    }
+    answer
+}
+
+/// Classifies the daemon's reply: only a connection that could not carry the call means the
+/// daemon is gone.
+fn answer_of(reply: Result<DeleteResponse, ttrpc::Error>) -> DaemonAnswer {
+    match reply {
         Ok(response) => DaemonAnswer::Deleted(response),
         Err(ttrpc::Error::RpcStatus(status)) if status.code() == ttrpc::Code::NOT_FOUND => DaemonAnswer::NotFound,
-        Err(error) => {
-            tracing::warn!(id = %command.id, "the daemon could not delete the task ({error}); cleaning up locally");
-            DaemonAnswer::Unreachable
-        }
+        Err(ttrpc::Error::RpcStatus(status)) => DaemonAnswer::Refused(status),
+        Err(_transport) => DaemonAnswer::Unreachable,
     }
 }
 
@@ -122,6 +143,18 @@ fn killed_now() -> DeleteResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_daemon_that_cannot_be_reached_leaves_the_cleanup_to_us() {
+        let status = |code| ttrpc::Error::RpcStatus(ttrpc::get_status(code, "x"));
+        assert!(matches!(answer_of(Ok(DeleteResponse::default())), DaemonAnswer::Deleted(_)));
+        assert!(matches!(answer_of(Err(status(ttrpc::Code::NOT_FOUND))), DaemonAnswer::NotFound));
+        for code in [ttrpc::Code::FAILED_PRECONDITION, ttrpc::Code::DEADLINE_EXCEEDED, ttrpc::Code::INTERNAL] {
+            assert!(matches!(answer_of(Err(status(code))), DaemonAnswer::Refused(_)), "{code:?}: the daemon is alive");
+        }
+        assert!(matches!(answer_of(Err(ttrpc::Error::RemoteClosed)), DaemonAnswer::Unreachable));
+        assert!(matches!(answer_of(Err(ttrpc::Error::LocalClosed)), DaemonAnswer::Unreachable));
+    }
 
     #[tokio::test]
     async fn a_bundle_is_left_alone_only_when_none_of_our_files_is_in_it() {

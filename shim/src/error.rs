@@ -201,6 +201,18 @@ pub enum Error {
         /// The last line it wrote to stderr.
         message: String,
     },
+    /// `delete` asked the daemon, which is alive, and it refused: nothing is removed behind it.
+    #[error("the daemon refused to delete task {namespace}/{id} ({code}): {message}; leaving the task to it")]
+    DaemonRefusedDelete {
+        /// The namespace.
+        namespace: String,
+        /// The task id.
+        id: String,
+        /// The daemon's ttrpc code.
+        code: String,
+        /// The daemon's message.
+        message: String,
+    },
     /// `install` found the daemon's unit name held by the transient unit `start` launched.
     #[error(
         "the daemon's unit {unit} is a transient unit launched on demand by `start` ({state}); install once it is \
@@ -242,6 +254,7 @@ impl Error {
             | Error::ExecBadState { .. }
             | Error::RuncUnavailable(_)
             | Error::TransientDaemon { .. }
+            | Error::DaemonRefusedDelete { .. }
             | Error::NoTerminal { .. } => Code::FAILED_PRECONDITION,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::Runc(_) | Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,
