@@ -102,6 +102,15 @@ impl Runc {
         Runc { binary: binary.into(), root: root.into(), timeout: DEFAULT_RUNC_TIMEOUT, criu: None }
     }
 
+    /// Whether the binary is runc itself (its file is named `runc`) rather than a program that
+    /// wraps it (`BinaryName` pointing at a script that adds behaviour and then runs runc).
+    /// Only runc itself may be driven without running it: releasing init through the exec fifo,
+    /// signalling init through a pidfd, and removing an exited container's state without
+    /// `runc delete` are what runc would do, but a wrapper expects to see every step.
+    pub fn is_plain_runc(&self) -> bool {
+        self.binary.file_name().is_some_and(|name| name == "runc")
+    }
+
     /// The same runc, using CRIU at `criu`.
     pub fn with_criu(mut self, criu: Option<PathBuf>) -> Runc {
         self.criu = criu;
@@ -470,6 +479,15 @@ mod tests {
 
     fn runc() -> Runc {
         Runc::new("/usr/sbin/runc", "/run/r")
+    }
+
+    #[test]
+    fn only_a_binary_named_runc_is_driven_without_running_it() {
+        assert!(runc().is_plain_runc());
+        assert!(Runc::new("/usr/local/bin/runc", "/r").is_plain_runc());
+        for wrapper in ["/usr/local/bin/runc-wrapper", "/opt/failpoint-runc", "/usr/bin/runsc", "/usr/bin/crun"] {
+            assert!(!Runc::new(wrapper, "/r").is_plain_runc(), "{wrapper}");
+        }
     }
 
     fn strings(args: Vec<OsString>) -> Vec<String> {

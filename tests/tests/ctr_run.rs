@@ -306,3 +306,51 @@ fn a_file_log_uri_gets_stdout_and_stderr_as_under_runc_v2() {
     assert_eq!(baseline, "out\nerr\n", "runc-v2");
     assert_eq!(run_with(tests::RUNTIME), baseline, "ours as runc-v2");
 }
+
+/// The runc subcommands a wrapper given as `BinaryName` saw while `ctr run --rm` ran a
+/// container with `runtime`: the wrapper logs its argv and runs runc with it, as operators'
+/// and test suites' wrappers do.
+fn subcommands_seen_by_a_runc_wrapper(sandbox: &Sandbox, runtime: &str) -> Vec<String> {
+    const SUBCOMMANDS: [&str; 8] = ["create", "start", "kill", "delete", "state", "exec", "ps", "run"];
+    let runc = sandbox.run(&["sh", "-c", "command -v runc"]).success("runc on PATH").stdout.trim().to_string();
+    let id = unique_id("wrapped");
+    let dir = sandbox.root.join("wrappers").join(&id);
+    std::fs::create_dir_all(&dir).expect("wrapper directory");
+    let log = dir.join("argv.log");
+    let wrapper = dir.join("runc-logging-wrapper");
+    std::fs::write(&wrapper, format!("#!/bin/sh\necho \"$*\" >> {}\nexec {runc} \"$@\"\n", log.display()))
+        .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let options = dir.join("options.toml");
+    std::fs::write(&options, format!("BinaryName = \"{}\"\n", wrapper.display())).expect("options");
+    let options = options.to_str().expect("utf-8");
+    sandbox.ensure_image("default");
+    let args =
+        ["run", "--rm", "--runtime", runtime, "--runtime-config-path", options, tests::IMAGE, &id, "echo", "wrapped"];
+    let run = sandbox.ctr("default", &args);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "wrapped\n"), "{runtime} through the wrapper: {run:?}");
+    assert_nothing_left(sandbox, "default", &id);
+    let argv = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut seen: Vec<String> = argv
+        .lines()
+        .filter_map(|line| line.split_whitespace().find(|word| SUBCOMMANDS.contains(word)))
+        .map(str::to_string)
+        .collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+/// A program that wraps runc, given as `BinaryName`, sees create, start and delete of a
+/// container, as under runc-v2: our shortcuts around runc are for runc itself only.
+#[test]
+fn a_runc_wrapper_as_binary_name_sees_create_start_and_delete_as_under_runc_v2() {
+    let sandbox = Sandbox::get();
+    let baseline = subcommands_seen_by_a_runc_wrapper(sandbox, tests::grpc::RUNC_V2);
+    let ours = subcommands_seen_by_a_runc_wrapper(sandbox, tests::RUNTIME);
+    for step in ["create", "start", "delete"] {
+        assert!(baseline.iter().any(|seen| seen == step), "runc-v2 runs {step} through the wrapper: {baseline:?}");
+        assert!(ours.iter().any(|seen| seen == step), "ours runs {step} through the wrapper: {ours:?}");
+    }
+}

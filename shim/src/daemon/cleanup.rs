@@ -85,11 +85,14 @@ pub async fn begin_task_residue_removal(
         let runc = request.runc.runc();
         if runc.has_container(&request.container_id).await {
             match end {
-                ContainerEnd::ExitedWithoutPoststopHooks => {
+                // A program wrapping runc sees its `delete`, as under runc-v2.
+                ContainerEnd::ExitedWithoutPoststopHooks if runc.is_plain_runc() => {
                     runc_state_left = Some((runc, request.container_id.clone()))
                 }
                 // --force kills an init that never started; it also removes the container's cgroup.
-                ContainerEnd::Unknown => runc.delete(&request.container_id, true).await.map_err(Error::Runc)?,
+                ContainerEnd::ExitedWithoutPoststopHooks | ContainerEnd::Unknown => {
+                    runc.delete(&request.container_id, true).await.map_err(Error::Runc)?
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Kill: signals the container's init itself ([`super::init_signal`]), or through runc when
-//! every process in it is meant (`all`), when it is paused (runc thaws it for SIGKILL) or when
-//! the pid cannot be shown to be the init.
+//! every process in it is meant (`all`), when it is paused (runc thaws it for SIGKILL), when
+//! the pid cannot be shown to be the init, or when the runtime binary wraps runc (it sees every
+//! step, as under runc-v2).
 
 use containerd_shim_protos::api::Status;
 use nix::sys::signal::{kill, Signal};
@@ -32,7 +33,7 @@ impl TaskManager {
             }
             (lifecycle.pid(), lifecycle.status() == Status::PAUSED)
         };
-        if !all && !paused {
+        if !all && !paused && task.runc.is_plain_runc() {
             match signal_init(pid, task.unit.as_str(), signal).await {
                 Signalled::Sent => return Ok(()),
                 Signalled::Gone => return Err(finished()),

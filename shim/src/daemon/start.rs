@@ -1,5 +1,5 @@
 //! Start: releasing the created init (through runc's exec fifo, or `runc start` when the spec
-//! has poststart hooks) lets it exec the container's process. An exit observed
+//! has poststart hooks or the runtime binary wraps runc) lets it exec the container's process. An exit observed
 //! while runc runs is held back and published after `TaskStart`, so containerd always sees
 //! create → start → exit in that order.
 
@@ -18,8 +18,9 @@ impl TaskManager {
 
         let started = if task.take_restore_pending() {
             self.restore(&task).await
-        } else if task.spec_facts.poststart_hooks {
+        } else if task.spec_facts.poststart_hooks || !task.runc.is_plain_runc() {
             // runc versions differ on whether `runc start` runs poststart hooks: leave it to runc.
+            // A program wrapping runc sees its `start` as under runc-v2.
             task.runc.start(&key.id).await.map_err(Error::Runc)
         } else {
             task.runc.start_created(&key.id, init_pid).await.map_err(Error::Runc)
