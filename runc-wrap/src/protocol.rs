@@ -26,12 +26,16 @@ pub mod files {
     pub const EXIT_STATE: &str = "exit-state.json";
     /// The [`super::ConsoleRecord`] of a container with a terminal.
     pub const CONSOLE_RECORD: &str = "shim-console.json";
+    /// The helper's record of a container init that had already exited when `runc create`
+    /// (through a program wrapping runc) returned: [`super::InitExitedAtCreate`].
+    pub const INIT_EXITED_AT_CREATE: &str = "shim-init-exited.json";
 
     /// The directory holding one subdirectory per exec process ([`exec`]).
     pub const EXEC_DIR: &str = "shim-exec";
 
     /// Every file we may leave in a bundle, for cleanup (besides [`EXEC_DIR`]).
-    pub const ALL: [&str; 6] = [CREATE_REQUEST, HELPER_FAILURE, INIT_PID, RUNC_LOG, EXIT_STATE, CONSOLE_RECORD];
+    pub const ALL: [&str; 7] =
+        [CREATE_REQUEST, HELPER_FAILURE, INIT_PID, RUNC_LOG, EXIT_STATE, CONSOLE_RECORD, INIT_EXITED_AT_CREATE];
 
     /// File names inside an exec process's directory, `<bundle>/shim-exec/<exec id>/`.
     pub mod exec {
@@ -279,6 +283,18 @@ pub struct HelperFailure {
     pub stage: HelperStage,
     /// The error, with context.
     pub message: String,
+}
+
+/// A container init that was gone by the time `runc create` returned (a program wrapping runc
+/// may end it right after create): systemd cannot adopt it, so the helper, the init's
+/// subreaper meanwhile, reaped it and records how it ended. The task is then created and
+/// stopped, as under runc-v2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitExitedAtCreate {
+    /// The init's pid.
+    pub pid: u32,
+    /// How it ended.
+    pub exit: ExitState,
 }
 
 /// How a container's main process ended, as systemd told `ExecStopPost`.

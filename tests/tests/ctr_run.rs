@@ -354,3 +354,60 @@ fn a_runc_wrapper_as_binary_name_sees_create_start_and_delete_as_under_runc_v2()
         assert!(ours.iter().any(|seen| seen == step), "ours runs {step} through the wrapper: {ours:?}");
     }
 }
+
+/// What became of a container whose init a wrapper of runc (`BinaryName`) killed right after
+/// `runc create`, run with `runtime`: whether `ctr run -d` failed, the task's status, and the
+/// exit status `ctr task rm` reported; the task's remains are checked too.
+fn init_killed_after_create(sandbox: &Sandbox, runtime: &str) -> (bool, String, bool) {
+    let runc = sandbox.run(&["sh", "-c", "command -v runc"]).success("runc on PATH").stdout.trim().to_string();
+    let id = unique_id("killed-early");
+    let dir = sandbox.root.join("wrappers").join(&id);
+    std::fs::create_dir_all(&dir).expect("wrapper directory");
+    let wrapper = dir.join("runc-killing-wrapper");
+    // containerd's failpoint wrappers do this: runc create, then SIGKILL the init it made.
+    let script = format!(
+        r#"#!/bin/sh
+{runc} "$@"
+status=$?
+case " $* " in
+  *" create "*)
+    prev=""
+    for arg in "$@"; do
+      case "$arg" in --pid-file=*) pidfile=${{arg#--pid-file=}} ;; esac
+      [ "$prev" = "--pid-file" ] && pidfile=$arg
+      prev=$arg
+    done
+    kill -9 "$(cat "$pidfile")"
+    ;;
+esac
+exit $status
+"#
+    );
+    std::fs::write(&wrapper, script).expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let options = dir.join("options.toml");
+    std::fs::write(&options, format!("BinaryName = \"{}\"\n", wrapper.display())).expect("options");
+    let options = options.to_str().expect("utf-8");
+    sandbox.ensure_image("default");
+    let args = ["run", "-d", "--runtime", runtime, "--runtime-config-path", options, tests::IMAGE, &id, "sleep", "100"];
+    let run = sandbox.ctr("default", &args);
+    let status = sandbox.task_status("default", &id).map(|(_, status)| status).unwrap_or_default();
+    let rm = sandbox.ctr("default", &["task", "rm", &id]);
+    let reported_137 = rm.stdout.contains("exit code 137") || rm.stderr.contains("exit code 137");
+    assert_eq!(rm.code, 0, "{runtime}: the task is deleted: {rm:?}");
+    sandbox.ctr("default", &["container", "rm", &id]).success("container rm");
+    assert_nothing_left(sandbox, "default", &id);
+    let _ = std::fs::remove_dir_all(&dir);
+    (run.code != 0, status, reported_137)
+}
+
+/// An init that died between Create and Start (a runc wrapper killed it): the task is stopped
+/// with exit status 137, Start fails, and Delete cleans up, as under runc-v2.
+#[test]
+fn an_init_killed_right_after_create_leaves_a_stopped_task_as_under_runc_v2() {
+    let sandbox = Sandbox::get();
+    let baseline = init_killed_after_create(sandbox, tests::grpc::RUNC_V2);
+    let ours = init_killed_after_create(sandbox, tests::RUNTIME);
+    assert_eq!(baseline, (true, "STOPPED".to_string(), true), "runc-v2: (start failed, status, exit 137)");
+    assert_eq!(ours, baseline, "ours as runc-v2: (start failed, status, exit 137)");
+}

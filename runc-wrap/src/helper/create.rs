@@ -15,7 +15,7 @@ use crate::helper::pipe_copier::start_pipe_copier;
 use crate::helper::spawn::{run_runc, runc_command};
 use crate::helper::stdio::prepare_stdio;
 use crate::helper::terminal::{bind_console, start_copier};
-use crate::protocol::{CreateRequest, HelperFailure, HelperStage};
+use crate::protocol::{files, CreateRequest, ExitState, HelperFailure, HelperStage, InitExitedAtCreate};
 use crate::runc::{CreateFlags, CreatePaths};
 use crate::Error;
 
@@ -95,7 +95,8 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
         None => ("create", runc.create_args(id, paths, flags)),
         Some(from) => ("restore", runc.restore_args(id, paths, flags, &from.image_path, &from.work_path)),
     };
-    let stdio = match (socket.is_none() && !request.sd_notify, stdio) {
+    let wrapped = !runc.is_plain_runc() && request.restore.is_none();
+    let stdio = match (socket.is_none() && !request.sd_notify && !wrapped, stdio) {
         (true, Some(stdio)) => {
             // Nothing is left to do after runc: it takes this process's place.
             let source =
@@ -107,7 +108,23 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
         }
         (_, stdio) => stdio,
     };
+    if wrapped {
+        become_subreaper().map_err(|e| (HelperStage::ExecRunc, e))?;
+    }
     run_runc(command, id, &runc, args, stdio, log).map_err(|e| (HelperStage::ExecRunc, e))?;
+    if wrapped {
+        if let Some(ended) = init_gone_after_create(&request.pid_file).map_err(|e| (HelperStage::ExecRunc, e))? {
+            tracing::warn!(container = %id, "init {} ended right after create (status {})", ended.pid, ended.exit.status);
+            let record = request.bundle.join(files::INIT_EXITED_AT_CREATE);
+            write_json_atomically(&record, &ended).map_err(|e| (HelperStage::ExecRunc, e))?;
+            // Nothing for systemd to adopt (the pid may even be reused by now): the unit's
+            // start fails, and the daemon finds this record.
+            if let Err(source) = std::fs::remove_file(&request.pid_file) {
+                tracing::warn!(container = %id, "removing {}: {source}", request.pid_file.display());
+            }
+            return Ok(0);
+        }
+    }
     if let (Some(socket), Some(console)) = (socket, &request.console) {
         start_copier(
             socket,
@@ -125,6 +142,42 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
             .map_err(|source| (HelperStage::Notify, Error::StateFile { path: "NOTIFY_SOCKET".into(), source }))?;
     }
     Ok(0)
+}
+
+/// Makes this process the subreaper of what it starts: when `runc create` (run through a
+/// program wrapping runc) exits, the container init becomes our child rather than systemd's,
+/// so [`init_gone_after_create`] can tell whether it is still there and how it ended. After
+/// this process exits, systemd adopts the init from the pid file as always.
+fn become_subreaper() -> Result<(), Error> {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointers.
+    let result = unsafe { nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if result != 0 {
+        return Err(Error::Supervise {
+            action: "becoming the subreaper of runc's init",
+            source: nix::errno::Errno::last(),
+        });
+    }
+    Ok(())
+}
+
+/// The container init named in `pid_file`, if it has already ended (reaped here, as its
+/// subreaper), with how it ended.
+fn init_gone_after_create(pid_file: &Path) -> Result<Option<InitExitedAtCreate>, Error> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let pid = read_pid_file(pid_file)?;
+    let Ok(raw) = i32::try_from(pid) else { return Ok(None) };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let exit = match waitpid(nix::unistd::Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => {
+            ExitState { status: u32::try_from(code).unwrap_or(255), signal: None, exited_at_unix_ns: now }
+        }
+        Ok(WaitStatus::Signaled(_, signal, _)) => {
+            ExitState { status: 128 + signal as u32, signal: Some(signal as i32), exited_at_unix_ns: now }
+        }
+        // Still running, or not ours to wait for: systemd adopts it from the pid file.
+        _ => return Ok(None),
+    };
+    Ok(Some(InitExitedAtCreate { pid, exit }))
 }
 
 fn mount_rootfs(request: &CreateRequest) -> Result<(), Error> {

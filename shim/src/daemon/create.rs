@@ -10,8 +10,8 @@ use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
 use runc_wrap::atomic_file::{read_json, read_regular_file, write_json_atomically, MAX_CONFIG_LEN};
 use runc_wrap::protocol::{
-    files, ConsolePaths, CreateRequest, HelperFailure, HelperStage, RestoreFrom, RootfsMount, RuncInvocation,
-    StdioOptions, StdioPaths, SupervisorCgroup,
+    files, ConsolePaths, CreateRequest, HelperFailure, HelperStage, InitExitedAtCreate, RestoreFrom, RootfsMount,
+    RuncInvocation, StdioOptions, StdioPaths, SupervisorCgroup,
 };
 use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
 use runc_wrap::Runc;
@@ -21,7 +21,7 @@ use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::manager::TaskManager;
 use super::options::{decode_options, LogMode};
 use super::state::Saved;
-use super::task::{CriuPaths, SpecFacts, Task, TaskKey, TaskSetup};
+use super::task::{CriuPaths, Exit, SpecFacts, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
 use crate::paths::{console_socket, exit_file_of, runc_root};
@@ -163,10 +163,24 @@ impl TaskManager {
         })
     }
 
-    /// Writes the helper's request, starts the unit, and returns the init pid.
+    /// Writes the helper's request, starts the unit, and returns the init pid. An init that a
+    /// program wrapping runc ended right after create (the unit's start then fails, as systemd
+    /// has nothing to adopt) is a created task that has exited, as under runc-v2: its exit is
+    /// held for [`TaskManager::finish_create`] to publish after TaskCreate.
     async fn launch(&self, task: &Task, valid: &ValidCreate) -> Result<u32, Error> {
         self.write_create_request(task, valid, None).await?;
-        self.start_init_unit(task, &valid.spec, valid.sd_notify).await
+        match self.start_init_unit(task, &valid.spec, valid.sd_notify).await {
+            Ok(pid) => Ok(pid),
+            Err(error) => match init_exited_at_create(&task.bundle).await {
+                Some(ended) => {
+                    let exit = Exit { status: ended.exit.status, at: ended.exit.exited_at() };
+                    task.lifecycle().observe_exit(ended.pid, exit);
+                    tracing::info!(task = %task.key, "init {} ended right after create: {exit:?}", ended.pid);
+                    Ok(ended.pid)
+                }
+                None => Err(error),
+            },
+        }
     }
 
     /// Writes the helper's create request into the bundle.
@@ -365,6 +379,15 @@ async fn init_became_main_pid(task: &Task, pid_file: &Path) -> Option<u32> {
         }
         announced.changed().await.ok()?;
     }
+}
+
+/// The helper's record of an init that was gone when `runc create` returned, if there is one.
+async fn init_exited_at_create(bundle: &Path) -> Option<InitExitedAtCreate> {
+    let record = bundle.join(files::INIT_EXITED_AT_CREATE);
+    blocking("reading the early exit record", move || read_json::<InitExitedAtCreate>(&record).ok())
+        .await
+        .ok()
+        .flatten()
 }
 
 /// A stdio path from the request: empty means none; `file://` is a log file; `binary://` names
