@@ -307,23 +307,36 @@ fn a_file_log_uri_gets_stdout_and_stderr_as_under_runc_v2() {
     assert_eq!(run_with(tests::RUNTIME), baseline, "ours as runc-v2");
 }
 
+/// A program that wraps runc, for `BinaryName`: a shell script whose body (`{runc}` stands for
+/// runc's path, `{dir}` for the directory) is written to a fresh directory with a runtime
+/// options file naming it.
+/// Returns the directory (removed by the caller) and the options file's path.
+fn runc_wrapper(sandbox: &Sandbox, id: &str, body: &str) -> (std::path::PathBuf, String) {
+    let runc = sandbox.run(&["sh", "-c", "command -v runc"]).success("runc on PATH").stdout.trim().to_string();
+    let dir = sandbox.root.join("wrappers").join(id);
+    std::fs::create_dir_all(&dir).expect("wrapper directory");
+    let wrapper = dir.join("runc-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\n{}", body.replace("{runc}", &runc).replace("{dir}", &dir.display().to_string())),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let options = dir.join("options.toml");
+    std::fs::write(&options, format!("BinaryName = \"{}\"\n", wrapper.display())).expect("options");
+    let options = options.to_str().expect("utf-8").to_string();
+    (dir, options)
+}
+
 /// The runc subcommands a wrapper given as `BinaryName` saw while `ctr run --rm` ran a
 /// container with `runtime`: the wrapper logs its argv and runs runc with it, as operators'
 /// and test suites' wrappers do.
 fn subcommands_seen_by_a_runc_wrapper(sandbox: &Sandbox, runtime: &str) -> Vec<String> {
     const SUBCOMMANDS: [&str; 8] = ["create", "start", "kill", "delete", "state", "exec", "ps", "run"];
-    let runc = sandbox.run(&["sh", "-c", "command -v runc"]).success("runc on PATH").stdout.trim().to_string();
     let id = unique_id("wrapped");
-    let dir = sandbox.root.join("wrappers").join(&id);
-    std::fs::create_dir_all(&dir).expect("wrapper directory");
+    let (dir, options) = runc_wrapper(sandbox, &id, "echo \"$*\" >> {dir}/argv.log\nexec {runc} \"$@\"\n");
     let log = dir.join("argv.log");
-    let wrapper = dir.join("runc-logging-wrapper");
-    std::fs::write(&wrapper, format!("#!/bin/sh\necho \"$*\" >> {}\nexec {runc} \"$@\"\n", log.display()))
-        .expect("wrapper");
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let options = dir.join("options.toml");
-    std::fs::write(&options, format!("BinaryName = \"{}\"\n", wrapper.display())).expect("options");
-    let options = options.to_str().expect("utf-8");
+    let options = options.as_str();
     sandbox.ensure_image("default");
     let args =
         ["run", "--rm", "--runtime", runtime, "--runtime-config-path", options, tests::IMAGE, &id, "echo", "wrapped"];
@@ -359,21 +372,15 @@ fn a_runc_wrapper_as_binary_name_sees_create_start_and_delete_as_under_runc_v2()
 /// `runc create`, run with `runtime`: whether `ctr run -d` failed, the task's status, and the
 /// exit status `ctr task rm` reported; the task's remains are checked too.
 fn init_killed_after_create(sandbox: &Sandbox, runtime: &str) -> (bool, String, bool) {
-    let runc = sandbox.run(&["sh", "-c", "command -v runc"]).success("runc on PATH").stdout.trim().to_string();
     let id = unique_id("killed-early");
-    let dir = sandbox.root.join("wrappers").join(&id);
-    std::fs::create_dir_all(&dir).expect("wrapper directory");
-    let wrapper = dir.join("runc-killing-wrapper");
     // containerd's failpoint wrappers do this: runc create, then SIGKILL the init it made.
-    let script = format!(
-        r#"#!/bin/sh
-{runc} "$@"
+    let body = r#"{runc} "$@"
 status=$?
 case " $* " in
   *" create "*)
     prev=""
     for arg in "$@"; do
-      case "$arg" in --pid-file=*) pidfile=${{arg#--pid-file=}} ;; esac
+      case "$arg" in --pid-file=*) pidfile=${arg#--pid-file=} ;; esac
       [ "$prev" = "--pid-file" ] && pidfile=$arg
       prev=$arg
     done
@@ -381,13 +388,9 @@ case " $* " in
     ;;
 esac
 exit $status
-"#
-    );
-    std::fs::write(&wrapper, script).expect("wrapper");
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let options = dir.join("options.toml");
-    std::fs::write(&options, format!("BinaryName = \"{}\"\n", wrapper.display())).expect("options");
-    let options = options.to_str().expect("utf-8");
+"#;
+    let (dir, options) = runc_wrapper(sandbox, &id, body);
+    let options = options.as_str();
     sandbox.ensure_image("default");
     let args = ["run", "-d", "--runtime", runtime, "--runtime-config-path", options, tests::IMAGE, &id, "sleep", "100"];
     let run = sandbox.ctr("default", &args);
