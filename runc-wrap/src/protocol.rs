@@ -29,6 +29,9 @@ pub mod files {
     /// The helper's record of a container init that had already exited when `runc create`
     /// (through a program wrapping runc) returned: [`super::InitExitedAtCreate`].
     pub const INIT_EXITED_AT_CREATE: &str = "shim-init-exited.json";
+    /// The directory of the `SdNotify` relay's socket, which the container gets instead of
+    /// systemd's (runc-wrap's `helper::notify_relay`).
+    pub const NOTIFY_DIR: &str = "shim-notify";
 
     /// The directory holding one subdirectory per exec process ([`exec`]).
     pub const EXEC_DIR: &str = "shim-exec";

@@ -51,6 +51,38 @@ fn sd_notify_unit_is_active_only_once_the_container_says_ready() {
     assert_nothing_left(sandbox, "default", &id);
 }
 
+/// A container with `SdNotify` can say it is ready, and nothing more: `MAINPID=` naming a
+/// process outside it and `STOPPING=1` change nothing (systemd would otherwise make that
+/// process the unit's main process, and kill it when the unit stops).
+#[test]
+fn sd_notify_container_cannot_name_another_main_process_or_stop_its_unit() {
+    let sandbox = Sandbox::get();
+    sandbox.ensure_image("default");
+    let id = unique_id("sdnotify-hostile");
+    let unit = unit_of("default", &id);
+    let victim = format!("victim-{id}.service");
+    sandbox.run(&["systemd-run", "--unit", &victim, "sleep", "1000"]).success("a process outside the container");
+    let victim_pid = sandbox.unit_property(&victim, "MainPID");
+    let options = options_file(sandbox, "sdnotify", "SdNotify = true\n");
+    let victim_env = format!("VICTIM={victim_pid}");
+    let mut args = vec!["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", &options, "--env", &victim_env];
+    args.extend(SYSTEMD_NOTIFY_MOUNTS);
+    let script = "systemd-notify MAINPID=$VICTIM; systemd-notify STOPPING=1; systemd-notify EXTEND_TIMEOUT_USEC=1; \
+                  while [ ! -e /tmp/go ]; do sleep 0.1; done; systemd-notify --ready; sleep 1000";
+    args.extend([IMAGE, &id, "sh", "-c", script]);
+    sandbox.ctr("default", &args).success("ctr run -d");
+    let pid = sandbox.wait_for_status("default", &id, "RUNNING");
+    sandbox.ctr("default", &["task", "exec", "--exec-id", "go", &id, "touch", "/tmp/go"]).success("exec");
+    let active = wait_until(Duration::from_secs(10), || sandbox.unit_property(&unit, "ActiveState") == "active");
+    assert!(active, "READY=1 still activates the unit");
+    assert_eq!(sandbox.unit_property(&unit, "MainPID"), pid.to_string(), "the container init stays the main process");
+    sandbox.remove_task("default", &id);
+    assert_nothing_left(sandbox, "default", &id);
+    assert_eq!(sandbox.unit_property(&victim, "ActiveState"), "active", "the outside process was not touched");
+    assert_eq!(sandbox.unit_property(&victim, "MainPID"), victim_pid);
+    sandbox.run(&["systemctl", "stop", &victim]).success("stop the outside process");
+}
+
 #[test]
 fn journal_log_mode_sends_output_to_the_units_journal() {
     let sandbox = Sandbox::get();

@@ -105,7 +105,9 @@ pub struct InitUnitRequest<'a> {
     /// The host's cgroup hierarchy.
     pub hierarchy: CgroupHierarchy,
     /// `SdNotify`: `Type=notify` with `NotifyAccess=all`; the helper names the container init
-    /// as main process (`MAINPID=`) and the unit becomes active when the container says `READY=1`.
+    /// as main process (`MAINPID=`) and the unit becomes active when the container says `READY=1`
+    /// through the helper's relay, which passes on only `READY=1` and `STATUS=`: the container
+    /// never reaches systemd's socket itself (runc-wrap's `helper::notify_relay`).
     pub sd_notify: bool,
 }
 

@@ -38,24 +38,21 @@ pub fn object_entry<'a>(
         .ok_or_else(|| Error::NotAnObject { path: config_path.to_path_buf() })
 }
 
-/// Gives the container systemd's notification socket: `socket` (the unit's `$NOTIFY_SOCKET`)
-/// bind-mounted at the same path, and `NOTIFY_SOCKET` in the process environment. The unit has
-/// `NotifyAccess=all`, and the container's processes live in the unit's cgroup, so its
-/// `READY=1` reaches systemd directly; runc's own notify forwarding is not involved.
-pub fn expose_notify_socket(bundle: &Path, socket: &str) -> Result<(), Error> {
-    if !socket.starts_with('/') {
-        return Err(Error::NotifySocket { socket: socket.to_string() });
-    }
+/// Gives the container the notify relay's socket (`host_socket`, see
+/// [`crate::helper::notify_relay`]) bind-mounted at `container_socket`, and `NOTIFY_SOCKET`
+/// naming it in the process environment. systemd's own socket never enters the container.
+pub fn expose_notify_socket(bundle: &Path, host_socket: &Path, container_socket: &str) -> Result<(), Error> {
     let config_path = bundle.join("config.json");
     patch_config(bundle, |root| {
         let mounts = root.entry("mounts").or_insert_with(|| Value::Array(Vec::new()));
         let mounts = mounts.as_array_mut().ok_or_else(|| Error::NotAnObject { path: config_path.clone() })?;
-        mounts.push(json!({"destination": socket, "type": "bind", "source": socket, "options": ["bind"]}));
+        mounts
+            .push(json!({"destination": container_socket, "type": "bind", "source": host_socket, "options": ["bind"]}));
         let process = object_entry(root, "process", &config_path)?;
         let env = process.entry("env").or_insert_with(|| Value::Array(Vec::new()));
         let env = env.as_array_mut().ok_or_else(|| Error::NotAnObject { path: config_path.clone() })?;
         env.retain(|entry| !entry.as_str().is_some_and(|entry| entry.starts_with("NOTIFY_SOCKET=")));
-        env.push(Value::String(format!("NOTIFY_SOCKET={socket}")));
+        env.push(Value::String(format!("NOTIFY_SOCKET={container_socket}")));
         Ok(())
     })
 }
@@ -70,12 +67,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let config = r#"{"process":{"env":["PATH=/bin","NOTIFY_SOCKET=/old"]},"mounts":[{"destination":"/proc"}]}"#;
         std::fs::write(dir.join("config.json"), config).unwrap();
-        expose_notify_socket(&dir, "/run/systemd/notify").unwrap();
+        expose_notify_socket(&dir, Path::new("/run/b/notify/notify.sock"), "/run/notify/notify.sock").unwrap();
         let patched: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-        assert_eq!(patched["process"]["env"], json!(["PATH=/bin", "NOTIFY_SOCKET=/run/systemd/notify"]));
-        assert_eq!(patched["mounts"][1]["source"], "/run/systemd/notify");
+        assert_eq!(patched["process"]["env"], json!(["PATH=/bin", "NOTIFY_SOCKET=/run/notify/notify.sock"]));
+        assert_eq!(patched["mounts"][1]["source"], "/run/b/notify/notify.sock", "the relay's socket, not systemd's");
+        assert_eq!(patched["mounts"][1]["destination"], "/run/notify/notify.sock");
         assert_eq!(patched["mounts"][0]["destination"], "/proc", "existing mounts are kept");
-        assert!(matches!(expose_notify_socket(&dir, "@abstract"), Err(Error::NotifySocket { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

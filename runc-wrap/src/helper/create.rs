@@ -11,6 +11,7 @@ use crate::atomic_file::{read_json, read_pid_file, write_json_atomically};
 use crate::helper::cgroup::place_container_cgroup;
 use crate::helper::config_patch::expose_notify_socket;
 use crate::helper::logger::LoggedContainer;
+use crate::helper::notify_relay::{start_notify_relay, CONTAINER_NOTIFY_SOCKET};
 use crate::helper::pipe_copier::start_pipe_copier;
 use crate::helper::spawn::{run_runc, runc_command};
 use crate::helper::stdio::prepare_stdio;
@@ -50,7 +51,10 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
     let notify_socket = std::env::var("NOTIFY_SOCKET").ok();
     if request.sd_notify {
         let socket = notify_socket.as_deref().unwrap_or_default();
-        expose_notify_socket(&request.bundle, socket).map_err(|e| (HelperStage::Notify, e))?;
+        let relay = start_notify_relay(&request.bundle, socket).map_err(|e| (HelperStage::Notify, e))?;
+        tracing::debug!(container = %request.container_id, "notify relay {} on {}", relay.pid, relay.socket.display());
+        expose_notify_socket(&request.bundle, &relay.socket, CONTAINER_NOTIFY_SOCKET)
+            .map_err(|e| (HelperStage::Notify, e))?;
     }
 
     mount_rootfs(request).map_err(|e| (HelperStage::Mount, e))?;

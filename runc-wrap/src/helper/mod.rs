@@ -9,6 +9,7 @@ mod create;
 mod exec;
 mod exited;
 pub mod logger;
+mod notify_relay;
 mod pipe_copier;
 mod spawn;
 mod stdio;

@@ -245,6 +245,13 @@ fn remove_local_residue(bundle: &Path, unit_name: &str, rootfs_mounted: bool) ->
     for name in files::ALL {
         remove_if_present(&bundle.join(name)).map_err(Error::State)?;
     }
+    let notify_dir = bundle.join(files::NOTIFY_DIR);
+    match std::fs::remove_dir_all(&notify_dir) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(format!("removing {}", notify_dir.display()), error))
+        }
+        _ => {}
+    }
     Ok(cgroups)
 }
 
