@@ -18,12 +18,10 @@ fn main() {
     let rust_version = rust_version.strip_prefix("rustc ").unwrap_or(&rust_version).to_string();
     println!("cargo:rustc-env=SHIM_RUST_VERSION={rust_version}");
 
-    // A position-dependent executable: the daemon is one long-lived process, and as a PIE it
-    // would read ~0.5 MB of relocations at every start and dirty ~0.35 MB of relocated
-    // read-only data, all of it resident for its whole life. Our code stays position-independent;
-    // only the link resolves it once.
-    println!("cargo:rustc-link-arg-bins=-no-pie");
-
+    // Position-independent, as every distribution builds its daemons: the daemon runs as root
+    // for every tenant of a node and parses what containerd and D-Bus send it, so its addresses
+    // are randomised (ASLR). The relocations this costs at start are measured in
+    // docs/benchmarks.md.
     order_daemon_code(&rust_version);
 }
 

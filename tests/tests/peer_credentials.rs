@@ -158,3 +158,15 @@ async fn another_uid_is_refused_by_the_socket_mode_and_by_its_peer_credentials_a
     let meta = std::fs::metadata(sandbox.host_path(&socket)).expect("socket");
     assert_eq!(meta.mode() & 0o7777, 0o600, "the socket's mode is restored");
 }
+
+/// The daemon runs as root for every tenant and parses what containerd and D-Bus send it: its
+/// binary is position-independent (ELF type `ET_DYN`), so its addresses are randomised.
+#[test]
+fn the_shim_binary_is_position_independent() {
+    let sandbox = tests::Sandbox::get();
+    let binary = std::fs::read(&sandbox.shim).expect("the shim binary");
+    assert_eq!(&binary[..4], b"\x7fELF", "{} is an ELF file", sandbox.shim);
+    const ET_DYN: u16 = 3;
+    let elf_type = u16::from_le_bytes([binary[16], binary[17]]);
+    assert_eq!(elf_type, ET_DYN, "{} is position-independent (readelf -h: DYN)", sandbox.shim);
+}
