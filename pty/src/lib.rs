@@ -31,5 +31,5 @@ mod test_support;
 pub use console_socket::ConsoleSocket;
 pub use copy::{block_copy_signals, run_console_copy, run_console_copy_with, CopyEnd, CopyOptions};
 pub use error::{Error, Stream};
-pub use remote::{master_of_process, pidfd_open};
+pub use remote::{master_of_pidfd, master_of_process, pidfd_open};
 pub use window::{set_window_size, window_size};

@@ -18,7 +18,14 @@ use crate::Error;
 /// is ours to close; the process keeps its descriptor.
 pub fn master_of_process(pid: u32, fd: i32) -> Result<OwnedFd, Error> {
     let pidfd = pidfd_open(pid)?;
-    let taken = pidfd_getfd(pidfd.as_fd(), pid, fd)?;
+    master_of_pidfd(pidfd.as_fd(), pid, fd)
+}
+
+/// [`master_of_process`] for the process behind `pidfd` (opened for `pid`), for a caller that
+/// has checked that process first: the pidfd pins it, so the descriptor comes from the process
+/// that was checked, or from none.
+pub fn master_of_pidfd(pidfd: BorrowedFd<'_>, pid: u32, fd: i32) -> Result<OwnedFd, Error> {
+    let taken = pidfd_getfd(pidfd, pid, fd)?;
     pty_number(taken.as_fd()).map_err(|source| Error::NotPtyMaster { pid, fd, source })?;
     Ok(taken)
 }
