@@ -450,6 +450,16 @@ pub(super) async fn read_pid_file(path: &Path) -> Result<u32, Error> {
     blocking("reading a pid file", move || runc_wrap::atomic_file::read_pid_file(&path)).await?.map_err(Error::State)
 }
 
+/// Where the init unit's helper runs, as the unit [`render_init_unit`] makes for this systemd
+/// places it.
+fn supervisor_cgroup(systemd_version: u32) -> SupervisorCgroup {
+    let name = SUPERVISOR_CGROUP.to_string();
+    match SupervisorPlacement::for_systemd(systemd_version) {
+        SupervisorPlacement::BySystemd => SupervisorCgroup::StartedIn { name },
+        SupervisorPlacement::ByHelper => SupervisorCgroup::MoveTo { name },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,15 +500,5 @@ mod tests {
         let no_process = read_spec(&dir).await.unwrap_err();
         assert!(no_process.to_string().contains("no process"), "{no_process}");
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
-/// Where the init unit's helper runs, as the unit [`render_init_unit`] makes for this systemd
-/// places it.
-fn supervisor_cgroup(systemd_version: u32) -> SupervisorCgroup {
-    let name = SUPERVISOR_CGROUP.to_string();
-    match SupervisorPlacement::for_systemd(systemd_version) {
-        SupervisorPlacement::BySystemd => SupervisorCgroup::StartedIn { name },
-        SupervisorPlacement::ByHelper => SupervisorCgroup::MoveTo { name },
     }
 }
