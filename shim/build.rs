@@ -20,8 +20,7 @@ fn main() {
 
     // Position-independent, as every distribution builds its daemons: the daemon runs as root
     // for every tenant of a node and parses what containerd and D-Bus send it, so its addresses
-    // are randomised (ASLR). The relocations this costs at start are measured in
-    // docs/benchmarks.md.
+    // are randomised (ASLR). What the relocations cost at start: docs/benchmarks.md.
     order_daemon_code(&rust_version);
 }
 
