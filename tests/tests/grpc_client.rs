@@ -493,3 +493,34 @@ async fn stdin_and_close_io_through_grpc() {
 async fn stdin_and_close_io_through_grpc_on_runc_v2_baseline() {
     stdin_and_close_io(RUNC_V2).await;
 }
+
+/// The same id again at once after Delete, round after round: each new task takes only its own
+/// exit, never the one the previous unit of that name reported (a late signal of it must not
+/// stop the new task before Start). Half the rounds kill a running init, half let it exit.
+async fn same_id_again_right_after_delete(runtime: &str) {
+    let (sandbox, client) = connect().await;
+    let id = unique_id("grpc-again");
+    let container = create(&client, &id, runtime, &["sh", "-c", "sleep 0.$(( $$ % 3 ))"]).await;
+    for round in 0..tests::many_tasks(100) {
+        container.create_task(&Stdio::none()).await.unwrap_or_else(|error| panic!("round {round}: create: {error:?}"));
+        container.start().await.unwrap_or_else(|error| panic!("round {round}: start: {error:?}"));
+        if round % 2 == 0 {
+            // A kill may find the short init already gone; either way it ends.
+            let _ = container.kill(Signal::SIGKILL).await;
+        }
+        let status = container.wait().await.unwrap_or_else(|error| panic!("round {round}: wait: {error:?}"));
+        assert!(status == 0 || status == 137, "round {round}: exit {status}");
+        container.delete_task().await.unwrap_or_else(|error| panic!("round {round}: delete: {error:?}"));
+    }
+    remove_and_assert_nothing_left(sandbox, &client, container).await;
+}
+
+#[tokio::test]
+async fn the_same_id_again_right_after_delete_takes_only_its_own_exit_through_grpc() {
+    same_id_again_right_after_delete(RUNTIME).await;
+}
+
+#[tokio::test]
+async fn the_same_id_again_right_after_delete_takes_only_its_own_exit_through_grpc_on_runc_v2_baseline() {
+    same_id_again_right_after_delete(RUNC_V2).await;
+}
