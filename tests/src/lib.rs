@@ -393,6 +393,15 @@ pub fn scaled(timeout: Duration) -> Duration {
     timeout * time_scale()
 }
 
+/// containerd's version in the sandbox, as (major, minor).
+pub fn containerd_major_minor(sandbox: &Sandbox) -> (u32, u32) {
+    let output = std::process::Command::new(&sandbox.containerd).arg("--version").output().expect("containerd runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text.split_whitespace().nth(2).unwrap_or_default().trim_start_matches('v');
+    let mut numbers = version.split(['.', '~', '+', '-']).map(|part| part.parse().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
 /// How many tasks a test of many tasks at once runs: `wanted`, or fewer where
 /// `SHIM_TEST_MANY_TASKS` caps it (the VM lanes under software emulation, where each container
 /// start takes seconds; the sandbox lanes run the full number).

@@ -300,18 +300,23 @@ fn a_file_log_uri_gets_stdout_and_stderr_as_under_runc_v2() {
         assert_nothing_left(sandbox, namespace, &id);
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let _ = std::fs::remove_file(&log);
-        text
+        // The two streams share the file; runc-v2 copies each on its own, so their order differs.
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
     };
-    let baseline = run_with(tests::grpc::RUNC_V2);
-    assert_eq!(baseline, "out\nerr\n", "runc-v2");
-    assert_eq!(run_with(tests::RUNTIME), baseline, "ours as runc-v2");
+    let ours = run_with(tests::RUNTIME);
+    assert_eq!(ours, ["err", "out"], "ours: both streams in the file");
+    assert_eq!(run_with(tests::grpc::RUNC_V2), ours, "runc-v2 as ours");
 }
 
 /// A program that wraps runc, for `BinaryName`: a shell script whose body (`{runc}` stands for
 /// runc's path, `{dir}` for the directory) is written to a fresh directory with a runtime
 /// options file naming it.
-/// Returns the directory (removed by the caller) and the options file's path.
-fn runc_wrapper(sandbox: &Sandbox, id: &str, body: &str) -> (std::path::PathBuf, String) {
+/// Returns the directory (removed by the caller) and the `ctr run` options that make `runtime`
+/// use it: runc-v2 takes runc's options from ctr's `--runc-binary`, ours a runtime options file
+/// (as CRI's `ConfigPath` gives it).
+fn runc_wrapper(sandbox: &Sandbox, id: &str, body: &str, runtime: &str) -> (std::path::PathBuf, Vec<String>) {
     let runc = sandbox.run(&["sh", "-c", "command -v runc"]).success("runc on PATH").stdout.trim().to_string();
     let dir = sandbox.root.join("wrappers").join(id);
     std::fs::create_dir_all(&dir).expect("wrapper directory");
@@ -324,7 +329,11 @@ fn runc_wrapper(sandbox: &Sandbox, id: &str, body: &str) -> (std::path::PathBuf,
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     let options = dir.join("options.toml");
     std::fs::write(&options, format!("BinaryName = \"{}\"\n", wrapper.display())).expect("options");
-    let options = options.to_str().expect("utf-8").to_string();
+    let options = if runtime == tests::RUNTIME {
+        vec!["--runtime-config-path".to_string(), options.to_str().expect("utf-8").to_string()]
+    } else {
+        vec!["--runc-binary".to_string(), wrapper.to_str().expect("utf-8").to_string()]
+    };
     (dir, options)
 }
 
@@ -334,12 +343,12 @@ fn runc_wrapper(sandbox: &Sandbox, id: &str, body: &str) -> (std::path::PathBuf,
 fn subcommands_seen_by_a_runc_wrapper(sandbox: &Sandbox, runtime: &str) -> Vec<String> {
     const SUBCOMMANDS: [&str; 8] = ["create", "start", "kill", "delete", "state", "exec", "ps", "run"];
     let id = unique_id("wrapped");
-    let (dir, options) = runc_wrapper(sandbox, &id, "echo \"$*\" >> {dir}/argv.log\nexec {runc} \"$@\"\n");
+    let (dir, options) = runc_wrapper(sandbox, &id, "echo \"$*\" >> {dir}/argv.log\nexec {runc} \"$@\"\n", runtime);
     let log = dir.join("argv.log");
-    let options = options.as_str();
     sandbox.ensure_image("default");
-    let args =
-        ["run", "--rm", "--runtime", runtime, "--runtime-config-path", options, tests::IMAGE, &id, "echo", "wrapped"];
+    let mut args = vec!["run", "--rm", "--runtime", runtime];
+    args.extend(options.iter().map(String::as_str));
+    args.extend([tests::IMAGE, &id, "echo", "wrapped"]);
     let run = sandbox.ctr("default", &args);
     assert_eq!((run.code, run.stdout.as_str()), (0, "wrapped\n"), "{runtime} through the wrapper: {run:?}");
     assert_nothing_left(sandbox, "default", &id);
@@ -360,8 +369,8 @@ fn subcommands_seen_by_a_runc_wrapper(sandbox: &Sandbox, runtime: &str) -> Vec<S
 #[test]
 fn a_runc_wrapper_as_binary_name_sees_create_start_and_delete_as_under_runc_v2() {
     let sandbox = Sandbox::get();
-    let baseline = subcommands_seen_by_a_runc_wrapper(sandbox, tests::grpc::RUNC_V2);
     let ours = subcommands_seen_by_a_runc_wrapper(sandbox, tests::RUNTIME);
+    let baseline = subcommands_seen_by_a_runc_wrapper(sandbox, tests::grpc::RUNC_V2);
     for step in ["create", "start", "delete"] {
         assert!(baseline.iter().any(|seen| seen == step), "runc-v2 runs {step} through the wrapper: {baseline:?}");
         assert!(ours.iter().any(|seen| seen == step), "ours runs {step} through the wrapper: {ours:?}");
@@ -371,7 +380,7 @@ fn a_runc_wrapper_as_binary_name_sees_create_start_and_delete_as_under_runc_v2()
 /// What became of a container whose init a wrapper of runc (`BinaryName`) killed right after
 /// `runc create`, run with `runtime`: whether `ctr run -d` failed, the task's status, and the
 /// exit status `ctr task rm` reported; the task's remains are checked too.
-fn init_killed_after_create(sandbox: &Sandbox, runtime: &str) -> (bool, String, bool) {
+fn init_killed_after_create(sandbox: &Sandbox, runtime: &str) -> EarlyDeath {
     let id = unique_id("killed-early");
     // containerd's failpoint wrappers do this: runc create, then SIGKILL the init it made.
     let body = r#"{runc} "$@"
@@ -389,19 +398,35 @@ case " $* " in
 esac
 exit $status
 "#;
-    let (dir, options) = runc_wrapper(sandbox, &id, body);
-    let options = options.as_str();
+    let (dir, options) = runc_wrapper(sandbox, &id, body, runtime);
     sandbox.ensure_image("default");
-    let args = ["run", "-d", "--runtime", runtime, "--runtime-config-path", options, tests::IMAGE, &id, "sleep", "100"];
+    let mut args = vec!["run", "-d", "--runtime", runtime];
+    args.extend(options.iter().map(String::as_str));
+    args.extend([tests::IMAGE, &id, "sleep", "100"]);
     let run = sandbox.ctr("default", &args);
     let status = sandbox.task_status("default", &id).map(|(_, status)| status).unwrap_or_default();
     let rm = sandbox.ctr("default", &["task", "rm", &id]);
     let reported_137 = rm.stdout.contains("exit code 137") || rm.stderr.contains("exit code 137");
-    assert_eq!(rm.code, 0, "{runtime}: the task is deleted: {rm:?}");
+    if rm.code != 0 {
+        sandbox.ctr("default", &["task", "rm", "-f", &id]);
+    }
     sandbox.ctr("default", &["container", "rm", &id]).success("container rm");
     assert_nothing_left(sandbox, "default", &id);
     let _ = std::fs::remove_dir_all(&dir);
-    (run.code != 0, status, reported_137)
+    EarlyDeath { start_failed: run.code != 0, status, deleted: rm.code == 0, reported_137 }
+}
+
+/// What [`init_killed_after_create`] saw.
+#[derive(Debug, PartialEq, Eq)]
+struct EarlyDeath {
+    /// `ctr run -d` failed (its Start did).
+    start_failed: bool,
+    /// The task's status afterwards.
+    status: String,
+    /// `ctr task rm` (no `-f`) deleted it.
+    deleted: bool,
+    /// and reported exit status 137.
+    reported_137: bool,
 }
 
 /// An init that died between Create and Start (a runc wrapper killed it): the task is stopped
@@ -409,8 +434,15 @@ exit $status
 #[test]
 fn an_init_killed_right_after_create_leaves_a_stopped_task_as_under_runc_v2() {
     let sandbox = Sandbox::get();
-    let baseline = init_killed_after_create(sandbox, tests::grpc::RUNC_V2);
+    let expected = EarlyDeath { start_failed: true, status: "STOPPED".into(), deleted: true, reported_137: true };
     let ours = init_killed_after_create(sandbox, tests::RUNTIME);
-    assert_eq!(baseline, (true, "STOPPED".to_string(), true), "runc-v2: (start failed, status, exit 137)");
-    assert_eq!(ours, baseline, "ours as runc-v2: (start failed, status, exit 137)");
+    assert_eq!(ours, expected, "ours");
+    let baseline = init_killed_after_create(sandbox, tests::grpc::RUNC_V2);
+    if tests::containerd_major_minor(sandbox) < (1, 7) {
+        // containerd 1.6's runc-v2 loses an exit that comes before it has registered the init's
+        // pid (its shim was fixed in 1.7): the task stays RUNNING. Not a behaviour to copy.
+        eprintln!("runc-v2 on containerd 1.6: {baseline:?}, not compared");
+    } else {
+        assert_eq!(baseline, expected, "runc-v2");
+    }
 }

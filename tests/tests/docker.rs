@@ -360,7 +360,7 @@ fn docker_default_runtime_from_daemon_json_runs_plain_docker_run_on_our_runtime(
 #[test]
 fn docker_run_privileged_gets_every_device_as_on_runc_v2() {
     let docker = Docker::get();
-    let script = "ls /dev | sort | tr '\\n' ' '; mount -t tmpfs scratch /mnt && echo mounted";
+    let script = "ls /dev | sort | tr '\\n' ' '; mkdir -p /tmp/m && mount -t tmpfs scratch /tmp/m && echo mounted";
     let run_on = |runtime_options: &[&str]| {
         let mut args = vec!["run", "--rm", "--privileged", "--network", "none"];
         args.extend_from_slice(runtime_options);

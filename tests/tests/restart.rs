@@ -374,8 +374,7 @@ fn systemd_reexecuting_itself_while_tasks_run_loses_nothing() {
 }
 
 /// What a `binary://` logger saw of a container run with `runtime`: its first line of args and
-/// identity, stdout, stderr, and whether it finished (saw end-of-file and exited) by the time
-/// the task was deleted. With ours, the daemon restarts while the container and its logger run.
+/// identity, stdout, stderr, and whether it was gone once the task was deleted. With ours, the daemon restarts while the container and its logger run.
 fn binary_logger_run(sandbox: &Sandbox, runtime: &str, restart_daemon: bool) -> (String, String, String, bool) {
     let namespace = "log-uri";
     sandbox.ensure_image(namespace);
@@ -393,7 +392,6 @@ exec 5>&-
 /bin/cat <&3 > "$dir/stdout" &
 /bin/cat <&4 > "$dir/stderr" &
 wait
-echo done > "$dir/finished"
 "#;
     std::fs::write(&logger, script).expect("logger script");
     std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
@@ -414,8 +412,9 @@ echo done > "$dir/finished"
     sandbox.wait_for_status(namespace, &id, "STOPPED");
     let last = wait_until(Duration::from_secs(10), || read("stdout") == "out1\nout2\n");
     assert!(last, "{runtime}: the logger got the line after the restart: {:?}", read("stdout"));
+    let logger_pid = read("pid").trim().to_string();
     sandbox.remove_task(namespace, &id);
-    let finished = wait_until(Duration::from_secs(10), || read("finished") == "done\n");
+    let finished = wait_until(Duration::from_secs(20), || sandbox.run(&["kill", "-0", &logger_pid]).code != 0);
     assert_nothing_left(sandbox, namespace, &id);
     let seen = (read("who").replace(&id, "ID"), read("stdout"), read("stderr"), finished);
     let _ = std::fs::remove_dir_all(&dir);
@@ -428,9 +427,9 @@ echo done > "$dir/finished"
 fn a_binary_log_uri_logger_gets_the_output_and_outlives_a_daemon_restart_as_under_runc_v2() {
     let _lock = RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let sandbox = Sandbox::get();
-    let baseline = binary_logger_run(sandbox, tests::grpc::RUNC_V2, false);
-    let ours = binary_logger_run(sandbox, tests::RUNTIME, true);
     let expected = ("log-uri/ID dir\n".to_string(), "out1\nout2\n".to_string(), "err1\n".to_string(), true);
-    assert_eq!(baseline, expected, "runc-v2: (identity and args, stdout, stderr, finished)");
-    assert_eq!(ours, expected, "ours: (identity and args, stdout, stderr, finished)");
+    let ours = binary_logger_run(sandbox, tests::RUNTIME, true);
+    assert_eq!(ours, expected, "ours: (identity and args, stdout, stderr, logger gone after Delete)");
+    let baseline = binary_logger_run(sandbox, tests::grpc::RUNC_V2, false);
+    assert_eq!(baseline, expected, "runc-v2: (identity and args, stdout, stderr, logger gone after Delete)");
 }
