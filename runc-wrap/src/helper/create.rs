@@ -164,23 +164,30 @@ fn become_subreaper() -> Result<(), Error> {
     Ok(())
 }
 
-/// The container init named in `pid_file`, if it has already ended (reaped here, as its
-/// subreaper), with how it ended.
+/// How long the helper watches, after a wrapper's `create` returned, for an init that is
+/// ending: a signal the wrapper sent just before it exited kills the init a moment later.
+/// (An init that runs on costs wrapped creates this long.)
+const INIT_SETTLE: Duration = Duration::from_millis(100);
+
+/// The container init named in `pid_file`, if it ends within [`INIT_SETTLE`] (reaped here, as
+/// its subreaper), with how it ended.
 fn init_gone_after_create(pid_file: &Path) -> Result<Option<InitExitedAtCreate>, Error> {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let pid = read_pid_file(pid_file)?;
     let Ok(raw) = i32::try_from(pid) else { return Ok(None) };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let exit = match waitpid(nix::unistd::Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, code)) => {
-            ExitState { status: u32::try_from(code).unwrap_or(255), signal: None, exited_at_unix_ns: now }
+    let deadline = std::time::Instant::now() + INIT_SETTLE;
+    let status = loop {
+        match waitpid(nix::unistd::Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => break (u32::try_from(code).unwrap_or(255), None),
+            Ok(WaitStatus::Signaled(_, signal, _)) => break (128 + signal as u32, Some(signal as i32)),
+            // Still running: watch a little longer.
+            Ok(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            // Running on, or not ours to wait for: systemd adopts it from the pid file.
+            _ => return Ok(None),
         }
-        Ok(WaitStatus::Signaled(_, signal, _)) => {
-            ExitState { status: 128 + signal as u32, signal: Some(signal as i32), exited_at_unix_ns: now }
-        }
-        // Still running, or not ours to wait for: systemd adopts it from the pid file.
-        _ => return Ok(None),
     };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let exit = ExitState { status: status.0, signal: status.1, exited_at_unix_ns: now };
     Ok(Some(InitExitedAtCreate { pid, exit }))
 }
 
