@@ -164,13 +164,13 @@ fn become_subreaper() -> Result<(), Error> {
     Ok(())
 }
 
-/// How long the helper watches, after a wrapper's `create` returned, for an init that is
-/// ending: a signal the wrapper sent just before it exited kills the init a moment later.
-/// (An init that runs on costs wrapped creates this long.)
-const INIT_SETTLE: Duration = Duration::from_millis(100);
+/// How long the helper waits, after a wrapper's `create` returned, for an init that has a
+/// signal pending (the wrapper sent it just before it exited) to end.
+const INIT_SETTLE: Duration = Duration::from_secs(2);
 
-/// The container init named in `pid_file`, if it ends within [`INIT_SETTLE`] (reaped here, as
-/// its subreaper), with how it ended.
+/// The container init named in `pid_file`, if it has ended or is about to (a signal pending),
+/// reaped here as its subreaper, with how it ended. An init with nothing pending runs on and
+/// costs no wait.
 fn init_gone_after_create(pid_file: &Path) -> Result<Option<InitExitedAtCreate>, Error> {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let pid = read_pid_file(pid_file)?;
@@ -180,8 +180,11 @@ fn init_gone_after_create(pid_file: &Path) -> Result<Option<InitExitedAtCreate>,
         match waitpid(nix::unistd::Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => break (u32::try_from(code).unwrap_or(255), None),
             Ok(WaitStatus::Signaled(_, signal, _)) => break (128 + signal as u32, Some(signal as i32)),
-            // Still running: watch a little longer.
-            Ok(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            // Still there: it is ending if a signal is pending (kill(2) queues it before it
+            // returns); otherwise it runs on.
+            Ok(_) if signal_pending(pid) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
             // Running on, or not ours to wait for: systemd adopts it from the pid file.
             _ => return Ok(None),
         }
@@ -189,6 +192,17 @@ fn init_gone_after_create(pid_file: &Path) -> Result<Option<InitExitedAtCreate>,
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
     let exit = ExitState { status: status.0, signal: status.1, exited_at_unix_ns: now };
     Ok(Some(InitExitedAtCreate { pid, exit }))
+}
+
+/// Whether process `pid` has a signal pending (`SigPnd` or `ShdPnd` of its status), or is
+/// already a zombie.
+fn signal_pending(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    status.lines().any(|line| match line.split_once(':') {
+        Some(("SigPnd" | "ShdPnd", mask)) => u64::from_str_radix(mask.trim(), 16).is_ok_and(|mask| mask != 0),
+        Some(("State", state)) => state.trim_start().starts_with('Z'),
+        _ => false,
+    })
 }
 
 fn mount_rootfs(request: &CreateRequest) -> Result<(), Error> {
