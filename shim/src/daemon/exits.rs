@@ -27,16 +27,12 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
             task.announce_main_pid(pid);
         }
         if let Some(exit) = ServiceExit::from_properties(&change.changed) {
-            match (exec_id, task.oom_counts().cloned()) {
-                // An init that may have been OOM-killed: its TaskOOM first.
-                (None, Some(oom_counts)) => {
-                    let manager = Arc::clone(&manager);
-                    tokio::spawn(async move {
-                        oom_counts.publish_so_far().await;
-                        manager.observe_unit_exit(&task, None, exit);
-                    });
-                }
-                (exec_id, _) => manager.observe_unit_exit(&task, exec_id.as_deref(), exit),
+            if exec_id.is_none() && task.oom_counts().is_some() {
+                // Counting OOMs reads the cgroup: off the stream.
+                let manager = Arc::clone(&manager);
+                tokio::spawn(async move { observe_after_ooms(&manager, &task, None, exit).await });
+            } else {
+                manager.observe_unit_exit(&task, exec_id.as_deref(), exit);
             }
         } else if change.invalidated.iter().any(|name| name == "ExecMainCode") {
             // systemd sent only the names: ask for the values, without stalling the stream.
@@ -44,12 +40,7 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
             let path = change.path.clone();
             tokio::spawn(async move {
                 match manager.systemd.service_exit(&path).await {
-                    Ok(Some(exit)) => {
-                        if let (None, Some(oom_counts)) = (&exec_id, task.oom_counts()) {
-                            oom_counts.publish_so_far().await;
-                        }
-                        manager.observe_unit_exit(&task, exec_id.as_deref(), exit)
-                    }
+                    Ok(Some(exit)) => observe_after_ooms(&manager, &task, exec_id.as_deref(), exit).await,
                     Ok(None) => {}
                     Err(error) => {
                         tracing::warn!(
@@ -63,6 +54,16 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
         }
     }
     tracing::error!("stopped watching exits: the systemd connection is gone");
+}
+
+/// Routes the end of a unit's main process as [`TaskManager::observe_unit_exit`] does, after
+/// publishing, for an init, the OOM kills its cgroup already counts: an init the OOM killer
+/// ended gets its `TaskOOM` before its `TaskExit`.
+async fn observe_after_ooms(manager: &TaskManager, task: &Task, exec_id: Option<&str>, exit: ServiceExit) {
+    if let (None, Some(oom_counts)) = (exec_id, task.oom_counts()) {
+        oom_counts.publish_so_far().await;
+    }
+    manager.observe_unit_exit(task, exec_id, exit);
 }
 
 impl TaskManager {
