@@ -151,6 +151,19 @@ pub enum Error {
         /// The options' type URL.
         type_url: String,
     },
+    /// A non-empty `ShimCgroup` runtime option: there is no per-task shim process to place.
+    #[error(
+        "{given_in}: ShimCgroup {value:?} is refused: this runtime runs no shim process per task to move into a \
+         cgroup (a task's helper and stdio copiers run inside the task's own unit, in the slice of its cgroupsPath, \
+         and the one daemon is a service of its own); leave ShimCgroup empty and place containers through the \
+         spec's cgroupsPath (CRI: the pod's cgroup parent) or `[unit] slice` in the configuration file"
+    )]
+    ShimCgroup {
+        /// The cgroup the option named.
+        value: String,
+        /// Which options carried it (a type name, or the runtime options file).
+        given_in: String,
+    },
     /// The runc binary is not available.
     #[error("runc is not available: {0}")]
     RuncUnavailable(#[source] runc_wrap::Error),
@@ -245,6 +258,7 @@ impl Error {
             | Error::InvalidBundle { .. }
             | Error::InvalidSpec { .. }
             | Error::UnknownOptions { .. }
+            | Error::ShimCgroup { .. }
             | Error::Config { .. }
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
             Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,

@@ -7,6 +7,9 @@
 //!
 //! Any other type, and any unknown key in the TOML file, is refused by name rather than ignored.
 //! What the options leave unset comes from the daemon's configuration file (`crate::config`).
+//!
+//! `ShimCgroup`, which each form can carry, is refused when set ([`refuse_shim_cgroup`]): runc-v2
+//! moves its per-task shim process there, and this runtime has no such process.
 
 use std::path::Path;
 
@@ -75,8 +78,7 @@ struct TomlRuncOptions {
     /// Accepted for compatibility: the container's cgroup always lives in its unit, and the
     /// unit's slice follows the spec's cgroupsPath either way.
     systemd_cgroup: Option<bool>,
-    /// Accepted for compatibility: there is no per-task shim process to place; the one daemon
-    /// is a service of its own.
+    /// Refused unless empty ([`refuse_shim_cgroup`]).
     shim_cgroup: Option<String>,
     io_uid: Option<u32>,
     io_gid: Option<u32>,
@@ -97,6 +99,7 @@ pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Re
         RUNC_OPTIONS_TYPE => {
             let runc = RuncOptions::parse_from_bytes(&any.value)
                 .map_err(|error| Error::InvalidRequest(format!("undecodable {RUNC_OPTIONS_TYPE}: {error}")))?;
+            refuse_shim_cgroup(&runc.shim_cgroup, RUNC_OPTIONS_TYPE)?;
             let non_empty = |value: &str| (!value.is_empty()).then(|| value.to_string());
             Ok(TaskOptions {
                 runc_binary: non_empty(&runc.binary_name).or_else(|| defaults.runc_binary.clone()),
@@ -128,6 +131,20 @@ pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Re
     }
 }
 
+/// Refuses a non-empty `ShimCgroup`. runc-v2 moves its per-task shim process into that cgroup;
+/// this runtime runs no shim process per task. What supervises a task (its helper and stdio
+/// copiers) already runs inside the task's own unit, in the slice the spec's cgroupsPath names,
+/// so its cost is accounted with the container; the one daemon is a service of its own. Ignoring
+/// the option would leave a caller believing something was placed where nothing was; an empty
+/// one asks for nothing. `given_in` says which options carried it.
+fn refuse_shim_cgroup(value: &str, given_in: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ShimCgroup { value: value.to_string(), given_in: given_in.to_string() })
+    }
+}
+
 /// `config_path` (field 2) of a `runtimeoptions.v1.Options { string type_url = 1; string
 /// config_path = 2; }`, decoded by hand: the message is not among containerd-shim-protos' types.
 fn config_path_of(bytes: &[u8]) -> Result<String, Error> {
@@ -147,11 +164,16 @@ fn config_path_of(bytes: &[u8]) -> Result<String, Error> {
     Ok(config_path)
 }
 
+/// The options of the TOML file at `path` (`text`), over `defaults`.
 fn parse_toml_options(path: &Path, text: &str, defaults: &TaskOptions) -> Result<TaskOptions, Error> {
     let parsed: TomlRuncOptions = toml::from_str(text).map_err(|error| {
         Error::InvalidRequest(format!("runtime options file {}: {}", path.display(), error.message()))
     })?;
-    let _ = (parsed.systemd_cgroup, parsed.shim_cgroup);
+    // SystemdCgroup means nothing here: the container's cgroup is always inside its unit, whose
+    // slice follows the spec's cgroupsPath either way.
+    let _ = parsed.systemd_cgroup;
+    let given_in = format!("runtime options file {}", path.display());
+    refuse_shim_cgroup(parsed.shim_cgroup.as_deref().unwrap_or_default(), &given_in)?;
     Ok(TaskOptions {
         runc_binary: parsed.binary_name.filter(|value| !value.is_empty()).or_else(|| defaults.runc_binary.clone()),
         runc_root: parsed.root.filter(|value| !value.is_empty()).or_else(|| defaults.runc_root.clone()),
@@ -238,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn our_own_keys_and_the_remaining_runc_keys_are_read_from_toml() {
-        let text = "IoUid = 1000\nIoGid = 1001\nCriuImagePath = \"/var/lib/cp\"\nShimCgroup = \"/x\"\n\
+        let text = "IoUid = 1000\nIoGid = 1001\nCriuImagePath = \"/var/lib/cp\"\nShimCgroup = \"\"\n\
                     LogMode = \"journal\"\nSdNotify = true\n";
         let options = parse_toml_options(Path::new("x.toml"), text, &TaskOptions::default()).unwrap();
         assert_eq!(options.io_owner, Some((1000, 1001)));
@@ -281,6 +303,31 @@ mod tests {
         let error = decode_options(Some(&any), &TaskOptions::default()).await.unwrap_err();
         assert!(matches!(error, Error::UnknownOptions { .. }));
         assert!(error.to_string().contains("example.Unknown"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_shim_cgroup_is_refused_in_every_form_and_an_empty_one_is_nothing() {
+        let runc = |shim_cgroup: &str| {
+            let options = RuncOptions { shim_cgroup: shim_cgroup.into(), systemd_cgroup: true, ..Default::default() };
+            any_of("containerd.runc.v1.Options", options.write_to_bytes().unwrap())
+        };
+        let error = decode_options(Some(&runc("/pods/shim")), &TaskOptions::default()).await.unwrap_err();
+        assert!(matches!(&error, Error::ShimCgroup { value, .. } if value == "/pods/shim"), "{error:?}");
+        assert_eq!(error.code(), ttrpc::Code::INVALID_ARGUMENT);
+        let message = error.to_string();
+        assert!(message.contains("ShimCgroup \"/pods/shim\"") && message.contains("cgroupsPath"), "{message}");
+        let toml =
+            parse_toml_options(Path::new("/etc/r.toml"), "ShimCgroup = \"/pods/shim\"\n", &TaskOptions::default());
+        let error = toml.unwrap_err();
+        assert!(matches!(&error, Error::ShimCgroup { value, .. } if value == "/pods/shim"), "TOML: {error:?}");
+        assert!(error.to_string().starts_with("runtime options file /etc/r.toml: ShimCgroup"), "{error}");
+
+        assert!(decode_options(Some(&runc("")), &TaskOptions::default()).await.is_ok());
+        let empty = "ShimCgroup = \"\"\nSystemdCgroup = true\n";
+        assert_eq!(
+            parse_toml_options(Path::new("r.toml"), empty, &TaskOptions::default()).unwrap(),
+            TaskOptions::default()
+        );
     }
 
     #[tokio::test]
