@@ -1,7 +1,8 @@
 //! The runtime options decoder (`CreateTaskRequest.options`): runc's protobuf options, CRI's
-//! `runtimeoptions.v1.Options` naming a TOML file, or anything else. It may not panic; runc's
-//! options decode to what was encoded, or are refused for a non-empty ShimCgroup; a TOML file is
-//! either accepted or refused as an invalid request (or a ShimCgroup) naming the file.
+//! `runtimeoptions.v1.Options` naming a TOML file, containerd 1.x's
+//! `containerd.linux.runc.CreateOptions`, or anything else. It may not panic; runc's options
+//! and CreateOptions decode to what was encoded, or are refused for a non-empty ShimCgroup; a
+//! TOML file is either accepted or refused as an invalid request naming the file.
 //!
 //! `decode_options` is private to the shim's daemon module, so the module's file is compiled in
 //! here as it is, with a stand-in for the one crate item it uses (`crate::error::Error`). Making
@@ -13,7 +14,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::protobuf::{CodedOutputStream, Message};
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
 use libfuzzer_sys::fuzz_target;
 
@@ -28,6 +29,7 @@ mod error {
         InvalidRequest(String),
         UnknownOptions { type_url: String },
         ShimCgroup { value: String, given_in: String },
+        UnhonouredRestoreSettings { type_name: &'static str, fields: String },
     }
 
     impl std::fmt::Display for Error {
@@ -36,6 +38,7 @@ mod error {
                 Error::InvalidRequest(message) => write!(f, "invalid request: {message}"),
                 Error::UnknownOptions { type_url } => write!(f, "runtime options of type {type_url:?}"),
                 Error::ShimCgroup { value, given_in } => write!(f, "{given_in}: ShimCgroup {value:?} is refused"),
+                Error::UnhonouredRestoreSettings { type_name, fields } => write!(f, "{type_name} sets {fields}"),
             }
         }
     }
@@ -59,10 +62,67 @@ enum Input<'a> {
         shim_cgroup: String,
         systemd_cgroup: bool,
     },
-    /// Arbitrary bytes under one of the two known type URLs, or under any type URL.
-    Bytes { type_url: &'a str, known: Option<bool>, value: &'a [u8] },
+    /// containerd 1.x's `containerd.linux.runc.CreateOptions`, encoded from fields.
+    LinuxCreate(LinuxCreate),
+    /// Arbitrary bytes under one of the known type URLs, or under any type URL.
+    Bytes { type_url: &'a str, known: Option<KnownType>, value: &'a [u8] },
     /// A TOML file named by CRI's options.
     Toml(&'a str),
+}
+
+/// The fields of `containerd.linux.runc.CreateOptions`, numbered 1 to 13 in this order.
+#[derive(Arbitrary, Debug)]
+struct LinuxCreate {
+    no_pivot_root: bool,
+    open_tcp: bool,
+    external_unix_sockets: bool,
+    terminal: bool,
+    file_locks: bool,
+    empty_namespaces: Vec<String>,
+    cgroups_mode: String,
+    no_new_keyring: bool,
+    shim_cgroup: String,
+    io_uid: u32,
+    io_gid: u32,
+    criu_work_path: String,
+    criu_image_path: String,
+}
+
+impl LinuxCreate {
+    /// The message as a protobuf encoder writes it (every field, defaults included, is valid).
+    fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut out = CodedOutputStream::vec(&mut bytes);
+        let written = (|| {
+            out.write_bool(1, self.no_pivot_root)?;
+            out.write_bool(2, self.open_tcp)?;
+            out.write_bool(3, self.external_unix_sockets)?;
+            out.write_bool(4, self.terminal)?;
+            out.write_bool(5, self.file_locks)?;
+            for namespace in &self.empty_namespaces {
+                out.write_string(6, namespace)?;
+            }
+            out.write_string(7, &self.cgroups_mode)?;
+            out.write_bool(8, self.no_new_keyring)?;
+            out.write_string(9, &self.shim_cgroup)?;
+            out.write_uint32(10, self.io_uid)?;
+            out.write_uint32(11, self.io_gid)?;
+            out.write_string(12, &self.criu_work_path)?;
+            out.write_string(13, &self.criu_image_path)?;
+            out.flush()
+        })();
+        written.expect("encode");
+        drop(out);
+        bytes
+    }
+}
+
+/// The option types the decoder knows.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum KnownType {
+    Runc,
+    RuntimeOptions,
+    LinuxCreate,
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -131,10 +191,43 @@ fuzz_target!(|input: Input<'_>| match input {
         assert_eq!(decoded.criu_image_path, non_empty(criu_image_path));
         assert_eq!(decoded.criu_work_path, non_empty(criu_work_path));
     }
+    Input::LinuxCreate(create) => {
+        let any = Any {
+            type_url: "type.googleapis.com/containerd.linux.runc.CreateOptions".into(),
+            value: create.encode(),
+            ..Default::default()
+        };
+        let decoded = match decode(&any) {
+            Err(Error::ShimCgroup { value, .. }) => {
+                assert_eq!(value, create.shim_cgroup);
+                assert!(!value.is_empty(), "an empty ShimCgroup is nothing");
+                return;
+            }
+            decoded => decoded.expect("CreateOptions as encoded decode, unless they name a ShimCgroup"),
+        };
+        let non_empty = |value: &str| (!value.is_empty()).then(|| value.to_string());
+        assert_eq!((decoded.runc_binary.as_deref(), decoded.runc_root.as_deref()), (None, None), "the configuration's");
+        assert_eq!((decoded.no_pivot_root, decoded.no_new_keyring), (create.no_pivot_root, create.no_new_keyring));
+        let owner = (create.io_uid != 0 || create.io_gid != 0).then_some((create.io_uid, create.io_gid));
+        assert_eq!(decoded.io_owner, owner);
+        assert_eq!(decoded.criu_image_path, non_empty(&create.criu_image_path));
+        assert_eq!(decoded.criu_work_path, non_empty(&create.criu_work_path));
+        let settings = [
+            create.open_tcp,
+            create.external_unix_sockets,
+            create.terminal,
+            create.file_locks,
+            !create.empty_namespaces.is_empty(),
+            !create.cgroups_mode.is_empty(),
+        ];
+        assert_eq!(decoded.criu_restore_settings.len(), settings.iter().filter(|set| **set).count());
+        assert_eq!(decoded.refuse_unhonoured_restore_settings().is_ok(), decoded.criu_restore_settings.is_empty());
+    }
     Input::Bytes { type_url, known, value } => {
         let type_url = match known {
-            Some(true) => "containerd.runc.v1.Options",
-            Some(false) => "runtimeoptions.v1.Options",
+            Some(KnownType::Runc) => "containerd.runc.v1.Options",
+            Some(KnownType::RuntimeOptions) => "runtimeoptions.v1.Options",
+            Some(KnownType::LinuxCreate) => "containerd.linux.runc.CreateOptions",
             None => type_url,
         };
         // A config path must stay one the target controls: a relative one resolves in the
@@ -150,6 +243,7 @@ fuzz_target!(|input: Input<'_>| match input {
                 assert_eq!(refused, type_url);
                 assert!(known.is_none());
             }
+            Err(other @ Error::UnhonouredRestoreSettings { .. }) => panic!("only Create refuses these: {other:?}"),
         }
     }
     Input::Toml(text) => {

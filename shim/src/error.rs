@@ -146,7 +146,10 @@ pub enum Error {
     #[error("{0} is not supported by containerd-shim-systemd-v1")]
     Unsupported(String),
     /// Runtime options of a type we do not know.
-    #[error("runtime options of type {type_url:?} are not supported (expected containerd.runc.v1.Options)")]
+    #[error(
+        "runtime options of type {type_url:?} are not supported (expected containerd.runc.v1.Options, \
+         runtimeoptions.v1.Options or containerd.linux.runc.CreateOptions)"
+    )]
     UnknownOptions {
         /// The options' type URL.
         type_url: String,
@@ -163,6 +166,17 @@ pub enum Error {
         value: String,
         /// Which options carried it (a type name, or the runtime options file).
         given_in: String,
+    },
+    /// A restore from a checkpoint with CRIU restore settings that `runc restore` is not given here.
+    #[error(
+        "{type_name} sets {fields} for a restore from a checkpoint, but this runtime does not pass these CRIU \
+         settings to `runc restore`; restore without them"
+    )]
+    UnhonouredRestoreSettings {
+        /// The options' type name.
+        type_name: &'static str,
+        /// The settings, by proto field name.
+        fields: String,
     },
     /// The runc binary is not available.
     #[error("runc is not available: {0}")]
@@ -259,6 +273,7 @@ impl Error {
             | Error::InvalidSpec { .. }
             | Error::UnknownOptions { .. }
             | Error::ShimCgroup { .. }
+            | Error::UnhonouredRestoreSettings { .. }
             | Error::Config { .. }
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
             Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,

@@ -1,5 +1,6 @@
 //! Runtime options given through a runtime config file (`ctr --runtime-config-path`, the way
-//! CRI passes `ConfigPath`): our `SdNotify` and `LogMode`, and runc's `IoUid`/`IoGid`.
+//! CRI passes `ConfigPath`): our `SdNotify` and `LogMode`, and runc's `IoUid`/`IoGid`; and the
+//! `containerd.linux.runc.CreateOptions` containerd 1.x clients send (`ctr run --no-pivot`).
 
 use std::time::Duration;
 
@@ -159,4 +160,45 @@ fn io_uid_and_gid_own_the_containers_stdio() {
     assert_eq!(owner.stdout.trim(), "0:4343", "{owner:?}");
     sandbox.remove_task("default", &id);
     assert_nothing_left(sandbox, "default", &id);
+}
+
+/// containerd 1.x clients give a runtime not named `io.containerd.runc.*` its options as
+/// `containerd.linux.runc.CreateOptions` (`ctr run --no-pivot`): the container runs, and the
+/// helper is told to run `runc create --no-pivot`. The same `ctr run --no-pivot` on runc-v2 (to
+/// which ctr sends runc's options) is the baseline. containerd 2.x clients send runc's options to
+/// every runtime, so there is no CreateOptions to test there.
+#[test]
+fn ctr_run_no_pivot_sends_create_options_on_containerd_1_and_runc_is_told_no_pivot() {
+    let sandbox = Sandbox::get();
+    let (major, minor) = tests::containerd_major_minor(sandbox);
+    if major >= 2 {
+        eprintln!(
+            "SKIPPED ctr_run_no_pivot_sends_create_options_on_containerd_1_and_runc_is_told_no_pivot: containerd \
+             {major}.{minor} clients send containerd.runc.v1.Options to every runtime, never CreateOptions"
+        );
+        return;
+    }
+    sandbox.ensure_image("default");
+    let id = unique_id("no-pivot");
+    sandbox
+        .ctr("default", &["run", "-d", "--no-pivot", "--runtime", RUNTIME, IMAGE, &id, "sleep", "1000"])
+        .success("ctr run -d --no-pivot");
+    sandbox.wait_for_status("default", &id, "RUNNING");
+    // What the daemon asked of the helper, which runs runc inside the unit (runc-wrap's
+    // `CreateRequest`): read while the task runs, before Delete removes it.
+    let bundle = sandbox.host_path(format!("/run/containerd/io.containerd.runtime.v2.task/default/{id}"));
+    let request = std::fs::read_to_string(bundle.join("shim-create.json")).expect("the helper's create request");
+    let request: serde_json::Value = serde_json::from_str(&request).expect("JSON");
+    assert_eq!(request["runc"]["no_pivot_root"], true, "runc create --no-pivot: {request}");
+    let exec = sandbox.ctr("default", &["task", "exec", "--exec-id", "probe", &id, "echo", "runs"]);
+    assert_eq!((exec.code, exec.stdout.as_str()), (0, "runs\n"), "{exec:?}");
+    sandbox.remove_task("default", &id);
+    assert_nothing_left(sandbox, "default", &id);
+
+    let baseline = unique_id("no-pivot-runc-v2");
+    let run = sandbox.ctr(
+        "default",
+        &["run", "--rm", "--no-pivot", "--runtime", tests::grpc::RUNC_V2, IMAGE, &baseline, "echo", "runs"],
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, "runs\n"), "runc-v2 with --no-pivot: {run:?}");
 }

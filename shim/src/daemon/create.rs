@@ -111,6 +111,9 @@ impl TaskManager {
             stderr: stdio_path("stderr", &request.stderr)?,
         };
         let options = decode_options(request.options.as_ref(), &self.settings.task_defaults).await?;
+        if !request.checkpoint.is_empty() {
+            options.refuse_unhonoured_restore_settings()?;
+        }
         let bundle = validate_bundle(&request.bundle).await?;
         let spec = read_spec(&bundle).await?;
         let spec_terminal = spec.process().as_ref().and_then(|process| process.terminal()).unwrap_or(false);

@@ -1,9 +1,11 @@
-//! Runtime options from containerd (`CreateTaskRequest.options`). Two forms are accepted, as
-//! runc-v2 accepts them:
+//! Runtime options from containerd (`CreateTaskRequest.options`). Three forms are accepted:
 //! - `containerd.runc.v1.Options`, runc's options message (containerd's runtime config, or
 //!   `ctr --runc-binary` for runc runtimes);
 //! - `runtimeoptions.v1.Options`, CRI's generic form naming a TOML file (`ConfigPath`) with the
-//!   same fields (`ctr --runtime-config-path`, CRI's `options.ConfigPath`).
+//!   same fields (`ctr --runtime-config-path`, CRI's `options.ConfigPath`);
+//! - `containerd.linux.runc.CreateOptions`, what containerd 1.x clients build for a runtime
+//!   whose name does not start with `io.containerd.runc` (`ctr run --no-pivot`, a user-namespaced
+//!   container's `WithUIDOwner`/`WithGIDOwner`): the options of containerd's v1 linux runtime.
 //!
 //! Any other type, and any unknown key in the TOML file, is refused by name rather than ignored.
 //! What the options leave unset comes from the daemon's configuration file (`crate::config`).
@@ -26,6 +28,9 @@ use crate::error::Error;
 const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
 /// The type name of CRI's generic runtime options message.
 const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
+/// The type name of containerd 1.x's options for its v1 linux runtime, which its clients send to
+/// every runtime not named `io.containerd.runc.*`.
+const LINUX_CREATE_OPTIONS_TYPE: &str = "containerd.linux.runc.CreateOptions";
 
 /// Where a container's stdout and stderr go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -65,6 +70,26 @@ pub struct TaskOptions {
     /// `Checkpointable` (ours): stdio through pipes and a copier in the unit, so CRIU can
     /// checkpoint the container (it cannot dump containerd's fifos opened outside it).
     pub checkpointable: bool,
+    /// The CRIU restore settings of `containerd.linux.runc.CreateOptions` that were set, by their
+    /// proto field names (`open_tcp`, …). They mean nothing without a checkpoint; a restore is
+    /// refused with them ([`TaskOptions::refuse_unhonoured_restore_settings`]), since `runc
+    /// restore` is not given them here.
+    pub criu_restore_settings: Vec<&'static str>,
+}
+
+impl TaskOptions {
+    /// Refuses a restore whose options set CRIU restore settings that our restore does not pass
+    /// to `runc restore` (neither did containerd's own v1 and v2 shims): the caller asked for
+    /// something that would silently not happen.
+    pub fn refuse_unhonoured_restore_settings(&self) -> Result<(), Error> {
+        if self.criu_restore_settings.is_empty() {
+            return Ok(());
+        }
+        Err(Error::UnhonouredRestoreSettings {
+            type_name: LINUX_CREATE_OPTIONS_TYPE,
+            fields: self.criu_restore_settings.join(", "),
+        })
+    }
 }
 
 /// runc's options as TOML (Go field names), the content of a `ConfigPath` file.
@@ -100,7 +125,6 @@ pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Re
             let runc = RuncOptions::parse_from_bytes(&any.value)
                 .map_err(|error| Error::InvalidRequest(format!("undecodable {RUNC_OPTIONS_TYPE}: {error}")))?;
             refuse_shim_cgroup(&runc.shim_cgroup, RUNC_OPTIONS_TYPE)?;
-            let non_empty = |value: &str| (!value.is_empty()).then(|| value.to_string());
             Ok(TaskOptions {
                 runc_binary: non_empty(&runc.binary_name).or_else(|| defaults.runc_binary.clone()),
                 runc_root: non_empty(&runc.root).or_else(|| defaults.runc_root.clone()),
@@ -112,6 +136,25 @@ pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Re
                 log_mode: defaults.log_mode,
                 sd_notify: defaults.sd_notify,
                 checkpointable: defaults.checkpointable,
+                criu_restore_settings: Vec::new(),
+            })
+        }
+        LINUX_CREATE_OPTIONS_TYPE => {
+            let create = LinuxCreateOptions::decode(&any.value)?;
+            refuse_shim_cgroup(&create.shim_cgroup, LINUX_CREATE_OPTIONS_TYPE)?;
+            Ok(TaskOptions {
+                // The message has no binary, root or options of ours: the configuration's.
+                runc_binary: defaults.runc_binary.clone(),
+                runc_root: defaults.runc_root.clone(),
+                no_pivot_root: create.no_pivot_root,
+                no_new_keyring: create.no_new_keyring,
+                io_owner: io_owner(Some(create.io_uid), Some(create.io_gid)),
+                criu_image_path: non_empty(&create.criu_image_path),
+                criu_work_path: non_empty(&create.criu_work_path),
+                log_mode: defaults.log_mode,
+                sd_notify: defaults.sd_notify,
+                checkpointable: defaults.checkpointable,
+                criu_restore_settings: create.criu_restore_settings(),
             })
         }
         RUNTIME_OPTIONS_TYPE => {
@@ -131,6 +174,11 @@ pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Re
     }
 }
 
+/// `value`, unless it is empty.
+fn non_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
+}
+
 /// Refuses a non-empty `ShimCgroup`. runc-v2 moves its per-task shim process into that cgroup;
 /// this runtime runs no shim process per task. What supervises a task (its helper and stdio
 /// copiers) already runs inside the task's own unit, in the slice the spec's cgroupsPath names,
@@ -142,6 +190,128 @@ fn refuse_shim_cgroup(value: &str, given_in: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::ShimCgroup { value: value.to_string(), given_in: given_in.to_string() })
+    }
+}
+
+/// `containerd.linux.runc.CreateOptions`, decoded by hand as [`config_path_of`] decodes CRI's
+/// options: the message is not among containerd-shim-protos' types. Its proto (package
+/// `containerd.linux.runc`, containerd 1.x's `runtime/linux/runctypes/runc.proto`) numbers the
+/// fields as declared here.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LinuxCreateOptions {
+    /// 1: `runc create --no-pivot`.
+    no_pivot_root: bool,
+    /// 2: CRIU restore setting (`--tcp-established`).
+    open_tcp: bool,
+    /// 3: CRIU restore setting (`--ext-unix-sk`).
+    external_unix_sockets: bool,
+    /// 4: CRIU restore setting (`--shell-job`).
+    terminal: bool,
+    /// 5: CRIU restore setting (`--file-locks`).
+    file_locks: bool,
+    /// 6: CRIU restore setting (`--empty-ns`, repeated).
+    empty_namespaces: Vec<String>,
+    /// 7: CRIU restore setting (`--manage-cgroups-mode`).
+    cgroups_mode: String,
+    /// 8: `runc create --no-new-keyring`.
+    no_new_keyring: bool,
+    /// 9: the per-task shim's cgroup ([`refuse_shim_cgroup`]).
+    shim_cgroup: String,
+    /// 10: owner uid of the container's stdio.
+    io_uid: u32,
+    /// 11: owner gid of the container's stdio.
+    io_gid: u32,
+    /// 12: CRIU work directory.
+    criu_work_path: String,
+    /// 13: CRIU image directory.
+    criu_image_path: String,
+}
+
+impl LinuxCreateOptions {
+    /// Decodes the message; unknown fields are skipped by their wire type, as protobuf decoders
+    /// do, and a known field of the wrong wire type or a message cut short is refused, naming
+    /// the type and the field.
+    fn decode(bytes: &[u8]) -> Result<LinuxCreateOptions, Error> {
+        let invalid = |what: String| Error::InvalidRequest(format!("undecodable {LINUX_CREATE_OPTIONS_TYPE}: {what}"));
+        let mut input = CodedInputStream::from_bytes(bytes);
+        let mut options = LinuxCreateOptions::default();
+        while let Some(tag) = input.read_raw_tag_or_eof().map_err(|error| invalid(error.to_string()))? {
+            let number = tag >> 3;
+            let wire_type =
+                WireType::new(tag & 7).ok_or_else(|| invalid(format!("field {number}: bad wire type {}", tag & 7)))?;
+            let Some((name, expected)) = Self::field(number) else {
+                if number == 0 {
+                    return Err(invalid("field number 0".to_string()));
+                }
+                input.skip_field(wire_type).map_err(|error| invalid(format!("unknown field {number}: {error}")))?;
+                continue;
+            };
+            let field = |error: String| invalid(format!("field {number} ({name}): {error}"));
+            if wire_type != expected {
+                return Err(field(format!("wire type {wire_type:?}, expected {expected:?}")));
+            }
+            let read_bool = |input: &mut CodedInputStream| input.read_bool().map_err(|error| field(error.to_string()));
+            let read_u32 = |input: &mut CodedInputStream| input.read_uint32().map_err(|error| field(error.to_string()));
+            let read_string =
+                |input: &mut CodedInputStream| input.read_string().map_err(|error| field(error.to_string()));
+            match number {
+                1 => options.no_pivot_root = read_bool(&mut input)?,
+                2 => options.open_tcp = read_bool(&mut input)?,
+                3 => options.external_unix_sockets = read_bool(&mut input)?,
+                4 => options.terminal = read_bool(&mut input)?,
+                5 => options.file_locks = read_bool(&mut input)?,
+                6 => options.empty_namespaces.push(read_string(&mut input)?),
+                7 => options.cgroups_mode = read_string(&mut input)?,
+                8 => options.no_new_keyring = read_bool(&mut input)?,
+                9 => options.shim_cgroup = read_string(&mut input)?,
+                10 => options.io_uid = read_u32(&mut input)?,
+                11 => options.io_gid = read_u32(&mut input)?,
+                12 => options.criu_work_path = read_string(&mut input)?,
+                13 => options.criu_image_path = read_string(&mut input)?,
+                // `field` knows no other number.
+                _ => {}
+            }
+        }
+        Ok(options)
+    }
+
+    /// The proto name and wire type of field `number`, if the message has it.
+    fn field(number: u32) -> Option<(&'static str, WireType)> {
+        use WireType::{LengthDelimited, Varint};
+        const FIELDS: [(&str, WireType); 13] = [
+            ("no_pivot_root", Varint),
+            ("open_tcp", Varint),
+            ("external_unix_sockets", Varint),
+            ("terminal", Varint),
+            ("file_locks", Varint),
+            ("empty_namespaces", LengthDelimited),
+            ("cgroups_mode", LengthDelimited),
+            ("no_new_keyring", Varint),
+            ("shim_cgroup", LengthDelimited),
+            ("io_uid", Varint),
+            ("io_gid", Varint),
+            ("criu_work_path", LengthDelimited),
+            ("criu_image_path", LengthDelimited),
+        ];
+        let index = usize::try_from(number).ok()?.checked_sub(1)?;
+        FIELDS.get(index).copied()
+    }
+
+    /// The CRIU restore settings that are set, by proto field name. containerd's v1 linux
+    /// runtime took them from the same message as the create flags; no containerd shim passed
+    /// them to `runc restore`.
+    fn criu_restore_settings(&self) -> Vec<&'static str> {
+        [
+            ("open_tcp", self.open_tcp),
+            ("external_unix_sockets", self.external_unix_sockets),
+            ("terminal", self.terminal),
+            ("file_locks", self.file_locks),
+            ("empty_namespaces", !self.empty_namespaces.is_empty()),
+            ("cgroups_mode", !self.cgroups_mode.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
     }
 }
 
@@ -185,6 +355,7 @@ fn parse_toml_options(path: &Path, text: &str, defaults: &TaskOptions) -> Result
         log_mode: parsed.log_mode.unwrap_or(defaults.log_mode),
         sd_notify: parsed.sd_notify.unwrap_or(defaults.sd_notify),
         checkpointable: parsed.checkpointable.unwrap_or(defaults.checkpointable),
+        criu_restore_settings: Vec::new(),
     })
 }
 
@@ -197,6 +368,7 @@ fn io_owner(uid: Option<u32>, gid: Option<u32>) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use containerd_shim_protos::protobuf::CodedOutputStream;
 
     fn any_of(type_url: &str, value: Vec<u8>) -> Any {
         Any { type_url: type_url.into(), value, ..Default::default() }
@@ -305,24 +477,211 @@ mod tests {
         assert!(error.to_string().contains("example.Unknown"), "{error}");
     }
 
+    /// A `containerd.linux.runc.CreateOptions` with every field set, as containerd 1.x's Go
+    /// encoder writes it (fields in order).
+    fn every_create_option() -> Vec<u8> {
+        encode(|out| {
+            out.write_bool(1, true)?;
+            out.write_bool(2, true)?;
+            out.write_bool(3, true)?;
+            out.write_bool(4, true)?;
+            out.write_bool(5, true)?;
+            out.write_string(6, "network")?;
+            out.write_string(6, "ipc")?;
+            out.write_string(7, "soft")?;
+            out.write_bool(8, true)?;
+            out.write_string(9, "/shim.slice")?;
+            out.write_uint32(10, 100_000)?;
+            out.write_uint32(11, 100_001)?;
+            out.write_string(12, "/var/lib/criu-work")?;
+            out.write_string(13, "/var/lib/criu-images")
+        })
+    }
+
+    fn encode(write: impl FnOnce(&mut CodedOutputStream) -> containerd_shim_protos::protobuf::Result<()>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut out = CodedOutputStream::vec(&mut bytes);
+        write(&mut out).unwrap();
+        out.flush().unwrap();
+        drop(out);
+        bytes
+    }
+
+    #[test]
+    fn every_field_of_linux_create_options_is_decoded() {
+        let decoded = LinuxCreateOptions::decode(&every_create_option()).unwrap();
+        assert_eq!(
+            decoded,
+            LinuxCreateOptions {
+                no_pivot_root: true,
+                open_tcp: true,
+                external_unix_sockets: true,
+                terminal: true,
+                file_locks: true,
+                empty_namespaces: vec!["network".into(), "ipc".into()],
+                cgroups_mode: "soft".into(),
+                no_new_keyring: true,
+                shim_cgroup: "/shim.slice".into(),
+                io_uid: 100_000,
+                io_gid: 100_001,
+                criu_work_path: "/var/lib/criu-work".into(),
+                criu_image_path: "/var/lib/criu-images".into(),
+            }
+        );
+        assert_eq!(LinuxCreateOptions::decode(&[]).unwrap(), LinuxCreateOptions::default(), "all defaults");
+    }
+
+    #[test]
+    fn unknown_fields_of_linux_create_options_are_skipped_by_wire_type() {
+        let bytes = encode(|out| {
+            out.write_uint32(20, 7)?;
+            out.write_bool(1, true)?;
+            out.write_fixed64(21, u64::MAX)?;
+            out.write_string(22, "from a newer containerd")?;
+            out.write_fixed32(23, 1)?;
+            out.write_uint32(10, 1000)
+        });
+        let decoded = LinuxCreateOptions::decode(&bytes).unwrap();
+        assert_eq!(decoded, LinuxCreateOptions { no_pivot_root: true, io_uid: 1000, ..Default::default() });
+    }
+
+    #[test]
+    fn bad_linux_create_options_are_refused_naming_the_type_and_field() {
+        struct Case {
+            name: &'static str,
+            bytes: Vec<u8>,
+            message: &'static str,
+        }
+        let every = every_create_option();
+        let cases = [
+            Case {
+                name: "cut inside the last string",
+                bytes: every[..every.len() - 3].to_vec(),
+                message: "field 13 (criu_image_path)",
+            },
+            Case { name: "cut after a tag", bytes: vec![0x08], message: "field 1 (no_pivot_root)" },
+            Case { name: "cut inside a varint", bytes: vec![0x50, 0x80], message: "field 10 (io_uid)" },
+            Case {
+                name: "a string field as a varint",
+                bytes: encode(|out| out.write_uint32(7, 1)),
+                message: "field 7 (cgroups_mode): wire type Varint, expected LengthDelimited",
+            },
+            Case {
+                name: "a bool field as a string",
+                bytes: encode(|out| out.write_string(8, "yes")),
+                message: "field 8 (no_new_keyring): wire type LengthDelimited, expected Varint",
+            },
+            Case { name: "wire type 6", bytes: vec![0x0e], message: "field 1: bad wire type 6" },
+            Case { name: "field number 0", bytes: vec![0x00, 0x01], message: "field number 0" },
+            Case {
+                name: "an unknown field cut short",
+                bytes: vec![0xa2, 0x01, 0x05, b'x'],
+                message: "unknown field 20",
+            },
+        ];
+        for case in cases {
+            let error = LinuxCreateOptions::decode(&case.bytes).expect_err(case.name);
+            assert!(matches!(error, Error::InvalidRequest(_)), "{}: {error:?}", case.name);
+            let message = error.to_string();
+            assert!(message.contains("undecodable containerd.linux.runc.CreateOptions"), "{}: {message}", case.name);
+            assert!(message.contains(case.message), "{}: {message}", case.name);
+        }
+    }
+
+    #[tokio::test]
+    async fn linux_create_options_map_as_runc_options_do_over_the_configured_defaults() {
+        let defaults = TaskOptions {
+            runc_binary: Some("/opt/runc".into()),
+            runc_root: Some("/run/configured".into()),
+            log_mode: LogMode::Journal,
+            sd_notify: true,
+            checkpointable: true,
+            ..TaskOptions::default()
+        };
+        let value = encode(|out| {
+            out.write_bool(1, true)?;
+            out.write_bool(8, true)?;
+            out.write_uint32(10, 100_000)?;
+            out.write_uint32(11, 100_001)?;
+            out.write_string(12, "/w")?;
+            out.write_string(13, "/i")
+        });
+        let expected = TaskOptions {
+            no_pivot_root: true,
+            no_new_keyring: true,
+            io_owner: Some((100_000, 100_001)),
+            criu_work_path: Some("/w".into()),
+            criu_image_path: Some("/i".into()),
+            ..defaults.clone()
+        };
+        for type_url in
+            ["containerd.linux.runc.CreateOptions", "type.googleapis.com/containerd.linux.runc.CreateOptions"]
+        {
+            let any = any_of(type_url, value.clone());
+            assert_eq!(decode_options(Some(&any), &defaults).await.unwrap(), expected, "{type_url}");
+        }
+        let no_pivot = any_of("containerd.linux.runc.CreateOptions", encode(|out| out.write_bool(1, true)));
+        let options = decode_options(Some(&no_pivot), &TaskOptions::default()).await.unwrap();
+        assert!(options.no_pivot_root && options.io_owner.is_none() && options.criu_restore_settings.is_empty());
+    }
+
+    #[tokio::test]
+    async fn criu_restore_settings_are_accepted_for_a_create_and_refused_for_a_restore() {
+        let every = LinuxCreateOptions {
+            shim_cgroup: String::new(),
+            ..LinuxCreateOptions::decode(&every_create_option()).unwrap()
+        };
+        assert_eq!(
+            every.criu_restore_settings(),
+            ["open_tcp", "external_unix_sockets", "terminal", "file_locks", "empty_namespaces", "cgroups_mode"]
+        );
+        let value = encode(|out| {
+            out.write_bool(2, true)?;
+            out.write_string(7, "soft")
+        });
+        let any = any_of("containerd.linux.runc.CreateOptions", value);
+        let options = decode_options(Some(&any), &TaskOptions::default()).await.unwrap();
+        assert_eq!(
+            options.criu_restore_settings,
+            ["open_tcp", "cgroups_mode"],
+            "accepted: a create has no use for them"
+        );
+        let error = options.refuse_unhonoured_restore_settings().unwrap_err();
+        assert!(matches!(error, Error::UnhonouredRestoreSettings { .. }), "{error:?}");
+        assert_eq!(error.code(), ttrpc::Code::INVALID_ARGUMENT);
+        let message = error.to_string();
+        assert!(message.contains("containerd.linux.runc.CreateOptions sets open_tcp, cgroups_mode"), "{message}");
+        assert!(TaskOptions::default().refuse_unhonoured_restore_settings().is_ok());
+    }
+
     #[tokio::test]
     async fn a_shim_cgroup_is_refused_in_every_form_and_an_empty_one_is_nothing() {
         let runc = |shim_cgroup: &str| {
             let options = RuncOptions { shim_cgroup: shim_cgroup.into(), systemd_cgroup: true, ..Default::default() };
             any_of("containerd.runc.v1.Options", options.write_to_bytes().unwrap())
         };
-        let error = decode_options(Some(&runc("/pods/shim")), &TaskOptions::default()).await.unwrap_err();
-        assert!(matches!(&error, Error::ShimCgroup { value, .. } if value == "/pods/shim"), "{error:?}");
-        assert_eq!(error.code(), ttrpc::Code::INVALID_ARGUMENT);
-        let message = error.to_string();
-        assert!(message.contains("ShimCgroup \"/pods/shim\"") && message.contains("cgroupsPath"), "{message}");
+        let create = |shim_cgroup: &str| {
+            any_of("containerd.linux.runc.CreateOptions", encode(|out| out.write_string(9, shim_cgroup)))
+        };
+        for (form, any) in [("runc options", runc("/pods/shim")), ("CreateOptions", create("/pods/shim"))] {
+            let error = decode_options(Some(&any), &TaskOptions::default()).await.unwrap_err();
+            assert!(matches!(&error, Error::ShimCgroup { value, .. } if value == "/pods/shim"), "{form}: {error:?}");
+            assert_eq!(error.code(), ttrpc::Code::INVALID_ARGUMENT, "{form}");
+            let message = error.to_string();
+            assert!(
+                message.contains("ShimCgroup \"/pods/shim\"") && message.contains("cgroupsPath"),
+                "{form}: {message}"
+            );
+        }
         let toml =
             parse_toml_options(Path::new("/etc/r.toml"), "ShimCgroup = \"/pods/shim\"\n", &TaskOptions::default());
         let error = toml.unwrap_err();
         assert!(matches!(&error, Error::ShimCgroup { value, .. } if value == "/pods/shim"), "TOML: {error:?}");
         assert!(error.to_string().starts_with("runtime options file /etc/r.toml: ShimCgroup"), "{error}");
 
-        assert!(decode_options(Some(&runc("")), &TaskOptions::default()).await.is_ok());
+        for (form, any) in [("runc options", runc("")), ("CreateOptions", create(""))] {
+            assert!(decode_options(Some(&any), &TaskOptions::default()).await.is_ok(), "{form}");
+        }
         let empty = "ShimCgroup = \"\"\nSystemdCgroup = true\n";
         assert_eq!(
             parse_toml_options(Path::new("r.toml"), empty, &TaskOptions::default()).unwrap(),
