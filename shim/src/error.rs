@@ -181,6 +181,15 @@ pub enum Error {
     /// The runc binary is not available.
     #[error("runc is not available: {0}")]
     RuncUnavailable(#[source] runc_wrap::Error),
+    /// `-info` got no runtime features from the OCI runtime binary a task would run.
+    #[error("runtime features of {}: {failure}", binary.display())]
+    RuntimeFeatures {
+        /// The binary asked (`BinaryName`, the configuration's `runc_binary`, or runc).
+        binary: PathBuf,
+        /// What went wrong.
+        #[source]
+        failure: crate::info::FeaturesFailure,
+    },
     /// A runc invocation failed.
     #[error(transparent)]
     Runc(runc_wrap::Error),
@@ -282,6 +291,7 @@ impl Error {
             Error::BadState { .. }
             | Error::ExecBadState { .. }
             | Error::RuncUnavailable(_)
+            | Error::RuntimeFeatures { .. }
             | Error::TransientDaemon { .. }
             | Error::DaemonRefusedDelete { .. }
             | Error::NoTerminal { .. } => Code::FAILED_PRECONDITION,

@@ -395,6 +395,57 @@ fn info_reports_the_runtime_and_runc_features() {
     assert!(!output.status.success() && stderr.contains("/nonexistent/runc"), "{output:?}");
 }
 
+/// Writes an executable shell script with `body` into a directory of its own under the test root
+/// (the same path inside the sandbox); returns the directory (removed by the caller) and the
+/// script's path.
+fn script(sandbox: &Sandbox, name: &str, body: &str) -> (PathBuf, String) {
+    let dir = sandbox.root.join("wrappers").join(unique_id(name));
+    std::fs::create_dir_all(&dir).expect("script directory");
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("script");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let path = path.to_str().expect("utf-8 path").to_string();
+    (dir, path)
+}
+
+/// A `BinaryName` without a `features` command (an older runc, a wrapper that passes on only
+/// the lifecycle commands): `-info` fails, naming the binary, the command and what it said,
+/// instead of answering without features.
+#[test]
+fn info_fails_naming_a_binary_that_has_no_features_command() {
+    let sandbox = Sandbox::get();
+    let (dir, binary) = script(sandbox, "no-features", "echo \"unknown command: $1\" >&2\nexit 1\n");
+    let output = info(sandbox, &runc_options(&binary).write_to_bytes().expect("encode"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(output.stdout.is_empty(), "no RuntimeInfo: {output:?}");
+    assert!(stderr.contains(&binary), "names the binary: {stderr}");
+    assert!(stderr.contains("has no working `features` command"), "{stderr}");
+    assert!(stderr.contains("unknown command: features"), "with the first line of its stderr: {stderr}");
+}
+
+/// `-info` reports the features of the binary the options name, not runc's: exactly the JSON
+/// its `features` printed.
+#[test]
+fn info_reports_the_features_of_the_configured_binary() {
+    let sandbox = Sandbox::get();
+    let features = serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": format!("1.0.2-{}", unique_id("info")),
+        "hooks": ["prestart"],
+    });
+    let body = format!("[ \"$1\" = features ] || exit 1\necho '{features}'\n");
+    let (dir, binary) = script(sandbox, "own-features", &body);
+    let output = info(sandbox, &runc_options(&binary).write_to_bytes().expect("encode"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(output.status.success(), "{output:?}");
+    let info = RuntimeInfo::parse_from_bytes(&output.stdout).expect("a RuntimeInfo on stdout");
+    assert_eq!(info.features.type_url, "types.containerd.io/opencontainers/runtime-spec/1/features/Features");
+    let reported: serde_json::Value = serde_json::from_slice(&info.features.value).expect("features are JSON");
+    assert_eq!(reported, features, "the configured binary's own features");
+}
+
 /// containerd 2.x asks `-info` for `ctr plugins inspect-runtime`; 1.x has no such command.
 #[test]
 fn containerd_2_inspects_the_runtime_through_info() {
