@@ -426,6 +426,25 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
 }
 
+/// The pids of live processes (zombies do not count) whose whole command line is `argv`, in
+/// every PID namespace: this process sees the sandbox's and the VM's from outside or at the top.
+pub fn live_processes_with_argv(argv: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = argv.iter().flat_map(|arg| arg.bytes().chain([0])).collect();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| cmdline == wanted))
+        .filter(|pid| {
+            // The state is the first field after the command name's closing parenthesis.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|state| state != "Z")
+            })
+        })
+        .collect()
+}
+
 /// Waits for a background `ctr` and returns what it printed.
 pub fn finish(child: Child) -> Run {
     Run::from_output(child.wait_with_output().expect("ctr finishes"))

@@ -467,3 +467,113 @@ async fn cri_privileged_pod_propagates_mounts_and_ignores_seccomp_as_under_runc_
     assert_eq!(baseline.1, set, "runc-v2: sethostname under a profile that forbids it, privileged");
     assert_eq!(ours.1, set, "ours: sethostname under a profile that forbids it, privileged");
 }
+
+/// What a pod whose containers share a PID namespace shows of its app container's stop.
+#[derive(Debug, PartialEq, Eq)]
+struct SharedPidStop {
+    /// The app's state once StopContainer has returned.
+    state: ContainerState,
+    /// Live processes of the app (its background `sleep`) right after StopContainer returned.
+    left_after_stop: Vec<u32>,
+    /// Live processes of the app once the pod is stopped and removed.
+    left_after_removal: Vec<u32>,
+}
+
+/// How long StopContainer and StopPodSandbox may take here: the app exits on SIGTERM at once,
+/// and a hang (the runtime answering Kill with "already finished" while the process runs) would
+/// otherwise last until CRI's own deadlines, minutes later.
+const STOP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs a pod on `handler` whose containers use PID namespace `mode` (`Pod`: the pod's
+/// `shareProcessNamespace`, joining the pause container's; `Node`: `hostPID`), with an app that
+/// leaves a `sleep` behind when SIGTERM ends its shell; stops and removes the app and the pod.
+async fn shared_pid_pod(handler: Handler, mode: k8s_cri::v1::NamespaceMode) -> SharedPidStop {
+    let sandbox = Sandbox::get();
+    let cri = CriContainerd::get();
+    let client = Client::connect(sandbox).await.expect("connect to the CRI plugin");
+    client.wait_ready(&[IMAGE, &cri.pause_image]).await.expect("CRI plugin ready with the test images");
+
+    let uid = unique_id(&format!("cri-pid-{}", handler.name()));
+    let slice = PodSlice::best_effort(&uid);
+    let log_directory = sandbox.root.join("cri-logs").join(&uid);
+    std::fs::create_dir_all(&log_directory).expect("pod log directory");
+    let _leftovers = PodLeftovers { sandbox, slice: slice.clone(), log_directory: log_directory.clone() };
+
+    let mut config = pod_config("cri-pid", &uid, log_directory.to_str().expect("utf-8"), &slice.cgroup_parent);
+    if let Some(options) = config
+        .linux
+        .as_mut()
+        .and_then(|linux| linux.security_context.as_mut())
+        .and_then(|context| context.namespace_options.as_mut())
+    {
+        options.pid = mode as i32;
+    }
+    let pod = client.run_pod(config, handler.name()).await.expect("RunPodSandbox");
+
+    // A sleep whose arguments no other process has: this test's way to find the app's processes.
+    let marker = format!("{}", 900_000_000 + std::process::id() * 10 + handler as u32 * 2 + mode as u32);
+    let script = format!("trap 'exit 7' TERM; sleep {marker} & wait");
+    let mut app = container_config("app", IMAGE, &["sh", "-c", &script], "app/0.log");
+    if let Some(options) = app
+        .linux
+        .as_mut()
+        .and_then(|linux| linux.security_context.as_mut())
+        .and_then(|context| context.namespace_options.as_mut())
+    {
+        options.pid = mode as i32;
+    }
+    let id = pod.create_container(app).await.expect("CreateContainer");
+    pod.start_container(&id).await.expect("StartContainer");
+    let sleep_argv = ["sleep", marker.as_str()];
+    assert!(
+        wait_until(SETTLE_TIMEOUT, || !tests::live_processes_with_argv(&sleep_argv).is_empty()),
+        "{handler:?}, pid {mode:?}: the app's sleep never ran"
+    );
+    let hi = pod.exec_sync(&id, &["echo", "hi"], EXEC_TIMEOUT).await.expect("ExecSync in a shared PID namespace");
+    assert_eq!(hi, ExecOutput { exit_code: 0, stdout: "hi\n".into(), stderr: String::new() });
+
+    tokio::time::timeout(tests::scaled(STOP_DEADLINE), pod.stop_container(&id, STOP_GRACE))
+        .await
+        .unwrap_or_else(|_| panic!("{handler:?}, pid {mode:?}: StopContainer hangs"))
+        .expect("StopContainer");
+    let left_after_stop = tests::live_processes_with_argv(&sleep_argv);
+    let (state, _) = pod.container_status(&id).await.expect("ContainerStatus after stop");
+    pod.remove_container(&id).await.expect("RemoveContainer");
+    tokio::time::timeout(tests::scaled(STOP_DEADLINE), pod.cleanup())
+        .await
+        .unwrap_or_else(|_| panic!("{handler:?}, pid {mode:?}: StopPodSandbox hangs"))
+        .expect("StopPodSandbox and RemovePodSandbox");
+    let left_after_removal = tests::live_processes_with_argv(&sleep_argv);
+    // Whatever the assertions find, nothing of the test outlives it.
+    for pid in left_after_stop.iter().chain(&left_after_removal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    SharedPidStop { state, left_after_stop, left_after_removal }
+}
+
+/// The outcome every runtime must show: the shell's trap status, and no process of the app left
+/// once StopContainer has returned (runc-v2 kills what is left of a container without a PID
+/// namespace of its own before it reports the exit).
+fn stopped_cleanly() -> SharedPidStop {
+    SharedPidStop {
+        state: ContainerState::Exited { exit_code: 7, reason: "Error".into() },
+        left_after_stop: Vec::new(),
+        left_after_removal: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn cri_pod_sharing_its_pid_namespace_stops_and_leaves_nothing_as_under_runc_v2() {
+    let baseline = shared_pid_pod(Handler::Runc, k8s_cri::v1::NamespaceMode::Pod).await;
+    let ours = shared_pid_pod(Handler::Systemd, k8s_cri::v1::NamespaceMode::Pod).await;
+    assert_eq!(baseline, stopped_cleanly(), "runc-v2, shareProcessNamespace");
+    assert_eq!(ours, stopped_cleanly(), "ours, shareProcessNamespace");
+}
+
+#[tokio::test]
+async fn cri_host_pid_pod_stops_and_leaves_nothing_as_under_runc_v2() {
+    let baseline = shared_pid_pod(Handler::Runc, k8s_cri::v1::NamespaceMode::Node).await;
+    let ours = shared_pid_pod(Handler::Systemd, k8s_cri::v1::NamespaceMode::Node).await;
+    assert_eq!(baseline, stopped_cleanly(), "runc-v2, hostPID");
+    assert_eq!(ours, stopped_cleanly(), "ours, hostPID");
+}

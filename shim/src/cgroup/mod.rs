@@ -1,6 +1,6 @@
 //! A container's cgroups, read straight from cgroupfs: where they are ([`paths`]), what they
-//! measure for containerd's `Stats` call ([`metrics`]) and when the kernel OOM-kills inside them
-//! ([`oom`]). Both cgroup v1 (legacy or hybrid: one hierarchy per controller) and the v2 unified
+//! measure for containerd's `Stats` call ([`metrics`]), when the kernel OOM-kills inside them
+//! ([`oom`]) and what is left in them once the container's init is gone ([`leftovers`]). Both cgroup v1 (legacy or hybrid: one hierarchy per controller) and the v2 unified
 //! hierarchy are handled; which one applies is found from the process's membership and the
 //! mount table, never from a hardcoded `/sys/fs/cgroup`.
 //!
@@ -9,6 +9,7 @@
 
 mod error;
 mod files;
+pub mod leftovers;
 pub mod metrics;
 pub mod migration_primer;
 pub mod oom;
@@ -16,6 +17,7 @@ pub mod paths;
 
 pub use error::CgroupError;
 pub use metrics::{read_metrics, V1_METRICS_TYPE_URL, V2_METRICS_TYPE_URL};
+pub use leftovers::{kill_every_process, Leftovers};
 pub use migration_primer::MigrationPrimer;
 pub use oom::{oom_kill_count, OomOutcome, OomWatcher};
 pub use paths::{hierarchy_mount_points, host_hierarchy, in_unit, CgroupMode, ContainerCgroups};

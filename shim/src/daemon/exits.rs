@@ -5,11 +5,16 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
 
 use super::exec_process::ExecProcess;
 use super::manager::TaskManager;
 use super::task::{Exit, Task};
+use crate::blocking::blocking;
+use crate::cgroup::{kill_every_process, Leftovers};
 use crate::systemd::{main_pid_of, ServiceExit, UnitChange};
 
 const SERVICE_INTERFACE: &str = "org.freedesktop.systemd1.Service";
@@ -27,10 +32,10 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
             task.announce_main_pid(pid);
         }
         if let Some(exit) = ServiceExit::from_properties(&change.changed) {
-            if exec_id.is_none() && task.oom_counts().is_some() {
-                // Counting OOMs reads the cgroup: off the stream.
+            if exec_id.is_none() && init_exit_needs_settling(&task) {
+                // Counting OOMs and killing leftovers read the cgroup: off the stream.
                 let manager = Arc::clone(&manager);
-                tokio::spawn(async move { observe_after_ooms(&manager, &task, None, exit).await });
+                tokio::spawn(async move { observe_after_settling(&manager, &task, None, exit).await });
             } else {
                 manager.observe_unit_exit(&task, exec_id.as_deref(), exit);
             }
@@ -40,7 +45,7 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
             let path = change.path.clone();
             tokio::spawn(async move {
                 match manager.systemd.service_exit(&path).await {
-                    Ok(Some(exit)) => observe_after_ooms(&manager, &task, exec_id.as_deref(), exit).await,
+                    Ok(Some(exit)) => observe_after_settling(&manager, &task, exec_id.as_deref(), exit).await,
                     Ok(None) => {}
                     Err(error) => {
                         tracing::warn!(
@@ -56,14 +61,86 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
     tracing::error!("stopped watching exits: the systemd connection is gone");
 }
 
-/// Routes the end of a unit's main process as [`TaskManager::observe_unit_exit`] does, after
-/// publishing, for an init, the OOM kills its cgroup already counts: an init the OOM killer
-/// ended gets its `TaskOOM` before its `TaskExit`.
-async fn observe_after_ooms(manager: &TaskManager, task: &Task, exec_id: Option<&str>, exit: ServiceExit) {
-    if let (None, Some(oom_counts)) = (exec_id, task.oom_counts()) {
-        oom_counts.publish_so_far().await;
+/// How long the exit of a container without a PID namespace of its own waits for what is left
+/// of it to die once killed (processes in uninterruptible sleep, e.g. on a hung NFS mount, may
+/// take long; the exit is published then anyway, and the unit's stop kills them in the end).
+const LEFTOVERS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the container's cgroup is looked at again while its leftovers die.
+const LEFTOVERS_POLL: Duration = Duration::from_millis(5);
+
+/// Whether an init's exit has work before it is published: OOM kills to count first, or
+/// processes that can outlive the init (no PID namespace of its own) to kill first.
+fn init_exit_needs_settling(task: &Task) -> bool {
+    task.oom_counts().is_some() || !task.spec_facts.own_pid_namespace
+}
+
+/// Routes the end of a unit's main process as [`TaskManager::observe_unit_exit`] does, after,
+/// for an init: publishing the OOM kills its cgroup already counts (an init the OOM killer ended
+/// gets its `TaskOOM` before its `TaskExit`), and, for a container without a PID namespace of its
+/// own, killing every process left in its cgroup and waiting until they are gone, as runc-v2
+/// does: no `Wait` returns, and no `TaskExit` goes out, while a process of the container lives
+/// (containerd's CRI waits for the container's output to close before it calls it stopped).
+async fn observe_after_settling(manager: &TaskManager, task: &Task, exec_id: Option<&str>, exit: ServiceExit) {
+    if exec_id.is_none() {
+        if let Some(oom_counts) = task.oom_counts() {
+            oom_counts.publish_so_far().await;
+        }
+        if !task.spec_facts.own_pid_namespace && is_this_inits_exit(task, exit.pid) {
+            kill_leftovers(task).await;
+        }
     }
     manager.observe_unit_exit(task, exec_id, exit);
+}
+
+/// Whether the process that ended (`exited_pid`, 0 if unknown) is the task's current init: a
+/// late signal of a previous unit of the same name must never kill the new container.
+fn is_this_inits_exit(task: &Task, exited_pid: u32) -> bool {
+    let init = task.lifecycle().pid();
+    match (init, exited_pid) {
+        (0, _) => false,
+        (init, 0) => !process_exists(init),
+        (init, exited) => init == exited,
+    }
+}
+
+/// Kills every process left in the task's container cgroup and waits, up to
+/// [`LEFTOVERS_TIMEOUT`], until none is left.
+async fn kill_leftovers(task: &Task) {
+    let Some(cgroups) = task.cgroups().cloned() else {
+        tracing::warn!(task = %task.key, "the container's cgroup is unknown: its leftover processes are killed only when its unit stops");
+        return;
+    };
+    let deadline = Instant::now() + LEFTOVERS_TIMEOUT;
+    loop {
+        let round = cgroups.clone();
+        let outcome = blocking("killing what is left of a container", move || kill_every_process(&round)).await;
+        match outcome {
+            Ok(Ok(Leftovers::None)) => return,
+            Ok(Ok(Leftovers::Signalled)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(task = %task.key, "killing the container's leftover processes: {error}");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(task = %task.key, "killing the container's leftover processes: {error}");
+                return;
+            }
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                task = %task.key,
+                "processes of the container in cgroup {} outlived SIGKILL for {} s; publishing its exit anyway",
+                cgroups.path(),
+                LEFTOVERS_TIMEOUT.as_secs(),
+            );
+            return;
+        }
+        tokio::time::sleep(LEFTOVERS_POLL).await;
+    }
+}
+
+fn process_exists(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|pid| pid > 0 && kill(Pid::from_raw(pid), None).is_ok())
 }
 
 impl TaskManager {

@@ -25,16 +25,22 @@ impl TaskManager {
     pub(super) async fn watch_cgroup(&self, task: &Arc<Task>, pid: u32) {
         let found = blocking("finding the container's cgroup", move || {
             let cgroups = ContainerCgroups::of_pid(pid)?;
-            let watcher = OomWatcher::new(&cgroups)?;
+            // The cgroup serves metrics and the exit's cleanup even if its OOM watch fails.
+            let watcher = OomWatcher::new(&cgroups);
             Ok::<_, crate::cgroup::CgroupError>((cgroups, watcher))
         })
         .await;
         match found {
             Ok(Ok((cgroups, watcher))) => {
                 task.set_cgroups(cgroups);
-                let (counts, requests) = mpsc::channel(1);
-                task.set_oom_counts(OomCounts(counts));
-                tokio::spawn(publish_ooms(Arc::clone(task), self.events.clone(), watcher, requests));
+                match watcher {
+                    Ok(watcher) => {
+                        let (counts, requests) = mpsc::channel(1);
+                        task.set_oom_counts(OomCounts(counts));
+                        tokio::spawn(publish_ooms(Arc::clone(task), self.events.clone(), watcher, requests));
+                    }
+                    Err(error) => tracing::warn!(task = %task.key, "no OOM events: {error}"),
+                }
             }
             Ok(Err(error)) => tracing::warn!(task = %task.key, "no cgroup metrics or OOM events: {error}"),
             Err(error) => tracing::warn!(task = %task.key, "no cgroup metrics or OOM events: {error}"),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::api::Status;
-use oci_spec::runtime::{Hook, Hooks, Spec};
+use oci_spec::runtime::{Hook, Hooks, LinuxNamespaceType, Spec};
 use runc_wrap::protocol::{StdioOptions, StdioPaths};
 use runc_wrap::Runc;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -52,6 +52,10 @@ pub struct SpecFacts {
     pub poststart_hooks: bool,
     /// The spec has poststop hooks, which `runc delete` runs.
     pub poststop_hooks: bool,
+    /// The container gets a PID namespace of its own (a `pid` namespace without a path): its
+    /// processes cannot outlive its init. Without one (the host's, or another container's, as
+    /// in a pod with `shareProcessNamespace`) what is left is killed when init exits.
+    pub own_pid_namespace: bool,
 }
 
 impl SpecFacts {
@@ -61,8 +65,16 @@ impl SpecFacts {
             slice: container_slice(spec, options)?,
             poststart_hooks: has_hooks(spec, Hooks::poststart),
             poststop_hooks: has_hooks(spec, Hooks::poststop),
+            own_pid_namespace: has_own_pid_namespace(spec),
         })
     }
+}
+
+/// Whether `spec` asks for a new PID namespace (runc-v2's `ShouldKillAllOnExit` is the opposite).
+fn has_own_pid_namespace(spec: &Spec) -> bool {
+    spec.linux().as_ref().and_then(|linux| linux.namespaces().as_ref()).is_some_and(|namespaces| {
+        namespaces.iter().any(|namespace| namespace.typ() == LinuxNamespaceType::Pid && namespace.path().is_none())
+    })
 }
 
 /// Whether `spec` names hooks for the stage `stage` picks (e.g. `Hooks::poststop`): stages
@@ -583,7 +595,10 @@ mod tests {
     #[test]
     fn spec_facts_keep_the_slice_and_which_hooks_runc_must_run() {
         let plain = SpecFacts::of(&spec(""), &UnitOptions::default()).expect("facts");
-        assert_eq!(plain, SpecFacts { slice: None, poststart_hooks: false, poststop_hooks: false });
+        assert_eq!(
+            plain,
+            SpecFacts { slice: None, poststart_hooks: false, poststop_hooks: false, own_pid_namespace: false }
+        );
 
         let cri = spec(
             r#","linux":{"cgroupsPath":"kubepods-pod1.slice:cri-containerd:t1"},
@@ -593,6 +608,16 @@ mod tests {
         assert_eq!(facts.slice.as_deref(), Some("kubepods-pod1.slice"));
         assert!(facts.poststart_hooks);
         assert!(!facts.poststop_hooks, "an empty hook list runs nothing");
+    }
+
+    #[test]
+    fn only_a_new_pid_namespace_is_the_containers_own() {
+        let facts = |linux: &str| SpecFacts::of(&spec(linux), &UnitOptions::default()).expect("facts");
+        assert!(facts(r#","linux":{"namespaces":[{"type":"pid"},{"type":"mount"}]}"#).own_pid_namespace);
+        let joined = r#","linux":{"namespaces":[{"type":"pid","path":"/proc/42/ns/pid"},{"type":"mount"}]}"#;
+        assert!(!facts(joined).own_pid_namespace, "a pod's shared PID namespace");
+        assert!(!facts(r#","linux":{"namespaces":[{"type":"mount"}]}"#).own_pid_namespace, "the host's");
+        assert!(!facts("").own_pid_namespace, "no linux section: the host's");
     }
 
     #[test]
