@@ -391,7 +391,9 @@ impl Client {
         Ok(call("Tasks.Start", id, self.tasks().start(request)).await?.pid)
     }
 
-    async fn wait_process(&self, id: &str, exec_id: &str) -> Result<u32, Error> {
+    /// `Tasks.Wait` for process `exec_id` (empty: the init) of task `id`, a task made by any
+    /// client (e.g. `ctr run -d`); returns its exit status.
+    pub async fn wait_process(&self, id: &str, exec_id: &str) -> Result<u32, Error> {
         let request = self.request(WaitRequest { container_id: id.to_string(), exec_id: exec_id.to_string() });
         Ok(call("Tasks.Wait", id, self.tasks().wait(request)).await?.exit_status)
     }

@@ -446,3 +446,59 @@ fn an_init_killed_right_after_create_leaves_a_stopped_task_as_under_runc_v2() {
         assert_eq!(baseline, expected, "runc-v2");
     }
 }
+
+/// What is alive of a container on `runtime` whose init was SIGKILLed, given the PID namespace
+/// `ctr run --with-ns` puts it in (`None`: one of its own): the processes of the container left
+/// when Wait returns, and those left when `ctr task rm` (Delete) returns.
+fn left_after_init_is_killed(sandbox: &Sandbox, runtime: &str, pid_namespace: Option<&str>) -> (Vec<u32>, Vec<u32>) {
+    static ROUND: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    sandbox.ensure_image("default");
+    let id = unique_id("orphans");
+    // Arguments no other process has: how the test finds the container's processes.
+    let round = ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let marker = format!("{}", 800_000_000 + std::process::id() % 10_000 * 100 + round);
+    let script = format!("sleep {marker} & sleep {marker} & wait");
+    let mut args = vec!["run", "-d", "--runtime", runtime];
+    if let Some(namespace) = pid_namespace {
+        args.extend(["--with-ns", namespace]);
+    }
+    args.extend([tests::IMAGE, id.as_str(), "sh", "-c", script.as_str()]);
+    sandbox.ctr("default", &args).success("ctr run -d");
+    let sleep_argv = ["sleep", marker.as_str()];
+    let both_running = tests::wait_until(std::time::Duration::from_secs(10), || {
+        tests::live_processes_with_argv(&sleep_argv).len() == 2
+    });
+    assert!(both_running, "{runtime}: the container's two sleeps never ran");
+
+    sandbox.ctr("default", &["task", "kill", "-s", "SIGKILL", &id]).success("ctr task kill -s SIGKILL");
+    // ctr has no command that only waits (`ctr run` deletes the task once it has waited).
+    let runtime_for_wait = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let waited = runtime_for_wait.block_on(async {
+        let client = tests::grpc::Client::connect(sandbox, "default").await.expect("connect to containerd");
+        client.wait_process(&id, "").await
+    });
+    let left_after_wait = tests::live_processes_with_argv(&sleep_argv);
+    assert_eq!(waited.expect("Tasks.Wait"), 137, "{runtime}: the init's exit status");
+    sandbox.ctr("default", &["task", "rm", &id]).success("ctr task rm");
+    let left_after_delete = tests::live_processes_with_argv(&sleep_argv);
+    sandbox.ctr("default", &["container", "rm", &id]).success("ctr container rm");
+    for pid in left_after_wait.iter().chain(&left_after_delete) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    (left_after_wait, left_after_delete)
+}
+
+/// When a container's init is SIGKILLed, Wait returns only once no process of the container is
+/// left, in a PID namespace of its own and in the host's (where runc-v2 kills what is left
+/// itself), and Delete leaves none either, as under runc-v2.
+#[test]
+fn wait_returns_once_no_process_of_a_killed_container_is_left_as_under_runc_v2() {
+    let sandbox = Sandbox::get();
+    let nothing = (Vec::new(), Vec::new());
+    for runtime in [tests::grpc::RUNC_V2, tests::RUNTIME] {
+        for pid_namespace in [None, Some("pid:/proc/1/ns/pid")] {
+            let left = left_after_init_is_killed(sandbox, runtime, pid_namespace);
+            assert_eq!(left, nothing, "{runtime}, PID namespace {pid_namespace:?}: (after Wait, after Delete)");
+        }
+    }
+}
