@@ -178,6 +178,21 @@ pub enum Error {
         /// The settings, by proto field name.
         fields: String,
     },
+    /// containerd's bootstrap parameters and its flags or environment name different containerds.
+    #[error(
+        "containerd's bootstrap parameters give {parameter} {bootstrap:?}, but {given_as} is {given:?}; refusing to \
+         guess which containerd the task belongs to"
+    )]
+    BootstrapDisagrees {
+        /// The bootstrap parameter (`containerd_grpc_address`, …).
+        parameter: &'static str,
+        /// Its value.
+        bootstrap: String,
+        /// The flag or variable that says otherwise (`-address`, …).
+        given_as: &'static str,
+        /// Its value.
+        given: String,
+    },
     /// The runc binary is not available.
     #[error("runc is not available: {0}")]
     RuncUnavailable(#[source] runc_wrap::Error),
@@ -283,6 +298,7 @@ impl Error {
             | Error::UnknownOptions { .. }
             | Error::ShimCgroup { .. }
             | Error::UnhonouredRestoreSettings { .. }
+            | Error::BootstrapDisagrees { .. }
             | Error::Config { .. }
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
             Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,

@@ -1,8 +1,8 @@
-//! `install` / `uninstall` against the sandbox's systemd, `--version`, `-info`, and the
-//! configuration file. Each test installs for a containerd address of its own (no containerd
-//! needs to listen there: the daemon only publishes events to it) and with `--runtime`, so the
-//! unit files go to the sandbox's private `/run/systemd/system`, never to the `/etc` it shares
-//! with the host.
+//! `install` / `uninstall` against the sandbox's systemd, `--version`, `-info`, `start` speaking
+//! containerd 2.3's bootstrap protocol, and the configuration file. Each test installs for a
+//! containerd address of its own (no containerd needs to listen there: the daemon only publishes
+//! events to it) and with `--runtime`, so the unit files go to the sandbox's private
+//! `/run/systemd/system`, never to the `/etc` it shares with the host.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use containerd_shim_protos::api::{CreateTaskRequest, PauseRequest, ResumeRequest};
+use containerd_shim_protos::bootstrap_api::{BootstrapParams, BootstrapResult, Extension, LogLevel};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
 use containerd_shim_protos::shim_async::TaskClient;
 use containerd_shim_protos::types::introspection::RuntimeInfo;
@@ -444,6 +445,96 @@ fn info_reports_the_features_of_the_configured_binary() {
     assert_eq!(info.features.type_url, "types.containerd.io/opencontainers/runtime-spec/1/features/Features");
     let reported: serde_json::Value = serde_json::from_slice(&info.features.value).expect("features are JSON");
     assert_eq!(reported, features, "the configured binary's own features");
+}
+
+/// Runs our `start` for task `id` of namespace `default` as containerd 2.3 does: its flags, its
+/// environment, and `params` (a serialized `BootstrapParams`) on stdin, in a bundle of its own;
+/// returns what it printed and the address file it wrote.
+fn start_with_bootstrap_params(
+    sandbox: &Sandbox,
+    id: &str,
+    params: &BootstrapParams,
+) -> (std::process::Output, Option<String>) {
+    let bundle = sandbox.root.join("bundles").join(unique_id("bootstrap"));
+    std::fs::create_dir_all(&bundle).expect("bundle");
+    // containerd's environment, as tests::direct::start_shim gives it, in case this `start`
+    // launches the daemon.
+    let path = format!(
+        "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        sandbox.root.join("bin").display()
+    );
+    let address = tests::direct::daemon_address();
+    let mut child = sandbox
+        .command(&[
+            "env",
+            &path,
+            "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
+            &sandbox.shim,
+            "-namespace",
+            "default",
+            "-id",
+            id,
+            "-address",
+            &address,
+            "-publish-binary",
+            &sandbox.containerd,
+            "start",
+        ])
+        .current_dir(&bundle)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nsenter runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(&params.write_to_bytes().expect("encode")).expect("write the params");
+    drop(stdin);
+    let output = child.wait_with_output().expect("start finishes");
+    let address_file = std::fs::read_to_string(bundle.join("address")).ok();
+    let _ = std::fs::remove_dir_all(&bundle);
+    (output, address_file)
+}
+
+/// containerd 2.3's bootstrap protocol, driven by hand (no lane has a containerd 2.3, and the
+/// reply does not depend on the `-publish-binary`'s version): `BootstrapParams` naming the task
+/// get a protobuf `BootstrapResult` with the namespace's socket; params naming another
+/// containerd than the flags do are refused.
+#[test]
+fn start_answers_bootstrap_params_with_a_protobuf_bootstrap_result() {
+    let sandbox = Sandbox::get();
+    let id = unique_id("bootstrap");
+    let options = Any { type_url: "type.googleapis.com/containerd.runc.v1.Options".into(), ..Default::default() };
+    let params = BootstrapParams {
+        instance_id: id.clone(),
+        namespace: "default".into(),
+        log_level: LogLevel::LOG_LEVEL_INFO.into(),
+        containerd_version: "v2.3.0".into(),
+        containerd_ttrpc_address: "/run/containerd/containerd.sock.ttrpc".into(),
+        containerd_grpc_address: tests::direct::daemon_address(),
+        containerd_binary: sandbox.containerd.clone(),
+        extensions: vec![Extension { value: MessageField::some(options), ..Default::default() }],
+        socket_dir: Some("/run/containerd/s".into()),
+        ..Default::default()
+    };
+    let (output, address_file) = start_with_bootstrap_params(sandbox, &id, &params);
+    assert!(output.status.success(), "{output:?}");
+    let result = BootstrapResult::parse_from_bytes(&output.stdout).expect("a protobuf BootstrapResult on stdout");
+    assert_eq!((result.version, result.protocol.as_str()), (3, "ttrpc"), "{result:?}");
+    assert!(result.address.starts_with("unix:///run/containerd/s/"), "{result:?}");
+    assert_eq!(address_file.as_deref(), Some(result.address.as_str()), "the address file says the same");
+    assert_eq!(result.metadata.get("runtime").map(String::as_str), Some(tests::RUNTIME), "{result:?}");
+    let unit = result.metadata.get("daemon_unit").cloned().unwrap_or_default();
+    assert!(unit.starts_with("containerd-shim-systemd-v1-") && unit.ends_with(".service"), "{result:?}");
+    assert!(result.capabilities.is_empty(), "{result:?}");
+
+    let elsewhere = BootstrapParams { containerd_grpc_address: "/run/elsewhere/containerd.sock".into(), ..params };
+    let (output, _) = start_with_bootstrap_params(sandbox, &id, &elsewhere);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && output.stdout.is_empty(), "{output:?}");
+    assert!(
+        stderr.contains("containerd_grpc_address") && stderr.contains("/run/elsewhere/containerd.sock"),
+        "{stderr}"
+    );
 }
 
 /// containerd 2.x asks `-info` for `ctr plugins inspect-runtime`; 1.x has no such command.
