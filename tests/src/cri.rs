@@ -9,6 +9,7 @@
 //! same unix-socket channel as [`crate::grpc`].
 
 pub mod log;
+pub mod stream;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -19,7 +20,7 @@ use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState as CriContainerState, ContainerStatusRequest,
-    CreateContainerRequest, ExecSyncRequest, ImageSpec, ImageStatusRequest, LinuxContainerConfig,
+    CreateContainerRequest, ExecRequest, ExecSyncRequest, ImageSpec, ImageStatusRequest, LinuxContainerConfig,
     LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, ListContainersRequest,
     ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxFilter, PodSandboxMetadata,
     RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
@@ -35,6 +36,8 @@ pub const NAMESPACE: &str = "k8s.io";
 pub const SYSTEMD_HANDLER: &str = "systemd";
 /// The handler of runc-v2 with runc's systemd cgroup driver: the baseline.
 pub const RUNC_HANDLER: &str = "runc";
+/// How long a streamed exec may stay silent.
+const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`Client::wait_ready`] waits for the CRI plugin and its images.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -110,6 +113,9 @@ pub enum Error {
         /// The missing field.
         missing: &'static str,
     },
+    /// A streamed call (`Exec`) failed on its stream.
+    #[error(transparent)]
+    Stream(#[from] stream::StreamError),
     /// The CRI plugin did not serve, or did not know an image, in time.
     #[error("the CRI plugin was not ready within {timeout:?}: {what}")]
     NotReady {
@@ -368,6 +374,25 @@ impl Pod {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
+    }
+
+    /// `Exec` of `cmd` in container `id` through CRI's streaming server, with a terminal or with
+    /// stdout and stderr apart (as `kubectl exec [-t]` without stdin), run to its end.
+    pub async fn exec(&self, id: &str, cmd: &[&str], tty: bool) -> Result<stream::StreamedExec, Error> {
+        let exec = request(ExecRequest {
+            container_id: id.to_string(),
+            cmd: cmd.iter().map(|arg| arg.to_string()).collect(),
+            tty,
+            stdin: false,
+            stdout: true,
+            // A terminal has one output stream; CRI refuses stderr beside it.
+            stderr: !tty,
+        });
+        let url = call("Exec", id, self.client.runtime().exec(exec)).await?.url;
+        match tokio::task::spawn_blocking(move || stream::run_exec(&url, STREAM_READ_TIMEOUT)).await {
+            Ok(streamed) => Ok(streamed?),
+            Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+        }
     }
 
     /// `ContainerStatus` of container `id`, as a [`ContainerState`] and the log path CRI writes to.
