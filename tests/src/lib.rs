@@ -96,6 +96,19 @@ impl Sandbox {
         self.command_unbounded(&bounded)
     }
 
+    /// [`Sandbox::command`] in directory `dir` (a path the sandbox sees): nsenter enters the
+    /// sandbox's mount namespace at its root, whatever the caller's directory is.
+    pub fn command_in(&self, dir: &Path, args: &[&str]) -> Command {
+        let limit = scaled(Duration::from_secs(120)).as_secs().to_string();
+        let mut command = Command::new("nsenter");
+        let wd = format!("--wd={}", dir.display());
+        command
+            .args(["-t", &self.pid.to_string(), "-m", "-p", &wd, "--", "timeout", "--foreground", "-s", "KILL", &limit])
+            .args(args);
+        command.stdin(Stdio::null());
+        command
+    }
+
     /// A command that runs `args` inside the sandbox for as long as it takes: for watchers the
     /// test ends itself.
     pub fn command_unbounded(&self, args: &[&str]) -> Command {
@@ -491,7 +504,7 @@ pub mod direct {
             "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             sandbox.root.join("bin").display()
         );
-        let mut command = sandbox.command(&[
+        let mut command = sandbox.command_in(&bundle, &[
             "env",
             &path,
             "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
@@ -506,7 +519,6 @@ pub mod direct {
             &sandbox.containerd,
             "start",
         ]);
-        command.current_dir(&bundle);
         let run = Run::from_output(command.output().expect("nsenter runs"));
         let _ = std::fs::remove_dir_all(&bundle);
         let address = (run.code == 0).then(|| parse_start_output(&run.stdout));
@@ -540,9 +552,7 @@ pub mod direct {
             &sandbox.containerd,
             "start",
         ]);
-        let mut command = sandbox.command(&args);
-        command.current_dir(&bundle);
-        let run = Run::from_output(command.output().expect("nsenter runs"));
+        let run = Run::from_output(sandbox.command_in(&bundle, &args).output().expect("nsenter runs"));
         let _ = std::fs::remove_dir_all(&bundle);
         let address = (run.code == 0).then(|| parse_start_output(&run.stdout));
         (run, address)

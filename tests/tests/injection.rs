@@ -322,7 +322,7 @@ fn hostile_containerd_addresses_cannot_inject_into_the_daemon_unit() {
     let unit = daemon_unit_of(&address);
     let bundle = sandbox.root.join("bundles").join(unique_id("inject-start"));
     std::fs::create_dir_all(&bundle).expect("bundle");
-    let mut command = sandbox.command(&[
+    let mut command = sandbox.command_in(&bundle, &[
         "env",
         &format!("TTRPC_ADDRESS={ttrpc_address}"),
         &sandbox.shim,
@@ -336,7 +336,6 @@ fn hostile_containerd_addresses_cannot_inject_into_the_daemon_unit() {
         &sandbox.containerd,
         "start",
     ]);
-    command.current_dir(&bundle);
     let started = command.output().expect("nsenter runs");
 
     let checks = std::panic::catch_unwind(|| {

@@ -465,7 +465,7 @@ fn start_with_bootstrap_params(
     );
     let address = tests::direct::daemon_address();
     let mut child = sandbox
-        .command(&[
+        .command_in(&bundle, &[
             "env",
             &path,
             "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
@@ -480,7 +480,6 @@ fn start_with_bootstrap_params(
             &sandbox.containerd,
             "start",
         ])
-        .current_dir(&bundle)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -82,10 +82,7 @@ pub fn run_exec(url: &str, timeout: Duration) -> Result<StreamedExec, StreamErro
     }
 
     let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
-    loop {
-        let Some((opcode, payload)) = read_frame(&mut reader).map_err(io)? else {
-            break;
-        };
+    while let Some((opcode, payload)) = read_frame(&mut reader).map_err(io)? {
         match opcode {
             // binary (or text) message: channel byte, then data
             0x1 | 0x2 => match payload.split_first() {
