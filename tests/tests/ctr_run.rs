@@ -307,7 +307,10 @@ fn a_file_log_uri_gets_stdout_and_stderr_as_under_runc_v2() {
     };
     let ours = run_with(tests::RUNTIME);
     assert_eq!(ours, ["err", "out"], "ours: both streams in the file");
-    assert_eq!(run_with(tests::grpc::RUNC_V2), ours, "runc-v2 as ours");
+    // runc-v2 copies each stream to the file on its own and can lose one when the task exits at
+    // once (seen on containerd 2.1: only "out"); what it wrote must be what ours wrote.
+    let baseline = run_with(tests::grpc::RUNC_V2);
+    assert!(!baseline.is_empty() && baseline.iter().all(|line| ours.contains(line)), "runc-v2: {baseline:?}");
 }
 
 /// A program that wraps runc, for `BinaryName`: a shell script whose body (`{runc}` stands for
