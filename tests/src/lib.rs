@@ -452,7 +452,9 @@ pub fn live_processes_with_argv(argv: &[&str]) -> Vec<u32> {
         .filter(|pid| {
             // The state is the first field after the command name's closing parenthesis.
             std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|state| state != "Z")
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .is_some_and(|state| state != "Z")
             })
         })
         .collect()
@@ -504,21 +506,24 @@ pub mod direct {
             "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             sandbox.root.join("bin").display()
         );
-        let mut command = sandbox.command_in(&bundle, &[
-            "env",
-            &path,
-            "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
-            &sandbox.shim,
-            "-namespace",
-            namespace,
-            "-id",
-            id,
-            "-address",
-            &daemon_address(),
-            "-publish-binary",
-            &sandbox.containerd,
-            "start",
-        ]);
+        let mut command = sandbox.command_in(
+            &bundle,
+            &[
+                "env",
+                &path,
+                "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
+                &sandbox.shim,
+                "-namespace",
+                namespace,
+                "-id",
+                id,
+                "-address",
+                &daemon_address(),
+                "-publish-binary",
+                &sandbox.containerd,
+                "start",
+            ],
+        );
         let run = Run::from_output(command.output().expect("nsenter runs"));
         let _ = std::fs::remove_dir_all(&bundle);
         let address = (run.code == 0).then(|| parse_start_output(&run.stdout));

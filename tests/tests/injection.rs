@@ -322,20 +322,23 @@ fn hostile_containerd_addresses_cannot_inject_into_the_daemon_unit() {
     let unit = daemon_unit_of(&address);
     let bundle = sandbox.root.join("bundles").join(unique_id("inject-start"));
     std::fs::create_dir_all(&bundle).expect("bundle");
-    let mut command = sandbox.command_in(&bundle, &[
-        "env",
-        &format!("TTRPC_ADDRESS={ttrpc_address}"),
-        &sandbox.shim,
-        "-namespace",
-        "inject-daemon",
-        "-id",
-        "probe",
-        "-address",
-        &address,
-        "-publish-binary",
-        &sandbox.containerd,
-        "start",
-    ]);
+    let mut command = sandbox.command_in(
+        &bundle,
+        &[
+            "env",
+            &format!("TTRPC_ADDRESS={ttrpc_address}"),
+            &sandbox.shim,
+            "-namespace",
+            "inject-daemon",
+            "-id",
+            "probe",
+            "-address",
+            &address,
+            "-publish-binary",
+            &sandbox.containerd,
+            "start",
+        ],
+    );
     let started = command.output().expect("nsenter runs");
 
     let checks = std::panic::catch_unwind(|| {

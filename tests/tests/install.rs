@@ -465,21 +465,24 @@ fn start_with_bootstrap_params(
     );
     let address = tests::direct::daemon_address();
     let mut child = sandbox
-        .command_in(&bundle, &[
-            "env",
-            &path,
-            "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
-            &sandbox.shim,
-            "-namespace",
-            "default",
-            "-id",
-            id,
-            "-address",
-            &address,
-            "-publish-binary",
-            &sandbox.containerd,
-            "start",
-        ])
+        .command_in(
+            &bundle,
+            &[
+                "env",
+                &path,
+                "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
+                &sandbox.shim,
+                "-namespace",
+                "default",
+                "-id",
+                id,
+                "-address",
+                &address,
+                "-publish-binary",
+                &sandbox.containerd,
+                "start",
+            ],
+        )
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -42,7 +42,8 @@ pub fn kill_every_process(cgroups: &ContainerCgroups) -> Result<Leftovers, Cgrou
         }
         let kill_file = dir.join("cgroup.kill");
         // Never created: a kernel without `cgroup.kill` has no such file.
-        let written = std::fs::OpenOptions::new().write(true).open(&kill_file).and_then(|mut file| file.write_all(b"1"));
+        let written =
+            std::fs::OpenOptions::new().write(true).open(&kill_file).and_then(|mut file| file.write_all(b"1"));
         match written {
             Ok(()) => return Ok(Leftovers::Signalled),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -69,10 +70,10 @@ fn is_populated(dir: &Path) -> Result<bool, CgroupError> {
 
 /// The `populated` key of a `cgroup.events` file's text.
 fn parse_populated(file: &Path, text: &str) -> Result<bool, CgroupError> {
-    let value = text
-        .lines()
-        .find_map(|line| line.strip_prefix("populated "))
-        .ok_or_else(|| CgroupError::Parse { path: file.to_path_buf(), reason: format!("no `populated` in {text:?}") })?;
+    let value = text.lines().find_map(|line| line.strip_prefix("populated ")).ok_or_else(|| CgroupError::Parse {
+        path: file.to_path_buf(),
+        reason: format!("no `populated` in {text:?}"),
+    })?;
     match value.trim() {
         "0" => Ok(false),
         "1" => Ok(true),

@@ -16,8 +16,8 @@ pub mod oom;
 pub mod paths;
 
 pub use error::CgroupError;
-pub use metrics::{read_metrics, V1_METRICS_TYPE_URL, V2_METRICS_TYPE_URL};
 pub use leftovers::{kill_every_process, Leftovers};
+pub use metrics::{read_metrics, V1_METRICS_TYPE_URL, V2_METRICS_TYPE_URL};
 pub use migration_primer::MigrationPrimer;
 pub use oom::{oom_kill_count, OomOutcome, OomWatcher};
 pub use paths::{hierarchy_mount_points, host_hierarchy, in_unit, CgroupMode, ContainerCgroups};
