@@ -133,28 +133,23 @@ pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Re
                 io_owner: io_owner(Some(runc.io_uid), Some(runc.io_gid)),
                 criu_image_path: non_empty(&runc.criu_image_path),
                 criu_work_path: non_empty(&runc.criu_work_path),
-                log_mode: defaults.log_mode,
-                sd_notify: defaults.sd_notify,
-                checkpointable: defaults.checkpointable,
                 criu_restore_settings: Vec::new(),
+                // The message has none of our keys: the configuration's.
+                ..defaults.clone()
             })
         }
         LINUX_CREATE_OPTIONS_TYPE => {
             let create = LinuxCreateOptions::decode(&any.value)?;
             refuse_shim_cgroup(&create.shim_cgroup, LINUX_CREATE_OPTIONS_TYPE)?;
             Ok(TaskOptions {
-                // The message has no binary, root or options of ours: the configuration's.
-                runc_binary: defaults.runc_binary.clone(),
-                runc_root: defaults.runc_root.clone(),
                 no_pivot_root: create.no_pivot_root,
                 no_new_keyring: create.no_new_keyring,
                 io_owner: io_owner(Some(create.io_uid), Some(create.io_gid)),
                 criu_image_path: non_empty(&create.criu_image_path),
                 criu_work_path: non_empty(&create.criu_work_path),
-                log_mode: defaults.log_mode,
-                sd_notify: defaults.sd_notify,
-                checkpointable: defaults.checkpointable,
                 criu_restore_settings: create.criu_restore_settings(),
+                // The message has no binary, root or keys of ours: the configuration's.
+                ..defaults.clone()
             })
         }
         RUNTIME_OPTIONS_TYPE => {
