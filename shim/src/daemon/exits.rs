@@ -5,16 +5,16 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 use super::exec_process::ExecProcess;
+use super::init_signal::process_exists;
 use super::manager::TaskManager;
 use super::task::{Exit, Task};
 use crate::blocking::blocking;
 use crate::cgroup::{kill_every_process, Leftovers};
+use crate::error::Error;
 use crate::systemd::{main_pid_of, ServiceExit, UnitChange};
 
 const SERVICE_INTERFACE: &str = "org.freedesktop.systemd1.Service";
@@ -113,14 +113,12 @@ async fn kill_leftovers(task: &Task) {
     let deadline = Instant::now() + LEFTOVERS_TIMEOUT;
     loop {
         let round = cgroups.clone();
-        let outcome = blocking("killing what is left of a container", move || kill_every_process(&round)).await;
+        let outcome = blocking("killing what is left of a container", move || kill_every_process(&round))
+            .await
+            .and_then(|round| round.map_err(Error::from));
         match outcome {
-            Ok(Ok(Leftovers::None)) => return,
-            Ok(Ok(Leftovers::Signalled)) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(task = %task.key, "killing the container's leftover processes: {error}");
-                return;
-            }
+            Ok(Leftovers::None) => return,
+            Ok(Leftovers::Signalled) => {}
             Err(error) => {
                 tracing::warn!(task = %task.key, "killing the container's leftover processes: {error}");
                 return;
@@ -137,10 +135,6 @@ async fn kill_leftovers(task: &Task) {
         }
         tokio::time::sleep(LEFTOVERS_POLL).await;
     }
-}
-
-fn process_exists(pid: u32) -> bool {
-    i32::try_from(pid).is_ok_and(|pid| pid > 0 && kill(Pid::from_raw(pid), None).is_ok())
 }
 
 impl TaskManager {

@@ -4,17 +4,18 @@
 //! set off containerd 1.6's Delete, whose Shutdown closes the task's one ttrpc connection and
 //! with it a Kill still waiting for runc (`ctr task kill` failed with "ttrpc: closed").
 //!
-//! The pid is trusted only for a process in the task's own unit: a pidfd is opened first, the
-//! process's cgroups are read, and the signal goes through the pidfd, so it reaches the process
-//! that was checked or none. Anything unexpected leaves the signal to runc.
+//! The pid is trusted only for a process in the task's own unit ([`super::unit_process`]), and
+//! the signal goes through the pidfd that pinned it. Anything unexpected leaves the signal to
+//! runc.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::Path;
 
 use nix::errno::Errno;
-use nix::sys::signal::Signal;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
-use crate::cgroup::in_unit;
+use super::unit_process::{pin_unit_process, UnitProcess};
 
 /// What became of the signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,23 +30,24 @@ pub enum Signalled {
 
 /// Sends `signal` to `pid` if that process lives in unit `unit`'s cgroup.
 pub async fn signal_init(pid: u32, unit: &str, signal: Signal) -> Signalled {
-    let pidfd = match pty::pidfd_open(pid) {
-        Ok(pidfd) => pidfd,
-        Err(pty::Error::NoSuchProcess { .. }) => return Signalled::Gone,
-        Err(_) => return Signalled::Unverified,
+    let unit = unit.to_string();
+    let pinned = tokio::task::spawn_blocking(move || pin_unit_process(Path::new("/proc"), pid, &unit)).await;
+    let pidfd = match pinned {
+        Ok(Ok(UnitProcess::InUnit(pidfd))) => pidfd,
+        Ok(Ok(UnitProcess::Gone)) => return Signalled::Gone,
+        // Elsewhere, no pidfd, or the lookup's thread lost: not shown to be the init.
+        _ => return Signalled::Unverified,
     };
-    let cgroup_file = PathBuf::from(format!("/proc/{pid}/cgroup"));
-    let Ok(membership) = tokio::fs::read_to_string(&cgroup_file).await else {
-        return Signalled::Unverified;
-    };
-    if !matches!(in_unit(&cgroup_file, &membership, unit), Ok(true)) {
-        return Signalled::Unverified;
-    }
     match pidfd_send_signal(&pidfd, signal) {
         Ok(()) => Signalled::Sent,
         Err(Errno::ESRCH) => Signalled::Gone,
         Err(_) => Signalled::Unverified,
     }
+}
+
+/// Whether a process with `pid` exists (a zombie counts): `kill(pid, 0)`.
+pub fn process_exists(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|pid| pid > 0 && kill(Pid::from_raw(pid), None).is_ok())
 }
 
 fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> Result<(), Errno> {

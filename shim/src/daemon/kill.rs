@@ -4,10 +4,9 @@
 //! step, as under runc-v2).
 
 use containerd_shim_protos::api::Status;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-use super::init_signal::{signal_init, Signalled};
+use super::init_signal::{process_exists, signal_init, Signalled};
 use super::manager::TaskManager;
 use super::task::TaskKey;
 use crate::error::Error;
@@ -53,11 +52,4 @@ impl TaskManager {
 /// The signal with number `signal`, or INVALID_ARGUMENT.
 pub fn parse_signal(signal: u32) -> Result<Signal, Error> {
     i32::try_from(signal).ok().and_then(|number| Signal::try_from(number).ok()).ok_or(Error::InvalidSignal(signal))
-}
-
-fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    pid > 0 && kill(Pid::from_raw(pid), None).is_ok()
 }

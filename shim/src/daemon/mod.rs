@@ -28,6 +28,7 @@ mod state;
 mod stats;
 mod table;
 mod task;
+mod unit_process;
 mod unit_stops;
 mod update;
 mod wait_replay;

@@ -13,8 +13,8 @@ use runc_wrap::protocol::{files, ConsoleRecord};
 use super::manager::TaskManager;
 use super::request::ProcessRef;
 use super::task::TaskKey;
+use super::unit_process::{pin_unit_process, UnitProcess};
 use crate::blocking::blocking;
-use crate::cgroup::in_unit;
 use crate::error::Error;
 
 impl TaskManager {
@@ -57,23 +57,19 @@ fn set_size(copier: &Copier, proc: &Path, rows: u16, cols: u16) -> Result<(), Er
     let name = &copier.name;
     let record: ConsoleRecord = read_json(&copier.record).map_err(Error::State)?;
     let terminal_error = |source| Error::Terminal { process: name.clone(), source };
-    let pidfd = match pty::pidfd_open(record.pid) {
-        Ok(pidfd) => pidfd,
-        Err(pty::Error::NoSuchProcess { .. }) => {
+    // The pidfd pins the process: the one checked here is the one whose fd is taken below.
+    let pidfd = match pin_unit_process(proc, record.pid, &copier.unit) {
+        Ok(UnitProcess::InUnit(pidfd)) => pidfd,
+        Ok(UnitProcess::Gone) => {
             tracing::debug!("not resizing the terminal of {name}: it is closed");
+            return Ok(());
+        }
+        Ok(UnitProcess::Elsewhere) => {
+            tracing::warn!("not resizing the terminal of {name}: pid {} is no longer its copier", record.pid);
             return Ok(());
         }
         Err(source) => return Err(terminal_error(source)),
     };
-    // The pidfd pins the process: the one checked here is the one whose fd is taken below.
-    let cgroup_file = proc.join(record.pid.to_string()).join("cgroup");
-    let ours = std::fs::read_to_string(&cgroup_file)
-        .ok()
-        .is_some_and(|membership| matches!(in_unit(&cgroup_file, &membership, &copier.unit), Ok(true)));
-    if !ours {
-        tracing::warn!("not resizing the terminal of {name}: pid {} is no longer its copier", record.pid);
-        return Ok(());
-    }
     let master = match pty::master_of_pidfd(std::os::fd::AsFd::as_fd(&pidfd), record.pid, record.master_fd) {
         Ok(master) => master,
         Err(pty::Error::NoSuchProcess { .. } | pty::Error::NoSuchFd { .. }) => {
