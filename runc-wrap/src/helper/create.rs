@@ -60,6 +60,7 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
     mount_rootfs(request).map_err(|e| (HelperStage::Mount, e))?;
 
     let timeout = Duration::from_millis(request.fifo_timeout_ms);
+    let logged = LoggedContainer { id: &request.container_id, namespace: &request.namespace };
     let runc = request.runc.runc();
     let flags = CreateFlags { no_pivot_root: request.runc.no_pivot_root, no_new_keyring: request.runc.no_new_keyring };
     let mut paths = CreatePaths {
@@ -81,13 +82,8 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
     let stdio = match socket {
         Some(_) => None,
         None => {
-            let outside = prepare_stdio(
-                &request.stdio,
-                request.stdio_options,
-                timeout,
-                LoggedContainer { id: &request.container_id, namespace: &request.namespace },
-            )
-            .map_err(|e| (HelperStage::Stdio, e))?;
+            let outside = prepare_stdio(&request.stdio, request.stdio_options, timeout, logged)
+                .map_err(|e| (HelperStage::Stdio, e))?;
             Some(if request.stdio_pipes || request.restore.is_some() {
                 start_pipe_copier(outside).map_err(|e| (HelperStage::Stdio, e))?.into()
             } else {
@@ -130,15 +126,8 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
         }
     }
     if let (Some(socket), Some(console)) = (socket, &request.console) {
-        start_copier(
-            socket,
-            console,
-            &request.stdio,
-            request.stdio_options,
-            timeout,
-            LoggedContainer { id: &request.container_id, namespace: &request.namespace },
-        )
-        .map_err(|e| (HelperStage::Console, e))?;
+        start_copier(socket, console, &request.stdio, request.stdio_options, timeout, logged)
+            .map_err(|e| (HelperStage::Console, e))?;
     }
     if request.sd_notify {
         let pid = read_pid_file(&request.pid_file).map_err(|error| (HelperStage::Notify, error))?;

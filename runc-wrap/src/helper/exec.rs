@@ -91,6 +91,7 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|source| (HelperStage::ExecRunc, Error::Supervise { action: "becoming a child subreaper", source }))?;
     let timeout = Duration::from_millis(request.fifo_timeout_ms);
+    let logged = LoggedContainer { id: &request.container_id, namespace: &request.namespace };
     let runc = request.runc.runc();
     let mut paths = ExecPaths {
         process: &request.process_file,
@@ -101,13 +102,8 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
     let log = &request.runc.log;
     match &request.console {
         None => {
-            let stdio = prepare_stdio(
-                &request.stdio,
-                request.stdio_options,
-                timeout,
-                LoggedContainer { id: &request.container_id, namespace: &request.namespace },
-            )
-            .map_err(|e| (HelperStage::Stdio, e))?;
+            let stdio = prepare_stdio(&request.stdio, request.stdio_options, timeout, logged)
+                .map_err(|e| (HelperStage::Stdio, e))?;
             let args = runc.exec_args(&request.container_id, paths);
             run_runc("exec", &request.container_id, &runc, args, Some(stdio), log)
                 .map_err(|e| (HelperStage::ExecRunc, e))?;
@@ -117,15 +113,8 @@ fn start_process(request: &ExecRequest) -> Result<Pid, (HelperStage, Error)> {
             paths.console_socket = Some(&console.socket);
             let args = runc.exec_args(&request.container_id, paths);
             run_runc("exec", &request.container_id, &runc, args, None, log).map_err(|e| (HelperStage::ExecRunc, e))?;
-            start_copier(
-                socket,
-                console,
-                &request.stdio,
-                request.stdio_options,
-                timeout,
-                LoggedContainer { id: &request.container_id, namespace: &request.namespace },
-            )
-            .map_err(|e| (HelperStage::Console, e))?;
+            start_copier(socket, console, &request.stdio, request.stdio_options, timeout, logged)
+                .map_err(|e| (HelperStage::Console, e))?;
         }
     }
     let pid = read_pid_file(&request.pid_file).map_err(|error| (HelperStage::ExecRunc, error))?;
