@@ -9,11 +9,16 @@ pub fn notify(state: &str) -> std::io::Result<()> {
     let Some(socket_path) = std::env::var_os("NOTIFY_SOCKET") else {
         return Ok(());
     };
-    let socket_path = socket_path.to_string_lossy().into_owned();
+    send_state(&socket_path.to_string_lossy(), state)
+}
+
+/// Sends `state` to the notification socket `socket_path` (a path, or `@name` in the abstract
+/// namespace), as `$NOTIFY_SOCKET` names it.
+pub fn send_state(socket_path: &str, state: &str) -> std::io::Result<()> {
     // An '@' prefix names a socket in the abstract namespace.
     let address = match socket_path.strip_prefix('@') {
         Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name.as_bytes())?,
-        None => SocketAddr::from_pathname(&socket_path)?,
+        None => SocketAddr::from_pathname(socket_path)?,
     };
     let socket = UnixDatagram::unbound()?;
     socket.send_to_addr(state.as_bytes(), &address)?;

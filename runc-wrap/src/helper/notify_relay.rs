@@ -77,14 +77,13 @@ pub fn start_notify_relay(bundle: &Path, systemd_socket: &str) -> Result<NotifyR
 /// Forwards what the container may say, until the socket fails (the unit stopping ends the
 /// process first).
 fn relay(socket: &UnixDatagram, systemd_socket: &str) -> std::io::Result<()> {
-    let upstream = UnixDatagram::unbound()?;
     let mut buffer = vec![0u8; MAX_MESSAGE];
     loop {
         let length = socket.recv(&mut buffer)?;
         let message = String::from_utf8_lossy(&buffer[..length]);
         match forwardable(&message) {
             Some(kept) => {
-                if let Err(error) = upstream.send_to(kept.as_bytes(), systemd_socket) {
+                if let Err(error) = crate::notify::send_state(systemd_socket, &kept) {
                     tracing::warn!("notify relay: passing {kept:?} on to systemd: {error}");
                 }
             }
