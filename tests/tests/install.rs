@@ -351,19 +351,23 @@ fn runc_options(binary: &str) -> Any {
     }
 }
 
-/// Runs `-info` with `input` on stdin, as containerd does.
-fn info(sandbox: &Sandbox, input: &[u8]) -> std::process::Output {
-    let mut child = sandbox
-        .command(&[&sandbox.shim, "-info"])
+/// Runs `command` with `input` on its stdin, as containerd feeds the shim; returns what it did.
+fn output_with_stdin(mut command: std::process::Command, input: &[u8]) -> std::process::Output {
+    let mut child = command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("nsenter runs");
     let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(input).expect("write the options");
+    stdin.write_all(input).expect("write stdin");
     drop(stdin);
-    child.wait_with_output().expect("-info finishes")
+    child.wait_with_output().expect("the command finishes")
+}
+
+/// Runs `-info` with `input` on stdin, as containerd does.
+fn info(sandbox: &Sandbox, input: &[u8]) -> std::process::Output {
+    output_with_stdin(sandbox.command(&[&sandbox.shim, "-info"]), input)
 }
 
 #[test]
@@ -464,34 +468,25 @@ fn start_with_bootstrap_params(
         sandbox.root.join("bin").display()
     );
     let address = tests::direct::daemon_address();
-    let mut child = sandbox
-        .command_in(
-            &bundle,
-            &[
-                "env",
-                &path,
-                "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
-                &sandbox.shim,
-                "-namespace",
-                "default",
-                "-id",
-                id,
-                "-address",
-                &address,
-                "-publish-binary",
-                &sandbox.containerd,
-                "start",
-            ],
-        )
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("nsenter runs");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(&params.write_to_bytes().expect("encode")).expect("write the params");
-    drop(stdin);
-    let output = child.wait_with_output().expect("start finishes");
+    let command = sandbox.command_in(
+        &bundle,
+        &[
+            "env",
+            &path,
+            "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
+            &sandbox.shim,
+            "-namespace",
+            "default",
+            "-id",
+            id,
+            "-address",
+            &address,
+            "-publish-binary",
+            &sandbox.containerd,
+            "start",
+        ],
+    );
+    let output = output_with_stdin(command, &params.write_to_bytes().expect("encode"));
     let address_file = std::fs::read_to_string(bundle.join("address")).ok();
     let _ = std::fs::remove_dir_all(&bundle);
     (output, address_file)
