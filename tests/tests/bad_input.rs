@@ -66,6 +66,26 @@ fn missing_runc_is_a_clear_error_through_ctr_and_leaves_nothing() {
     assert_eq!(sandbox.ctr_run("default", &good, &["true"]).code, 0);
 }
 
+/// runc-v2 moves its per-task shim into `ShimCgroup`; there is no such process here, and the
+/// Create that asks for it is refused by name, leaving nothing.
+#[test]
+fn shim_cgroup_is_refused_by_name_through_ctr_and_leaves_nothing() {
+    let sandbox = Sandbox::get();
+    sandbox.ensure_image("default");
+    let id = unique_id("shim-cgroup");
+    let config = sandbox.root.join(format!("{id}.toml"));
+    std::fs::write(&config, "ShimCgroup = \"/containerd-shims\"\n").expect("write runtime options");
+    let config_path = config.to_str().expect("utf-8");
+    let args =
+        ["run", "--rm", "--runtime-config-path", config_path, "--runtime", tests::RUNTIME, tests::IMAGE, &id, "true"];
+    let run = sandbox.ctr("default", &args);
+    std::fs::remove_file(&config).expect("remove runtime options");
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("ShimCgroup") && run.stderr.contains("/containerd-shims"), "{run:?}");
+    sandbox.ctr("default", &["container", "rm", &id]);
+    assert_nothing_left(sandbox, "default", &id);
+}
+
 #[test]
 fn start_refuses_hostile_namespaces_and_ids() {
     let sandbox = Sandbox::get();
