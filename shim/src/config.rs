@@ -16,6 +16,11 @@
 //! [tracing]
 //! otlp_endpoint = "http://127.0.0.1:4318"  # where spans go (OTLP/HTTP, protobuf) when the
 //!                                          # daemon's environment names no endpoint
+//!
+//! [systemd]
+//! connection = "bus"               # "private" (default): systemd's private socket, the
+//!                                  # system bus only while that does not answer; "bus": always
+//!                                  # the system bus
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,6 +31,7 @@ use unit_gen::UnitOptions;
 
 use crate::daemon::{LogMode, TaskOptions};
 use crate::error::Error;
+use crate::systemd::TransportPreference;
 
 /// Where the configuration is read from when nothing else is said.
 pub const DEFAULT_PATH: &str = "/etc/containerd-shim-systemd-v1/config.toml";
@@ -70,6 +76,8 @@ pub struct Config {
     pub unit_options: UnitOptions,
     /// Span export.
     pub tracing: TracingSettings,
+    /// How the daemon reaches systemd.
+    pub systemd_transport: TransportPreference,
 }
 
 /// `[tracing]`: where the daemon exports its spans.
@@ -91,6 +99,23 @@ struct ConfigFile {
     unit: UnitTable,
     #[serde(default)]
     tracing: TracingTable,
+    #[serde(default)]
+    systemd: SystemdTable,
+}
+
+/// `[systemd]`: how the daemon reaches systemd.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SystemdTable {
+    connection: Option<SystemdConnection>,
+}
+
+/// The values of `[systemd] connection`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SystemdConnection {
+    Private,
+    Bus,
 }
 
 /// `[unit]`: defaults for the units tasks run in.
@@ -160,6 +185,10 @@ impl Config {
             },
             unit_options: UnitOptions { default_slice: file.unit.slice, default_tasks_max: file.unit.tasks_max },
             tracing: TracingSettings { otlp_endpoint: file.tracing.otlp_endpoint },
+            systemd_transport: match file.systemd.connection {
+                None | Some(SystemdConnection::Private) => TransportPreference::PrivateSocket,
+                Some(SystemdConnection::Bus) => TransportPreference::Bus,
+            },
         })
     }
 }
@@ -183,7 +212,8 @@ mod tests {
     #[test]
     fn every_setting_is_read() {
         let text = "runc_binary = \"/usr/sbin/runc\"\nrunc_root = \"/run/r\"\nlog_mode = \"journal\"\n\n\
-                    [unit]\nslice = \"containers.slice\"\ntasks_max = 4096\n\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n";
+                    [unit]\nslice = \"containers.slice\"\ntasks_max = 4096\n\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n\n\
+                    [systemd]\nconnection = \"bus\"\n";
         let config = parse(text).unwrap();
         assert_eq!(config.task_defaults.runc_binary.as_deref(), Some("/usr/sbin/runc"));
         assert_eq!(config.task_defaults.runc_root.as_deref(), Some("/run/r"));
@@ -191,6 +221,7 @@ mod tests {
         assert_eq!(config.unit_options.default_slice.as_deref(), Some("containers.slice"));
         assert_eq!(config.unit_options.default_tasks_max, Some(4096));
         assert_eq!(config.tracing.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        assert_eq!(config.systemd_transport, TransportPreference::Bus);
         assert!(!config.task_defaults.sd_notify && !config.task_defaults.no_pivot_root);
     }
 
@@ -232,6 +263,11 @@ mod tests {
                 name: "https endpoint",
                 text: "[tracing]\notlp_endpoint = \"https://a:4318\"\n",
                 mentions: &["otlp_endpoint", "https://a:4318", "http://"],
+            },
+            Case {
+                name: "unknown systemd connection",
+                text: "[systemd]\nconnection = \"socket\"\n",
+                mentions: &["line 2", "socket", "private", "bus"],
             },
             Case {
                 name: "endpoint without a host",

@@ -18,7 +18,7 @@ use unit_gen::{validate_identifier, IdentifierKind, UnitName};
 use crate::daemon::{remove_task_residue, timestamp, ContainerEnd};
 use crate::error::Error;
 use crate::paths::{exit_file_of, unix_address, DaemonIdentity};
-use crate::systemd::Systemd;
+use crate::systemd::{Systemd, TransportPreference};
 
 /// How long the daemon may take to delete.
 const DAEMON_DELETE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -119,7 +119,7 @@ async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error
             .await
             .ok()
             .flatten();
-    let systemd = Arc::new(Systemd::connect().await?);
+    let systemd = Arc::new(Systemd::connect(TransportPreference::default()).await?);
     remove_task_residue(&systemd, &unit, &command.bundle, &exit_file, ContainerEnd::Unknown).await?;
     Ok(match recorded {
         Some(state) => DeleteResponse {

@@ -249,8 +249,8 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
     }
     // A daemon is about to start, and would refuse a bad configuration file only in its
     // journal: refuse it here too, where containerd shows the message.
-    Config::load(&request.config)?;
-    let systemd = Systemd::connect().await?;
+    let config = Config::load(&request.config)?;
+    let systemd = Systemd::connect(config.systemd_transport).await?;
     if systemd.unit_load_state(&identity.socket_unit()).await? == "loaded" {
         return start_installed_daemon(identity, &systemd).await;
     }

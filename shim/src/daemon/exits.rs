@@ -39,8 +39,11 @@ pub async fn watch_exits(manager: Arc<TaskManager>, mut changes: UnboundedReceiv
             } else {
                 manager.observe_unit_exit(&task, exec_id.as_deref(), exit);
             }
-        } else if change.invalidated.iter().any(|name| name == "ExecMainCode") {
-            // systemd sent only the names: ask for the values, without stalling the stream.
+        } else if change.invalidated.iter().any(|name| name == "ExecMainCode")
+            || ServiceExit::names_no_process(&change.changed)
+        {
+            // systemd sent only the names, or an exit without the pid that exited: ask for the
+            // values, without stalling the stream.
             let manager = Arc::clone(&manager);
             let path = change.path.clone();
             tokio::spawn(async move {

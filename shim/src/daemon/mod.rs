@@ -52,7 +52,7 @@ use crate::cgroup::MigrationPrimer;
 use crate::error::Error;
 use crate::fdstore::StoredFd;
 use crate::paths::DaemonIdentity;
-use crate::systemd::Systemd;
+use crate::systemd::{Systemd, Transport, TransportPreference};
 use events::EventSender;
 use manager::TaskManager;
 use state::StateStore;
@@ -61,6 +61,8 @@ use state::StateStore;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopping daemon tries to hand its queued events to containerd.
 const HAND_OVER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a daemon that fell back to the system bus tries systemd's private socket again.
+const PRIVATE_SOCKET_RETRY: Duration = Duration::from_secs(30);
 
 /// How the daemon was asked to run.
 #[derive(Debug)]
@@ -98,8 +100,16 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         .await?
         .map_err(|error| Error::io("notifying systemd", error))?;
 
-    let systemd = Arc::new(Systemd::connect().await?);
-    tracing::info!("connected to systemd {}", systemd.version());
+    let systemd = Arc::new(Systemd::connect(config.config.systemd_transport).await?);
+    tracing::info!("connected to systemd {} over {:?}", systemd.version(), systemd.transport());
+    let private_socket_back = async {
+        let fell_back = config.config.systemd_transport == TransportPreference::PrivateSocket
+            && systemd.transport() == Transport::Bus;
+        if !fell_back {
+            return std::future::pending().await;
+        }
+        Systemd::private_socket_answers_again(PRIVATE_SOCKET_RETRY).await
+    };
     let changes = systemd.watch_units(&unit_object_path(TASK_UNIT_PREFIX));
     let events = EventSender::spawn(config.ttrpc_address.clone());
     let settings = DaemonSettings {
@@ -139,6 +149,9 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: stopping; container units keep running"),
         _ = interrupt.recv() => tracing::info!("SIGINT: stopping; container units keep running"),
+        // The bus is the fallback, not a home: a daemon there must trust the bus's word on
+        // which sender is systemd. The next daemon (Restart=always) connects privately again.
+        () = private_socket_back => tracing::info!("systemd's private socket answers again: restarting to use it"),
         // Crash-only: without systemd's signals no exit would be seen. systemd restarts us
         // (Restart=always) and the new daemon reconnects, keeps the sockets, re-adopts tasks.
         _ = &mut exits => return Err(Error::Systemd(crate::systemd::SystemdError::ConnectionLost { unit: "the daemon".into() })),

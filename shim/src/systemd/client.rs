@@ -14,10 +14,10 @@ use zbus::{Connection, Message, MessageStream, OwnedObjectPath, OwnedVariant, Va
 
 use super::error::SystemdError;
 use super::private_socket::authenticate;
-use super::router::{run_router, JobResult, JobWatch, Routes, UnitChange};
+use super::router::{run_router, JobResult, JobWatch, Routes, SignalSource, UnitChange, SYSTEMD_BUS_NAME};
 use super::values::to_dbus_properties;
 
-const DESTINATION: &str = "org.freedesktop.systemd1";
+const DESTINATION: &str = SYSTEMD_BUS_NAME;
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const UNIT: &str = "org.freedesktop.systemd1.Unit";
@@ -33,10 +33,20 @@ const PRIVATE_SOCKET_PROBE: Duration = Duration::from_secs(2);
 
 /// How we reach systemd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transport {
+pub enum Transport {
     /// `/run/systemd/private`, straight to PID 1.
     Private,
-    /// The system bus (dbus-daemon).
+    /// The system bus (dbus-daemon or dbus-broker).
+    Bus,
+}
+
+/// Which way to reach systemd the configuration asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TransportPreference {
+    /// The private socket when we are root and it answers; the system bus otherwise.
+    #[default]
+    PrivateSocket,
+    /// Always the system bus.
     Bus,
 }
 
@@ -73,19 +83,24 @@ const CLD_DUMPED: i32 = 3;
 
 impl ServiceExit {
     /// Reads an exit from `ExecMain*` properties, if they describe one: a code of
-    /// CLD_EXITED, CLD_KILLED or CLD_DUMPED (0 means the main process has not exited).
+    /// CLD_EXITED, CLD_KILLED or CLD_DUMPED (0 means the main process has not exited), and the
+    /// pid of the process that exited.
     pub fn from_properties(properties: &HashMap<String, OwnedVariant>) -> Option<ServiceExit> {
         Self::parse(properties)
+    }
+
+    /// Whether `properties` tell of an exit but not of the process that exited: not to be
+    /// trusted as one, to be asked of systemd instead.
+    pub fn names_no_process(properties: &HashMap<String, OwnedVariant>) -> bool {
+        let code = properties.get("ExecMainCode").and_then(|value| i32::try_from(value.try_clone().ok()?).ok());
+        matches!(code, Some(CLD_EXITED | CLD_KILLED | CLD_DUMPED)) && Self::parse(properties).is_none()
     }
 
     fn parse(properties: &HashMap<String, OwnedVariant>) -> Option<ServiceExit> {
         let code = i32::try_from(properties.get("ExecMainCode")?.try_clone().ok()?).ok()?;
         let raw_status = i32::try_from(properties.get("ExecMainStatus")?.try_clone().ok()?).ok()?;
-        let pid = properties
-            .get("ExecMainPID")
-            .and_then(|value| value.try_clone().ok())
-            .and_then(|value| u32::try_from(value).ok())
-            .unwrap_or(0);
+        // An exit that names no process matches none (it would pass for whichever init runs).
+        let pid = u32::try_from(properties.get("ExecMainPID")?.try_clone().ok()?).ok().filter(|pid| *pid != 0)?;
         let exited_at_usec = properties
             .get("ExecMainExitTimestamp")
             .and_then(|value| value.try_clone().ok())
@@ -105,6 +120,7 @@ pub struct Systemd {
     connection: Connection,
     routes: Arc<Routes>,
     version: u32,
+    transport: Transport,
 }
 
 impl Systemd {
@@ -113,8 +129,8 @@ impl Systemd {
     ///
     /// The first call on the private socket has a short deadline, and the system bus is used
     /// when it passes: a PID 1 that does not answer there must not stall a `start` or `delete`.
-    pub async fn connect() -> Result<Systemd, SystemdError> {
-        if nix::unistd::geteuid().is_root() && Path::new(PRIVATE_SOCKET).exists() {
+    pub async fn connect(preference: TransportPreference) -> Result<Systemd, SystemdError> {
+        if preference == TransportPreference::PrivateSocket && private_socket_usable() {
             match tokio::time::timeout(PRIVATE_SOCKET_PROBE, Self::connect_over(Transport::Private)).await {
                 Ok(Ok(systemd)) => return Ok(systemd),
                 Ok(Err(error)) => tracing::warn!("systemd's private socket failed ({error}); using the system bus"),
@@ -135,23 +151,28 @@ impl Systemd {
 
         // The stream exists before Subscribe, so no signal can slip past it.
         let stream = MessageStream::from(&connection);
-        let routes = Arc::new(Routes::default());
+        let source = match transport {
+            Transport::Private => SignalSource::Peer,
+            Transport::Bus => SignalSource::BusOwner(None),
+        };
+        let routes = Arc::new(Routes::new(source));
         tokio::spawn(run_router(stream, Arc::clone(&routes)));
 
-        let mut systemd = Systemd { connection, routes, version: 0 };
+        let mut systemd = Systemd { connection, routes, version: 0, transport };
         if transport == Transport::Bus {
-            // On the bus, signals only reach us through a match rule.
-            let rule = format!("type='signal',sender='{DESTINATION}'");
-            systemd
-                .call(
-                    Some("org.freedesktop.DBus"),
-                    "/org/freedesktop/DBus",
-                    "org.freedesktop.DBus",
-                    "AddMatch",
-                    "bus",
-                    &(rule,),
-                )
-                .await?;
+            // On the bus, broadcast signals only reach us through match rules: systemd's, and
+            // the bus driver's word on who owns systemd's name (the only sender we route from).
+            let owner_changes = format!(
+                "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',\
+                 member='NameOwnerChanged',arg0='{DESTINATION}'"
+            );
+            for rule in [format!("type='signal',sender='{DESTINATION}'"), owner_changes] {
+                systemd.call_bus_driver("AddMatch", &(rule,)).await?;
+            }
+            let reply = systemd.call_bus_driver("GetNameOwner", &(DESTINATION,)).await?;
+            let owner: String =
+                reply.body().deserialize().map_err(|source| SystemdError::from_call("GetNameOwner", "bus", source))?;
+            systemd.routes.learn_bus_owner(&owner);
         }
         systemd.version = systemd.read_version().await?;
         systemd.call_manager("Subscribe", "manager", &()).await?;
@@ -161,6 +182,28 @@ impl Systemd {
     /// systemd's major version, e.g. 252.
     pub fn version(&self) -> u32 {
         self.version
+    }
+
+    /// How this connection reaches systemd.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Waits until systemd's private socket, which this connection (on the bus) could not use,
+    /// answers a call within the probe deadline, trying every `interval`. Never returns when we
+    /// may not use it (not root, no socket).
+    pub async fn private_socket_answers_again(interval: Duration) {
+        loop {
+            tokio::time::sleep(interval).await;
+            if !private_socket_usable() {
+                continue;
+            }
+            match tokio::time::timeout(PRIVATE_SOCKET_PROBE, probe_private_socket()).await {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => tracing::debug!("systemd's private socket still fails: {error}"),
+                Err(_) => tracing::debug!("systemd's private socket still does not answer"),
+            }
+        }
     }
 
     /// Sends every `PropertiesChanged` of units whose object path starts with `path_prefix`
@@ -271,6 +314,14 @@ impl Systemd {
         reply.body().deserialize::<OwnedVariant>().map_err(|source| SystemdError::from_call("Get", path, source))
     }
 
+    async fn call_bus_driver<B>(&self, method: &'static str, body: &B) -> Result<Message, SystemdError>
+    where
+        B: serde::Serialize + zbus::DynamicType,
+    {
+        self.call(Some("org.freedesktop.DBus"), "/org/freedesktop/DBus", "org.freedesktop.DBus", method, "bus", body)
+            .await
+    }
+
     async fn call_manager<B>(&self, method: &'static str, target: &str, body: &B) -> Result<Message, SystemdError>
     where
         B: serde::Serialize + zbus::DynamicType,
@@ -317,6 +368,18 @@ impl Systemd {
             error
         })
     }
+}
+
+/// Whether we may use systemd's private socket: only root may, and only where it exists.
+fn private_socket_usable() -> bool {
+    nix::unistd::geteuid().is_root() && Path::new(PRIVATE_SOCKET).exists()
+}
+
+/// Connects to the private socket, asks systemd's version, and closes the connection again.
+async fn probe_private_socket() -> zbus::Result<()> {
+    let connection = connect_private().await?;
+    connection.call_method(Some(DESTINATION), MANAGER_PATH, Some(PROPERTIES), "Get", &(MANAGER, "Version")).await?;
+    Ok(())
 }
 
 async fn connect_private() -> zbus::Result<Connection> {
@@ -399,6 +462,19 @@ mod tests {
     fn no_exit_yet_gives_none() {
         assert_eq!(ServiceExit::from_properties(&exec_main(0, 0)), None);
         assert_eq!(ServiceExit::from_properties(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn an_exit_that_names_no_process_matches_none() {
+        let mut without_pid = exec_main(CLD_EXITED, 0);
+        without_pid.remove("ExecMainPID");
+        assert_eq!(ServiceExit::from_properties(&without_pid), None);
+        let mut pid_zero = exec_main(CLD_EXITED, 0);
+        pid_zero.insert("ExecMainPID".to_string(), OwnedVariant::try_from(Variant::from(0u32)).unwrap());
+        assert_eq!(ServiceExit::from_properties(&pid_zero), None);
+        assert!(ServiceExit::names_no_process(&without_pid) && ServiceExit::names_no_process(&pid_zero));
+        assert!(!ServiceExit::names_no_process(&exec_main(CLD_EXITED, 0)));
+        assert!(!ServiceExit::names_no_process(&exec_main(0, 0)));
     }
 
     #[test]

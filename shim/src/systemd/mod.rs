@@ -9,6 +9,6 @@ mod private_socket;
 mod router;
 mod values;
 
-pub use client::{main_pid_of, QueuedJob, ServiceExit, Systemd};
+pub use client::{main_pid_of, QueuedJob, ServiceExit, Systemd, Transport, TransportPreference};
 pub use error::{names as error_names, SystemdError};
 pub use router::{JobResult, UnitChange};

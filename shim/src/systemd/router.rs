@@ -2,6 +2,13 @@
 //! for that unit's job, and `PropertiesChanged` of units under a watched object-path prefix to
 //! one channel. Waiters register *before* they make the call that creates the job, because the
 //! signal can be routed before the call's reply is handed back.
+//!
+//! Only systemd's own signals are routed. On the private socket the one peer is PID 1. On the
+//! system bus anyone may send us a signal, unicast, whatever our match rules say: a forged
+//! `PropertiesChanged` with an exit in it would become a false `TaskExit`, and the
+//! orchestrator's Delete would then kill the real container. There a signal counts only when
+//! its sender is the unique name that owns `org.freedesktop.systemd1` now; the bus driver (whose
+//! name no client can take) says when that owner changes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,15 +87,60 @@ pub struct UnitChange {
 
 type JobSender = mpsc::UnboundedSender<JobRemoved>;
 
+/// The well-known name systemd owns on the bus.
+pub(crate) const SYSTEMD_BUS_NAME: &str = "org.freedesktop.systemd1";
+/// The bus driver: the sender of `NameOwnerChanged`, a name no client can own.
+const BUS_DRIVER: &str = "org.freedesktop.DBus";
+
+/// Whose signals are systemd's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SignalSource {
+    /// A peer-to-peer connection to PID 1 (the private socket): every message is systemd's.
+    Peer,
+    /// The system bus: only the unique name that owns [`SYSTEMD_BUS_NAME`] (none while it is
+    /// not known, or while nobody owns it).
+    BusOwner(Option<String>),
+}
+
 /// Routing tables shared between the router task and the waiters.
-#[derive(Default)]
 pub(crate) struct Routes {
+    source: Mutex<SignalSource>,
     jobs: Mutex<HashMap<String, Vec<(u64, JobSender)>>>,
     next_watch: AtomicU64,
     unit_changes: Mutex<Option<(String, mpsc::UnboundedSender<UnitChange>)>>,
 }
 
 impl Routes {
+    /// Empty tables that route the signals of `source` only.
+    pub(crate) fn new(source: SignalSource) -> Routes {
+        Routes {
+            source: Mutex::new(source),
+            jobs: Mutex::default(),
+            next_watch: AtomicU64::new(0),
+            unit_changes: Mutex::default(),
+        }
+    }
+
+    fn source(&self) -> MutexGuard<'_, SignalSource> {
+        self.source.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the owner of systemd's bus name that `GetNameOwner` answered, unless a
+    /// `NameOwnerChanged` routed meanwhile already told a newer one.
+    pub(crate) fn learn_bus_owner(&self, owner: &str) {
+        if let SignalSource::BusOwner(known @ None) = &mut *self.source() {
+            *known = Some(owner.to_string());
+        }
+    }
+
+    /// Whether a signal from `sender` is systemd's.
+    fn is_systemd(&self, sender: Option<&str>) -> bool {
+        match &*self.source() {
+            SignalSource::Peer => true,
+            SignalSource::BusOwner(owner) => owner.is_some() && owner.as_deref() == sender,
+        }
+    }
+
     fn jobs(&self) -> MutexGuard<'_, HashMap<String, Vec<(u64, JobSender)>>> {
         // A poisoned lock only means a waiter panicked; the table itself stays consistent.
         self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -115,6 +167,17 @@ impl Routes {
         let (Some(interface), Some(member)) = (header.interface(), header.member()) else {
             return;
         };
+        let sender = header.sender().map(|sender| sender.as_str());
+        if (interface.as_str(), member.as_str()) == (BUS_DRIVER, "NameOwnerChanged") {
+            if sender == Some(BUS_DRIVER) {
+                self.follow_owner_change(message);
+            }
+            return;
+        }
+        if !self.is_systemd(sender) {
+            tracing::debug!("ignoring {interface}.{member} from {sender:?}, which is not systemd");
+            return;
+        }
         match (interface.as_str(), member.as_str()) {
             ("org.freedesktop.systemd1.Manager", "JobRemoved") => self.route_job_removed(message),
             ("org.freedesktop.DBus.Properties", "PropertiesChanged") => {
@@ -123,6 +186,20 @@ impl Routes {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A new owner of systemd's bus name (systemd re-executed, or the bus restarted it).
+    fn follow_owner_change(&self, message: &Message) {
+        let Ok((name, _old, new)) = message.body().deserialize::<(String, String, String)>() else {
+            return;
+        };
+        if name != SYSTEMD_BUS_NAME {
+            return;
+        }
+        if let SignalSource::BusOwner(owner) = &mut *self.source() {
+            tracing::info!("{SYSTEMD_BUS_NAME} is now owned by {new:?}");
+            *owner = (!new.is_empty()).then_some(new);
         }
     }
 
@@ -209,5 +286,64 @@ impl Drop for JobWatch {
                 jobs.remove(&self.unit);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNIT_PATH: &str = "/org/freedesktop/systemd1/unit/ctr_2dx_2eservice";
+
+    fn properties_changed(sender: &str) -> Message {
+        let changed = HashMap::from([("ExecMainCode".to_string(), zbus::Variant::from(1i32))]);
+        let body = ("org.freedesktop.systemd1.Service", changed, Vec::<String>::new());
+        Message::signal(UNIT_PATH, "org.freedesktop.DBus.Properties", "PropertiesChanged")
+            .sender(sender)
+            .build(&body)
+            .unwrap()
+    }
+
+    fn owner_changed(sender: &str, new_owner: &str) -> Message {
+        Message::signal("/org/freedesktop/DBus", BUS_DRIVER, "NameOwnerChanged")
+            .sender(sender)
+            .build(&(SYSTEMD_BUS_NAME, ":1.1", new_owner))
+            .unwrap()
+    }
+
+    fn routed(routes: &Routes, message: &Message) -> bool {
+        let mut changes = routes.watch_units("/org/freedesktop/systemd1/unit/");
+        routes.route(message);
+        changes.try_recv().is_ok()
+    }
+
+    #[test]
+    fn on_the_bus_only_the_owner_of_systemds_name_is_heard() {
+        let routes = Routes::new(SignalSource::BusOwner(None));
+        assert!(!routed(&routes, &properties_changed(":1.1")), "owner not known yet");
+        routes.learn_bus_owner(":1.1");
+        assert!(routed(&routes, &properties_changed(":1.1")));
+        assert!(!routed(&routes, &properties_changed(":1.66")), "a stranger's unicast signal");
+    }
+
+    #[test]
+    fn a_new_owner_is_taken_from_the_bus_driver_only() {
+        let routes = Routes::new(SignalSource::BusOwner(None));
+        routes.learn_bus_owner(":1.1");
+        routes.route(&owner_changed(":1.66", ":1.66"));
+        assert!(!routed(&routes, &properties_changed(":1.66")), "a forged NameOwnerChanged");
+        routes.route(&owner_changed(BUS_DRIVER, ":1.7"));
+        assert!(routed(&routes, &properties_changed(":1.7")));
+        assert!(!routed(&routes, &properties_changed(":1.1")), "the old owner");
+        routes.learn_bus_owner(":1.1");
+        assert!(routed(&routes, &properties_changed(":1.7")), "an older answer does not undo a change");
+        routes.route(&owner_changed(BUS_DRIVER, ""));
+        assert!(!routed(&routes, &properties_changed(":1.7")), "nobody owns the name");
+    }
+
+    #[test]
+    fn on_the_private_socket_pid_1_is_the_only_peer() {
+        let routes = Routes::new(SignalSource::Peer);
+        assert!(routed(&routes, &properties_changed(":1.1")));
     }
 }
