@@ -15,6 +15,7 @@ use runc_wrap::protocol::{
 };
 use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
 use runc_wrap::Runc;
+use tokio::sync::SemaphorePermit;
 use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, SupervisorPlacement, UnitName, SUPERVISOR_CGROUP};
 
 use super::cleanup::{remove_task_residue, ContainerEnd};
@@ -46,16 +47,27 @@ struct ValidCreate {
 
 impl TaskManager {
     /// Creates task `key` from `request`; returns the init pid.
+    ///
+    /// A Create holds one of the [`CREATE_SLOTS`](super::manager) only while it parses and
+    /// submits: not while a deleted task's unit of the same name goes down, nor while its start
+    /// job runs (a fifo nobody reads, slow hooks), so stuck Creates never hold back others.
     pub async fn create(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
         self.heap_trimmer.note_work();
+        self.unit_stops.settled(&UnitName::for_task(&key.namespace, &key.id)).await;
         // The semaphore is never closed, so there is always a permit to wait for. A waiting
         // Create's future stays small: the work's own future is allocated once admitted.
-        let _admitted = self.create_slots.acquire().await.ok();
-        Box::pin(self.create_admitted(key, request)).await
+        let slot = self.create_slots.acquire().await.ok();
+        Box::pin(self.create_admitted(key, request, slot)).await
     }
 
-    /// [`TaskManager::create`] once it holds a slot.
-    async fn create_admitted(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
+    /// [`TaskManager::create`] once it holds `slot`, which [`TaskManager::start_init_unit`]
+    /// gives back once the unit is submitted.
+    async fn create_admitted(
+        &self,
+        key: TaskKey,
+        request: CreateTaskRequest,
+        slot: Option<SemaphorePermit<'_>>,
+    ) -> Result<u32, Error> {
         self.prime_cgroup_move();
         let valid = self.validate_create(&key, &request).await?;
         let unit = UnitName::for_task(&key.namespace, &key.id);
@@ -75,13 +87,22 @@ impl TaskManager {
             return Err(Error::TaskExists { namespace: key.namespace, id: key.id });
         }
         if !request.checkpoint.is_empty() {
+            drop(slot);
             return self.create_for_restore(&task, &valid, &request).await;
         }
-        match self.launch(&task, &valid).await {
+        match self.launch(&task, &valid, slot).await {
             Ok(pid) => {
                 self.watch_cgroup(&task, pid).await;
                 self.finish_create(&task, pid, request.rootfs).written().await;
                 Ok(pid)
+            }
+            Err(error @ Error::UnitExists { .. }) => {
+                // The unit is not this Create's (another containerd's task of the same name, or
+                // one left running): stopping it, or `runc delete` of its container, would end
+                // someone else's container.
+                tracing::warn!(task = %key, "create failed: {error}; the unit is left as it is");
+                self.tasks.remove(&key);
+                Err(error)
             }
             Err(error) => {
                 tracing::warn!(task = %key, "create failed: {error}; cleaning up");
@@ -170,9 +191,9 @@ impl TaskManager {
     /// program wrapping runc ended right after create (the unit's start then fails, as systemd
     /// has nothing to adopt) is a created task that has exited, as under runc-v2: its exit is
     /// held for [`TaskManager::finish_create`] to publish after TaskCreate.
-    async fn launch(&self, task: &Task, valid: &ValidCreate) -> Result<u32, Error> {
+    async fn launch(&self, task: &Task, valid: &ValidCreate, slot: Option<SemaphorePermit<'_>>) -> Result<u32, Error> {
         self.write_create_request(task, valid, None).await?;
-        match self.start_init_unit(task, &valid.spec, valid.sd_notify).await {
+        match self.start_init_unit(task, &valid.spec, valid.sd_notify, slot).await {
             Ok(pid) => Ok(pid),
             Err(error) => match init_exited_at_create(&task.bundle).await {
                 Some(ended) => {
@@ -228,8 +249,15 @@ impl TaskManager {
     }
 
     /// Starts the init unit for the create request in the bundle; returns the init pid once
-    /// `runc create` (or `runc restore`) is done.
-    pub(super) async fn start_init_unit(&self, task: &Task, spec: &Spec, sd_notify: bool) -> Result<u32, Error> {
+    /// `runc create` (or `runc restore`) is done. A Create's `slot` is given back as soon as
+    /// systemd has the unit.
+    pub(super) async fn start_init_unit(
+        &self,
+        task: &Task,
+        spec: &Spec,
+        sd_notify: bool,
+        slot: Option<SemaphorePermit<'_>>,
+    ) -> Result<u32, Error> {
         let bundle = &task.bundle;
         let helper = HelperPaths {
             exe: self.settings.exe.display().to_string(),
@@ -260,6 +288,7 @@ impl TaskManager {
             }
             Err(error) => return Err(Error::Systemd(error)),
         };
+        drop(slot);
         let result = if sd_notify {
             // The start job ends only when the container says READY=1, after Start; created
             // means the helper has named the container init as the unit's main process.

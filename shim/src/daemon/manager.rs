@@ -39,15 +39,15 @@ pub struct DaemonSettings {
     pub cgroup_hierarchy: CgroupHierarchy,
 }
 
-/// How many Creates run at once; the others wait for a slot before they parse anything.
+/// How many Creates parse and submit at once; the others wait for a slot before they parse anything.
 ///
 /// A Create in flight holds its request, parsed spec, boxed futures and D-Bus messages, tens of
 /// KiB that it frees when done, between the small allocations each task keeps. With 50 at once,
 /// the holes they left were too fragmented for `malloc_trim` to give back: 1.5 MiB more heap
 /// stayed resident after a 50-task burst than with this bound. Eight in flight still keep
 /// systemd's job queue and both CPUs busy: the bench's 50 parallel starts took as long as
-/// before (0.69 of runc-v2's time against 0.72 unbounded). A Create stuck on its unit holds
-/// its slot no longer than the start job's timeout.
+/// before (0.69 of runc-v2's time against 0.72 unbounded). A slot is held only while a Create
+/// parses and submits its unit, never while the unit starts (see [`TaskManager::create`]).
 const CREATE_SLOTS: usize = 8;
 
 /// All tasks and the means to act on them.

@@ -52,7 +52,7 @@ impl TaskManager {
     async fn restore(&self, task: &std::sync::Arc<super::task::Task>) -> Result<(), Error> {
         let started = async {
             let spec = read_spec(&task.bundle).await?;
-            self.start_init_unit(task, &spec, false).await
+            self.start_init_unit(task, &spec, false, None).await
         };
         match started.await {
             Ok(pid) => {

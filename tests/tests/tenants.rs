@@ -1,0 +1,96 @@
+//! One daemon serves every tenant of a node: what one namespace's tasks do must not hold back
+//! another's.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use containerd_shim_protos::api::CreateTaskRequest;
+use containerd_shim_protos::shim_async::TaskClient;
+use nix::sys::stat::Mode;
+use nix::unistd::mkfifo;
+use tests::calls::{delete, kill, wait};
+use tests::direct::{client, context, runnable_bundle};
+use tests::{scaled, unique_id, unit_of, wait_until, Sandbox};
+
+/// How many Creates the daemon parses and submits at once.
+const CREATE_SLOTS: usize = 8;
+
+fn create_request(id: &str, bundle: &Path, stdout: &Path) -> CreateTaskRequest {
+    CreateTaskRequest {
+        id: id.into(),
+        bundle: bundle.display().to_string(),
+        stdout: stdout.display().to_string(),
+        ..Default::default()
+    }
+}
+
+/// Kills, waits for and deletes task `id`.
+async fn remove(client: &TaskClient, id: &str) {
+    kill(client, id, 9).await.unwrap_or_else(|error| panic!("kill {id}: {error:?}"));
+    wait(client, id).await.unwrap_or_else(|error| panic!("wait {id}: {error:?}"));
+    delete(client, id).await.unwrap_or_else(|error| panic!("delete {id}: {error:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creates_stuck_on_unread_fifos_do_not_hold_back_a_create_in_another_namespace() {
+    let sandbox = Sandbox::get();
+    let stuck_namespace = "stuck-creates";
+    let stuck_client = client(sandbox, stuck_namespace).await;
+    let free_client = client(sandbox, "free-creates").await;
+    let fifo_dir = sandbox.root.join(unique_id("unread-fifos"));
+    std::fs::create_dir_all(&fifo_dir).expect("fifo directory");
+
+    // As many Creates as there are slots, each with a stdout fifo nobody reads yet: their units
+    // start, and their helpers wait for a reader.
+    let mut stuck = Vec::new();
+    for n in 0..CREATE_SLOTS {
+        let id = unique_id("stuck");
+        let bundle = runnable_bundle(sandbox, &id, &["sleep", "1000"]);
+        let fifo = fifo_dir.join(format!("{n}.stdout"));
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        let request = create_request(&id, &bundle, &fifo);
+        let client = stuck_client.clone();
+        let call = tokio::spawn(async move { client.create(context(), &request).await });
+        stuck.push((id, fifo, call));
+    }
+    let activating = |id: &str| sandbox.unit_property(&unit_of(stuck_namespace, id), "ActiveState") == "activating";
+    assert!(
+        wait_until(scaled(Duration::from_secs(20)), || stuck.iter().all(|(id, _, _)| activating(id))),
+        "the stuck Creates' units did not all start"
+    );
+
+    let free_id = unique_id("free");
+    let free_bundle = runnable_bundle(sandbox, &free_id, &["sleep", "1000"]);
+    let free = free_client
+        .create(
+            context(),
+            &CreateTaskRequest { id: free_id.clone(), bundle: free_bundle.display().to_string(), ..Default::default() },
+        )
+        .await;
+    let still_stuck = stuck.iter().filter(|(_, _, call)| !call.is_finished()).count();
+    assert!(free.is_ok(), "the Create in another namespace failed: {free:?}");
+    assert_eq!(still_stuck, CREATE_SLOTS, "the free Create waited until a stuck one gave up");
+
+    // Readers for the fifos: the stuck Creates go on and finish.
+    let readers: Vec<std::thread::JoinHandle<()>> = stuck
+        .iter()
+        .map(|(_, fifo, _)| {
+            let fifo: PathBuf = fifo.clone();
+            std::thread::spawn(move || {
+                if let Ok(mut reader) = std::fs::File::open(&fifo) {
+                    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                }
+            })
+        })
+        .collect();
+    for (id, _, call) in stuck {
+        let created = call.await.expect("the Create call's task");
+        assert!(created.is_ok(), "stuck Create {id} failed once its fifo was read: {created:?}");
+        remove(&stuck_client, &id).await;
+    }
+    remove(&free_client, &free_id).await;
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let _ = std::fs::remove_dir_all(&fifo_dir);
+}
