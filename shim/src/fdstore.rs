@@ -3,8 +3,13 @@
 //! as `LISTEN_FDS`/`LISTEN_FDNAMES` when systemd restarts it, so a crash or `systemctl restart`
 //! closes nothing containerd holds. systemd drops a stored connection by itself once its peer
 //! hangs up (POLLHUP).
+//!
+//! Messages go out without blocking (see [`runc_wrap::notify`]): while PID 1's queue is full,
+//! [`FdStore`] retries on the runtime's timer, so the daemon's one runtime thread keeps serving.
 
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use runc_wrap::notify::{NotifySocket, RETRY_DELAYS};
 
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: RawFd = 3;
@@ -83,15 +88,148 @@ pub fn take_listen_fds() -> Vec<(StoredFd, OwnedFd)> {
         .collect()
 }
 
-/// Stores `fd` in systemd's fd store as `kind`. Without `$NOTIFY_SOCKET` (not under systemd)
-/// there is no store, and that is not an error.
-pub fn store(fd: BorrowedFd<'_>, kind: &StoredFd) -> std::io::Result<()> {
-    runc_wrap::notify::notify_with_fd(&format!("FDSTORE=1\nFDNAME={}", kind.name()), fd)
+/// systemd's fd store of this daemon, reached through its notification socket.
+#[derive(Debug)]
+pub struct FdStore {
+    /// `None` when the daemon does not run under systemd: there is no store.
+    notify_socket: Option<NotifySocket>,
+}
+
+impl FdStore {
+    /// The store behind `notify_socket` (`$NOTIFY_SOCKET`); none without it.
+    pub fn new(notify_socket: Option<NotifySocket>) -> FdStore {
+        FdStore { notify_socket }
+    }
+
+    /// Stores `fd` as `kind`. Without a store (not under systemd) there is nothing to do, and
+    /// that is not an error.
+    pub async fn store(&self, fd: BorrowedFd<'_>, kind: &StoredFd) -> std::io::Result<()> {
+        self.send(&format!("FDSTORE=1\nFDNAME={}", kind.name()), Some(fd)).await
+    }
+
+    /// Sends `state` without blocking the runtime: a full queue is retried after each of
+    /// [`RETRY_DELAYS`], sleeping on the runtime's timer, and then fails.
+    async fn send(&self, state: &str, fd: Option<BorrowedFd<'_>>) -> std::io::Result<()> {
+        let Some(socket) = &self.notify_socket else {
+            return Ok(());
+        };
+        for delay in RETRY_DELAYS {
+            match socket.try_send(state, fd) {
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => tokio::time::sleep(delay).await,
+                sent => return sent,
+            }
+        }
+        socket.try_send(state, fd).map_err(|error| socket.still_full(error))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixDatagram;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// A directory of the test's own, removed when dropped.
+    struct ScratchDir(PathBuf);
+
+    impl ScratchDir {
+        fn new(name: &str) -> ScratchDir {
+            let dir = std::env::temp_dir().join(format!("shim-fdstore-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            ScratchDir(dir)
+        }
+    }
+
+    impl Drop for ScratchDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A notification socket bound in `dir` that stands in for systemd's.
+    fn fake_notify_socket(dir: &Path) -> (UnixDatagram, NotifySocket) {
+        let path = dir.join("notify.sock");
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        (receiver, NotifySocket::new(path.display().to_string()))
+    }
+
+    /// Fills `socket`'s queue until a fresh sender cannot add one message (a sender's own
+    /// buffer can run out first, so each round starts a new one).
+    fn fill(socket: &NotifySocket) {
+        loop {
+            let filler = UnixDatagram::unbound().unwrap();
+            filler.set_nonblocking(true).unwrap();
+            let mut sent = 0;
+            while filler.send_to(b"STATUS=filler", socket.address()).is_ok() {
+                sent += 1;
+            }
+            if sent == 0 {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_notification_queue_fails_the_store_without_stalling_the_runtime() {
+        let dir = ScratchDir::new("full");
+        let (_receiver, socket) = fake_notify_socket(&dir.0);
+        fill(&socket);
+        let store = FdStore::new(Some(socket));
+        let (kept, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        // The daemon's runtime: one thread. Run apart, so a store that blocks it fails the test
+        // instead of hanging it.
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            let _ = done.send(runtime.block_on(async move {
+                // Ticks only while the runtime's thread is free.
+                let ticks = Arc::new(AtomicUsize::new(0));
+                let ticker = tokio::spawn({
+                    let ticks = Arc::clone(&ticks);
+                    async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            ticks.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                });
+                let started = Instant::now();
+                let stored = store.store(kept.as_fd(), &StoredFd::Control).await;
+                ticker.abort();
+                (stored, started.elapsed(), ticks.load(Ordering::SeqCst))
+            }));
+        });
+        let (stored, elapsed, ticks) =
+            outcome.recv_timeout(Duration::from_secs(5)).expect("the store returned instead of blocking the runtime");
+        let error = stored.expect_err("nobody could take the descriptor");
+        assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock, "{error}");
+        assert!(elapsed < Duration::from_secs(2), "retried for {elapsed:?}");
+        assert!(ticks >= 10, "the runtime ran other tasks meanwhile ({ticks} ticks)");
+    }
+
+    #[tokio::test]
+    async fn a_stored_descriptor_reaches_the_notification_socket_with_its_name() {
+        let dir = ScratchDir::new("stored");
+        let (receiver, socket) = fake_notify_socket(&dir.0);
+        let store = FdStore::new(Some(socket));
+        let (kept, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let kind = StoredFd::Connection { namespace: "default".into(), id: "1-0".into() };
+        store.store(kept.as_fd(), &kind).await.unwrap();
+        let mut message = [0u8; 256];
+        let length = receiver.recv(&mut message).unwrap();
+        assert_eq!(&message[..length], b"FDSTORE=1\nFDNAME=conn/default/1-0");
+    }
+
+    #[tokio::test]
+    async fn without_systemd_there_is_no_store_and_no_error() {
+        let (kept, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        FdStore::new(None).store(kept.as_fd(), &StoredFd::Control).await.unwrap();
+    }
 
     #[test]
     fn fd_names_round_trip() {

@@ -240,6 +240,7 @@ fn daemon_config(
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
         restored,
+        notify_socket: runc_wrap::notify::NotifySocket::from_env(),
         config,
     })
 }

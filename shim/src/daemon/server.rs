@@ -25,7 +25,7 @@ use super::wait_replay::{pending_dir, relay, Origin, Relays};
 use crate::blocking::blocking;
 use crate::control::{read_line, ControlRequest, ControlResponse, CONTROL_TIMEOUT};
 use crate::error::Error;
-use crate::fdstore::StoredFd;
+use crate::fdstore::{FdStore, StoredFd};
 use crate::paths::{unix_address, DaemonIdentity};
 
 const TASK_V3: &str = "containerd.task.v3.Task";
@@ -81,8 +81,8 @@ fn listener_from(fd: OwnedFd) -> std::io::Result<UnixListener> {
 
 /// Hands `socket` to systemd's fd store, so a restarted daemon gets it back; failure only costs
 /// that (a restart would then close it), so it is logged.
-pub fn keep_in_fd_store(socket: &impl AsFd, kind: &StoredFd) {
-    if let Err(error) = crate::fdstore::store(socket.as_fd(), kind) {
+pub async fn keep_in_fd_store(fd_store: &FdStore, socket: &impl AsFd, kind: &StoredFd) {
+    if let Err(error) = fd_store.store(socket.as_fd(), kind).await {
         tracing::warn!("could not keep {} in systemd's fd store: {error}", kind.name());
     }
 }
@@ -99,13 +99,14 @@ pub struct NamespaceServers {
     manager: Arc<TaskManager>,
     served: Mutex<HashMap<String, Arc<OnceCell<Served>>>>,
     relays: Arc<Relays>,
+    fd_store: Arc<FdStore>,
 }
 
 impl NamespaceServers {
-    /// No namespace served yet.
-    pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>) -> NamespaceServers {
+    /// No namespace served yet; listeners and connections are kept in `fd_store`.
+    pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>, fd_store: Arc<FdStore>) -> NamespaceServers {
         let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir())));
-        NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays }
+        NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays, fd_store }
     }
 
     /// Stops reading new requests and waits for the short ones under way (see
@@ -138,12 +139,17 @@ impl NamespaceServers {
                     Some(listener) => listener,
                     None => {
                         let listener = bind_socket(&socket).await?;
-                        keep_in_fd_store(&listener, &StoredFd::NamespaceListener(namespace.to_string()));
+                        let kind = StoredFd::NamespaceListener(namespace.to_string());
+                        keep_in_fd_store(&self.fd_store, &listener, &kind).await;
                         listener
                     }
                 };
                 let service = Arc::new(TaskService::new(Arc::clone(&self.manager), namespace.to_string()));
-                let kept = Some((namespace.to_string(), Arc::clone(&self.relays)));
+                let kept = Some(KeptConnections {
+                    namespace: namespace.to_string(),
+                    relays: Arc::clone(&self.relays),
+                    fd_store: Arc::clone(&self.fd_store),
+                });
                 let relays = Arc::clone(&self.relays);
                 let kept_connections =
                     sockets.connections.into_iter().map(|(connection, id)| Ok((connection, id, Origin::Kept)));
@@ -233,6 +239,17 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
     let _ = write.write_all(&line).await;
 }
 
+/// Where a namespace's accepted connections are kept so they outlive a restart of the daemon.
+#[derive(Clone)]
+struct KeptConnections {
+    /// The namespace they belong to.
+    namespace: String,
+    /// Gives each a fresh connection id.
+    relays: Arc<Relays>,
+    /// Keeps them.
+    fd_store: Arc<FdStore>,
+}
+
 /// Connections from root or from our own uid (the uid containerd runs as launched us); anyone
 /// else is logged and dropped. Accept errors (e.g. out of fds) are logged, and accepting resumes
 /// after a short pause instead of ending the server. With `keep`, each accepted connection also
@@ -240,7 +257,7 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
 /// a restart of the daemon; the id comes with the connection.
 fn accept_trusted(
     listener: UnixListener,
-    keep: Option<(String, Arc<Relays>)>,
+    keep: Option<KeptConnections>,
 ) -> impl Stream<Item = std::io::Result<(UnixStream, String)>> + Send + 'static {
     let own_uid = nix::unistd::geteuid().as_raw();
     stream::unfold(listener, move |listener| {
@@ -251,10 +268,10 @@ fn accept_trusted(
                     Ok((connection, _)) => match connection.peer_cred() {
                         Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
                             let mut id = String::new();
-                            if let Some((namespace, ids)) = &keep {
-                                id = ids.next_id();
-                                let kind = StoredFd::Connection { namespace: namespace.clone(), id: id.clone() };
-                                keep_in_fd_store(&connection, &kind);
+                            if let Some(keep) = &keep {
+                                id = keep.relays.next_id();
+                                let kind = StoredFd::Connection { namespace: keep.namespace.clone(), id: id.clone() };
+                                keep_in_fd_store(&keep.fd_store, &connection, &kind).await;
                             }
                             return Some((Ok((connection, id)), listener));
                         }
