@@ -107,6 +107,12 @@ impl FdStore {
         self.send(&format!("FDSTORE=1\nFDNAME={}", kind.name()), Some(fd)).await
     }
 
+    /// Takes `kind` out of the store (`FDSTOREREMOVE=1`): systemd closes its copy, and a
+    /// restarted daemon does not get it back.
+    pub async fn remove(&self, kind: &StoredFd) -> std::io::Result<()> {
+        self.send(&format!("FDSTOREREMOVE=1\nFDNAME={}", kind.name()), None).await
+    }
+
     /// Sends `state` without blocking the runtime: a full queue is retried after each of
     /// [`RETRY_DELAYS`], sleeping on the runtime's timer, and then fails.
     async fn send(&self, state: &str, fd: Option<BorrowedFd<'_>>) -> std::io::Result<()> {
@@ -126,37 +132,12 @@ impl FdStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{fake_notify_socket, next_notification, ScratchDir};
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixDatagram;
-    use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
-
-    /// A directory of the test's own, removed when dropped.
-    struct ScratchDir(PathBuf);
-
-    impl ScratchDir {
-        fn new(name: &str) -> ScratchDir {
-            let dir = std::env::temp_dir().join(format!("shim-fdstore-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            ScratchDir(dir)
-        }
-    }
-
-    impl Drop for ScratchDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    /// A notification socket bound in `dir` that stands in for systemd's.
-    fn fake_notify_socket(dir: &Path) -> (UnixDatagram, NotifySocket) {
-        let path = dir.join("notify.sock");
-        let receiver = UnixDatagram::bind(&path).unwrap();
-        (receiver, NotifySocket::new(path.display().to_string()))
-    }
 
     /// Fills `socket`'s queue until a fresh sender cannot add one message (a sender's own
     /// buffer can run out first, so each round starts a new one).
@@ -176,8 +157,8 @@ mod tests {
 
     #[test]
     fn a_full_notification_queue_fails_the_store_without_stalling_the_runtime() {
-        let dir = ScratchDir::new("full");
-        let (_receiver, socket) = fake_notify_socket(&dir.0);
+        let dir = ScratchDir::new("fdstore-full");
+        let (_receiver, socket) = fake_notify_socket(&dir);
         fill(&socket);
         let store = FdStore::new(Some(socket));
         let (kept, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -214,15 +195,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_stored_descriptor_reaches_the_notification_socket_with_its_name() {
-        let dir = ScratchDir::new("stored");
-        let (receiver, socket) = fake_notify_socket(&dir.0);
+        let dir = ScratchDir::new("fdstore-stored");
+        let (receiver, socket) = fake_notify_socket(&dir);
         let store = FdStore::new(Some(socket));
         let (kept, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
         let kind = StoredFd::Connection { namespace: "default".into(), id: "1-0".into() };
         store.store(kept.as_fd(), &kind).await.unwrap();
-        let mut message = [0u8; 256];
-        let length = receiver.recv(&mut message).unwrap();
-        assert_eq!(&message[..length], b"FDSTORE=1\nFDNAME=conn/default/1-0");
+        assert_eq!(next_notification(&receiver), "FDSTORE=1\nFDNAME=conn/default/1-0");
     }
 
     #[tokio::test]

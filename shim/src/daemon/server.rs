@@ -105,7 +105,7 @@ pub struct NamespaceServers {
 impl NamespaceServers {
     /// No namespace served yet; listeners and connections are kept in `fd_store`.
     pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>, fd_store: Arc<FdStore>) -> NamespaceServers {
-        let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir())));
+        let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir()), Arc::clone(&fd_store)));
         NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays, fd_store }
     }
 
@@ -155,8 +155,11 @@ impl NamespaceServers {
                     sockets.connections.into_iter().map(|(connection, id)| Ok((connection, id, Origin::Kept)));
                 let accepted = accept_trusted(listener, kept)
                     .map(|accepted| accepted.map(|(connection, id)| (connection, id, Origin::Accepted)));
+                let relayed_namespace = namespace.to_string();
                 let connections = stream::iter(kept_connections).chain(accepted).map(move |connection| {
-                    connection.and_then(|(connection, id, origin)| relay(Arc::clone(&relays), connection, id, origin))
+                    connection.and_then(|(connection, id, origin)| {
+                        relay(Arc::clone(&relays), connection, relayed_namespace.clone(), id, origin)
+                    })
                 });
                 let server = start_task_server(connections, service).await?;
                 tracing::info!(namespace, "serving the task API on {}", socket.display());
