@@ -88,13 +88,16 @@ pub struct DaemonConfig {
 /// start job is released as early as possible; a `start` that connects before we serve waits
 /// in the listen backlog for the moment it takes to connect to systemd.
 pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
-    let fd_store = Arc::new(FdStore::new(config.notify_socket.take()));
+    // What systemd passed back is in the store still (the control socket counts even when the
+    // socket unit, not the store, passed it: a place too few is refused early, never lost).
+    let held = u32::try_from(config.restored.len()).unwrap_or(u32::MAX);
+    let fd_store = Arc::new(FdStore::new(config.notify_socket.take(), config.config.daemon.fd_store_max, held));
     let mut restored = server::RestoredSockets::from_fds(std::mem::take(&mut config.restored))?;
     let control = match restored.control.take() {
         Some(control) => control,
         None => {
             let control = server::bind_socket(&config.identity.control_socket).await?;
-            server::keep_in_fd_store(&fd_store, &control, &StoredFd::Control).await;
+            server::keep_control_in_fd_store(&fd_store, &control).await;
             control
         }
     };

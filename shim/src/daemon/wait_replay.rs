@@ -322,7 +322,7 @@ pub fn relay(
         let _ = to_server.shutdown().await;
         forget_all(&requests_notes).await;
         if let Err(error) = requests_relays.fd_store.remove(&stored_as).await {
-            tracing::warn!("taking {} out of systemd's fd store: {error}", stored_as.name());
+            tracing::warn!("{error}");
         }
     });
     tokio::spawn(async move {
@@ -512,7 +512,7 @@ mod tests {
     /// containerd's end, the relay's end (as the relay holds it), and the shared state.
     fn connection() -> (UnixStream, Arc<UnixStream>, Relays) {
         let (containerd, daemon) = UnixStream::pair().unwrap();
-        (containerd, Arc::new(daemon), Relays::new(PathBuf::from("/nonexistent"), Arc::new(FdStore::new(None))))
+        (containerd, Arc::new(daemon), Relays::new(PathBuf::from("/nonexistent"), Arc::new(FdStore::new(None, 0, 0))))
     }
 
     /// A length no ttrpc frame may have.
@@ -526,7 +526,7 @@ mod tests {
     async fn a_connection_the_relay_gives_up_on_closes_for_containerd_and_leaves_the_fd_store() {
         let dir = ScratchDir::new("relay-gives-up");
         let (notifications, notify_socket) = fake_notify_socket(&dir);
-        let relays = Arc::new(Relays::new(dir.join("pending"), Arc::new(FdStore::new(Some(notify_socket)))));
+        let relays = Arc::new(Relays::new(dir.join("pending"), Arc::new(FdStore::new(Some(notify_socket), 10, 0))));
         let (mut containerd, daemon) = UnixStream::pair().unwrap();
         // systemd's copy of the daemon's end, as the fd store holds it.
         let _stored_copy = daemon.as_fd().try_clone_to_owned().unwrap();
