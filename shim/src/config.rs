@@ -21,11 +21,19 @@
 //! connection = "bus"               # "private" (default): systemd's private socket, the
 //!                                  # system bus only while that does not answer; "bus": always
 //!                                  # the system bus
+//! [daemon]
+//! fd_store_max = 4096              # FileDescriptorStoreMax= of the daemon's own unit, and
+//!                                  # the descriptors (one per task connection) it keeps
 //! ```
+//!
+//! `[daemon]` shapes the daemon's own unit: `start` and `install` read it when they write that
+//! unit, the daemon when it starts, so the two agree. A change takes effect once the unit is
+//! written anew (`install` again, or the on-demand unit launched after the daemon stopped).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use unit_gen::daemon_unit::DEFAULT_FD_STORE_MAX;
 use unit_gen::slice::validate_slice_name;
 use unit_gen::UnitOptions;
 
@@ -38,6 +46,14 @@ pub const DEFAULT_PATH: &str = "/etc/containerd-shim-systemd-v1/config.toml";
 
 /// The environment variable naming another configuration file.
 pub const PATH_ENV: &str = "CONTAINERD_SHIM_SYSTEMD_CONFIG";
+
+/// The fewest descriptors the fd store may hold: the control socket, a namespace's listener
+/// and one connection.
+const FD_STORE_MIN: u32 = 3;
+
+/// The most descriptors the fd store may hold: systemd keeps each one open in PID 1, and the
+/// daemon another copy of each.
+const FD_STORE_LIMIT: u32 = 65_536;
 
 /// Which configuration file applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +94,23 @@ pub struct Config {
     pub tracing: TracingSettings,
     /// How the daemon reaches systemd.
     pub systemd_transport: TransportPreference,
+    /// The daemon's own unit.
+    pub daemon: DaemonUnitSettings,
+}
+
+/// `[daemon]`: the daemon's own unit, the transient one `start` launches and the one `install`
+/// writes alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonUnitSettings {
+    /// The unit's `FileDescriptorStoreMax=`; the daemon refuses a connection it could not keep
+    /// there rather than lose it at its next restart.
+    pub fd_store_max: u32,
+}
+
+impl Default for DaemonUnitSettings {
+    fn default() -> DaemonUnitSettings {
+        DaemonUnitSettings { fd_store_max: DEFAULT_FD_STORE_MAX }
+    }
 }
 
 /// `[tracing]`: where the daemon exports its spans.
@@ -99,6 +132,8 @@ struct ConfigFile {
     unit: UnitTable,
     #[serde(default)]
     tracing: TracingTable,
+    #[serde(default)]
+    daemon: DaemonTable,
     #[serde(default)]
     systemd: SystemdTable,
 }
@@ -131,6 +166,13 @@ struct UnitTable {
 #[serde(deny_unknown_fields)]
 struct TracingTable {
     otlp_endpoint: Option<String>,
+}
+
+/// `[daemon]`: the daemon's own unit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DaemonTable {
+    fd_store_max: Option<u32>,
 }
 
 impl Config {
@@ -176,6 +218,13 @@ impl Config {
                 return Err(invalid(format!("[tracing] otlp_endpoint {endpoint:?} is not an http:// URL")));
             }
         }
+        if let Some(fd_store_max) = file.daemon.fd_store_max {
+            if !(FD_STORE_MIN..=FD_STORE_LIMIT).contains(&fd_store_max) {
+                return Err(invalid(format!(
+                    "[daemon] fd_store_max must be between {FD_STORE_MIN} and {FD_STORE_LIMIT}, not {fd_store_max}"
+                )));
+            }
+        }
         Ok(Config {
             task_defaults: TaskOptions {
                 runc_binary: file.runc_binary,
@@ -189,6 +238,7 @@ impl Config {
                 None | Some(SystemdConnection::Private) => TransportPreference::PrivateSocket,
                 Some(SystemdConnection::Bus) => TransportPreference::Bus,
             },
+            daemon: DaemonUnitSettings { fd_store_max: file.daemon.fd_store_max.unwrap_or(DEFAULT_FD_STORE_MAX) },
         })
     }
 }
@@ -206,6 +256,7 @@ mod tests {
     #[test]
     fn an_empty_file_means_defaults() {
         assert_eq!(parse("").unwrap(), Config::default());
+        assert_eq!(Config::default().daemon.fd_store_max, DEFAULT_FD_STORE_MAX);
         assert_eq!(parse("# nothing here\n\n[unit]\n").unwrap(), Config::default());
     }
 
@@ -213,7 +264,8 @@ mod tests {
     fn every_setting_is_read() {
         let text = "runc_binary = \"/usr/sbin/runc\"\nrunc_root = \"/run/r\"\nlog_mode = \"journal\"\n\n\
                     [unit]\nslice = \"containers.slice\"\ntasks_max = 4096\n\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n\n\
-                    [systemd]\nconnection = \"bus\"\n";
+                    [systemd]\nconnection = \"bus\"\n\n\
+                    [daemon]\nfd_store_max = 512\n";
         let config = parse(text).unwrap();
         assert_eq!(config.task_defaults.runc_binary.as_deref(), Some("/usr/sbin/runc"));
         assert_eq!(config.task_defaults.runc_root.as_deref(), Some("/run/r"));
@@ -222,6 +274,7 @@ mod tests {
         assert_eq!(config.unit_options.default_tasks_max, Some(4096));
         assert_eq!(config.tracing.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
         assert_eq!(config.systemd_transport, TransportPreference::Bus);
+        assert_eq!(config.daemon.fd_store_max, 512);
         assert!(!config.task_defaults.sd_notify && !config.task_defaults.no_pivot_root);
     }
 
@@ -268,6 +321,19 @@ mod tests {
                 name: "unknown systemd connection",
                 text: "[systemd]\nconnection = \"socket\"\n",
                 mentions: &["line 2", "socket", "private", "bus"],
+                name: "fd store too small for a connection",
+                text: "[daemon]\nfd_store_max = 2\n",
+                mentions: &["fd_store_max", "between 3 and 65536", "not 2"],
+            },
+            Case {
+                name: "fd store beyond the limit",
+                text: "[daemon]\nfd_store_max = 100000\n",
+                mentions: &["fd_store_max", "not 100000"],
+            },
+            Case {
+                name: "unknown key in [daemon]",
+                text: "[daemon]\nfd_store_maximum = 10\n",
+                mentions: &["line 2", "fd_store_maximum"],
             },
             Case {
                 name: "endpoint without a host",

@@ -276,6 +276,18 @@ pub enum Error {
         /// Its `ActiveState`.
         state: String,
     },
+    /// systemd's fd store of the daemon is full: a connection kept beyond its limit would be
+    /// closed at the daemon's next restart.
+    #[error(
+        "cannot keep {name} in systemd's fd store: it already holds {capacity} descriptors, the daemon unit's \
+         FileDescriptorStoreMax (raise [daemon] fd_store_max in the configuration file)"
+    )]
+    FdStoreFull {
+        /// The descriptor's `FDNAME`.
+        name: String,
+        /// The store's limit.
+        capacity: u32,
+    },
     /// Some other I/O failure, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -312,6 +324,7 @@ impl Error {
             | Error::DaemonRefusedDelete { .. }
             | Error::NoTerminal { .. } => Code::FAILED_PRECONDITION,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
+            Error::FdStoreFull { .. } => Code::RESOURCE_EXHAUSTED,
             Error::Runc(_) | Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,
             Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => Code::UNAVAILABLE,
             Error::Systemd(SystemdError::JobTimeout { .. }) => Code::DEADLINE_EXCEEDED,

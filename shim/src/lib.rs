@@ -17,6 +17,8 @@ pub mod start;
 pub mod systemd;
 pub mod task_api;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod version;
 
 pub use error::Error;

@@ -70,8 +70,9 @@ fn run_install(args: &[String]) -> ExitCode {
     let result = InstallCommand::parse(args).and_then(|command| {
         // The daemon would refuse a bad configuration file at its first start: refuse it now.
         let config = config_source();
-        Config::load(&config)?;
-        let spec = command.spec(&current_exe()?, &std::env::var("PATH").unwrap_or_default(), &config)?;
+        let settings = Config::load(&config)?;
+        let path_env = std::env::var("PATH").unwrap_or_default();
+        let spec = command.spec(&current_exe()?, &path_env, &config, &settings.daemon)?;
         let mut stdout = std::io::stdout().lock();
         shim::install::install(&spec, command.scope, &UnitDirs::default(), command.dry_run, &mut Systemctl, &mut stdout)
     });
@@ -240,6 +241,7 @@ fn daemon_config(
         exe: current_exe()?,
         path_env: std::env::var("PATH").unwrap_or_default(),
         restored,
+        notify_socket: runc_wrap::notify::NotifySocket::from_env(),
         config,
     })
 }

@@ -254,7 +254,7 @@ async fn ensure_daemon(identity: &DaemonIdentity, request: &StartRequest) -> Res
     if systemd.unit_load_state(&identity.socket_unit()).await? == "loaded" {
         return start_installed_daemon(identity, &systemd).await;
     }
-    let unit = render_daemon_unit(&daemon_unit_request(identity, request, systemd.version()));
+    let unit = render_daemon_unit(&daemon_unit_request(identity, request, &config, systemd.version()));
     for _attempt in 0..3 {
         match systemd.start_transient_unit(&unit, DAEMON_JOB_TIMEOUT).await {
             Ok(JobResult::Done) => break,
@@ -315,7 +315,12 @@ async fn start_installed_daemon(identity: &DaemonIdentity, systemd: &Systemd) ->
     }
 }
 
-fn daemon_unit_request(identity: &DaemonIdentity, request: &StartRequest, systemd_version: u32) -> DaemonUnitRequest {
+fn daemon_unit_request(
+    identity: &DaemonIdentity,
+    request: &StartRequest,
+    config: &Config,
+    systemd_version: u32,
+) -> DaemonUnitRequest {
     let mut args = vec![
         "-address".to_string(),
         request.containerd_address.clone(),
@@ -341,6 +346,7 @@ fn daemon_unit_request(identity: &DaemonIdentity, request: &StartRequest, system
         environment,
         description: format!("containerd-shim-systemd-v1 daemon for containerd at {}", request.containerd_address),
         systemd_version,
+        fd_store_max: config.daemon.fd_store_max,
     }
 }
 
@@ -593,7 +599,7 @@ mod tests {
             config: ConfigSource::Default,
             telemetry_env: vec!["OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318".into()],
         };
-        let unit = daemon_unit_request(&identity, &request, 252);
+        let unit = daemon_unit_request(&identity, &request, &Config::default(), 252);
         assert_eq!(unit.args.last().map(String::as_str), Some("daemon"));
         assert!(unit.args.contains(&"-debug".to_string()));
         assert!(unit.args.contains(&unix_address(&identity.control_socket)));
@@ -603,7 +609,28 @@ mod tests {
         assert!(!unit.environment.iter().any(|entry| entry.starts_with(config::PATH_ENV)), "default config path");
 
         let named = StartRequest { config: ConfigSource::Explicit("/etc/shim.toml".into()), ..request };
-        let unit = daemon_unit_request(&identity, &named, 252);
+        let unit = daemon_unit_request(&identity, &named, &Config::default(), 252);
         assert!(unit.environment.contains(&format!("{}=/etc/shim.toml", config::PATH_ENV)), "{unit:?}");
+    }
+
+    #[test]
+    fn the_daemon_unit_keeps_as_many_descriptors_as_the_configuration_says() {
+        let identity = DaemonIdentity::for_containerd("/run/containerd/containerd.sock");
+        let request = StartRequest {
+            namespace: "ns".into(),
+            id: "t1".into(),
+            containerd_address: "/run/containerd/containerd.sock".into(),
+            publish_binary: "/usr/bin/containerd".into(),
+            ttrpc_address: "/run/containerd/containerd.sock.ttrpc".into(),
+            debug: false,
+            bundle: "/b".into(),
+            stdin: vec![],
+            exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
+            path_env: "/usr/bin".into(),
+            config: ConfigSource::Default,
+            telemetry_env: vec![],
+        };
+        let config = Config::parse(std::path::Path::new("/c.toml"), "[daemon]\nfd_store_max = 64\n").unwrap();
+        assert_eq!(daemon_unit_request(&identity, &request, &config, 252).fd_store_max, 64);
     }
 }

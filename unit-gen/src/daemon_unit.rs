@@ -8,9 +8,10 @@ use crate::properties::{exec_property, single_line, ExecCommand, Property, Prope
 /// How long systemd waits for the daemon's `READY=1`.
 pub const DAEMON_START_TIMEOUT_USEC: u64 = 30 * 1_000_000;
 
-/// How many descriptors the daemon may keep in systemd's fd store across restarts: its
-/// listening sockets and every ttrpc connection from containerd (a few per namespace).
-pub const FD_STORE_MAX: u32 = 4096;
+/// How many descriptors the daemon may keep in systemd's fd store across restarts when its
+/// configuration says nothing: its listening sockets and every ttrpc connection from
+/// containerd (one per task, and a few per namespace).
+pub const DEFAULT_FD_STORE_MAX: u32 = 4096;
 
 /// The daemon's open-file limit.
 pub const OPEN_FILES: u64 = 1 << 20;
@@ -51,6 +52,8 @@ pub struct DaemonUnitRequest {
     pub description: String,
     /// Major version of the systemd we talk to.
     pub systemd_version: u32,
+    /// `FileDescriptorStoreMax=`: the daemon's configured limit, which it counts against.
+    pub fd_store_max: u32,
 }
 
 /// Renders the daemon's unit.
@@ -80,7 +83,7 @@ pub fn render_daemon_unit(request: &DaemonUnitRequest) -> TransientUnit {
             // the fd store, which holds every containerd connection. An operator restarting it
             // a few times in a row must not cost that; a crash loop is paced by RestartUSec.
             Property::new("StartLimitIntervalUSec", PropertyValue::U64(0)),
-            Property::new("FileDescriptorStoreMax", PropertyValue::U32(FD_STORE_MAX)),
+            Property::new("FileDescriptorStoreMax", PropertyValue::U32(request.fd_store_max)),
             // One connection per task from containerd, kept in the fd store too.
             Property::new("LimitNOFILE", PropertyValue::U64(OPEN_FILES)),
             Property::new("LimitNOFILESoft", PropertyValue::U64(OPEN_FILES)),
@@ -108,6 +111,7 @@ mod tests {
             environment: vec!["TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc".into()],
             description: "shim daemon".into(),
             systemd_version: 252,
+            fd_store_max: 100,
         }
     }
 
@@ -138,7 +142,7 @@ mod tests {
         let unit = render_daemon_unit(&request());
         assert_eq!(unit.property("Restart"), Some(&PropertyValue::Str("always".into())));
         assert_eq!(unit.property("StartLimitIntervalUSec"), Some(&PropertyValue::U64(0)), "never rate limited");
-        assert_eq!(unit.property("FileDescriptorStoreMax"), Some(&PropertyValue::U32(FD_STORE_MAX)));
+        assert_eq!(unit.property("FileDescriptorStoreMax"), Some(&PropertyValue::U32(100)), "as configured");
         assert_eq!(unit.property("KillMode"), Some(&PropertyValue::Str("process".into())));
         assert_eq!(unit.property("LimitNOFILE"), Some(&PropertyValue::U64(OPEN_FILES)));
     }

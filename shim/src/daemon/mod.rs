@@ -50,7 +50,7 @@ pub use options::{decode_options, LogMode, TaskOptions};
 use crate::blocking::blocking;
 use crate::cgroup::MigrationPrimer;
 use crate::error::Error;
-use crate::fdstore::StoredFd;
+use crate::fdstore::{FdStore, StoredFd};
 use crate::paths::DaemonIdentity;
 use crate::systemd::{Systemd, Transport, TransportPreference};
 use events::EventSender;
@@ -77,6 +77,9 @@ pub struct DaemonConfig {
     pub path_env: String,
     /// Sockets and connections systemd's fd store gave back (after a restart).
     pub restored: Vec<(StoredFd, OwnedFd)>,
+    /// systemd's notification socket (`$NOTIFY_SOCKET`), which reaches the fd store; `None`
+    /// when not run by systemd.
+    pub notify_socket: Option<runc_wrap::notify::NotifySocket>,
     /// The configuration file's settings.
     pub config: crate::config::Config,
 }
@@ -87,12 +90,16 @@ pub struct DaemonConfig {
 /// start job is released as early as possible; a `start` that connects before we serve waits
 /// in the listen backlog for the moment it takes to connect to systemd.
 pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
+    // What systemd passed back is in the store still (the control socket counts even when the
+    // socket unit, not the store, passed it: a place too few is refused early, never lost).
+    let held = u32::try_from(config.restored.len()).unwrap_or(u32::MAX);
+    let fd_store = Arc::new(FdStore::new(config.notify_socket.take(), config.config.daemon.fd_store_max, held));
     let mut restored = server::RestoredSockets::from_fds(std::mem::take(&mut config.restored))?;
     let control = match restored.control.take() {
         Some(control) => control,
         None => {
             let control = server::bind_socket(&config.identity.control_socket).await?;
-            server::keep_in_fd_store(&control, &StoredFd::Control);
+            server::keep_control_in_fd_store(&fd_store, &control).await;
             control
         }
     };
@@ -133,7 +140,7 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         tracing::error!("sweeping the exit files of deleted tasks: {error}");
     }
 
-    let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), Arc::clone(&manager)));
+    let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), Arc::clone(&manager), fd_store));
     for (namespace, sockets) in restored.namespaces {
         let connections = sockets.connections.len();
         namespaces.resume(&namespace, sockets).await?;

@@ -25,7 +25,7 @@ use super::wait_replay::{pending_dir, relay, Origin, Relays};
 use crate::blocking::blocking;
 use crate::control::{read_line, ControlRequest, ControlResponse, CONTROL_TIMEOUT};
 use crate::error::Error;
-use crate::fdstore::StoredFd;
+use crate::fdstore::{FdStore, StoredFd};
 use crate::paths::{unix_address, DaemonIdentity};
 
 const TASK_V3: &str = "containerd.task.v3.Task";
@@ -79,11 +79,12 @@ fn listener_from(fd: OwnedFd) -> std::io::Result<UnixListener> {
     UnixListener::from_std(listener)
 }
 
-/// Hands `socket` to systemd's fd store, so a restarted daemon gets it back; failure only costs
-/// that (a restart would then close it), so it is logged.
-pub fn keep_in_fd_store(socket: &impl AsFd, kind: &StoredFd) {
-    if let Err(error) = crate::fdstore::store(socket.as_fd(), kind) {
-        tracing::warn!("could not keep {} in systemd's fd store: {error}", kind.name());
+/// Hands the control socket to systemd's fd store, so a restarted daemon gets it back; failure
+/// only costs that (the next daemon binds it anew, and `start` retries meanwhile), so it is
+/// logged.
+pub async fn keep_control_in_fd_store(fd_store: &FdStore, control: &UnixListener) {
+    if let Err(error) = fd_store.store(control.as_fd(), &StoredFd::Control).await {
+        tracing::warn!("{error}");
     }
 }
 
@@ -99,13 +100,14 @@ pub struct NamespaceServers {
     manager: Arc<TaskManager>,
     served: Mutex<HashMap<String, Arc<OnceCell<Served>>>>,
     relays: Arc<Relays>,
+    fd_store: Arc<FdStore>,
 }
 
 impl NamespaceServers {
-    /// No namespace served yet.
-    pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>) -> NamespaceServers {
-        let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir())));
-        NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays }
+    /// No namespace served yet; listeners and connections are kept in `fd_store`.
+    pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>, fd_store: Arc<FdStore>) -> NamespaceServers {
+        let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir()), Arc::clone(&fd_store)));
+        NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays, fd_store }
     }
 
     /// Stops reading new requests and waits for the short ones under way (see
@@ -138,19 +140,29 @@ impl NamespaceServers {
                     Some(listener) => listener,
                     None => {
                         let listener = bind_socket(&socket).await?;
-                        keep_in_fd_store(&listener, &StoredFd::NamespaceListener(namespace.to_string()));
+                        // Not kept, it would close at the next restart with every connection
+                        // containerd has yet to open: refuse the namespace instead.
+                        let kind = StoredFd::NamespaceListener(namespace.to_string());
+                        self.fd_store.store(listener.as_fd(), &kind).await?;
                         listener
                     }
                 };
                 let service = Arc::new(TaskService::new(Arc::clone(&self.manager), namespace.to_string()));
-                let kept = Some((namespace.to_string(), Arc::clone(&self.relays)));
+                let kept = Some(KeptConnections {
+                    namespace: namespace.to_string(),
+                    relays: Arc::clone(&self.relays),
+                    fd_store: Arc::clone(&self.fd_store),
+                });
                 let relays = Arc::clone(&self.relays);
                 let kept_connections =
                     sockets.connections.into_iter().map(|(connection, id)| Ok((connection, id, Origin::Kept)));
                 let accepted = accept_trusted(listener, kept)
                     .map(|accepted| accepted.map(|(connection, id)| (connection, id, Origin::Accepted)));
+                let relayed_namespace = namespace.to_string();
                 let connections = stream::iter(kept_connections).chain(accepted).map(move |connection| {
-                    connection.and_then(|(connection, id, origin)| relay(Arc::clone(&relays), connection, id, origin))
+                    connection.and_then(|(connection, id, origin)| {
+                        relay(Arc::clone(&relays), connection, relayed_namespace.clone(), id, origin)
+                    })
                 });
                 let server = start_task_server(connections, service).await?;
                 tracing::info!(namespace, "serving the task API on {}", socket.display());
@@ -233,14 +245,27 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
     let _ = write.write_all(&line).await;
 }
 
+/// Where a namespace's accepted connections are kept so they outlive a restart of the daemon.
+#[derive(Clone)]
+struct KeptConnections {
+    /// The namespace they belong to.
+    namespace: String,
+    /// Gives each a fresh connection id.
+    relays: Arc<Relays>,
+    /// Keeps them.
+    fd_store: Arc<FdStore>,
+}
+
 /// Connections from root or from our own uid (the uid containerd runs as launched us); anyone
 /// else is logged and dropped. Accept errors (e.g. out of fds) are logged, and accepting resumes
 /// after a short pause instead of ending the server. With `keep`, each accepted connection also
 /// goes to systemd's fd store under a fresh connection id (of `keep`'s namespace), so it outlives
-/// a restart of the daemon; the id comes with the connection.
+/// a restart of the daemon; the id comes with the connection. One the store cannot keep (it is
+/// full) is logged and closed at once: containerd's call fails now, cleanly, instead of its
+/// task's connection closing at the next restart, when containerd would take the task for dead.
 fn accept_trusted(
     listener: UnixListener,
-    keep: Option<(String, Arc<Relays>)>,
+    keep: Option<KeptConnections>,
 ) -> impl Stream<Item = std::io::Result<(UnixStream, String)>> + Send + 'static {
     let own_uid = nix::unistd::geteuid().as_raw();
     stream::unfold(listener, move |listener| {
@@ -251,10 +276,16 @@ fn accept_trusted(
                     Ok((connection, _)) => match connection.peer_cred() {
                         Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
                             let mut id = String::new();
-                            if let Some((namespace, ids)) = &keep {
-                                id = ids.next_id();
-                                let kind = StoredFd::Connection { namespace: namespace.clone(), id: id.clone() };
-                                keep_in_fd_store(&connection, &kind);
+                            if let Some(keep) = &keep {
+                                id = keep.relays.next_id();
+                                let kind = StoredFd::Connection { namespace: keep.namespace.clone(), id: id.clone() };
+                                if let Err(error) = keep.fd_store.store(connection.as_fd(), &kind).await {
+                                    tracing::error!(
+                                        namespace = keep.namespace,
+                                        "refused a connection from containerd: {error}"
+                                    );
+                                    continue;
+                                }
                             }
                             return Some((Ok((connection, id)), listener));
                         }
@@ -303,4 +334,44 @@ pub async fn bind_socket(socket: &Path) -> Result<UnixListener, Error> {
         .await
         .map_err(|error| Error::io(format!("restricting {}", socket.display()), error))?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::test_support::{fake_notify_socket, next_notification, ScratchDir};
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_connection_the_fd_store_has_no_room_for_is_refused_and_closed() {
+        let dir = ScratchDir::new("server-fdstore-full");
+        let (notifications, notify_socket) = fake_notify_socket(&dir);
+        let config = Config::parse(Path::new("/c.toml"), "[daemon]\nfd_store_max = 3\n").unwrap();
+        // The control socket and the namespace's listener hold two of the three places.
+        let fd_store = Arc::new(FdStore::new(Some(notify_socket), config.daemon.fd_store_max, 2));
+        let relays = Arc::new(Relays::new(dir.join("pending"), Arc::clone(&fd_store)));
+        let socket = dir.join("default.sock");
+        let keep = KeptConnections { namespace: "default".into(), relays, fd_store: Arc::clone(&fd_store) };
+        let accepted = accept_trusted(UnixListener::bind(&socket).unwrap(), Some(keep));
+        futures::pin_mut!(accepted);
+
+        let _first = UnixStream::connect(&socket).await.unwrap();
+        let (_kept, id) = accepted.next().await.unwrap().unwrap();
+        assert_eq!(next_notification(&notifications), format!("FDSTORE=1\nFDNAME=conn/default/{id}"));
+
+        let mut second = UnixStream::connect(&socket).await.unwrap();
+        let served = tokio::time::timeout(Duration::from_millis(500), accepted.next()).await;
+        assert!(served.is_err(), "the connection the store has no room for is not served");
+        let mut rest = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), second.read(&mut rest))
+            .await
+            .expect("containerd sees its connection close");
+        assert_eq!(read.unwrap(), 0, "end of stream");
+        assert_eq!(fd_store.held(), 3);
+        notifications.set_nonblocking(true).unwrap();
+        let mut message = [0u8; 256];
+        let more = notifications.recv(&mut message);
+        assert!(more.is_err(), "nothing more was stored: {:?}", more.map(|length| message[..length].to_vec()));
+    }
 }

@@ -13,6 +13,10 @@
 //! reading new requests (they wait in the socket for the next daemon) and the daemon exits once
 //! every short call it has read is answered.
 //!
+//! A connection the relay is done with (containerd closed it, or it sent what cannot be read)
+//! leaves systemd's fd store. One it gives up on is also shut down: the store's copy would
+//! otherwise keep it open, and containerd would wait on it until its calls time out.
+//!
 //! ttrpc frames: a 10-byte header (length u32 BE, stream id u32 BE, type u8, flags u8), then
 //! `length` bytes; requests (type 1) carry a `ttrpc.Request` with the method name.
 
@@ -29,6 +33,8 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::sync::{watch, Notify};
+
+use crate::fdstore::{FdStore, StoredFd};
 
 const HEADER_LENGTH: usize = 10;
 const TYPE_REQUEST: u8 = 1;
@@ -158,9 +164,11 @@ async fn next_frame(
 }
 
 /// What all relays share: connection ids unique across daemon restarts (pid and a counter),
-/// the count of short calls in flight, and the drain switch.
+/// the count of short calls in flight, the drain switch, and the fd store their connections
+/// are kept in.
 pub struct Relays {
     notes_dir: PathBuf,
+    fd_store: Arc<FdStore>,
     next_id: AtomicU64,
     in_flight: AtomicUsize,
     answered: Notify,
@@ -170,10 +178,11 @@ pub struct Relays {
 }
 
 impl Relays {
-    /// No relay yet; notes go under `notes_dir`.
-    pub fn new(notes_dir: PathBuf) -> Relays {
+    /// No relay yet; notes go under `notes_dir`, and connections are kept in `fd_store`.
+    pub fn new(notes_dir: PathBuf, fd_store: Arc<FdStore>) -> Relays {
         Relays {
             notes_dir,
+            fd_store,
             next_id: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             answered: Notify::new(),
@@ -239,16 +248,19 @@ pub enum Origin {
     Kept,
 }
 
-/// Puts the relay between containerd's `connection` and the ttrpc server; returns the server's
-/// end. For a kept connection, the frames an earlier daemon noted are replayed first.
+/// Puts the relay between containerd's `connection` (of `namespace`, kept in the fd store
+/// under `connection_id`) and the ttrpc server; returns the server's end. For a kept
+/// connection, the frames an earlier daemon noted are replayed first.
 pub fn relay(
     relays: Arc<Relays>,
     connection: UnixStream,
+    namespace: String,
     connection_id: String,
     origin: Origin,
 ) -> std::io::Result<UnixStream> {
     let (server_end, relay_end) = UnixStream::pair()?;
     let notes = Arc::new(relays.notes_dir.join(&connection_id));
+    let stored_as = StoredFd::Connection { namespace, id: connection_id };
     let containerd_side = Arc::new(connection);
     let mut from_containerd = Shared(Arc::clone(&containerd_side));
     let mut to_containerd = Shared(Arc::clone(&containerd_side));
@@ -299,14 +311,19 @@ pub fn relay(
                 }
                 NextFrame::Closed => break,
                 NextFrame::Failed(error) => {
-                    tracing::warn!("relaying a containerd connection: {error}");
+                    tracing::warn!("giving up on containerd connection {}: {error}", stored_as.name());
+                    shut_down(&containerd_side, &stored_as);
                     break;
                 }
             }
         }
-        // containerd closed the connection: nothing of it can be answered any more.
+        // The connection is closed, or given up: nothing of it can be answered any more, and
+        // the next daemon must not get it back.
         let _ = to_server.shutdown().await;
         forget_all(&requests_notes).await;
+        if let Err(error) = requests_relays.fd_store.remove(&stored_as).await {
+            tracing::warn!("{error}");
+        }
     });
     tokio::spawn(async move {
         while let Ok(Some(frame)) = read_frame(&mut from_server).await {
@@ -332,6 +349,16 @@ pub fn relay(
         }
     });
     Ok(server_end)
+}
+
+/// Shuts containerd's connection `stored_as` down both ways: containerd sees it close even
+/// while the fd store still holds a copy (systemd drops that copy on the hang-up, or on the
+/// removal that follows), instead of waiting on it until its calls time out.
+fn shut_down(connection: &UnixStream, stored_as: &StoredFd) {
+    use std::os::fd::AsRawFd;
+    if let Err(error) = nix::sys::socket::shutdown(connection.as_raw_fd(), nix::sys::socket::Shutdown::Both) {
+        tracing::warn!("shutting down containerd connection {}: {error}", stored_as.name());
+    }
 }
 
 /// containerd's side of a connection, read and written through a shared reference. Not
@@ -446,6 +473,8 @@ async fn replayed(dir: &Arc<PathBuf>) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{fake_notify_socket, next_notification, ScratchDir};
+    use std::os::fd::AsFd;
 
     fn frame(stream_id: u32, kind: u8, body: &[u8]) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -483,7 +512,33 @@ mod tests {
     /// containerd's end, the relay's end (as the relay holds it), and the shared state.
     fn connection() -> (UnixStream, Arc<UnixStream>, Relays) {
         let (containerd, daemon) = UnixStream::pair().unwrap();
-        (containerd, Arc::new(daemon), Relays::new(PathBuf::from("/nonexistent")))
+        (containerd, Arc::new(daemon), Relays::new(PathBuf::from("/nonexistent"), Arc::new(FdStore::new(None, 0, 0))))
+    }
+
+    /// A length no ttrpc frame may have.
+    fn oversized_header() -> Vec<u8> {
+        let mut header = u32::MAX.to_be_bytes().to_vec();
+        header.extend_from_slice(&[0, 0, 0, 1, TYPE_REQUEST, 0]);
+        header
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_relay_gives_up_on_closes_for_containerd_and_leaves_the_fd_store() {
+        let dir = ScratchDir::new("relay-gives-up");
+        let (notifications, notify_socket) = fake_notify_socket(&dir);
+        let relays = Arc::new(Relays::new(dir.join("pending"), Arc::new(FdStore::new(Some(notify_socket), 10, 0))));
+        let (mut containerd, daemon) = UnixStream::pair().unwrap();
+        // systemd's copy of the daemon's end, as the fd store holds it.
+        let _stored_copy = daemon.as_fd().try_clone_to_owned().unwrap();
+        let _server_end = relay(relays, daemon, "default".into(), "1-0".into(), Origin::Accepted).unwrap();
+        containerd.write_all(&oversized_header()).await.unwrap();
+        let mut rest = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), containerd.read(&mut rest))
+            .await
+            .expect("containerd sees the connection close");
+        assert_eq!(read.unwrap(), 0, "end of stream");
+        let removal = tokio::task::spawn_blocking(move || next_notification(&notifications)).await.unwrap();
+        assert_eq!(removal, "FDSTOREREMOVE=1\nFDNAME=conn/default/1-0");
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use runc_wrap::runc::resolve_binary;
 
 use super::units::{InstallSpec, DEFAULT_PATH_ENV};
 use super::Scope;
-use crate::config::ConfigSource;
+use crate::config::{ConfigSource, DaemonUnitSettings};
 use crate::error::Error;
 
 /// containerd's default gRPC address.
@@ -69,8 +69,15 @@ impl InstallCommand {
     }
 
     /// The unit files' inputs: `exe` is this binary, `path_env` where containerd is looked up,
-    /// `config` the configuration file in effect (passed on when it is not the default one).
-    pub fn spec(&self, exe: &Path, path_env: &str, config: &ConfigSource) -> Result<InstallSpec, Error> {
+    /// `config` the configuration file in effect (passed on when it is not the default one) and
+    /// `daemon` its settings for the daemon's unit.
+    pub fn spec(
+        &self,
+        exe: &Path,
+        path_env: &str,
+        config: &ConfigSource,
+        daemon: &DaemonUnitSettings,
+    ) -> Result<InstallSpec, Error> {
         let binary = self.binary.clone().unwrap_or_else(|| exe.to_path_buf());
         if !binary.is_absolute() {
             return Err(Error::InvalidRequest(format!("--binary {} is not an absolute path", binary.display())));
@@ -100,6 +107,7 @@ impl InstallCommand {
             binary,
             publish_binary,
             config,
+            fd_store_max: daemon.fd_store_max,
         })
     }
 }
@@ -231,18 +239,20 @@ mod tests {
     fn spec_takes_this_binary_and_passes_a_named_configuration() {
         let exe = std::env::current_exe().unwrap();
         let command = InstallCommand::parse(&args("--address /run/c/c.sock --publish-binary /opt/containerd")).unwrap();
-        let spec = command.spec(&exe, "", &ConfigSource::Explicit("/etc/x.toml".into())).unwrap();
+        let daemon = DaemonUnitSettings { fd_store_max: 64 };
+        let spec = command.spec(&exe, "", &ConfigSource::Explicit("/etc/x.toml".into()), &daemon).unwrap();
         assert_eq!(spec.binary, exe);
         assert_eq!(spec.ttrpc_address, "/run/c/c.sock.ttrpc");
         assert_eq!(spec.publish_binary, PathBuf::from("/opt/containerd"));
         assert_eq!(spec.config, Some(PathBuf::from("/etc/x.toml")));
         assert!(spec.path_env.starts_with(exe.parent().unwrap().to_str().unwrap()), "{}", spec.path_env);
         assert!(spec.path_env.ends_with(DEFAULT_PATH_ENV));
+        assert_eq!(spec.fd_store_max, 64, "the configured fd store");
 
-        let relative = command.spec(&exe, "", &ConfigSource::Explicit("x.toml".into())).unwrap_err();
+        let relative = command.spec(&exe, "", &ConfigSource::Explicit("x.toml".into()), &daemon).unwrap_err();
         assert!(relative.to_string().contains("not an absolute path"), "{relative}");
         let missing = InstallCommand { binary: Some("/nonexistent/shim".into()), ..command };
-        let error = missing.spec(&exe, "", &ConfigSource::Default).unwrap_err();
+        let error = missing.spec(&exe, "", &ConfigSource::Default, &daemon).unwrap_err();
         assert!(error.to_string().contains("/nonexistent/shim"), "{error}");
     }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::install::units::DEFAULT_PATH_ENV;
+use unit_gen::daemon_unit::DEFAULT_FD_STORE_MAX;
 
 /// Records every call; starting and stopping change the unit's state, as systemd would.
 #[derive(Default)]
@@ -104,6 +105,7 @@ fn spec() -> InstallSpec {
         ttrpc_address: format!("{ADDRESS}.ttrpc"),
         path_env: DEFAULT_PATH_ENV.into(),
         config: None,
+        fd_store_max: DEFAULT_FD_STORE_MAX,
     }
 }
 

@@ -16,7 +16,8 @@
 //!   container frozen (a pause, or CRIU's freeze during a dump) or its state half removed; with
 //!   `process` they finish, and the restarted daemon reads the result from runc;
 //! - `LimitNOFILE=`: the daemon keeps every ttrpc connection of containerd and up to
-//!   `FileDescriptorStoreMax` stored descriptors; the default soft limit (1024) is too low;
+//!   `FileDescriptorStoreMax` stored descriptors (`[daemon] fd_store_max` of the configuration,
+//!   which the daemon counts against); the default soft limit (1024) is too low;
 //! - `OOMScoreAdjust=`: the daemon goes after containers under memory pressure (systemd applies
 //!   it where PID 1 may lower scores, and logs and ignores it where it may not).
 //!
@@ -39,7 +40,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use unit_gen::daemon_unit::{accounting, DAEMON_START_TIMEOUT_USEC, FD_STORE_MAX};
+use unit_gen::daemon_unit::{accounting, DAEMON_START_TIMEOUT_USEC};
 
 use crate::config;
 use crate::error::Error;
@@ -74,6 +75,8 @@ pub struct InstallSpec {
     pub path_env: String,
     /// A configuration file other than the default one, passed in the environment.
     pub config: Option<PathBuf>,
+    /// `FileDescriptorStoreMax=`, from the configuration's `[daemon] fd_store_max`.
+    pub fd_store_max: u32,
 }
 
 /// One unit file: its name and its content.
@@ -193,7 +196,7 @@ fn render_service(spec: &InstallSpec, identity: &DaemonIdentity, systemd_version
     let _ = writeln!(text, "TimeoutStartSec={}s", DAEMON_START_TIMEOUT_USEC / 1_000_000);
     text.push_str("# Crash-only: a restarted daemon gets its sockets and containerd's connections back from\n");
     text.push_str("# the fd store and re-adopts every task.\n");
-    let _ = writeln!(text, "Restart=always\nRestartSec={RESTART_DELAY}\nFileDescriptorStoreMax={FD_STORE_MAX}");
+    let _ = writeln!(text, "Restart=always\nRestartSec={RESTART_DELAY}\nFileDescriptorStoreMax={}", spec.fd_store_max);
     text.push_str("# Containers run in units of their own; the runc and CRIU the daemon runs finish their work.\n");
     text.push_str("KillMode=process\n");
     text.push_str("# The containers' controllers, kept realized so a container starting or stopping changes\n");
@@ -255,6 +258,7 @@ fn quoted(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use unit_gen::daemon_unit::DEFAULT_FD_STORE_MAX;
     use unit_gen::{render_daemon_unit, DaemonUnitRequest, PropertyValue};
 
     fn spec() -> InstallSpec {
@@ -265,6 +269,7 @@ mod tests {
             ttrpc_address: "/run/containerd/containerd.sock.ttrpc".into(),
             path_env: DEFAULT_PATH_ENV.into(),
             config: None,
+            fd_store_max: DEFAULT_FD_STORE_MAX,
         }
     }
 
@@ -361,8 +366,10 @@ OOMScoreAdjust=-500
             environment: vec![],
             description: String::new(),
             systemd_version: 252,
+            fd_store_max: 64,
         });
-        let service = render_units(&spec(), 252).unwrap().service.contents;
+        let spec = InstallSpec { fd_store_max: 64, ..spec() };
+        let service = render_units(&spec, 252).unwrap().service.contents;
         let setting = |name: &str| {
             service.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix('=')).unwrap_or_default().to_string()
         };
