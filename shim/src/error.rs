@@ -123,6 +123,14 @@ pub enum Error {
         /// Task id.
         id: String,
     },
+    /// A connection id read back from systemd's fd store is not one the daemon would make.
+    #[error("invalid connection id {id:?}: {reason}")]
+    InvalidConnectionId {
+        /// The id (its first 80 characters).
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Something in the request is malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -300,6 +308,7 @@ impl Error {
             | Error::UnhonouredRestoreSettings { .. }
             | Error::BootstrapDisagrees { .. }
             | Error::Config { .. }
+            | Error::InvalidConnectionId { .. }
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
             Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,
             Error::TaskNotFound { .. } | Error::ExecNotFound { .. } | Error::ProcessFinished { .. } => Code::NOT_FOUND,

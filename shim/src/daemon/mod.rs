@@ -49,6 +49,7 @@ pub use options::{decode_options, LogMode, TaskOptions};
 
 use crate::blocking::blocking;
 use crate::cgroup::MigrationPrimer;
+use crate::connection_id::ConnectionIds;
 use crate::error::Error;
 use crate::fdstore::StoredFd;
 use crate::paths::DaemonIdentity;
@@ -123,7 +124,12 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         tracing::error!("sweeping the exit files of deleted tasks: {error}");
     }
 
-    let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), Arc::clone(&manager)));
+    let instance = blocking("drawing the daemon's connection id tag", runc_wrap::random::random_u64)
+        .await?
+        .map_err(|error| Error::io("drawing the daemon's connection id tag", error))?;
+    let connection_ids = ConnectionIds::new(std::process::id(), instance);
+    let namespaces =
+        Arc::new(server::NamespaceServers::new(config.identity.clone(), Arc::clone(&manager), connection_ids));
     for (namespace, sockets) in restored.namespaces {
         let connections = sockets.connections.len();
         namespaces.resume(&namespace, sockets).await?;

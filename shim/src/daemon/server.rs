@@ -23,6 +23,7 @@ use super::manager::TaskManager;
 use super::service::TaskService;
 use super::wait_replay::{pending_dir, relay, Origin, Relays};
 use crate::blocking::blocking;
+use crate::connection_id::{ConnectionId, ConnectionIds};
 use crate::control::{read_line, ControlRequest, ControlResponse, CONTROL_TIMEOUT};
 use crate::error::Error;
 use crate::fdstore::StoredFd;
@@ -46,7 +47,7 @@ pub struct NamespaceSockets {
     /// Its listening socket.
     pub listener: Option<UnixListener>,
     /// containerd's connections, accepted before the restart, with their ids.
-    pub connections: Vec<(UnixStream, String)>,
+    pub connections: Vec<(UnixStream, ConnectionId)>,
 }
 
 impl RestoredSockets {
@@ -102,9 +103,9 @@ pub struct NamespaceServers {
 }
 
 impl NamespaceServers {
-    /// No namespace served yet.
-    pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>) -> NamespaceServers {
-        let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir())));
+    /// No namespace served yet; containerd's connections are named by `connection_ids`.
+    pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>, connection_ids: ConnectionIds) -> NamespaceServers {
+        let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir()), connection_ids));
         NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays }
     }
 
@@ -143,12 +144,22 @@ impl NamespaceServers {
                     }
                 };
                 let service = Arc::new(TaskService::new(Arc::clone(&self.manager), namespace.to_string()));
-                let kept = Some((namespace.to_string(), Arc::clone(&self.relays)));
                 let relays = Arc::clone(&self.relays);
                 let kept_connections =
                     sockets.connections.into_iter().map(|(connection, id)| Ok((connection, id, Origin::Kept)));
-                let accepted = accept_trusted(listener, kept)
-                    .map(|accepted| accepted.map(|(connection, id)| (connection, id, Origin::Accepted)));
+                // Each accepted connection goes to systemd's fd store under a fresh id, so it
+                // outlives a restart of the daemon; its relay notes its pending Waits under it.
+                let accepted = {
+                    let (namespace, relays) = (namespace.to_string(), Arc::clone(&self.relays));
+                    accept_trusted(listener).map(move |accepted| {
+                        accepted.map(|connection| {
+                            let id = relays.next_id();
+                            let kind = StoredFd::Connection { namespace: namespace.clone(), id: id.clone() };
+                            keep_in_fd_store(&connection, &kind);
+                            (connection, id, Origin::Accepted)
+                        })
+                    })
+                };
                 let connections = stream::iter(kept_connections).chain(accepted).map(move |connection| {
                     connection.and_then(|(connection, id, origin)| relay(Arc::clone(&relays), connection, id, origin))
                 });
@@ -186,7 +197,7 @@ fn renamed<S>(mut services: HashMap<String, S>, from: &str, to: &str) -> HashMap
 /// Once a drain begins, no new control connection is accepted: `start`s wait in the backlog of
 /// the kept socket for the next daemon, and the ones under way are answered first.
 pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServers>) {
-    let connections = accept_trusted(listener, None);
+    let connections = accept_trusted(listener);
     futures::pin_mut!(connections);
     loop {
         let connection = tokio::select! {
@@ -195,7 +206,7 @@ pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServ
             connection = futures::StreamExt::next(&mut connections) => connection,
         };
         let Some(connection) = connection else { return };
-        let Ok((connection, _)) = connection else { continue };
+        let Ok(connection) = connection else { continue };
         let namespaces = Arc::clone(&namespaces);
         namespaces.relays.started();
         tokio::spawn(async move {
@@ -235,40 +246,26 @@ async fn answer_control(connection: UnixStream, namespaces: &NamespaceServers) {
 
 /// Connections from root or from our own uid (the uid containerd runs as launched us); anyone
 /// else is logged and dropped. Accept errors (e.g. out of fds) are logged, and accepting resumes
-/// after a short pause instead of ending the server. With `keep`, each accepted connection also
-/// goes to systemd's fd store under a fresh connection id (of `keep`'s namespace), so it outlives
-/// a restart of the daemon; the id comes with the connection.
-fn accept_trusted(
-    listener: UnixListener,
-    keep: Option<(String, Arc<Relays>)>,
-) -> impl Stream<Item = std::io::Result<(UnixStream, String)>> + Send + 'static {
+/// after a short pause instead of ending the server.
+fn accept_trusted(listener: UnixListener) -> impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static {
     let own_uid = nix::unistd::geteuid().as_raw();
-    stream::unfold(listener, move |listener| {
-        let keep = keep.clone();
-        async move {
-            loop {
-                match listener.accept().await {
-                    Ok((connection, _)) => match connection.peer_cred() {
-                        Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
-                            let mut id = String::new();
-                            if let Some((namespace, ids)) = &keep {
-                                id = ids.next_id();
-                                let kind = StoredFd::Connection { namespace: namespace.clone(), id: id.clone() };
-                                keep_in_fd_store(&connection, &kind);
-                            }
-                            return Some((Ok((connection, id)), listener));
-                        }
-                        Ok(credentials) => tracing::warn!(
-                            "refused a connection from uid {} pid {:?}: only root or uid {own_uid} may use this socket",
-                            credentials.uid(),
-                            credentials.pid()
-                        ),
-                        Err(error) => tracing::warn!("refused a connection whose credentials are unreadable: {error}"),
-                    },
-                    Err(error) => {
-                        tracing::error!("accepting a connection: {error}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+    stream::unfold(listener, move |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((connection, _)) => match connection.peer_cred() {
+                    Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
+                        return Some((Ok(connection), listener));
                     }
+                    Ok(credentials) => tracing::warn!(
+                        "refused a connection from uid {} pid {:?}: only root or uid {own_uid} may use this socket",
+                        credentials.uid(),
+                        credentials.pid()
+                    ),
+                    Err(error) => tracing::warn!("refused a connection whose credentials are unreadable: {error}"),
+                },
+                Err(error) => {
+                    tracing::error!("accepting a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }

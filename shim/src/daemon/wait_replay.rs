@@ -18,7 +18,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::sync::{watch, Notify};
+
+use crate::connection_id::{ConnectionId, ConnectionIds};
 
 const HEADER_LENGTH: usize = 10;
 const TYPE_REQUEST: u8 = 1;
@@ -157,11 +159,11 @@ async fn next_frame(
     }
 }
 
-/// What all relays share: connection ids unique across daemon restarts (pid and a counter),
-/// the count of short calls in flight, and the drain switch.
+/// What all relays share: connection ids unique across daemon restarts (see
+/// [`ConnectionIds`]), the count of short calls in flight, and the drain switch.
 pub struct Relays {
     notes_dir: PathBuf,
-    next_id: AtomicU64,
+    ids: ConnectionIds,
     in_flight: AtomicUsize,
     answered: Notify,
     draining: watch::Sender<bool>,
@@ -170,11 +172,11 @@ pub struct Relays {
 }
 
 impl Relays {
-    /// No relay yet; notes go under `notes_dir`.
-    pub fn new(notes_dir: PathBuf) -> Relays {
+    /// No relay yet; notes go under `notes_dir`, connections are named by `ids`.
+    pub fn new(notes_dir: PathBuf, ids: ConnectionIds) -> Relays {
         Relays {
             notes_dir,
-            next_id: AtomicU64::new(0),
+            ids,
             in_flight: AtomicUsize::new(0),
             answered: Notify::new(),
             draining: watch::channel(false).0,
@@ -183,8 +185,14 @@ impl Relays {
     }
 
     /// A fresh connection id.
-    pub fn next_id(&self) -> String {
-        format!("{}-{}", std::process::id(), self.next_id.fetch_add(1, Ordering::Relaxed))
+    pub fn next_id(&self) -> ConnectionId {
+        self.ids.next()
+    }
+
+    /// The directory of connection `id`'s pending `Wait` notes: always one level below the
+    /// notes directory, as a [`ConnectionId`] is one plain path component.
+    fn notes_of(&self, id: &ConnectionId) -> PathBuf {
+        self.notes_dir.join(id.as_str())
     }
 
     /// Stops reading new requests and waits (at most `timeout`) until every short call that was
@@ -233,7 +241,7 @@ impl Relays {
 /// How a connection reached the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// Just accepted: any notes under its id are stale (an earlier process with our pid).
+    /// Just accepted: any notes under its id are stale (its id is fresh, so there should be none).
     Accepted,
     /// Kept in systemd's fd store across a restart: its notes are replayed.
     Kept,
@@ -244,11 +252,11 @@ pub enum Origin {
 pub fn relay(
     relays: Arc<Relays>,
     connection: UnixStream,
-    connection_id: String,
+    connection_id: ConnectionId,
     origin: Origin,
 ) -> std::io::Result<UnixStream> {
     let (server_end, relay_end) = UnixStream::pair()?;
-    let notes = Arc::new(relays.notes_dir.join(&connection_id));
+    let notes = Arc::new(relays.notes_of(&connection_id));
     let containerd_side = Arc::new(connection);
     let mut from_containerd = Shared(Arc::clone(&containerd_side));
     let mut to_containerd = Shared(Arc::clone(&containerd_side));
@@ -483,7 +491,7 @@ mod tests {
     /// containerd's end, the relay's end (as the relay holds it), and the shared state.
     fn connection() -> (UnixStream, Arc<UnixStream>, Relays) {
         let (containerd, daemon) = UnixStream::pair().unwrap();
-        (containerd, Arc::new(daemon), Relays::new(PathBuf::from("/nonexistent")))
+        (containerd, Arc::new(daemon), Relays::new(PathBuf::from("/nonexistent"), ConnectionIds::new(1, 1)))
     }
 
     #[tokio::test]
@@ -526,6 +534,15 @@ mod tests {
         let mut left = vec![0u8; connect.len()];
         daemon.try_read(&mut left).expect("the frame is still in the socket");
         assert_eq!(left, connect, "whole and unread");
+    }
+
+    #[test]
+    fn notes_of_a_kept_connection_stay_one_level_below_the_notes_directory() {
+        let relays = Relays::new(PathBuf::from("/state/pending-waits"), ConnectionIds::new(1, 1));
+        for id in [relays.next_id(), ConnectionId::parse("123-4").unwrap()] {
+            let notes = relays.notes_of(&id);
+            assert_eq!(notes.parent(), Some(relays.notes_dir.as_path()), "{id}");
+        }
     }
 
     #[tokio::test]
