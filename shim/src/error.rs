@@ -131,6 +131,27 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A task record read back from disk fails a check the Create that made it passed.
+    #[error("task record {path} is not trusted: {source}")]
+    UntrustedRecord {
+        /// The record file.
+        path: PathBuf,
+        /// The check it fails.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A task record lies where it does not belong: a copy, or a record moved or renamed.
+    #[error("task record {path} names task {namespace}/{id}, whose record belongs at {expected}")]
+    MisplacedRecord {
+        /// The record file.
+        path: PathBuf,
+        /// The namespace it names.
+        namespace: String,
+        /// The task id it names.
+        id: String,
+        /// Where that task's record belongs.
+        expected: PathBuf,
+    },
     /// Something in the request is malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -328,6 +349,8 @@ impl Error {
             Error::Systemd(_)
             | Error::Cgroup(_)
             | Error::State(_)
+            | Error::UntrustedRecord { .. }
+            | Error::MisplacedRecord { .. }
             | Error::Io { .. }
             | Error::Terminal { .. }
             | Error::Systemctl { .. } => Code::INTERNAL,

@@ -2,6 +2,8 @@
 //! task is reconciled with what systemd and the `ExecStopPost` files say happened while the
 //! daemon was down. A process that exited meanwhile gets its exit status and its `TaskExit`;
 //! a running one is served again as if nothing happened (its unit never depended on us).
+//! Only records that pass the checks of `record_check` are adopted; no record is deleted
+//! because it could not be adopted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,15 +11,16 @@ use std::time::SystemTime;
 
 use runc_wrap::atomic_file::{read_json, remove_if_present};
 use runc_wrap::protocol::{exec_dir, files, ExitState};
-use unit_gen::UnitName;
+use unit_gen::{UnitName, UnitOptions};
 
 use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::create::read_spec;
 use super::exec::remove_exec_residue;
 use super::exec_process::{ExecLifecycle, ExecProcess};
 use super::manager::TaskManager;
+use super::record_check::trusted_records;
 use super::state::{load_all, TaskRecord};
-use super::task::{Exit, Lifecycle, SpecFacts, Task, TaskSetup};
+use super::task::{Exit, Lifecycle, SpecFacts, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
 use crate::systemd::ServiceExit;
@@ -36,20 +39,22 @@ impl TaskManager {
     /// [`TaskManager::reconcile_adopted`] once it does.
     pub async fn adopt_recorded_tasks(&self) -> Vec<Arc<Task>> {
         let dir = self.state.dir().to_path_buf();
-        let records = blocking("reading the task records", move || load_all(&dir)).await.unwrap_or_default();
+        let exits_dir = self.settings.exits_dir.clone();
+        let records = blocking("reading the task records", move || trusted_records(load_all(&dir), &dir, &exits_dir))
+            .await
+            .unwrap_or_default();
         let mut adopted = Vec::new();
         for record in records {
             let key = record.key();
             match self.rebuild(record).await {
                 Ok(task) => adopted.push(task),
-                Err(error) => {
-                    tracing::error!(
-                        namespace = %key.namespace,
-                        container_id = %key.id,
-                        "cannot adopt the recorded task: {error}; forgetting it",
-                    );
-                    drop(self.state.remove(&key));
-                }
+                // The record stays: it may be the only trace of a running container, and a
+                // later daemon may well adopt it.
+                Err(error) => tracing::error!(
+                    namespace = %key.namespace,
+                    container_id = %key.id,
+                    "cannot adopt the recorded task: {error}; its record is left in place",
+                ),
             }
         }
         if !adopted.is_empty() {
@@ -60,7 +65,6 @@ impl TaskManager {
 
     async fn rebuild(&self, record: TaskRecord) -> Result<Arc<Task>, Error> {
         let key = record.key();
-        let spec = read_spec(&record.bundle).await?;
         let setup = TaskSetup {
             bundle: record.bundle.clone(),
             exit_file: record.exit_file(),
@@ -69,7 +73,7 @@ impl TaskManager {
             stdio_options: record.stdio_options,
             terminal: record.terminal,
             runc: runc_wrap::Runc::new(&record.runc_binary, &record.runc_root).with_criu(record.criu.clone()),
-            spec_facts: SpecFacts::of(&spec, &self.settings.unit_options)?,
+            spec_facts: adopted_spec_facts(&key, &record.bundle, &self.settings.unit_options).await,
             criu_paths: record.criu_paths.clone(),
         };
         let task = Arc::new(Task::creating(key.clone(), setup));
@@ -202,6 +206,24 @@ impl TaskManager {
     }
 }
 
+/// The facts of the spec in `bundle`, or, when it cannot be read or used, what is safe to assume
+/// ([`SpecFacts::unknown`]): the task's container may still run, and its record is all the
+/// daemon has of it, so an unreadable `config.json` must not cost the task its adoption.
+async fn adopted_spec_facts(key: &TaskKey, bundle: &Path, options: &UnitOptions) -> SpecFacts {
+    let facts = match read_spec(bundle).await {
+        Ok(spec) => SpecFacts::of(&spec, options).map_err(Error::from),
+        Err(error) => Err(error),
+    };
+    facts.unwrap_or_else(|error| {
+        tracing::warn!(
+            namespace = %key.namespace,
+            container_id = %key.id,
+            "adopting the task without its spec ({error}): assuming hooks to run and processes that may outlive init",
+        );
+        SpecFacts::unknown(options)
+    })
+}
+
 impl TaskManager {
     /// Makes the directory task units record their exits in, and removes the exit files no
     /// adopted task owns: those of units whose Delete answered but whose stop the previous
@@ -230,5 +252,38 @@ impl TaskManager {
             blocking("removing an exit file", move || remove_if_present(&file)).await?.map_err(Error::State)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_whose_config_json_is_unreadable_is_adopted_with_safe_assumptions() {
+        let bundle = std::env::temp_dir().join(format!("shim-adopt-spec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&bundle);
+        std::fs::create_dir_all(&bundle).unwrap();
+        let key = TaskKey { namespace: "default".into(), id: "t1".into() };
+        let options = UnitOptions { default_slice: Some("tenants.slice".into()), ..UnitOptions::default() };
+        let assumed = SpecFacts::unknown(&options);
+        assert_eq!(
+            assumed,
+            SpecFacts {
+                slice: Some("tenants.slice".into()),
+                poststart_hooks: true,
+                poststop_hooks: true,
+                own_pid_namespace: false
+            }
+        );
+        assert_eq!(adopted_spec_facts(&key, &bundle, &options).await, assumed, "config.json missing");
+        std::fs::write(bundle.join("config.json"), "{ garbled").unwrap();
+        assert_eq!(adopted_spec_facts(&key, &bundle, &options).await, assumed, "config.json garbled");
+        let spec = r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},
+            "linux":{"namespaces":[{"type":"pid"}]}}"#;
+        std::fs::write(bundle.join("config.json"), spec).unwrap();
+        let read = adopted_spec_facts(&key, &bundle, &options).await;
+        assert!(read.own_pid_namespace && !read.poststop_hooks, "a readable spec is used: {read:?}");
+        std::fs::remove_dir_all(&bundle).unwrap();
     }
 }

@@ -19,6 +19,7 @@ mod options;
 mod pause;
 mod pids;
 mod publisher;
+mod record_check;
 mod request;
 mod resize;
 mod server;
