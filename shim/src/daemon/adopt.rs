@@ -227,7 +227,9 @@ async fn adopted_spec_facts(key: &TaskKey, bundle: &Path, options: &UnitOptions)
 impl TaskManager {
     /// Makes the directory task units record their exits in, and removes the exit files no
     /// adopted task owns: those of units whose Delete answered but whose stop the previous
-    /// daemon did not see end. Such a unit is left stopped and reset.
+    /// daemon did not see end. Such a unit is left stopped and reset, but only if the file's
+    /// name is a task unit's ([`UnitName::parse_task`]) and that unit may be the one whose stop
+    /// wrote the file ([`stop_may_be_ours`]); any other file goes alone.
     pub async fn sweep_exit_files(&self) -> Result<(), Error> {
         let dir = self.settings.exits_dir.clone();
         let files = blocking("listing exit files", move || -> Result<Vec<PathBuf>, Error> {
@@ -238,26 +240,76 @@ impl TaskManager {
         })
         .await??;
         for file in files {
-            let Some(unit) =
-                file.file_name().and_then(|name| name.to_str()).and_then(|name| name.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            let unit = UnitName::from_raw(unit.to_string());
-            if self.tasks.by_unit_path(&unit.object_path()).is_some() {
-                continue;
+            match exit_file_unit(&file) {
+                None => tracing::warn!("removing {}: not the exit file of a task unit", file.display()),
+                Some(unit) if self.tasks.by_unit_path(&unit.object_path()).is_some() => continue,
+                Some(unit) => {
+                    let state = self.systemd.unit_active_state(unit.as_str()).await?;
+                    if stop_may_be_ours(state.as_deref()) {
+                        tracing::info!(unit = %unit, "removing the exit file of a deleted task's unit");
+                        super::cleanup::stop_unit_only(&self.systemd, &unit).await?;
+                    } else {
+                        tracing::warn!(
+                            unit = %unit,
+                            "removing a stale exit file; its unit runs again, as another task's, and is left alone",
+                        );
+                    }
+                }
             }
-            tracing::info!(unit = %unit, "removing the exit file of a deleted task's unit");
-            super::cleanup::stop_unit_only(&self.systemd, &unit).await?;
             blocking("removing an exit file", move || remove_if_present(&file)).await?.map_err(Error::State)?;
         }
         Ok(())
     }
 }
 
+/// The task unit whose exit file `file` is by its name (`<unit>.json`, see
+/// [`crate::paths::exit_file_of`]), if it is one.
+fn exit_file_unit(file: &Path) -> Option<UnitName> {
+    let name = file.file_name()?.to_str()?.strip_suffix(".json")?;
+    UnitName::parse_task(name)
+}
+
+/// Whether a unit in the active state `state` (`None`: not loaded) may be the one whose stop
+/// wrote an exit file. A task unit writes its exit file only when stopped (`RemainAfterExit`
+/// keeps it active past its main process's exit, see `unit_gen::init_unit`), so a unit of that
+/// name that is active again is a later unit: a new task of the same name, perhaps of another
+/// containerd's daemon, which this daemon must not stop.
+fn stop_may_be_ours(state: Option<&str>) -> bool {
+    !matches!(state, Some("active" | "activating" | "reloading"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_exit_files_named_after_a_task_unit_name_a_unit_to_stop() {
+        let dir = Path::new("/state/exits");
+        let unit = UnitName::for_task("default", "t1");
+        let file = crate::paths::exit_file_of(dir, unit.as_str());
+        assert_eq!(exit_file_unit(&file), Some(unit));
+        for name in [
+            "ssh.service.json",
+            "containerd.service.json",
+            "containerd-default-t1-exec-e1.service.json",
+            "containerd-default-t1.service",
+            "containerd-default-t1.service.json.tmp",
+            "containerd-..-t1.service.json",
+            ".containerd-default-t1.service.json.1.2.tmp",
+        ] {
+            assert_eq!(exit_file_unit(&dir.join(name)), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_unit_running_again_is_not_stopped_for_an_old_exit_file() {
+        for state in ["active", "activating", "reloading"] {
+            assert!(!stop_may_be_ours(Some(state)), "{state}");
+        }
+        for state in [Some("deactivating"), Some("failed"), Some("inactive"), None] {
+            assert!(stop_may_be_ours(state), "{state:?}");
+        }
+    }
 
     #[tokio::test]
     async fn a_task_whose_config_json_is_unreadable_is_adopted_with_safe_assumptions() {
