@@ -2,34 +2,79 @@
 //! then fsync of the directory. A reader sees the old content or the new, never a torn write,
 //! and a crash right after `write_atomically` returns cannot lose the file. Also the bounded
 //! reader for configuration files others wrote.
+//!
+//! The temporary file is always a new file under a name nobody can guess (`O_CREAT|O_EXCL`,
+//! `O_NOFOLLOW`, a random part): a symlink or file planted at a predictable name would
+//! otherwise be followed or overwritten with the daemon's privileges.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::random::random_u64;
 use crate::Error;
+
+/// How many temporary names are tried before giving up. Two random 64-bit names colliding by
+/// chance is vanishingly rare; every name taken means someone is planting files in the directory.
+const TEMP_NAME_ATTEMPTS: usize = 16;
 
 /// Writes `contents` to `path` atomically with mode 0600.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    write_atomically_with_names(path, contents, || Ok(format!("{:016x}", random_u64()?)))
+}
+
+/// [`write_atomically`], with the random part of each temporary name drawn from `unique`.
+fn write_atomically_with_names(
+    path: &Path,
+    contents: &[u8],
+    mut unique: impl FnMut() -> std::io::Result<String>,
+) -> Result<(), Error> {
     let io_error = |source| Error::StateFile { path: path.to_path_buf(), source };
     let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().ok_or_else(|| io_error(std::io::Error::other("path has no file name")))?;
-    let temp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
+    let (temp, mut file) = create_temp_file(dir, &file_name.to_string_lossy(), &mut unique).map_err(io_error)?;
+    let renamed = (|| {
         file.write_all(contents)?;
         file.sync_all()?;
-        fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
+        fs::rename(&temp, path)
     })();
-    if result.is_err() {
+    if renamed.is_err() {
+        // Only the file this call created: `create_temp_file` never opens an existing one.
         let _ = fs::remove_file(&temp);
     }
-    result.map_err(io_error)
+    renamed.and_then(|()| File::open(dir)?.sync_all()).map_err(io_error)
+}
+
+/// Creates a new temporary file for `file_name` in `dir`: `.<file name>.<pid>.<unique>.tmp`,
+/// mode 0600. A name that exists already (a file, or a symlink that `O_EXCL` refuses to follow
+/// even when it dangles) is never opened; the next name is tried, up to [`TEMP_NAME_ATTEMPTS`].
+fn create_temp_file(
+    dir: &Path,
+    file_name: &str,
+    unique: &mut impl FnMut() -> std::io::Result<String>,
+) -> std::io::Result<(PathBuf, File)> {
+    for _ in 0..TEMP_NAME_ATTEMPTS {
+        let temp = dir.join(format!(".{file_name}.{}.{}.tmp", std::process::id(), unique()?));
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&temp);
+        match created {
+            Ok(file) => return Ok((temp, file)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("{TEMP_NAME_ATTEMPTS} temporary names in a row were taken in {}", dir.display()),
+    ))
 }
 
 /// Serializes `value` as JSON and writes it atomically to `path`.
@@ -138,6 +183,54 @@ mod tests {
         assert_eq!(names, [std::ffi::OsString::from("state.json")]);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_at_the_old_predictable_temp_name_is_not_followed() {
+        let dir = scratch_dir("planted-symlink");
+        let target = dir.join("target");
+        fs::write(&target, b"precious").unwrap();
+        // The name every write of `state.json` by this process used to go through.
+        let predictable = dir.join(format!(".state.json.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&target, &predictable).unwrap();
+        let path = dir.join("state.json");
+        write_atomically(&path, b"new").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"precious", "the symlink's target is untouched");
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink(), "the state file is a plain file");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_temp_name_taken_by_a_symlink_or_file_is_skipped_and_left_alone() {
+        let dir = scratch_dir("taken-names");
+        let target = dir.join("target");
+        fs::write(&target, b"precious").unwrap();
+        let temp = |unique: &str| dir.join(format!(".state.json.{}.{unique}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&target, temp("first")).unwrap();
+        fs::write(temp("second"), b"someone else's").unwrap();
+        let mut names = ["first", "second", "third"].into_iter().map(|name| Ok(name.to_string()));
+        let path = dir.join("state.json");
+        write_atomically_with_names(&path, b"new", || names.next().unwrap()).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(fs::read(&target).unwrap(), b"precious");
+        assert_eq!(fs::read(temp("second")).unwrap(), b"someone else's");
+        assert!(fs::symlink_metadata(temp("first")).unwrap().file_type().is_symlink());
+        assert!(!temp("third").exists(), "the temporary file became the state file");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn when_every_temp_name_is_taken_the_write_fails_and_removes_nothing() {
+        let dir = scratch_dir("all-taken");
+        let taken = dir.join(format!(".state.json.{}.same.tmp", std::process::id()));
+        fs::write(&taken, b"someone else's").unwrap();
+        let path = dir.join("state.json");
+        let error = write_atomically_with_names(&path, b"new", || Ok("same".to_string())).unwrap_err();
+        assert!(error.to_string().contains("temporary names in a row were taken"), "{error}");
+        assert_eq!(fs::read(&taken).unwrap(), b"someone else's");
+        assert!(!path.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 

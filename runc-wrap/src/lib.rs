@@ -7,6 +7,7 @@ pub mod exec_fifo;
 pub mod helper;
 pub mod notify;
 pub mod protocol;
+pub mod random;
 pub mod runc;
 #[cfg(test)]
 mod test_support;

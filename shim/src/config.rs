@@ -321,6 +321,8 @@ mod tests {
                 name: "unknown systemd connection",
                 text: "[systemd]\nconnection = \"socket\"\n",
                 mentions: &["line 2", "socket", "private", "bus"],
+            },
+            Case {
                 name: "fd store too small for a connection",
                 text: "[daemon]\nfd_store_max = 2\n",
                 mentions: &["fd_store_max", "between 3 and 65536", "not 2"],

@@ -123,6 +123,35 @@ pub enum Error {
         /// Task id.
         id: String,
     },
+    /// A connection id read back from systemd's fd store is not one the daemon would make.
+    #[error("invalid connection id {id:?}: {reason}")]
+    InvalidConnectionId {
+        /// The id (its first 80 characters).
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A task record read back from disk fails a check the Create that made it passed.
+    #[error("task record {path} is not trusted: {source}")]
+    UntrustedRecord {
+        /// The record file.
+        path: PathBuf,
+        /// The check it fails.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A task record lies where it does not belong: a copy, or a record moved or renamed.
+    #[error("task record {path} names task {namespace}/{id}, whose record belongs at {expected}")]
+    MisplacedRecord {
+        /// The record file.
+        path: PathBuf,
+        /// The namespace it names.
+        namespace: String,
+        /// The task id it names.
+        id: String,
+        /// Where that task's record belongs.
+        expected: PathBuf,
+    },
     /// Something in the request is malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -312,6 +341,7 @@ impl Error {
             | Error::UnhonouredRestoreSettings { .. }
             | Error::BootstrapDisagrees { .. }
             | Error::Config { .. }
+            | Error::InvalidConnectionId { .. }
             | Error::InvalidSignal(_) => Code::INVALID_ARGUMENT,
             Error::CreateFailed { caused_by_input: true, .. } => Code::INVALID_ARGUMENT,
             Error::TaskNotFound { .. } | Error::ExecNotFound { .. } | Error::ProcessFinished { .. } => Code::NOT_FOUND,
@@ -332,6 +362,8 @@ impl Error {
             Error::Systemd(_)
             | Error::Cgroup(_)
             | Error::State(_)
+            | Error::UntrustedRecord { .. }
+            | Error::MisplacedRecord { .. }
             | Error::Io { .. }
             | Error::Terminal { .. }
             | Error::Systemctl { .. } => Code::INTERNAL,

@@ -20,6 +20,10 @@ use runc_wrap::notify::{NotifySocket, RETRY_DELAYS};
 
 use crate::error::Error;
 
+use unit_gen::{validate_identifier, IdentifierKind};
+
+use crate::connection_id::ConnectionId;
+
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: RawFd = 3;
 
@@ -36,7 +40,7 @@ pub enum StoredFd {
         /// The namespace.
         namespace: String,
         /// The connection's id.
-        id: String,
+        id: ConnectionId,
     },
 }
 
@@ -51,26 +55,29 @@ impl StoredFd {
         }
     }
 
-    /// Parses an `FDNAME`; unknown names give `None`.
+    /// Parses an `FDNAME`; unknown names give `None`. A name is checked as strictly as a
+    /// request would be (the namespace an identifier, the connection id a [`ConnectionId`]):
+    /// both become paths, and whoever can pass descriptors to systemd's store can name them.
     pub fn parse(name: &str) -> Option<StoredFd> {
+        let namespace = |namespace: &str| validate_identifier(IdentifierKind::Namespace, namespace).ok();
         match name.split_once('/') {
             None if name == "control" => Some(StoredFd::Control),
-            Some(("listen", namespace)) if !namespace.is_empty() => {
-                Some(StoredFd::NamespaceListener(namespace.to_string()))
+            Some(("listen", listened)) => {
+                namespace(listened)?;
+                Some(StoredFd::NamespaceListener(listened.to_string()))
             }
-            Some(("conn", rest)) => match rest.split_once('/') {
-                Some((namespace, id)) if !namespace.is_empty() && !id.is_empty() && !id.contains('/') => {
-                    Some(StoredFd::Connection { namespace: namespace.to_string(), id: id.to_string() })
-                }
-                _ => None,
-            },
+            Some(("conn", rest)) => {
+                let (connected, id) = rest.split_once('/')?;
+                namespace(connected)?;
+                Some(StoredFd::Connection { namespace: connected.to_string(), id: ConnectionId::parse(id).ok()? })
+            }
             _ => None,
         }
     }
 }
 
 /// The descriptors systemd passed to this process, by kind. Takes them out of the environment
-/// (a child must not believe they are its own). Unknown names are closed.
+/// (a child must not believe they are its own). Unknown or invalid names are closed.
 pub fn take_listen_fds() -> Vec<(StoredFd, OwnedFd)> {
     let pid = std::env::var("LISTEN_PID").ok();
     let count = std::env::var("LISTEN_FDS").ok();
@@ -88,9 +95,12 @@ pub fn take_listen_fds() -> Vec<(StoredFd, OwnedFd)> {
             // nothing else owns them, and each is taken exactly once here.
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
             let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-            let kind = names.get(usize::try_from(index).ok()?).and_then(|name| StoredFd::parse(name));
+            let name = names.get(usize::try_from(index).ok()?).copied().unwrap_or_default();
+            let kind = StoredFd::parse(name);
             if kind.is_none() {
-                tracing::warn!("closing an unknown descriptor systemd passed back (fd {raw})");
+                tracing::warn!(
+                    "closing a descriptor systemd passed back under an unknown or invalid name {name:?} (fd {raw})"
+                );
             }
             Some((kind?, fd))
         })
@@ -242,7 +252,7 @@ mod tests {
         let (receiver, socket) = fake_notify_socket(&dir);
         let store = FdStore::new(Some(socket), 10, 0);
         let (kept, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
-        let kind = StoredFd::Connection { namespace: "default".into(), id: "1-0".into() };
+        let kind = StoredFd::Connection { namespace: "default".into(), id: ConnectionId::parse("1-0").unwrap() };
         store.store(kept.as_fd(), &kind).await.unwrap();
         assert_eq!(next_notification(&receiver), "FDSTORE=1\nFDNAME=conn/default/1-0");
     }
@@ -260,8 +270,8 @@ mod tests {
         // Two places, one taken by the control socket systemd passed back.
         let store = FdStore::new(Some(socket), 2, 1);
         let (kept, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
-        let first = StoredFd::Connection { namespace: "default".into(), id: "1-0".into() };
-        let second = StoredFd::Connection { namespace: "default".into(), id: "1-1".into() };
+        let first = StoredFd::Connection { namespace: "default".into(), id: ConnectionId::parse("1-0").unwrap() };
+        let second = StoredFd::Connection { namespace: "default".into(), id: ConnectionId::parse("1-1").unwrap() };
         store.store(kept.as_fd(), &first).await.unwrap();
         assert_eq!(next_notification(&receiver), "FDSTORE=1\nFDNAME=conn/default/1-0");
         let refused = store.store(kept.as_fd(), &second).await.unwrap_err();
@@ -282,7 +292,7 @@ mod tests {
         for kind in [
             StoredFd::Control,
             StoredFd::NamespaceListener("k8s.io".into()),
-            StoredFd::Connection { namespace: "default".into(), id: "123-4".into() },
+            StoredFd::Connection { namespace: "default".into(), id: ConnectionId::parse("123-4").unwrap() },
         ] {
             assert_eq!(StoredFd::parse(&kind.name()), Some(kind.clone()), "{kind:?}");
         }
@@ -290,5 +300,22 @@ mod tests {
         assert_eq!(StoredFd::parse("conn/"), None);
         assert_eq!(StoredFd::parse("conn/default"), None, "a connection needs its id");
         assert_eq!(StoredFd::parse("other/x"), None);
+    }
+
+    #[test]
+    fn hostile_connection_ids_and_namespaces_are_refused() {
+        for name in [
+            "conn/default/..",
+            "conn/default/.",
+            "conn/default/a/b",
+            "conn/default/",
+            "conn/../123-4",
+            "conn/a/b/123-4",
+            "listen/..",
+            "listen/a/b",
+            "listen/",
+        ] {
+            assert_eq!(StoredFd::parse(name), None, "{name:?}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod cgroup;
 pub mod config;
+pub mod connection_id;
 pub mod control;
 pub mod daemon;
 pub mod delete_command;

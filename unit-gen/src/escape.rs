@@ -22,6 +22,28 @@ pub fn unit_name_escape(input: &str) -> String {
     escaped
 }
 
+/// Undoes [`unit_name_escape`] for a part that holds no `/`: every `\xNN` becomes its byte.
+/// `None` for a part no escaping produces (a `-`, a malformed `\x`, bytes that are not UTF-8).
+pub fn unit_name_unescape(escaped: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(escaped.len());
+    let mut rest = escaped.as_bytes();
+    while let Some((&byte, after)) = rest.split_first() {
+        match byte {
+            b'-' => return None,
+            b'\\' => {
+                let hex = after.strip_prefix(b"x")?.get(..2)?;
+                bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                rest = &after[3..];
+            }
+            _ => {
+                bytes.push(byte);
+                rest = after;
+            }
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// Escapes `label` as systemd does for the last element of a unit's object path: every byte
 /// outside `[A-Za-z0-9]`, and a leading digit, becomes `_xx` (lowercase hex); the empty label is `_`.
 pub fn bus_label_escape(label: &str) -> String {
@@ -79,6 +101,16 @@ mod tests {
         ];
         for case in cases {
             assert_eq!(unit_name_escape(case.input), case.expected, "case {:?}", case.name);
+        }
+    }
+
+    #[test]
+    fn unescaping_undoes_escaping_and_refuses_what_escaping_never_makes() {
+        for input in ["abc123", "a-b", ".hidden", "a\\b", "a@b", "a b", "ü", "$x%n", ""] {
+            assert_eq!(unit_name_unescape(&unit_name_escape(input)).as_deref(), Some(input), "{input:?}");
+        }
+        for escaped in ["a-b", "a\\x2", "a\\xzz", "a\\", "\\xff"] {
+            assert_eq!(unit_name_unescape(escaped), None, "{escaped:?}");
         }
     }
 

@@ -6,7 +6,8 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::escape::{unit_name_escape, unit_object_path};
+use crate::escape::{unit_name_escape, unit_name_unescape, unit_object_path};
+use crate::identifiers::{validate_identifier, IdentifierKind};
 
 /// systemd's limit on a unit name, without the terminating NUL (`UNIT_NAME_MAX - 1`).
 pub const MAX_UNIT_NAME_LEN: usize = 255;
@@ -53,6 +54,24 @@ impl UnitName {
         let digest = Sha256::digest(format!("{namespace}/{id}/exec/{exec_id}").as_bytes());
         let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
         UnitName { name: format!("{TASK_UNIT_PREFIX}-exec-{hex}{SERVICE_SUFFIX}") }
+    }
+
+    /// The task unit called `name`, if [`UnitName::for_task`] makes that name for some valid
+    /// namespace and id: for names read back from anywhere but systemd (an exit file's name),
+    /// before the daemon acts on the unit. Exec units and every other unit give `None`.
+    pub fn parse_task(name: &str) -> Option<UnitName> {
+        let parts = name.strip_prefix(TASK_UNIT_PREFIX)?.strip_suffix(SERVICE_SUFFIX)?;
+        if let Some(hex) = parts.strip_prefix('-') {
+            let is_digest = hex.len() == 64 && hex.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+            return is_digest.then(|| UnitName { name: name.to_string() });
+        }
+        let (namespace, id) = parts.split_once('-')?;
+        let (namespace, id) = (unit_name_unescape(namespace)?, unit_name_unescape(id)?);
+        validate_identifier(IdentifierKind::Namespace, &namespace).ok()?;
+        validate_identifier(IdentifierKind::TaskId, &id).ok()?;
+        // Only the one spelling `for_task` makes (e.g. not `\x61` for `a`).
+        let unit = UnitName::for_task(&namespace, &id);
+        (unit.as_str() == name).then_some(unit)
     }
 
     /// Wraps a unit name read back from systemd.
@@ -126,6 +145,32 @@ mod tests {
         let hashed = UnitName::for_exec(&long, &long, &long);
         assert!(hashed.as_str().len() <= MAX_UNIT_NAME_LEN && hashed.as_str().starts_with("containerd--exec-"));
         assert_ne!(hashed, UnitName::for_exec(&long, &long, "other"));
+    }
+
+    #[test]
+    fn task_unit_names_parse_back_and_nothing_else_does() {
+        let long = "a-".repeat(37) + "a";
+        for (namespace, id) in [("default", "t1"), ("k8s.io", "a-b.c_d"), (long.as_str(), long.as_str())] {
+            let unit = UnitName::for_task(namespace, id);
+            assert_eq!(UnitName::parse_task(unit.as_str()), Some(unit.clone()), "{unit}");
+        }
+        for name in [
+            "ssh.service",
+            "containerd.service",
+            "containerd-shim-systemd-v1-0123456789abcdef.service",
+            "containerd-default-t1-exec-e1.service",
+            "containerd-default.service",
+            "containerd-default-t1.scope",
+            "containerd-default-a-b.service",
+            "containerd-default-\\x61.service",
+            "containerd-default-\\x2e\\x2e.service",
+            "containerd-..-t1.service",
+            "containerd--0123.service",
+            "containerd--exec-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.service",
+            "containerd-default-t1.service/../x",
+        ] {
+            assert_eq!(UnitName::parse_task(name), None, "{name:?}");
+        }
     }
 
     #[test]

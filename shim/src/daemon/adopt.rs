@@ -2,6 +2,8 @@
 //! task is reconciled with what systemd and the `ExecStopPost` files say happened while the
 //! daemon was down. A process that exited meanwhile gets its exit status and its `TaskExit`;
 //! a running one is served again as if nothing happened (its unit never depended on us).
+//! Only records that pass the checks of `record_check` are adopted; no record is deleted
+//! because it could not be adopted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,15 +11,16 @@ use std::time::SystemTime;
 
 use runc_wrap::atomic_file::{read_json, remove_if_present};
 use runc_wrap::protocol::{exec_dir, files, ExitState};
-use unit_gen::UnitName;
+use unit_gen::{UnitName, UnitOptions};
 
 use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::create::read_spec;
 use super::exec::remove_exec_residue;
 use super::exec_process::{ExecLifecycle, ExecProcess};
 use super::manager::TaskManager;
+use super::record_check::trusted_records;
 use super::state::{load_all, TaskRecord};
-use super::task::{Exit, Lifecycle, SpecFacts, Task, TaskSetup};
+use super::task::{Exit, Lifecycle, SpecFacts, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
 use crate::systemd::ServiceExit;
@@ -36,20 +39,22 @@ impl TaskManager {
     /// [`TaskManager::reconcile_adopted`] once it does.
     pub async fn adopt_recorded_tasks(&self) -> Vec<Arc<Task>> {
         let dir = self.state.dir().to_path_buf();
-        let records = blocking("reading the task records", move || load_all(&dir)).await.unwrap_or_default();
+        let exits_dir = self.settings.exits_dir.clone();
+        let records = blocking("reading the task records", move || trusted_records(load_all(&dir), &dir, &exits_dir))
+            .await
+            .unwrap_or_default();
         let mut adopted = Vec::new();
         for record in records {
             let key = record.key();
             match self.rebuild(record).await {
                 Ok(task) => adopted.push(task),
-                Err(error) => {
-                    tracing::error!(
-                        namespace = %key.namespace,
-                        container_id = %key.id,
-                        "cannot adopt the recorded task: {error}; forgetting it",
-                    );
-                    drop(self.state.remove(&key));
-                }
+                // The record stays: it may be the only trace of a running container, and a
+                // later daemon may well adopt it.
+                Err(error) => tracing::error!(
+                    namespace = %key.namespace,
+                    container_id = %key.id,
+                    "cannot adopt the recorded task: {error}; its record is left in place",
+                ),
             }
         }
         if !adopted.is_empty() {
@@ -60,7 +65,6 @@ impl TaskManager {
 
     async fn rebuild(&self, record: TaskRecord) -> Result<Arc<Task>, Error> {
         let key = record.key();
-        let spec = read_spec(&record.bundle).await?;
         let setup = TaskSetup {
             bundle: record.bundle.clone(),
             exit_file: record.exit_file(),
@@ -69,7 +73,7 @@ impl TaskManager {
             stdio_options: record.stdio_options,
             terminal: record.terminal,
             runc: runc_wrap::Runc::new(&record.runc_binary, &record.runc_root).with_criu(record.criu.clone()),
-            spec_facts: SpecFacts::of(&spec, &self.settings.unit_options)?,
+            spec_facts: adopted_spec_facts(&key, &record.bundle, &self.settings.unit_options).await,
             criu_paths: record.criu_paths.clone(),
         };
         let task = Arc::new(Task::creating(key.clone(), setup));
@@ -202,10 +206,30 @@ impl TaskManager {
     }
 }
 
+/// The facts of the spec in `bundle`, or, when it cannot be read or used, what is safe to assume
+/// ([`SpecFacts::unknown`]): the task's container may still run, and its record is all the
+/// daemon has of it, so an unreadable `config.json` must not cost the task its adoption.
+async fn adopted_spec_facts(key: &TaskKey, bundle: &Path, options: &UnitOptions) -> SpecFacts {
+    let facts = match read_spec(bundle).await {
+        Ok(spec) => SpecFacts::of(&spec, options).map_err(Error::from),
+        Err(error) => Err(error),
+    };
+    facts.unwrap_or_else(|error| {
+        tracing::warn!(
+            namespace = %key.namespace,
+            container_id = %key.id,
+            "adopting the task without its spec ({error}): assuming hooks to run and processes that may outlive init",
+        );
+        SpecFacts::unknown(options)
+    })
+}
+
 impl TaskManager {
     /// Makes the directory task units record their exits in, and removes the exit files no
     /// adopted task owns: those of units whose Delete answered but whose stop the previous
-    /// daemon did not see end. Such a unit is left stopped and reset.
+    /// daemon did not see end. Such a unit is left stopped and reset, but only if the file's
+    /// name is a task unit's ([`UnitName::parse_task`]) and that unit may be the one whose stop
+    /// wrote the file ([`stop_may_be_ours`]); any other file goes alone.
     pub async fn sweep_exit_files(&self) -> Result<(), Error> {
         let dir = self.settings.exits_dir.clone();
         let files = blocking("listing exit files", move || -> Result<Vec<PathBuf>, Error> {
@@ -216,19 +240,102 @@ impl TaskManager {
         })
         .await??;
         for file in files {
-            let Some(unit) =
-                file.file_name().and_then(|name| name.to_str()).and_then(|name| name.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            let unit = UnitName::from_raw(unit.to_string());
-            if self.tasks.by_unit_path(&unit.object_path()).is_some() {
-                continue;
+            match exit_file_unit(&file) {
+                None => tracing::warn!("removing {}: not the exit file of a task unit", file.display()),
+                Some(unit) if self.tasks.by_unit_path(&unit.object_path()).is_some() => continue,
+                Some(unit) => {
+                    let state = self.systemd.unit_active_state(unit.as_str()).await?;
+                    if stop_may_be_ours(state.as_deref()) {
+                        tracing::info!(unit = %unit, "removing the exit file of a deleted task's unit");
+                        super::cleanup::stop_unit_only(&self.systemd, &unit).await?;
+                    } else {
+                        tracing::warn!(
+                            unit = %unit,
+                            "removing a stale exit file; its unit runs again, as another task's, and is left alone",
+                        );
+                    }
+                }
             }
-            tracing::info!(unit = %unit, "removing the exit file of a deleted task's unit");
-            super::cleanup::stop_unit_only(&self.systemd, &unit).await?;
             blocking("removing an exit file", move || remove_if_present(&file)).await?.map_err(Error::State)?;
         }
         Ok(())
+    }
+}
+
+/// The task unit whose exit file `file` is by its name (`<unit>.json`, see
+/// [`crate::paths::exit_file_of`]), if it is one.
+fn exit_file_unit(file: &Path) -> Option<UnitName> {
+    let name = file.file_name()?.to_str()?.strip_suffix(".json")?;
+    UnitName::parse_task(name)
+}
+
+/// Whether a unit in the active state `state` (`None`: not loaded) may be the one whose stop
+/// wrote an exit file. A task unit writes its exit file only when stopped (`RemainAfterExit`
+/// keeps it active past its main process's exit, see `unit_gen::init_unit`), so a unit of that
+/// name that is active again is a later unit: a new task of the same name, perhaps of another
+/// containerd's daemon, which this daemon must not stop.
+fn stop_may_be_ours(state: Option<&str>) -> bool {
+    !matches!(state, Some("active" | "activating" | "reloading"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_exit_files_named_after_a_task_unit_name_a_unit_to_stop() {
+        let dir = Path::new("/state/exits");
+        let unit = UnitName::for_task("default", "t1");
+        let file = crate::paths::exit_file_of(dir, unit.as_str());
+        assert_eq!(exit_file_unit(&file), Some(unit));
+        for name in [
+            "ssh.service.json",
+            "containerd.service.json",
+            "containerd-default-t1-exec-e1.service.json",
+            "containerd-default-t1.service",
+            "containerd-default-t1.service.json.tmp",
+            "containerd-..-t1.service.json",
+            ".containerd-default-t1.service.json.1.2.tmp",
+        ] {
+            assert_eq!(exit_file_unit(&dir.join(name)), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_unit_running_again_is_not_stopped_for_an_old_exit_file() {
+        for state in ["active", "activating", "reloading"] {
+            assert!(!stop_may_be_ours(Some(state)), "{state}");
+        }
+        for state in [Some("deactivating"), Some("failed"), Some("inactive"), None] {
+            assert!(stop_may_be_ours(state), "{state:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_whose_config_json_is_unreadable_is_adopted_with_safe_assumptions() {
+        let bundle = std::env::temp_dir().join(format!("shim-adopt-spec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&bundle);
+        std::fs::create_dir_all(&bundle).unwrap();
+        let key = TaskKey { namespace: "default".into(), id: "t1".into() };
+        let options = UnitOptions { default_slice: Some("tenants.slice".into()), ..UnitOptions::default() };
+        let assumed = SpecFacts::unknown(&options);
+        assert_eq!(
+            assumed,
+            SpecFacts {
+                slice: Some("tenants.slice".into()),
+                poststart_hooks: true,
+                poststop_hooks: true,
+                own_pid_namespace: false
+            }
+        );
+        assert_eq!(adopted_spec_facts(&key, &bundle, &options).await, assumed, "config.json missing");
+        std::fs::write(bundle.join("config.json"), "{ garbled").unwrap();
+        assert_eq!(adopted_spec_facts(&key, &bundle, &options).await, assumed, "config.json garbled");
+        let spec = r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},
+            "linux":{"namespaces":[{"type":"pid"}]}}"#;
+        std::fs::write(bundle.join("config.json"), spec).unwrap();
+        let read = adopted_spec_facts(&key, &bundle, &options).await;
+        assert!(read.own_pid_namespace && !read.poststop_hooks, "a readable spec is used: {read:?}");
+        std::fs::remove_dir_all(&bundle).unwrap();
     }
 }

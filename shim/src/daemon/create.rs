@@ -444,15 +444,22 @@ pub(super) fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, E
     Ok(Some(PathBuf::from(value)))
 }
 
-async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
+/// The bundle path `bundle` names, if it is one a task may have: given, and absolute.
+pub(super) fn bundle_path(bundle: &str) -> Result<PathBuf, Error> {
     let path = PathBuf::from(bundle);
-    let invalid = |reason: String| Error::InvalidBundle { path: path.clone(), reason };
+    let invalid = |reason: &str| Error::InvalidBundle { path: path.clone(), reason: reason.into() };
     if bundle.is_empty() {
-        return Err(invalid("no bundle path given".into()));
+        return Err(invalid("no bundle path given"));
     }
     if !path.is_absolute() {
-        return Err(invalid("the path is not absolute".into()));
+        return Err(invalid("the path is not absolute"));
     }
+    Ok(path)
+}
+
+async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
+    let path = bundle_path(bundle)?;
+    let invalid = |reason: String| Error::InvalidBundle { path: path.clone(), reason };
     match tokio::fs::metadata(&path).await {
         Ok(meta) if meta.is_dir() => Ok(path),
         Ok(_) => Err(invalid("is not a directory".into())),

@@ -19,6 +19,7 @@ mod options;
 mod pause;
 mod pids;
 mod publisher;
+mod record_check;
 mod request;
 mod resize;
 mod server;
@@ -49,6 +50,7 @@ pub use options::{decode_options, LogMode, TaskOptions};
 
 use crate::blocking::blocking;
 use crate::cgroup::MigrationPrimer;
+use crate::connection_id::ConnectionIds;
 use crate::error::Error;
 use crate::fdstore::{FdStore, StoredFd};
 use crate::paths::DaemonIdentity;
@@ -140,7 +142,16 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         tracing::error!("sweeping the exit files of deleted tasks: {error}");
     }
 
-    let namespaces = Arc::new(server::NamespaceServers::new(config.identity.clone(), Arc::clone(&manager), fd_store));
+    let instance = blocking("drawing the daemon's connection id tag", runc_wrap::random::random_u64)
+        .await?
+        .map_err(|error| Error::io("drawing the daemon's connection id tag", error))?;
+    let connection_ids = ConnectionIds::new(std::process::id(), instance);
+    let namespaces = Arc::new(server::NamespaceServers::new(
+        config.identity.clone(),
+        Arc::clone(&manager),
+        fd_store,
+        connection_ids,
+    ));
     for (namespace, sockets) in restored.namespaces {
         let connections = sockets.connections.len();
         namespaces.resume(&namespace, sockets).await?;

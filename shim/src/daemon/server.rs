@@ -23,6 +23,7 @@ use super::manager::TaskManager;
 use super::service::TaskService;
 use super::wait_replay::{pending_dir, relay, Origin, Relays};
 use crate::blocking::blocking;
+use crate::connection_id::{ConnectionId, ConnectionIds};
 use crate::control::{read_line, ControlRequest, ControlResponse, CONTROL_TIMEOUT};
 use crate::error::Error;
 use crate::fdstore::{FdStore, StoredFd};
@@ -46,7 +47,7 @@ pub struct NamespaceSockets {
     /// Its listening socket.
     pub listener: Option<UnixListener>,
     /// containerd's connections, accepted before the restart, with their ids.
-    pub connections: Vec<(UnixStream, String)>,
+    pub connections: Vec<(UnixStream, ConnectionId)>,
 }
 
 impl RestoredSockets {
@@ -104,9 +105,15 @@ pub struct NamespaceServers {
 }
 
 impl NamespaceServers {
-    /// No namespace served yet; listeners and connections are kept in `fd_store`.
-    pub fn new(identity: DaemonIdentity, manager: Arc<TaskManager>, fd_store: Arc<FdStore>) -> NamespaceServers {
-        let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir()), Arc::clone(&fd_store)));
+    /// No namespace served yet; listeners and connections are kept in `fd_store`, connections
+    /// named by `connection_ids`.
+    pub fn new(
+        identity: DaemonIdentity,
+        manager: Arc<TaskManager>,
+        fd_store: Arc<FdStore>,
+        connection_ids: ConnectionIds,
+    ) -> NamespaceServers {
+        let relays = Arc::new(Relays::new(pending_dir(&identity.state_dir()), Arc::clone(&fd_store), connection_ids));
         NamespaceServers { identity, manager, served: Mutex::new(HashMap::new()), relays, fd_store }
     }
 
@@ -148,15 +155,15 @@ impl NamespaceServers {
                     }
                 };
                 let service = Arc::new(TaskService::new(Arc::clone(&self.manager), namespace.to_string()));
-                let kept = Some(KeptConnections {
+                let kept = KeptConnections {
                     namespace: namespace.to_string(),
                     relays: Arc::clone(&self.relays),
                     fd_store: Arc::clone(&self.fd_store),
-                });
+                };
                 let relays = Arc::clone(&self.relays);
                 let kept_connections =
                     sockets.connections.into_iter().map(|(connection, id)| Ok((connection, id, Origin::Kept)));
-                let accepted = accept_trusted(listener, kept)
+                let accepted = kept_in_fd_store(accept_trusted(listener), kept)
                     .map(|accepted| accepted.map(|(connection, id)| (connection, id, Origin::Accepted)));
                 let relayed_namespace = namespace.to_string();
                 let connections = stream::iter(kept_connections).chain(accepted).map(move |connection| {
@@ -198,7 +205,7 @@ fn renamed<S>(mut services: HashMap<String, S>, from: &str, to: &str) -> HashMap
 /// Once a drain begins, no new control connection is accepted: `start`s wait in the backlog of
 /// the kept socket for the next daemon, and the ones under way are answered first.
 pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServers>) {
-    let connections = accept_trusted(listener, None);
+    let connections = accept_trusted(listener);
     futures::pin_mut!(connections);
     loop {
         let connection = tokio::select! {
@@ -207,7 +214,7 @@ pub async fn serve_control(listener: UnixListener, namespaces: Arc<NamespaceServ
             connection = futures::StreamExt::next(&mut connections) => connection,
         };
         let Some(connection) = connection else { return };
-        let Ok((connection, _)) = connection else { continue };
+        let Ok(connection) = connection else { continue };
         let namespaces = Arc::clone(&namespaces);
         namespaces.relays.started();
         tokio::spawn(async move {
@@ -258,48 +265,55 @@ struct KeptConnections {
 
 /// Connections from root or from our own uid (the uid containerd runs as launched us); anyone
 /// else is logged and dropped. Accept errors (e.g. out of fds) are logged, and accepting resumes
-/// after a short pause instead of ending the server. With `keep`, each accepted connection also
-/// goes to systemd's fd store under a fresh connection id (of `keep`'s namespace), so it outlives
-/// a restart of the daemon; the id comes with the connection. One the store cannot keep (it is
-/// full) is logged and closed at once: containerd's call fails now, cleanly, instead of its
-/// task's connection closing at the next restart, when containerd would take the task for dead.
-fn accept_trusted(
-    listener: UnixListener,
-    keep: Option<KeptConnections>,
-) -> impl Stream<Item = std::io::Result<(UnixStream, String)>> + Send + 'static {
+/// after a short pause instead of ending the server.
+fn accept_trusted(listener: UnixListener) -> impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static {
     let own_uid = nix::unistd::geteuid().as_raw();
-    stream::unfold(listener, move |listener| {
+    stream::unfold(listener, move |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((connection, _)) => match connection.peer_cred() {
+                    Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
+                        return Some((Ok(connection), listener));
+                    }
+                    Ok(credentials) => tracing::warn!(
+                        "refused a connection from uid {} pid {:?}: only root or uid {own_uid} may use this socket",
+                        credentials.uid(),
+                        credentials.pid()
+                    ),
+                    Err(error) => tracing::warn!("refused a connection whose credentials are unreadable: {error}"),
+                },
+                Err(error) => {
+                    tracing::error!("accepting a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Puts each of the `accepted` connections in systemd's fd store under a fresh connection id
+/// (of `keep`'s namespace), so it outlives a restart of the daemon; the id comes with the
+/// connection. One the store cannot keep (it is full) is logged and closed at once: containerd's
+/// call fails now, cleanly, instead of its task's connection closing at the next restart, when
+/// containerd would take the task for dead.
+fn kept_in_fd_store(
+    accepted: impl Stream<Item = std::io::Result<UnixStream>> + Send + 'static,
+    keep: KeptConnections,
+) -> impl Stream<Item = std::io::Result<(UnixStream, ConnectionId)>> + Send + 'static {
+    accepted.filter_map(move |accepted| {
         let keep = keep.clone();
         async move {
-            loop {
-                match listener.accept().await {
-                    Ok((connection, _)) => match connection.peer_cred() {
-                        Ok(credentials) if credentials.uid() == 0 || credentials.uid() == own_uid => {
-                            let mut id = String::new();
-                            if let Some(keep) = &keep {
-                                id = keep.relays.next_id();
-                                let kind = StoredFd::Connection { namespace: keep.namespace.clone(), id: id.clone() };
-                                if let Err(error) = keep.fd_store.store(connection.as_fd(), &kind).await {
-                                    tracing::error!(
-                                        namespace = keep.namespace,
-                                        "refused a connection from containerd: {error}"
-                                    );
-                                    continue;
-                                }
-                            }
-                            return Some((Ok((connection, id)), listener));
-                        }
-                        Ok(credentials) => tracing::warn!(
-                            "refused a connection from uid {} pid {:?}: only root or uid {own_uid} may use this socket",
-                            credentials.uid(),
-                            credentials.pid()
-                        ),
-                        Err(error) => tracing::warn!("refused a connection whose credentials are unreadable: {error}"),
-                    },
-                    Err(error) => {
-                        tracing::error!("accepting a connection: {error}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+            let connection = match accepted {
+                Ok(connection) => connection,
+                Err(error) => return Some(Err(error)),
+            };
+            let id = keep.relays.next_id();
+            let kind = StoredFd::Connection { namespace: keep.namespace.clone(), id: id.clone() };
+            match keep.fd_store.store(connection.as_fd(), &kind).await {
+                Ok(()) => Some(Ok((connection, id))),
+                Err(error) => {
+                    tracing::error!(namespace = keep.namespace, "refused a connection from containerd: {error}");
+                    None
                 }
             }
         }
@@ -350,10 +364,10 @@ mod tests {
         let config = Config::parse(Path::new("/c.toml"), "[daemon]\nfd_store_max = 3\n").unwrap();
         // The control socket and the namespace's listener hold two of the three places.
         let fd_store = Arc::new(FdStore::new(Some(notify_socket), config.daemon.fd_store_max, 2));
-        let relays = Arc::new(Relays::new(dir.join("pending"), Arc::clone(&fd_store)));
+        let relays = Arc::new(Relays::new(dir.join("pending"), Arc::clone(&fd_store), ConnectionIds::new(1, 1)));
         let socket = dir.join("default.sock");
         let keep = KeptConnections { namespace: "default".into(), relays, fd_store: Arc::clone(&fd_store) };
-        let accepted = accept_trusted(UnixListener::bind(&socket).unwrap(), Some(keep));
+        let accepted = kept_in_fd_store(accept_trusted(UnixListener::bind(&socket).unwrap()), keep);
         futures::pin_mut!(accepted);
 
         let _first = UnixStream::connect(&socket).await.unwrap();

@@ -225,8 +225,17 @@ fn apply(dir: &Path, write: Write) -> Result<(), runc_wrap::Error> {
     }
 }
 
+/// A record as found on disk, with the file it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The record file.
+    pub path: PathBuf,
+    /// What it holds, not checked yet (see `record_check`).
+    pub record: TaskRecord,
+}
+
 /// Every record under `dir`; unreadable ones are logged and skipped (and left for inspection).
-pub fn load_all(dir: &Path) -> Vec<TaskRecord> {
+pub fn load_all(dir: &Path) -> Vec<StoredRecord> {
     let Ok(namespaces) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -239,7 +248,7 @@ pub fn load_all(dir: &Path) -> Vec<TaskRecord> {
                 continue;
             }
             match read_json::<TaskRecord>(&path) {
-                Ok(record) => records.push(record),
+                Ok(record) => records.push(StoredRecord { path, record }),
                 Err(error) => tracing::error!("skipping task record {}: {error}", path.display()),
             }
         }
@@ -289,7 +298,7 @@ mod tests {
         ] {
             apply(&dir, change).unwrap();
         }
-        let mut loaded = load_all(&dir);
+        let mut loaded: Vec<TaskRecord> = load_all(&dir).into_iter().map(|stored| stored.record).collect();
         loaded.sort_by(|a, b| a.id.cmp(&b.id));
         assert_eq!(
             loaded,

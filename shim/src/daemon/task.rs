@@ -68,6 +68,19 @@ impl SpecFacts {
             own_pid_namespace: has_own_pid_namespace(spec),
         })
     }
+
+    /// What is assumed of a task whose spec cannot be read (an adopted task whose bundle lost
+    /// or garbled its `config.json`): the default slice of `options`, and whatever costs a
+    /// little more but is right either way — hooks to run (so runc runs them), and processes
+    /// that may outlive init (so they are killed when it exits).
+    pub fn unknown(options: &UnitOptions) -> SpecFacts {
+        SpecFacts {
+            slice: options.default_slice.clone(),
+            poststart_hooks: true,
+            poststop_hooks: true,
+            own_pid_namespace: false,
+        }
+    }
 }
 
 /// Whether `spec` asks for a new PID namespace (runc-v2's `ShouldKillAllOnExit` is the opposite).

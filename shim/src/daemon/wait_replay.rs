@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::sync::{watch, Notify};
 
+use crate::connection_id::{ConnectionId, ConnectionIds};
 use crate::fdstore::{FdStore, StoredFd};
 
 const HEADER_LENGTH: usize = 10;
@@ -163,13 +164,13 @@ async fn next_frame(
     }
 }
 
-/// What all relays share: connection ids unique across daemon restarts (pid and a counter),
-/// the count of short calls in flight, the drain switch, and the fd store their connections
-/// are kept in.
+/// What all relays share: connection ids unique across daemon restarts (see
+/// [`ConnectionIds`]), the count of short calls in flight, the drain switch, and the fd store
+/// their connections are kept in.
 pub struct Relays {
     notes_dir: PathBuf,
     fd_store: Arc<FdStore>,
-    next_id: AtomicU64,
+    ids: ConnectionIds,
     in_flight: AtomicUsize,
     answered: Notify,
     draining: watch::Sender<bool>,
@@ -178,12 +179,13 @@ pub struct Relays {
 }
 
 impl Relays {
-    /// No relay yet; notes go under `notes_dir`, and connections are kept in `fd_store`.
-    pub fn new(notes_dir: PathBuf, fd_store: Arc<FdStore>) -> Relays {
+    /// No relay yet; notes go under `notes_dir`, connections are kept in `fd_store` and named
+    /// by `ids`.
+    pub fn new(notes_dir: PathBuf, fd_store: Arc<FdStore>, ids: ConnectionIds) -> Relays {
         Relays {
             notes_dir,
             fd_store,
-            next_id: AtomicU64::new(0),
+            ids,
             in_flight: AtomicUsize::new(0),
             answered: Notify::new(),
             draining: watch::channel(false).0,
@@ -192,8 +194,14 @@ impl Relays {
     }
 
     /// A fresh connection id.
-    pub fn next_id(&self) -> String {
-        format!("{}-{}", std::process::id(), self.next_id.fetch_add(1, Ordering::Relaxed))
+    pub fn next_id(&self) -> ConnectionId {
+        self.ids.next()
+    }
+
+    /// The directory of connection `id`'s pending `Wait` notes: always one level below the
+    /// notes directory, as a [`ConnectionId`] is one plain path component.
+    fn notes_of(&self, id: &ConnectionId) -> PathBuf {
+        self.notes_dir.join(id.as_str())
     }
 
     /// Stops reading new requests and waits (at most `timeout`) until every short call that was
@@ -242,7 +250,7 @@ impl Relays {
 /// How a connection reached the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// Just accepted: any notes under its id are stale (an earlier process with our pid).
+    /// Just accepted: any notes under its id are stale (its id is fresh, so there should be none).
     Accepted,
     /// Kept in systemd's fd store across a restart: its notes are replayed.
     Kept,
@@ -255,11 +263,11 @@ pub fn relay(
     relays: Arc<Relays>,
     connection: UnixStream,
     namespace: String,
-    connection_id: String,
+    connection_id: ConnectionId,
     origin: Origin,
 ) -> std::io::Result<UnixStream> {
     let (server_end, relay_end) = UnixStream::pair()?;
-    let notes = Arc::new(relays.notes_dir.join(&connection_id));
+    let notes = Arc::new(relays.notes_of(&connection_id));
     let stored_as = StoredFd::Connection { namespace, id: connection_id };
     let containerd_side = Arc::new(connection);
     let mut from_containerd = Shared(Arc::clone(&containerd_side));
@@ -512,7 +520,11 @@ mod tests {
     /// containerd's end, the relay's end (as the relay holds it), and the shared state.
     fn connection() -> (UnixStream, Arc<UnixStream>, Relays) {
         let (containerd, daemon) = UnixStream::pair().unwrap();
-        (containerd, Arc::new(daemon), Relays::new(PathBuf::from("/nonexistent"), Arc::new(FdStore::new(None, 0, 0))))
+        (
+            containerd,
+            Arc::new(daemon),
+            Relays::new(PathBuf::from("/nonexistent"), Arc::new(FdStore::new(None, 0, 0)), ConnectionIds::new(1, 1)),
+        )
     }
 
     /// A length no ttrpc frame may have.
@@ -526,11 +538,16 @@ mod tests {
     async fn a_connection_the_relay_gives_up_on_closes_for_containerd_and_leaves_the_fd_store() {
         let dir = ScratchDir::new("relay-gives-up");
         let (notifications, notify_socket) = fake_notify_socket(&dir);
-        let relays = Arc::new(Relays::new(dir.join("pending"), Arc::new(FdStore::new(Some(notify_socket), 10, 0))));
+        let relays = Arc::new(Relays::new(
+            dir.join("pending"),
+            Arc::new(FdStore::new(Some(notify_socket), 10, 0)),
+            ConnectionIds::new(1, 1),
+        ));
         let (mut containerd, daemon) = UnixStream::pair().unwrap();
         // systemd's copy of the daemon's end, as the fd store holds it.
         let _stored_copy = daemon.as_fd().try_clone_to_owned().unwrap();
-        let _server_end = relay(relays, daemon, "default".into(), "1-0".into(), Origin::Accepted).unwrap();
+        let _server_end =
+            relay(relays, daemon, "default".into(), ConnectionId::parse("1-0").unwrap(), Origin::Accepted).unwrap();
         containerd.write_all(&oversized_header()).await.unwrap();
         let mut rest = [0u8; 16];
         let read = tokio::time::timeout(Duration::from_secs(5), containerd.read(&mut rest))
@@ -581,6 +598,19 @@ mod tests {
         let mut left = vec![0u8; connect.len()];
         daemon.try_read(&mut left).expect("the frame is still in the socket");
         assert_eq!(left, connect, "whole and unread");
+    }
+
+    #[test]
+    fn notes_of_a_kept_connection_stay_one_level_below_the_notes_directory() {
+        let relays = Relays::new(
+            PathBuf::from("/state/pending-waits"),
+            Arc::new(FdStore::new(None, 0, 0)),
+            ConnectionIds::new(1, 1),
+        );
+        for id in [relays.next_id(), ConnectionId::parse("123-4").unwrap()] {
+            let notes = relays.notes_of(&id);
+            assert_eq!(notes.parent(), Some(relays.notes_dir.as_path()), "{id}");
+        }
     }
 
     #[tokio::test]
