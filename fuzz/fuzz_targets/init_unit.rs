@@ -45,7 +45,9 @@ fuzz_target!(|data: &[u8]| {
         exit_state: input.exit_state.clone(),
     };
     let options = UnitOptions { default_slice: input.default_slice.clone(), default_tasks_max: input.default_tasks_max };
+    let unit = unit_gen::UnitName::for_task(&input.namespace, &input.id);
     let request = InitUnitRequest {
+        unit: &unit,
         namespace: &input.namespace,
         id: &input.id,
         spec: &spec,

@@ -13,7 +13,7 @@ use containerd_shim_protos::shim_async::TaskClient;
 use nix::sys::signal::Signal;
 use runc_wrap::atomic_file::read_json;
 use runc_wrap::protocol::{files, ExitState};
-use unit_gen::{validate_identifier, IdentifierKind, UnitName};
+use unit_gen::{validate_identifier, IdentifierKind};
 
 use crate::daemon::{remove_task_residue, timestamp, ContainerEnd};
 use crate::error::Error;
@@ -109,8 +109,8 @@ async fn has_task_files(bundle: &Path) -> bool {
 }
 
 async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error> {
-    let unit = UnitName::for_task(&command.namespace, &command.id);
     let identity = DaemonIdentity::for_containerd(&command.containerd_address);
+    let unit = identity.unit_naming.task(&command.namespace, &command.id);
     let exit_file = exit_file_of(&identity.exits_dir(), unit.as_str());
     // Units made by older daemons record their exit in the bundle.
     let places = [exit_file.clone(), command.bundle.join(files::EXIT_STATE)];

@@ -318,6 +318,12 @@ impl SideContainerd {
         self.ctr(namespace, &args)
     }
 
+    /// The unit our daemon serving this containerd gives task `id` of `namespace` (not the
+    /// default containerd's: its names carry the daemon's tag).
+    pub fn unit_of(&self, namespace: &str, id: &str) -> String {
+        shim::paths::DaemonIdentity::for_containerd(&self.address).unit_naming.task(namespace, id).to_string()
+    }
+
     /// The unit of our daemon serving this containerd, once `start` launched it.
     pub fn daemon_unit(&self) -> Option<String> {
         let unit = shim::paths::DaemonIdentity::for_containerd(&self.address).unit;

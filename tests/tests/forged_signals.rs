@@ -8,7 +8,7 @@
 //! `setpriv` and `busctl` inside the sandbox.
 
 use tests::telemetry::SideContainerd;
-use tests::{unique_id, unit_of, Sandbox, IMAGE, RUNTIME};
+use tests::{unique_id, Sandbox, IMAGE, RUNTIME};
 
 const NAMESPACE: &str = "forged-signals";
 const NOBODY: &str = "65534";
@@ -64,7 +64,7 @@ fn a_forged_exit_signal_from_another_bus_connection_changes_nothing() {
         .unwrap_or_else(|| panic!("the daemon (pid {daemon_pid}) is not on the system bus; the test proves nothing"));
 
     // What systemd would send when the init exits with status 0, naming the real init.
-    let unit = unit_of(NAMESPACE, &id);
+    let unit = containerd.unit_of(NAMESPACE, &id);
     let destination = format!("--destination={daemon_name}");
     let forged = sandbox.run(&[
         "setpriv",

@@ -12,7 +12,7 @@ use tests::direct::{client_for, runnable_bundle};
 use tests::telemetry::{
     journal_field, OtlpReceiver, ReceivedSpan, SideContainerd, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_ERROR,
 };
-use tests::{calls, unique_id, unit_of, wait_until, Sandbox, IMAGE, RUNTIME};
+use tests::{calls, unique_id, wait_until, Sandbox, IMAGE, RUNTIME};
 
 /// `service.name` of our spans.
 const SERVICE: &str = "containerd-shim-systemd-v1";
@@ -69,7 +69,7 @@ fn a_tasks_journal_lines_carry_namespace_container_id_exec_id_and_unit_fields() 
         assert_eq!(calls::code_of(calls::state(&client, &missing).await), ttrpc::Code::NOT_FOUND);
     });
 
-    let unit = unit_of(namespace, &id);
+    let unit = containerd.unit_of(namespace, &id);
     let has =
         |entry: &serde_json::Value, field: &str, value: &str| journal_field(entry, field).iter().any(|v| v == value);
     let message = |entry: &serde_json::Value| journal_field(entry, "MESSAGE").join(" ");
@@ -123,7 +123,7 @@ fn ctr_run_exports_a_span_per_task_api_call_with_its_dbus_and_runc_calls_inside(
     // Inside Delete, runc delete runs only while runc still has the container; an exited
     // container's unit is stopped (and reset) after Delete answers, in a trace of its own.
     let expected_inside = [("task.Create", vec!["dbus.StartTransientUnit"]), ("task.Start", vec!["runc.start"])];
-    let unit = unit_of(namespace, &id);
+    let unit = containerd.unit_of(namespace, &id);
     let stopped = |spans: &[ReceivedSpan]| {
         spans.iter().any(|span| span.name == "dbus.StopUnit" && span.attribute("unit") == Some(unit.as_str()))
     };
@@ -173,7 +173,7 @@ fn ctr_run_exports_a_span_per_task_api_call_with_its_dbus_and_runc_calls_inside(
         .into_iter()
         .find(|span| span.name == "dbus.StartTransientUnit")
         .expect("checked above");
-    assert_eq!(start_unit.attribute("unit"), Some(unit_of(namespace, &id).as_str()));
+    assert_eq!(start_unit.attribute("unit"), Some(containerd.unit_of(namespace, &id).as_str()));
     let start = our_task_span(&spans, "task.Start", &id).expect("checked above");
     let runc_start =
         descendants(&spans, start).into_iter().find(|span| span.name == "runc.start").expect("checked above");

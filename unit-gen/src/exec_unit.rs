@@ -30,6 +30,8 @@ pub struct ExecHelperPaths {
 /// Everything an exec unit is derived from.
 #[derive(Debug, Clone, Copy)]
 pub struct ExecUnitRequest<'a> {
+    /// The unit's name ([`crate::names::UnitNaming::exec`]).
+    pub unit: &'a UnitName,
     /// containerd namespace (validated).
     pub namespace: &'a str,
     /// Task id (validated).
@@ -46,8 +48,8 @@ pub struct ExecUnitRequest<'a> {
 
 /// Renders the transient unit for an exec process.
 pub fn render_exec_unit(request: &ExecUnitRequest<'_>) -> Result<TransientUnit, Error> {
-    let ExecUnitRequest { namespace, id, exec_id, slice, helper, systemd_version } = *request;
-    let name = UnitName::for_exec(namespace, id, exec_id);
+    let ExecUnitRequest { unit, namespace, id, exec_id, slice, helper, systemd_version } = *request;
+    let name = unit.clone();
     let mut properties = vec![
         Property::new(
             "Description",
@@ -97,15 +99,16 @@ mod tests {
         }
     }
 
-    fn request<'a>(slice: Option<&'a str>, helper: &'a ExecHelperPaths) -> ExecUnitRequest<'a> {
-        ExecUnitRequest { namespace: "default", id: "t1", exec_id: "e1", slice, helper, systemd_version: 252 }
+    fn request<'a>(unit: &'a UnitName, slice: Option<&'a str>, helper: &'a ExecHelperPaths) -> ExecUnitRequest<'a> {
+        ExecUnitRequest { unit, namespace: "default", id: "t1", exec_id: "e1", slice, helper, systemd_version: 252 }
     }
 
     /// The exec unit of a container made from `spec` with the default options.
     fn render(spec: &Spec) -> TransientUnit {
         let helper = helper();
         let slice = container_slice(spec, &UnitOptions::default()).expect("a valid slice");
-        render_exec_unit(&request(slice.as_deref(), &helper)).expect("renders")
+        render_exec_unit(&request(&UnitName::for_exec("default", "t1", "e1"), slice.as_deref(), &helper))
+            .expect("renders")
     }
 
     #[test]
@@ -147,7 +150,12 @@ mod tests {
     #[test]
     fn exec_unit_refuses_a_slice_that_is_not_a_slice_unit_name() {
         let helper = helper();
-        let refused = render_exec_unit(&request(Some("kubepods-pod1.service"), &helper)).unwrap_err();
+        let refused = render_exec_unit(&request(
+            &UnitName::for_exec("default", "t1", "e1"),
+            Some("kubepods-pod1.service"),
+            &helper,
+        ))
+        .unwrap_err();
         assert!(refused.to_string().contains("kubepods-pod1.service"), "{refused}");
     }
 }

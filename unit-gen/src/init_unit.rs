@@ -90,6 +90,8 @@ pub struct UnitOptions {
 /// Everything the init unit is derived from.
 #[derive(Debug, Clone, Copy)]
 pub struct InitUnitRequest<'a> {
+    /// The unit's name ([`crate::names::UnitNaming::task`]).
+    pub unit: &'a UnitName,
     /// containerd namespace (already validated).
     pub namespace: &'a str,
     /// Task id (already validated).
@@ -114,9 +116,10 @@ pub struct InitUnitRequest<'a> {
 /// Renders the transient unit for a container's init process. A spec of a runtime-spec version
 /// we do not translate is refused here, before anything of it reaches systemd.
 pub fn render_init_unit(request: &InitUnitRequest<'_>) -> Result<TransientUnit, Error> {
-    let InitUnitRequest { namespace, id, spec, helper, options, systemd_version, hierarchy, sd_notify } = *request;
+    let InitUnitRequest { unit, namespace, id, spec, helper, options, systemd_version, hierarchy, sd_notify } =
+        *request;
     validate_oci_version(spec.version())?;
-    let name = UnitName::for_task(namespace, id);
+    let name = unit.clone();
 
     let description = single_line(&format!("containerd task {namespace}/{id}"));
     let mut properties = vec![Property::new("Description", PropertyValue::Str(description))];
@@ -291,6 +294,7 @@ mod tests {
     fn render(spec: &Spec, options: &UnitOptions, systemd_version: u32) -> Result<TransientUnit, Error> {
         let helper = helper();
         render_init_unit(&InitUnitRequest {
+            unit: &UnitName::for_task("default", "t1"),
             namespace: "default",
             id: "t1",
             spec,
@@ -378,7 +382,9 @@ mod tests {
         let helper = helper();
         let spec = typical_spec("");
         let options = UnitOptions::default();
+        let unit = UnitName::for_task("default", "t1");
         let request = InitUnitRequest {
+            unit: &unit,
             namespace: "default",
             id: "t1",
             spec: &spec,
@@ -465,7 +471,9 @@ mod tests {
         let spec = typical_spec("");
         let mut helper = helper();
         helper.pid_file = "/run/x\n[Service]\nExecStartPost=/bin/touch /tmp/p /init.pid".into();
+        let unit = UnitName::for_task("default", "t1");
         let request = InitUnitRequest {
+            unit: &unit,
             namespace: "default",
             id: "t1",
             spec: &spec,

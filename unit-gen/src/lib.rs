@@ -19,7 +19,7 @@ pub use init_unit::{
     render_init_unit, CgroupHierarchy, HelperPaths, InitUnitRequest, SupervisorPlacement, UnitOptions,
     SUPERVISOR_CGROUP,
 };
-pub use names::UnitName;
+pub use names::{DaemonTag, UnitName, UnitNaming};
 pub use oci_version::validate_oci_version;
 pub use properties::{ExecCommand, Property, PropertyValue, TransientUnit};
 

@@ -17,6 +17,97 @@ pub const TASK_UNIT_PREFIX: &str = "containerd-";
 
 const SERVICE_SUFFIX: &str = ".service";
 
+/// The tag the daemon of a containerd other than the default one puts in its units' names:
+/// eight lowercase hex digits derived from containerd's address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DaemonTag(String);
+
+impl DaemonTag {
+    /// How many hex digits a tag has.
+    pub const LEN: usize = 8;
+
+    /// `text` as a tag, if it is one: [`DaemonTag::LEN`] lowercase hex digits.
+    pub fn parse(text: &str) -> Option<DaemonTag> {
+        let is_tag = text.len() == Self::LEN && text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+        is_tag.then(|| DaemonTag(text.to_string()))
+    }
+
+    /// The tag's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DaemonTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a daemon names its units. Two containerds on one host may both run task `default/web`:
+/// their daemons' units must not share a name, or one daemon would find (and clean up) the
+/// other's. The default containerd's daemon keeps the plain names (every unit made before
+/// tags existed has one); any other daemon appends its tag:
+/// `containerd-<namespace>-<id>-<tag>.service`. A plain task name has two literal `-`, an exec
+/// name four, a tagged task three and a tagged exec five (`-` inside the parts is escaped), so
+/// no name of one form is also a name of another.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum UnitNaming {
+    /// The names of the default containerd's daemon.
+    #[default]
+    Plain,
+    /// The names of another containerd's daemon.
+    Tagged(DaemonTag),
+}
+
+impl UnitNaming {
+    /// The unit of task `id` in `namespace` (both valid identifiers).
+    pub fn task(&self, namespace: &str, id: &str) -> UnitName {
+        let readable = format!("{TASK_UNIT_PREFIX}{}-{}", unit_name_escape(namespace), unit_name_escape(id));
+        UnitName::with_suffix(self, readable, || {
+            format!("{TASK_UNIT_PREFIX}-{}", hex_digest(&format!("{namespace}/{id}")))
+        })
+    }
+
+    /// The unit of exec process `exec_id` of task `id` in `namespace` (all valid identifiers).
+    pub fn exec(&self, namespace: &str, id: &str, exec_id: &str) -> UnitName {
+        let readable = format!(
+            "{TASK_UNIT_PREFIX}{}-{}-exec-{}",
+            unit_name_escape(namespace),
+            unit_name_escape(id),
+            unit_name_escape(exec_id)
+        );
+        UnitName::with_suffix(self, readable, || {
+            format!("{TASK_UNIT_PREFIX}-exec-{}", hex_digest(&format!("{namespace}/{id}/exec/{exec_id}")))
+        })
+    }
+
+    /// The task unit called `name`, if this naming makes that name for some valid namespace
+    /// and id (see [`UnitName::parse_task`]).
+    pub fn parse_task(&self, name: &str) -> Option<UnitName> {
+        match self {
+            UnitNaming::Plain => UnitName::parse_task(name),
+            UnitNaming::Tagged(tag) => {
+                let stem = name.strip_suffix(SERVICE_SUFFIX)?.strip_suffix(tag.as_str())?.strip_suffix('-')?;
+                UnitName::parse_task(&format!("{stem}{SERVICE_SUFFIX}"))?;
+                (name.len() <= MAX_UNIT_NAME_LEN).then(|| UnitName { name: name.to_string() })
+            }
+        }
+    }
+
+    /// The tag, if any.
+    pub fn tag(&self) -> Option<&DaemonTag> {
+        match self {
+            UnitNaming::Plain => None,
+            UnitNaming::Tagged(tag) => Some(tag),
+        }
+    }
+}
+
+fn hex_digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// The name of a container task's unit, and the D-Bus object path systemd gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UnitName {
@@ -24,36 +115,33 @@ pub struct UnitName {
 }
 
 impl UnitName {
-    /// The unit for task `id` in containerd namespace `namespace`. Both must already be valid
-    /// identifiers. When the escaped name would exceed systemd's limit, the name becomes
+    /// The unit for task `id` in containerd namespace `namespace`, as the default containerd's
+    /// daemon names it ([`UnitNaming::Plain`]). Both must already be valid identifiers. When the
+    /// escaped name would exceed systemd's limit, the name becomes
     /// `containerd--<sha256 of namespace/id>.service`: a literal `--` cannot occur in the normal
     /// form, so hashed and readable names never collide.
     pub fn for_task(namespace: &str, id: &str) -> UnitName {
-        let readable =
-            format!("{TASK_UNIT_PREFIX}{}-{}{SERVICE_SUFFIX}", unit_name_escape(namespace), unit_name_escape(id));
-        if readable.len() <= MAX_UNIT_NAME_LEN {
-            return UnitName { name: readable };
-        }
-        let digest = Sha256::digest(format!("{namespace}/{id}").as_bytes());
-        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        UnitName { name: format!("{TASK_UNIT_PREFIX}-{hex}{SERVICE_SUFFIX}") }
+        UnitNaming::Plain.task(namespace, id)
     }
 
     /// The unit for exec process `exec_id` of task `id`: `containerd-<namespace>-<id>-exec-<exec_id>.service`
     /// (parts escaped, so the separators stay unambiguous), hashed like [`UnitName::for_task`] when too long.
     pub fn for_exec(namespace: &str, id: &str, exec_id: &str) -> UnitName {
-        let readable = format!(
-            "{TASK_UNIT_PREFIX}{}-{}-exec-{}{SERVICE_SUFFIX}",
-            unit_name_escape(namespace),
-            unit_name_escape(id),
-            unit_name_escape(exec_id)
-        );
+        UnitNaming::Plain.exec(namespace, id, exec_id)
+    }
+
+    /// `readable_stem` with `naming`'s tag and `.service`; when that is too long for systemd,
+    /// `hashed_stem()` in its place.
+    fn with_suffix(naming: &UnitNaming, readable_stem: String, hashed_stem: impl FnOnce() -> String) -> UnitName {
+        let tag = match naming {
+            UnitNaming::Plain => String::new(),
+            UnitNaming::Tagged(tag) => format!("-{tag}"),
+        };
+        let readable = format!("{readable_stem}{tag}{SERVICE_SUFFIX}");
         if readable.len() <= MAX_UNIT_NAME_LEN {
             return UnitName { name: readable };
         }
-        let digest = Sha256::digest(format!("{namespace}/{id}/exec/{exec_id}").as_bytes());
-        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        UnitName { name: format!("{TASK_UNIT_PREFIX}-exec-{hex}{SERVICE_SUFFIX}") }
+        UnitName { name: format!("{}{tag}{SERVICE_SUFFIX}", hashed_stem()) }
     }
 
     /// The task unit called `name`, if [`UnitName::for_task`] makes that name for some valid
@@ -171,6 +259,41 @@ mod tests {
         ] {
             assert_eq!(UnitName::parse_task(name), None, "{name:?}");
         }
+    }
+
+    fn tagged() -> UnitNaming {
+        UnitNaming::Tagged(DaemonTag::parse("0a1b2c3d").unwrap())
+    }
+
+    #[test]
+    fn another_containerds_daemon_tags_its_names_and_no_form_meets_another() {
+        assert_eq!(tagged().task("default", "web").as_str(), "containerd-default-web-0a1b2c3d.service");
+        assert_eq!(tagged().exec("default", "web", "e1").as_str(), "containerd-default-web-exec-e1-0a1b2c3d.service");
+        assert_eq!(UnitNaming::Plain.task("default", "web"), UnitName::for_task("default", "web"));
+        assert_ne!(tagged().task("default", "web"), UnitName::for_task("default", "web"));
+        // A plain exec name and a tagged task name never meet: their dashes differ in number.
+        assert_ne!(tagged().task("ns", "t").as_str(), UnitName::for_exec("ns", "t", "0a1b2c3d").as_str());
+        let long = "a-".repeat(37) + "a";
+        let hashed = tagged().task(&long, &long);
+        assert!(hashed.as_str().len() <= MAX_UNIT_NAME_LEN && hashed.as_str().ends_with("-0a1b2c3d.service"));
+        assert_ne!(hashed.as_str(), UnitName::for_task(&long, &long).as_str());
+    }
+
+    #[test]
+    fn tagged_names_parse_back_for_their_own_tag_only() {
+        let long = "a-".repeat(37) + "a";
+        for (namespace, id) in [("default", "t1"), ("k8s.io", "a-b.c_d"), (long.as_str(), long.as_str())] {
+            let unit = tagged().task(namespace, id);
+            assert_eq!(tagged().parse_task(unit.as_str()), Some(unit.clone()), "{unit}");
+            assert_eq!(UnitName::parse_task(unit.as_str()), None, "{unit} is no plain name");
+            let other = UnitNaming::Tagged(DaemonTag::parse("ffffffff").unwrap());
+            assert_eq!(other.parse_task(unit.as_str()), None, "{unit} is not the other daemon's");
+        }
+        assert_eq!(tagged().parse_task("containerd-default-t1.service"), None);
+        assert_eq!(tagged().parse_task("containerd-default-t1-exec-e1-0a1b2c3d.service"), None);
+        assert_eq!(DaemonTag::parse("0A1B2C3D"), None);
+        assert_eq!(DaemonTag::parse("0a1b2c3"), None);
+        assert_eq!(DaemonTag::parse("../../x"), None);
     }
 
     #[test]

@@ -11,14 +11,14 @@ use std::time::SystemTime;
 
 use runc_wrap::atomic_file::{read_json, remove_if_present};
 use runc_wrap::protocol::{exec_dir, files, ExitState};
-use unit_gen::{UnitName, UnitOptions};
+use unit_gen::{UnitName, UnitNaming, UnitOptions};
 
 use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::create::read_spec;
 use super::exec::remove_exec_residue;
 use super::exec_process::{ExecLifecycle, ExecProcess};
 use super::manager::TaskManager;
-use super::record_check::trusted_records;
+use super::record_check::{trusted_records, unit_naming_of};
 use super::state::{load_all, TaskRecord};
 use super::task::{Exit, Lifecycle, SpecFacts, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
@@ -39,10 +39,12 @@ impl TaskManager {
     /// [`TaskManager::reconcile_adopted`] once it does.
     pub async fn adopt_recorded_tasks(&self) -> Vec<Arc<Task>> {
         let dir = self.state.dir().to_path_buf();
-        let exits_dir = self.settings.exits_dir.clone();
-        let records = blocking("reading the task records", move || trusted_records(load_all(&dir), &dir, &exits_dir))
-            .await
-            .unwrap_or_default();
+        let exits_dir = self.settings.identity.exits_dir();
+        let naming = self.settings.identity.unit_naming.clone();
+        let records =
+            blocking("reading the task records", move || trusted_records(load_all(&dir), &dir, &exits_dir, &naming))
+                .await
+                .unwrap_or_default();
         let mut adopted = Vec::new();
         for record in records {
             let key = record.key();
@@ -68,7 +70,7 @@ impl TaskManager {
         let setup = TaskSetup {
             bundle: record.bundle.clone(),
             exit_file: record.exit_file(),
-            unit: UnitName::for_task(&key.namespace, &key.id),
+            unit_naming: unit_naming_of(&record, &self.settings.identity.unit_naming)?,
             stdio: record.stdio.clone(),
             stdio_options: record.stdio_options,
             terminal: record.terminal,
@@ -87,7 +89,7 @@ impl TaskManager {
             task.mark_restore_pending();
         }
         for exec in &record.execs {
-            let unit = UnitName::for_exec(&key.namespace, &key.id, &exec.exec_id);
+            let unit = task.unit_naming.exec(&key.namespace, &key.id, &exec.exec_id);
             let dir = exec_dir(&record.bundle, &exec.exec_id);
             let process =
                 Arc::new(ExecProcess::added(exec.exec_id.clone(), unit, dir, exec.stdio.clone(), exec.terminal));
@@ -231,7 +233,7 @@ impl TaskManager {
     /// name is a task unit's ([`UnitName::parse_task`]) and that unit may be the one whose stop
     /// wrote the file ([`stop_may_be_ours`]); any other file goes alone.
     pub async fn sweep_exit_files(&self) -> Result<(), Error> {
-        let dir = self.settings.exits_dir.clone();
+        let dir = self.settings.identity.exits_dir();
         let files = blocking("listing exit files", move || -> Result<Vec<PathBuf>, Error> {
             std::fs::create_dir_all(&dir).map_err(|error| Error::io(format!("creating {}", dir.display()), error))?;
             let entries =
@@ -240,7 +242,7 @@ impl TaskManager {
         })
         .await??;
         for file in files {
-            match exit_file_unit(&file) {
+            match exit_file_unit(&file, &self.settings.identity.unit_naming) {
                 None => tracing::warn!("removing {}: not the exit file of a task unit", file.display()),
                 Some(unit) if self.tasks.by_unit_path(&unit.object_path()).is_some() => continue,
                 Some(unit) => {
@@ -263,10 +265,11 @@ impl TaskManager {
 }
 
 /// The task unit whose exit file `file` is by its name (`<unit>.json`, see
-/// [`crate::paths::exit_file_of`]), if it is one.
-fn exit_file_unit(file: &Path) -> Option<UnitName> {
+/// [`crate::paths::exit_file_of`]), if it is one: named as this daemon (`naming`) names units,
+/// or plainly, as it named them before it tagged its names.
+fn exit_file_unit(file: &Path, naming: &UnitNaming) -> Option<UnitName> {
     let name = file.file_name()?.to_str()?.strip_suffix(".json")?;
-    UnitName::parse_task(name)
+    naming.parse_task(name).or_else(|| UnitName::parse_task(name))
 }
 
 /// Whether a unit in the active state `state` (`None`: not loaded) may be the one whose stop
@@ -287,7 +290,12 @@ mod tests {
         let dir = Path::new("/state/exits");
         let unit = UnitName::for_task("default", "t1");
         let file = crate::paths::exit_file_of(dir, unit.as_str());
-        assert_eq!(exit_file_unit(&file), Some(unit));
+        assert_eq!(exit_file_unit(&file, &UnitNaming::Plain), Some(unit.clone()));
+        let tagged = UnitNaming::Tagged(unit_gen::DaemonTag::parse("0a1b2c3d").unwrap());
+        assert_eq!(exit_file_unit(&file, &tagged), Some(unit), "a plain unit of before the tags");
+        let own = tagged.task("default", "t1");
+        assert_eq!(exit_file_unit(&crate::paths::exit_file_of(dir, own.as_str()), &tagged), Some(own.clone()));
+        assert_eq!(exit_file_unit(&crate::paths::exit_file_of(dir, own.as_str()), &UnitNaming::Plain), None);
         for name in [
             "ssh.service.json",
             "containerd.service.json",
@@ -297,7 +305,7 @@ mod tests {
             "containerd-..-t1.service.json",
             ".containerd-default-t1.service.json.1.2.tmp",
         ] {
-            assert_eq!(exit_file_unit(&dir.join(name)), None, "{name:?}");
+            assert_eq!(exit_file_unit(&dir.join(name), &UnitNaming::Plain), None, "{name:?}");
         }
     }
 

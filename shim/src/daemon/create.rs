@@ -16,7 +16,7 @@ use runc_wrap::protocol::{
 use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
 use runc_wrap::Runc;
 use tokio::sync::SemaphorePermit;
-use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, SupervisorPlacement, UnitName, SUPERVISOR_CGROUP};
+use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, SupervisorPlacement, SUPERVISOR_CGROUP};
 
 use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::manager::TaskManager;
@@ -25,7 +25,7 @@ use super::state::Saved;
 use super::task::{CriuPaths, Exit, SpecFacts, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
-use crate::paths::{console_socket, exit_file_of, runc_root};
+use crate::paths::exit_file_of;
 use crate::systemd::{error_names, JobResult, SystemdError};
 
 /// How long we wait for the unit's start job: systemd's own TimeoutStartSec plus a margin.
@@ -53,7 +53,7 @@ impl TaskManager {
     /// job runs (a fifo nobody reads, slow hooks), so stuck Creates never hold back others.
     pub async fn create(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
         self.heap_trimmer.note_work();
-        self.unit_stops.settled(&UnitName::for_task(&key.namespace, &key.id)).await;
+        self.unit_stops.settled(&self.settings.identity.unit_naming.task(&key.namespace, &key.id)).await;
         // The semaphore is never closed, so there is always a permit to wait for. A waiting
         // Create's future stays small: the work's own future is allocated once admitted.
         let slot = self.create_slots.acquire().await.ok();
@@ -70,11 +70,14 @@ impl TaskManager {
     ) -> Result<u32, Error> {
         self.prime_cgroup_move();
         let valid = self.validate_create(&key, &request).await?;
-        let unit = UnitName::for_task(&key.namespace, &key.id);
+        let unit_naming = self.settings.identity.unit_naming.clone();
         let setup = TaskSetup {
             bundle: valid.bundle.clone(),
-            exit_file: exit_file_of(&self.settings.exits_dir, unit.as_str()),
-            unit,
+            exit_file: exit_file_of(
+                &self.settings.identity.exits_dir(),
+                unit_naming.task(&key.namespace, &key.id).as_str(),
+            ),
+            unit_naming,
             stdio: valid.stdio.clone(),
             stdio_options: valid.stdio_options,
             terminal: request.terminal,
@@ -156,7 +159,7 @@ impl TaskManager {
         let criu = blocking("looking up criu", move || resolve_binary("criu", Some(&path_env)).ok()).await?;
         let root = match options.runc_root {
             Some(root) => PathBuf::from(root).join(&key.namespace),
-            None => runc_root(&key.namespace),
+            None => self.settings.identity.default_runc_root(&key.namespace),
         };
         let rootfs = request
             .rootfs
@@ -223,7 +226,7 @@ impl TaskManager {
             stdio: valid.stdio.clone(),
             stdio_options: valid.stdio_options,
             console: task.terminal.then(|| ConsolePaths {
-                socket: console_socket(&task.key.to_string()),
+                socket: self.settings.identity.console_socket(&task.key.to_string()),
                 record: bundle.join(files::CONSOLE_RECORD),
             }),
             runc: RuncInvocation {
@@ -266,6 +269,7 @@ impl TaskManager {
             exit_state: task.exit_file.display().to_string(),
         };
         let unit = render_init_unit(&InitUnitRequest {
+            unit: &task.unit,
             namespace: &task.key.namespace,
             id: &task.key.id,
             spec,

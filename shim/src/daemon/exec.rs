@@ -22,7 +22,6 @@ use super::manager::TaskManager;
 use super::task::{Exit, Task, TaskKey};
 use crate::blocking::blocking;
 use crate::error::Error;
-use crate::paths::console_socket;
 use crate::systemd::{error_names, JobResult};
 
 /// How long we wait for an exec unit's start job: systemd's TimeoutStartSec plus a margin.
@@ -64,7 +63,7 @@ impl TaskManager {
             stderr: stdio_path("stderr", &request.stderr)?,
         };
         let exec_id = request.exec_id.clone();
-        let unit = UnitName::for_exec(&key.namespace, &key.id, &exec_id);
+        let unit = task.unit_naming.exec(&key.namespace, &key.id, &exec_id);
         let dir = exec_dir(&task.bundle, &exec_id);
         let exec = Arc::new(ExecProcess::added(exec_id.clone(), unit, dir.clone(), stdio.clone(), request.terminal));
         if task.insert_exec(Arc::clone(&exec)).is_err() {
@@ -80,7 +79,7 @@ impl TaskManager {
             stdio,
             stdio_options: task.stdio_options,
             console: request.terminal.then(|| ConsolePaths {
-                socket: console_socket(&format!("{key}/{exec_id}")),
+                socket: self.settings.identity.console_socket(&format!("{key}/{exec_id}")),
                 record: dir.join(files::exec::CONSOLE_RECORD),
             }),
             runc: RuncInvocation {
@@ -156,6 +155,7 @@ impl TaskManager {
             exit_state: exec.dir.join(files::exec::EXIT_STATE).display().to_string(),
         };
         let unit = render_exec_unit(&ExecUnitRequest {
+            unit: &exec.unit,
             namespace: &task.key.namespace,
             id: &task.key.id,
             exec_id: &exec.exec_id,

@@ -17,6 +17,7 @@ use super::task::{Exit, Task, TaskKey};
 use super::unit_stops::UnitStops;
 use crate::cgroup::MigrationPrimer;
 use crate::error::Error;
+use crate::paths::DaemonIdentity;
 use crate::systemd::Systemd;
 use unit_gen::CgroupHierarchy;
 
@@ -33,8 +34,9 @@ pub struct DaemonSettings {
     pub task_defaults: TaskOptions,
     /// How long the helper waits for the other end of a stdio fifo.
     pub fifo_timeout: Duration,
-    /// Where task units record their exits (`DaemonIdentity::exits_dir`).
-    pub exits_dir: PathBuf,
+    /// Which containerd the daemon serves: where its task units record their exits, how they
+    /// are named, its default runc roots and console sockets.
+    pub identity: DaemonIdentity,
     /// The host's cgroup hierarchy.
     pub cgroup_hierarchy: CgroupHierarchy,
 }

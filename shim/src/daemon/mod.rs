@@ -127,7 +127,7 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         unit_options: config.config.unit_options.clone(),
         task_defaults: config.config.task_defaults.clone(),
         fifo_timeout: Duration::from_secs(30),
-        exits_dir: config.identity.exits_dir(),
+        identity: config.identity.clone(),
         cgroup_hierarchy: blocking("finding the host's cgroup hierarchy", crate::cgroup::host_hierarchy).await?,
     };
     let state = StateStore::spawn(state::records_dir(&config.identity));

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use unit_gen::{validate_identifier, IdentifierKind, UnitName};
+use unit_gen::{validate_identifier, DaemonTag, IdentifierKind, UnitNaming};
 
 use super::create::{bundle_path, stdio_path};
 use super::request::{process_ref, task_key};
@@ -21,11 +21,16 @@ use runc_wrap::protocol::StdioPaths;
 
 /// The records of `stored` that pass [`check_record`], at most one per task; the others are
 /// logged and left alone.
-pub fn trusted_records(stored: Vec<StoredRecord>, records_dir: &Path, exits_dir: &Path) -> Vec<TaskRecord> {
+pub fn trusted_records(
+    stored: Vec<StoredRecord>,
+    records_dir: &Path,
+    exits_dir: &Path,
+    naming: &UnitNaming,
+) -> Vec<TaskRecord> {
     let mut keys = HashSet::new();
     let mut trusted = Vec::new();
     for StoredRecord { path, record } in stored {
-        match check_record(&path, &record, records_dir, exits_dir) {
+        match check_record(&path, &record, records_dir, exits_dir, naming) {
             // One file per task path makes a second record of a task impossible once the path
             // is checked; should one still come, the first is kept and nothing is removed.
             Ok(key) if !keys.insert(key.clone()) => {
@@ -41,8 +46,15 @@ pub fn trusted_records(stored: Vec<StoredRecord>, records_dir: &Path, exits_dir:
 /// Checks `record`, read from `path`, as its Create was checked: the namespace, task id and exec
 /// ids are identifiers, the bundle and stdio paths are ones a request may give, runc's binary
 /// and root are absolute, the exit file is the one the daemon gives the task's unit (or the
-/// bundle's, for units of older daemons), and `path` is where the task's record belongs.
-pub fn check_record(path: &Path, record: &TaskRecord, records_dir: &Path, exits_dir: &Path) -> Result<TaskKey, Error> {
+/// bundle's, for units of older daemons), its unit is named as this daemon (`naming`) or a
+/// daemon before it names units, and `path` is where the task's record belongs.
+pub fn check_record(
+    path: &Path,
+    record: &TaskRecord,
+    records_dir: &Path,
+    exits_dir: &Path,
+    naming: &UnitNaming,
+) -> Result<TaskKey, Error> {
     let untrusted = |source| Error::UntrustedRecord { path: path.to_path_buf(), source: Box::new(source) };
     let key = record_key(record).map_err(untrusted)?;
     let expected = record_path(records_dir, &key);
@@ -54,7 +66,7 @@ pub fn check_record(path: &Path, record: &TaskRecord, records_dir: &Path, exits_
             expected,
         });
     }
-    check_contents(record, &key, exits_dir).map_err(untrusted)?;
+    check_contents(record, &key, exits_dir, naming).map_err(untrusted)?;
     Ok(key)
 }
 
@@ -64,10 +76,21 @@ fn record_key(record: &TaskRecord) -> Result<TaskKey, Error> {
     task_key(&record.namespace, &record.id)
 }
 
-fn check_contents(record: &TaskRecord, key: &TaskKey, exits_dir: &Path) -> Result<(), Error> {
+/// How the units of `record`'s task are named: as this daemon names them (`own`), or plainly,
+/// for units made before daemons of other containerds than the default one tagged their names.
+pub fn unit_naming_of(record: &TaskRecord, own: &UnitNaming) -> Result<UnitNaming, Error> {
+    match record.unit_tag.as_deref() {
+        None => Ok(UnitNaming::Plain),
+        Some(tag) if own.tag().map(DaemonTag::as_str) == Some(tag) => Ok(own.clone()),
+        Some(tag) => Err(Error::InvalidRequest(format!("unit tag {tag:?} is not this daemon's"))),
+    }
+}
+
+fn check_contents(record: &TaskRecord, key: &TaskKey, exits_dir: &Path, naming: &UnitNaming) -> Result<(), Error> {
     bundle_path(utf8("bundle", &record.bundle)?)?;
+    let naming = unit_naming_of(record, naming)?;
     if let Some(exit_file) = &record.exit_file {
-        let expected = exit_file_of(exits_dir, UnitName::for_task(&key.namespace, &key.id).as_str());
+        let expected = exit_file_of(exits_dir, naming.task(&key.namespace, &key.id).as_str());
         if *exit_file != expected {
             return Err(Error::InvalidRequest(format!(
                 "exit file {} is not the task unit's {}",
@@ -128,7 +151,8 @@ mod tests {
             namespace: namespace.into(),
             id: id.into(),
             bundle: "/run/containerd/io.containerd.runtime.v2.task/default/t1".into(),
-            exit_file: Some(exit_file_of(Path::new(EXITS), UnitName::for_task(namespace, id).as_str())),
+            exit_file: Some(exit_file_of(Path::new(EXITS), unit_gen::UnitName::for_task(namespace, id).as_str())),
+            unit_tag: None,
             stdio: StdioPaths {
                 stdin: None,
                 stdout: Some("/run/f/out".into()),
@@ -158,7 +182,7 @@ mod tests {
     }
 
     fn check(stored: &StoredRecord) -> Result<TaskKey, Error> {
-        check_record(&stored.path, &stored.record, Path::new(RECORDS), Path::new(EXITS))
+        check_record(&stored.path, &stored.record, Path::new(RECORDS), Path::new(EXITS), &UnitNaming::Plain)
     }
 
     #[test]
@@ -206,12 +230,38 @@ mod tests {
     }
 
     #[test]
+    fn a_records_unit_is_named_as_this_daemon_or_one_before_it_named_units() {
+        let own = UnitNaming::Tagged(DaemonTag::parse("0a1b2c3d").unwrap());
+        let plain = record("default", "web");
+        assert_eq!(unit_naming_of(&plain, &own).unwrap(), UnitNaming::Plain, "a record from before tags");
+        let tagged = TaskRecord { unit_tag: Some("0a1b2c3d".into()), ..plain.clone() };
+        assert_eq!(unit_naming_of(&tagged, &own).unwrap(), own);
+        for foreign in ["ffffffff", "../../x", ""] {
+            let record = TaskRecord { unit_tag: Some(foreign.into()), ..plain.clone() };
+            assert!(unit_naming_of(&record, &own).is_err(), "{foreign:?}");
+            assert!(unit_naming_of(&record, &UnitNaming::Plain).is_err(), "{foreign:?}");
+        }
+        // The exit file must be the one of the unit the record names.
+        let stored = StoredRecord {
+            path: record_path(Path::new(RECORDS), &plain.key()),
+            record: TaskRecord {
+                exit_file: Some(exit_file_of(Path::new(EXITS), own.task("default", "web").as_str())),
+                ..plain.clone()
+            },
+        };
+        assert!(check_record(&stored.path, &stored.record, Path::new(RECORDS), Path::new(EXITS), &own).is_err());
+        let stored =
+            StoredRecord { record: TaskRecord { unit_tag: Some("0a1b2c3d".into()), ..stored.record }, ..stored };
+        assert!(check_record(&stored.path, &stored.record, Path::new(RECORDS), Path::new(EXITS), &own).is_ok());
+    }
+
+    #[test]
     fn a_copy_under_another_tasks_name_is_refused_and_the_survivor_kept() {
         let survivor = stored_at_its_place(record("default", "t1"));
         let copy = StoredRecord { path: Path::new(RECORDS).join("default/t2.json"), record: survivor.record.clone() };
         assert!(matches!(check(&copy), Err(Error::MisplacedRecord { .. })));
         for order in [vec![copy.clone(), survivor.clone()], vec![survivor.clone(), copy.clone()]] {
-            let trusted = trusted_records(order, Path::new(RECORDS), Path::new(EXITS));
+            let trusted = trusted_records(order, Path::new(RECORDS), Path::new(EXITS), &UnitNaming::Plain);
             assert_eq!(trusted, vec![survivor.record.clone()]);
         }
     }

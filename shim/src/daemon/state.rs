@@ -37,6 +37,10 @@ pub struct TaskRecord {
     /// had it write into the bundle ([`TaskRecord::exit_file`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_file: Option<PathBuf>,
+    /// The tag in the names of the task's units ([`unit_gen::UnitNaming`]); absent for plain
+    /// names, the only ones daemons wrote before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_tag: Option<String>,
     /// Stdio as containerd gave it.
     pub stdio: StdioPaths,
     /// Stdio owner and log mode.
@@ -82,6 +86,7 @@ impl TaskRecord {
             id: task.key.id.clone(),
             bundle: task.bundle.clone(),
             exit_file: Some(task.exit_file.clone()),
+            unit_tag: task.unit_naming.tag().map(ToString::to_string),
             stdio: task.stdio.clone(),
             stdio_options: task.stdio_options,
             terminal: task.terminal,
@@ -268,6 +273,7 @@ mod tests {
             id: id.into(),
             bundle: "/run/b".into(),
             exit_file: Some("/run/exits/u.json".into()),
+            unit_tag: None,
             stdio: StdioPaths { stdin: None, stdout: Some("/run/f/out".into()), stderr: None },
             stdio_options: StdioOptions::default(),
             terminal: false,

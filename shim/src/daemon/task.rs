@@ -13,7 +13,7 @@ use runc_wrap::protocol::{StdioOptions, StdioPaths};
 use runc_wrap::Runc;
 use tokio::sync::{mpsc, oneshot, watch};
 use unit_gen::init_unit::container_slice;
-use unit_gen::{UnitName, UnitOptions};
+use unit_gen::{UnitName, UnitNaming, UnitOptions};
 
 use super::exec_process::ExecProcess;
 use crate::cgroup::ContainerCgroups;
@@ -414,6 +414,8 @@ pub struct Task {
     pub bundle: PathBuf,
     /// The task's unit.
     pub unit: UnitName,
+    /// How the task's units (its init's and its execs') are named.
+    pub unit_naming: UnitNaming,
     /// Where the unit's `ExecStopPost` records init's exit.
     pub exit_file: PathBuf,
     /// The unit's D-Bus object path.
@@ -452,8 +454,8 @@ pub struct CriuPaths {
 pub struct TaskSetup {
     /// The OCI bundle directory.
     pub bundle: PathBuf,
-    /// The task's unit.
-    pub unit: UnitName,
+    /// How the task's units are named.
+    pub unit_naming: UnitNaming,
     /// Where the unit's `ExecStopPost` records init's exit.
     pub exit_file: PathBuf,
     /// The container's stdio as containerd gave it.
@@ -473,12 +475,15 @@ pub struct TaskSetup {
 impl Task {
     /// A task whose unit is about to be started.
     pub fn creating(key: TaskKey, setup: TaskSetup) -> Task {
-        let TaskSetup { bundle, unit, exit_file, stdio, stdio_options, terminal, runc, spec_facts, criu_paths } = setup;
+        let TaskSetup { bundle, unit_naming, exit_file, stdio, stdio_options, terminal, runc, spec_facts, criu_paths } =
+            setup;
+        let unit = unit_naming.task(&key.namespace, &key.id);
         let unit_path = unit.object_path();
         Task {
             key,
             bundle,
             unit,
+            unit_naming,
             exit_file,
             unit_path,
             stdio,
