@@ -145,3 +145,22 @@ fn two_containerds_run_the_same_namespace_and_id_and_neither_touches_the_other()
     sandbox.ctr(namespace, &["container", "rm", &id]).success("ctr container rm");
     assert_nothing_left(sandbox, namespace, &id);
 }
+
+#[test]
+fn a_fork_bomb_in_a_container_without_a_pids_limit_stops_at_the_units_backstop() {
+    let sandbox = Sandbox::get();
+    let config = sandbox.root.join(format!("{}.toml", unique_id("tasks-max")));
+    std::fs::write(&config, "[unit]\ntasks_max = 32\n").expect("write config");
+    let config_env = format!("CONTAINERD_SHIM_SYSTEMD_CONFIG={}", config.display());
+    let side = SideContainerd::start(sandbox, &[&config_env]);
+    let namespace = "fork-bomb";
+    side.import_image(namespace);
+    let id = unique_id("bomb");
+    // No pids limit in the spec. A shell that cannot fork gives up with an error.
+    let bomb = "i=0; while [ $i -lt 200 ]; do sleep 1000 & i=$((i+1)); done; echo all 200 started";
+    let run = side.ctr_run(namespace, &id, &["sh", "-c", bomb]);
+    let _ = std::fs::remove_file(&config);
+    assert!(!run.stdout.contains("all 200 started"), "the container forked past its unit's TasksMax: {run:?}");
+    assert!(run.stderr.contains("fork"), "the shell stopped for another reason than a failed fork: {run:?}");
+    assert!(!sandbox.unit_loaded(&side.unit_of(namespace, &id)), "the unit is left");
+}
