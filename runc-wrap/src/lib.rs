@@ -3,6 +3,7 @@
 //! and the helper itself.
 
 pub mod atomic_file;
+pub mod deadlines;
 pub mod exec_fifo;
 pub mod helper;
 pub mod notify;

@@ -181,7 +181,7 @@ impl TaskManager {
             stdio_options,
             spec,
             stdio,
-            runc: Runc::new(runc_binary, root).with_criu(criu),
+            runc: Runc::new(runc_binary, root).with_criu(criu).with_deadlines(self.settings.runc_deadlines),
             runc_flags,
             rootfs,
         })

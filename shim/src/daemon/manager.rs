@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use runc_wrap::deadlines::RuncDeadlines;
 use unit_gen::UnitOptions;
 
 use super::events::EventSender;
@@ -37,6 +38,8 @@ pub struct DaemonSettings {
     pub exits_dir: PathBuf,
     /// The host's cgroup hierarchy.
     pub cgroup_hierarchy: CgroupHierarchy,
+    /// How long each runc operation may take (the configuration file's `[runc]`).
+    pub runc_deadlines: RuncDeadlines,
 }
 
 /// How many Creates parse and submit at once; the others wait for a slot before they parse anything.
