@@ -133,8 +133,15 @@ impl TaskManager {
                     "finishing an interrupted {}",
                     lifecycle.name(),
                 );
-                remove_task_residue(&self.systemd, &task.unit, &task.bundle, &task.exit_file, ContainerEnd::Unknown)
-                    .await?;
+                remove_task_residue(
+                    &self.systemd,
+                    &self.rootfs_releases,
+                    &task.unit,
+                    &task.bundle,
+                    &task.exit_file,
+                    ContainerEnd::Unknown,
+                )
+                .await?;
                 self.tasks.remove(&task.key);
                 drop(self.state.remove(&task.key));
                 return Ok(());

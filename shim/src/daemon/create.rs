@@ -108,6 +108,7 @@ impl TaskManager {
                 tracing::warn!(task = %key, "create failed: {error}; cleaning up");
                 let cleanup = remove_task_residue(
                     &self.systemd,
+                    &self.rootfs_releases,
                     &task.unit,
                     &task.bundle,
                     &task.exit_file,

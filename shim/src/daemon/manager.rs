@@ -19,6 +19,7 @@ use super::unit_stops::UnitStops;
 use crate::cgroup::MigrationPrimer;
 use crate::error::Error;
 use crate::systemd::Systemd;
+use crate::unbounded_work::UnboundedWork;
 use unit_gen::CgroupHierarchy;
 
 /// Daemon-wide settings every task uses.
@@ -71,6 +72,8 @@ pub struct TaskManager {
     pub(super) create_slots: tokio::sync::Semaphore,
     /// Starts the kernel's wait for a cgroup move when a new unit is coming.
     pub(super) migration_primer: MigrationPrimer,
+    /// Where detached root filesystems are released, off tokio's blocking pool.
+    pub(super) rootfs_releases: UnboundedWork,
     /// Cleared when the daemon stops: exits seen from then on are left to the next daemon,
     /// which finds them in systemd and publishes them; one whose `TaskExit` was queued here
     /// but never sent would be lost.
@@ -97,6 +100,7 @@ impl TaskManager {
             heap_trimmer: HeapTrimmer::default(),
             create_slots: tokio::sync::Semaphore::new(CREATE_SLOTS),
             migration_primer,
+            rootfs_releases: UnboundedWork::default(),
             observing_exits: AtomicBool::new(true),
         }
     }
