@@ -200,6 +200,15 @@ pub enum Error {
         #[source]
         source: nix::errno::Errno,
     },
+    /// A copier could not drop its privileges; it does not copy as root.
+    #[error("dropping the copier's privileges: {step}: {source}")]
+    DropPrivileges {
+        /// Which step failed.
+        step: &'static str,
+        /// The error.
+        #[source]
+        source: nix::errno::Errno,
+    },
     /// A pid file does not hold a pid.
     #[error("pid file {path} holds {contents:?}, not a pid")]
     BadPidFile {
