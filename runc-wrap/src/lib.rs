@@ -3,6 +3,7 @@
 //! and the helper itself.
 
 pub mod atomic_file;
+pub mod deadlines;
 pub mod exec_fifo;
 pub mod helper;
 pub mod notify;
@@ -195,6 +196,15 @@ pub enum Error {
     Supervise {
         /// What was being done.
         action: &'static str,
+        /// The error.
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// A copier could not drop its privileges; it does not copy as root.
+    #[error("dropping the copier's privileges: {step}: {source}")]
+    DropPrivileges {
+        /// Which step failed.
+        step: &'static str,
         /// The error.
         #[source]
         source: nix::errno::Errno,

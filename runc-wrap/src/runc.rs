@@ -10,15 +10,13 @@ use nix::sys::signal::Signal;
 use tokio::process::Command;
 use tracing::Instrument;
 
+use crate::deadlines::{RuncDeadlines, RuncOperation};
 use crate::Error;
 
 /// Variables systemd sets for the daemon's own service that must not reach runc: with
 /// `NOTIFY_SOCKET` set, runc sets up sd_notify forwarding for the container (and `runc start`
 /// then expects the forwarding socket `runc create` made).
 const SERVICE_ONLY_ENV: [&str; 4] = ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"];
-
-/// How long any runc call from the daemon may take before it is abandoned.
-pub const DEFAULT_RUNC_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Optional `runc create` flags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,8 +86,8 @@ pub struct Runc {
     pub binary: PathBuf,
     /// runc's `--root`, where it keeps container state.
     pub root: PathBuf,
-    /// Deadline for each call.
-    pub timeout: Duration,
+    /// How long each operation may take before runc is killed and the call abandoned.
+    pub deadlines: RuncDeadlines,
     /// CRIU for checkpoint and restore. runc runs `criu` from its `PATH` (1.1 by default, 1.2 and
     /// later always: they warn on `--criu`, into the container's stderr for a create), and inside a
     /// unit that `PATH` is systemd's, not containerd's: runc gets this file's directory first.
@@ -99,7 +97,7 @@ pub struct Runc {
 impl Runc {
     /// runc at `binary` with state under `root`.
     pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Runc {
-        Runc { binary: binary.into(), root: root.into(), timeout: DEFAULT_RUNC_TIMEOUT, criu: None }
+        Runc { binary: binary.into(), root: root.into(), deadlines: RuncDeadlines::default(), criu: None }
     }
 
     /// Whether the binary is runc itself (its file is named `runc`) rather than a program that
@@ -114,6 +112,12 @@ impl Runc {
     /// The same runc, using CRIU at `criu`.
     pub fn with_criu(mut self, criu: Option<PathBuf>) -> Runc {
         self.criu = criu;
+        self
+    }
+
+    /// The same runc, with `deadlines` for its operations.
+    pub fn with_deadlines(mut self, deadlines: RuncDeadlines) -> Runc {
+        self.deadlines = deadlines;
         self
     }
 
@@ -190,7 +194,7 @@ impl Runc {
 
     /// Checkpoints container `id` with CRIU.
     pub async fn checkpoint(&self, id: &str, checkpoint: &CheckpointArgs) -> Result<(), Error> {
-        self.run("checkpoint", id, self.checkpoint_args(id, checkpoint)).await
+        self.run(RuncOperation::Checkpoint, id, self.checkpoint_args(id, checkpoint)).await
     }
 
     /// `runc … restore --detach --bundle B --pid-file P --image-path I --work-path W [flags] ID`:
@@ -298,8 +302,9 @@ impl Runc {
     /// Only for specs without poststart hooks, which some runc versions run in `runc start`.
     pub async fn start_created(&self, id: &str, init_pid: u32) -> Result<(), Error> {
         let span = runc_span("start", id);
+        let deadline = self.deadlines.of(RuncOperation::Start);
         let released =
-            crate::exec_fifo::release(&self.root.join(id), id, init_pid, self.timeout).instrument(span.clone()).await;
+            crate::exec_fifo::release(&self.root.join(id), id, init_pid, deadline).instrument(span.clone()).await;
         match released {
             Ok(crate::exec_fifo::Released::Started) => Ok(()),
             Ok(crate::exec_fifo::Released::NoFifo) => self.start(id).await,
@@ -312,36 +317,36 @@ impl Runc {
 
     /// Starts the created container `id` (`runc start`).
     pub async fn start(&self, id: &str) -> Result<(), Error> {
-        self.run("start", id, self.start_args(id)).await
+        self.run(RuncOperation::Start, id, self.start_args(id)).await
     }
 
     /// Sends `signal` to the container's init, or to all its processes.
     pub async fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<(), Error> {
-        self.run("kill", id, self.kill_args(id, signal, all)).await
+        self.run(RuncOperation::Kill, id, self.kill_args(id, signal, all)).await
     }
 
     /// Freezes every process of container `id` (`runc pause`).
     pub async fn pause(&self, id: &str) -> Result<(), Error> {
-        self.run("pause", id, self.simple_args("pause", id)).await
+        self.run(RuncOperation::Pause, id, self.simple_args("pause", id)).await
     }
 
     /// Thaws container `id` (`runc resume`).
     pub async fn resume(&self, id: &str) -> Result<(), Error> {
-        self.run("resume", id, self.simple_args("resume", id)).await
+        self.run(RuncOperation::Resume, id, self.simple_args("resume", id)).await
     }
 
     /// Applies the resources in the JSON file `resources` (an OCI `LinuxResources`) to container `id`.
     pub async fn update(&self, id: &str, resources: &Path) -> Result<(), Error> {
         let mut args = self.global_args(None);
         args.extend(["update".into(), "--resources".into(), resources.into(), id.into()]);
-        self.run("update", id, args).await
+        self.run(RuncOperation::Update, id, args).await
     }
 
     /// The pids of every process in container `id` (`runc ps --format json`).
     pub async fn ps(&self, id: &str) -> Result<Vec<u32>, Error> {
         let mut args = self.global_args(None);
         args.extend(["ps".into(), "--format".into(), "json".into(), id.into()]);
-        let output = self.output("ps", id, args).await?;
+        let output = self.output(RuncOperation::Ps, id, args).await?;
         parse_ps_output(&output).map_err(|message| Error::RuncFailed {
             command: "ps",
             id: id.to_string(),
@@ -358,25 +363,33 @@ impl Runc {
 
     /// Deletes container `id`; with `force`, a running one is killed first.
     pub async fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
-        self.run("delete", id, self.delete_args(id, force)).await
+        self.run(RuncOperation::Delete, id, self.delete_args(id, force)).await
     }
 
-    async fn run(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<(), Error> {
-        self.output(command, id, args).await.map(drop)
+    async fn run(&self, operation: RuncOperation, id: &str, args: Vec<OsString>) -> Result<(), Error> {
+        self.output(operation, id, args).await.map(drop)
     }
 
     /// Runs runc with `args` and returns its stdout, in a span named after the command in the
-    /// export (`runc.start`, …) that is marked failed when runc fails.
-    async fn output(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<Vec<u8>, Error> {
-        let span = runc_span(command, id);
-        let result = self.run_runc(command, id, args).instrument(span.clone()).await;
+    /// export (`runc.start`, …) that is marked failed when runc fails. runc is killed once the
+    /// operation's deadline passes.
+    async fn output(&self, operation: RuncOperation, id: &str, args: Vec<OsString>) -> Result<Vec<u8>, Error> {
+        let span = runc_span(operation.command(), id);
+        let deadline = self.deadlines.of(operation);
+        let result = self.run_runc(operation.command(), id, args, deadline).instrument(span.clone()).await;
         if let Err(error) = &result {
             mark_failed(&span, error);
         }
         result
     }
 
-    async fn run_runc(&self, command: &'static str, id: &str, args: Vec<OsString>) -> Result<Vec<u8>, Error> {
+    async fn run_runc(
+        &self,
+        command: &'static str,
+        id: &str,
+        args: Vec<OsString>,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, Error> {
         let mut child = Command::new(&self.binary);
         child.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         if let Some(path) = self.path_env(std::env::var_os("PATH").as_deref()) {
@@ -391,9 +404,10 @@ impl Runc {
             id: id.to_string(),
             source,
         })?;
-        let output = tokio::time::timeout(self.timeout, spawned.wait_with_output())
+        // kill_on_drop: a runc past its deadline is killed, not left running unwatched.
+        let output = tokio::time::timeout(deadline, spawned.wait_with_output())
             .await
-            .map_err(|_| Error::RuncTimeout { command, id: id.to_string(), timeout: self.timeout })?
+            .map_err(|_| Error::RuncTimeout { command, id: id.to_string(), timeout: deadline })?
             .map_err(|source| Error::SpawnRunc { binary: self.binary.clone(), command, id: id.to_string(), source })?;
         if output.status.success() {
             return Ok(output.stdout);
@@ -622,10 +636,37 @@ mod tests {
 
     #[tokio::test]
     async fn failing_runc_reports_its_last_stderr_line() {
-        let fake = Runc { timeout: Duration::from_secs(5), ..Runc::new("/bin/sh", "/nonexistent") };
+        let fake = Runc::new("/bin/sh", "/nonexistent");
         // `sh --root …` fails with an error message on stderr; the wrapper must surface it.
         let error = fake.start("t1").await.unwrap_err();
         assert!(matches!(error, Error::RuncFailed { command: "start", .. }), "{error}");
+    }
+
+    /// A fake runc that takes 2 s whatever it is asked, with test-sized deadlines either side of
+    /// that: pause's is shorter, checkpoint's (as the configuration sets it) longer.
+    #[tokio::test]
+    async fn a_checkpoint_outlives_the_deadline_of_pause() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = crate::test_support::scratch_dir("runc-deadlines", "checkpoint");
+        let binary = dir.join("runc");
+        std::fs::write(&binary, "#!/bin/sh\nsleep 2\n").expect("write the fake runc");
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("make it executable");
+        let deadlines = RuncDeadlines {
+            pause: Duration::from_millis(500),
+            ..RuncDeadlines::with_checkpoint(Duration::from_secs(20))
+        };
+        let slow = Runc::new(&binary, &*dir).with_deadlines(deadlines);
+        assert_eq!(slow.deadlines.of(RuncOperation::Checkpoint), Duration::from_secs(20));
+        assert_ne!(slow.deadlines.of(RuncOperation::Checkpoint), slow.deadlines.of(RuncOperation::Pause));
+
+        let checkpoint =
+            CheckpointArgs { image_path: dir.join("image"), work_path: dir.join("work"), ..Default::default() };
+        slow.checkpoint("t1", &checkpoint).await.expect("the checkpoint finishes within its own deadline");
+        let error = slow.pause("t1").await.expect_err("pause is killed at its deadline");
+        assert!(
+            matches!(error, Error::RuncTimeout { command: "pause", timeout, .. } if timeout == Duration::from_millis(500)),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -24,6 +24,10 @@
 //! [daemon]
 //! fd_store_max = 4096              # FileDescriptorStoreMax= of the daemon's own unit, and
 //!                                  # the descriptors (one per task connection) it keeps
+//!
+//! [runc]
+//! checkpoint_timeout = 1800        # seconds `runc checkpoint` (a CRIU dump) may take before
+//!                                  # it is killed; default 1800 (30 minutes)
 //! ```
 //!
 //! `[daemon]` shapes the daemon's own unit: `start` and `install` read it when they write that
@@ -32,6 +36,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use runc_wrap::deadlines::{RuncDeadlines, DEFAULT_CHECKPOINT_TIMEOUT};
 use serde::Deserialize;
 use unit_gen::daemon_unit::DEFAULT_FD_STORE_MAX;
 use unit_gen::slice::validate_slice_name;
@@ -54,6 +61,9 @@ const FD_STORE_MIN: u32 = 3;
 /// The most descriptors the fd store may hold: systemd keeps each one open in PID 1, and the
 /// daemon another copy of each.
 const FD_STORE_LIMIT: u32 = 65_536;
+
+/// The longest `[runc] checkpoint_timeout`, in seconds (a day): a longer one is a typo.
+const CHECKPOINT_TIMEOUT_LIMIT_SECS: u64 = 24 * 60 * 60;
 
 /// Which configuration file applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +106,8 @@ pub struct Config {
     pub systemd_transport: TransportPreference,
     /// The daemon's own unit.
     pub daemon: DaemonUnitSettings,
+    /// How long each runc operation may take.
+    pub runc_deadlines: RuncDeadlines,
 }
 
 /// `[daemon]`: the daemon's own unit, the transient one `start` launches and the one `install`
@@ -136,6 +148,16 @@ struct ConfigFile {
     daemon: DaemonTable,
     #[serde(default)]
     systemd: SystemdTable,
+    #[serde(default)]
+    runc: RuncTable,
+}
+
+/// `[runc]`: how the daemon runs runc.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuncTable {
+    /// Seconds.
+    checkpoint_timeout: Option<u64>,
 }
 
 /// `[systemd]`: how the daemon reaches systemd.
@@ -225,6 +247,15 @@ impl Config {
                 )));
             }
         }
+        let checkpoint_timeout = match file.runc.checkpoint_timeout {
+            None => DEFAULT_CHECKPOINT_TIMEOUT,
+            Some(seconds) if (1..=CHECKPOINT_TIMEOUT_LIMIT_SECS).contains(&seconds) => Duration::from_secs(seconds),
+            Some(seconds) => {
+                return Err(invalid(format!(
+                    "[runc] checkpoint_timeout must be between 1 and {CHECKPOINT_TIMEOUT_LIMIT_SECS} seconds, not {seconds}"
+                )))
+            }
+        };
         Ok(Config {
             task_defaults: TaskOptions {
                 runc_binary: file.runc_binary,
@@ -239,6 +270,7 @@ impl Config {
                 Some(SystemdConnection::Bus) => TransportPreference::Bus,
             },
             daemon: DaemonUnitSettings { fd_store_max: file.daemon.fd_store_max.unwrap_or(DEFAULT_FD_STORE_MAX) },
+            runc_deadlines: RuncDeadlines::with_checkpoint(checkpoint_timeout),
         })
     }
 }
@@ -257,6 +289,7 @@ mod tests {
     fn an_empty_file_means_defaults() {
         assert_eq!(parse("").unwrap(), Config::default());
         assert_eq!(Config::default().daemon.fd_store_max, DEFAULT_FD_STORE_MAX);
+        assert_eq!(Config::default().runc_deadlines.checkpoint, DEFAULT_CHECKPOINT_TIMEOUT);
         assert_eq!(parse("# nothing here\n\n[unit]\n").unwrap(), Config::default());
     }
 
@@ -265,7 +298,8 @@ mod tests {
         let text = "runc_binary = \"/usr/sbin/runc\"\nrunc_root = \"/run/r\"\nlog_mode = \"journal\"\n\n\
                     [unit]\nslice = \"containers.slice\"\ntasks_max = 4096\n\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n\n\
                     [systemd]\nconnection = \"bus\"\n\n\
-                    [daemon]\nfd_store_max = 512\n";
+                    [daemon]\nfd_store_max = 512\n\n\
+                    [runc]\ncheckpoint_timeout = 7200\n";
         let config = parse(text).unwrap();
         assert_eq!(config.task_defaults.runc_binary.as_deref(), Some("/usr/sbin/runc"));
         assert_eq!(config.task_defaults.runc_root.as_deref(), Some("/run/r"));
@@ -275,6 +309,8 @@ mod tests {
         assert_eq!(config.tracing.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
         assert_eq!(config.systemd_transport, TransportPreference::Bus);
         assert_eq!(config.daemon.fd_store_max, 512);
+        assert_eq!(config.runc_deadlines.checkpoint, Duration::from_secs(7200));
+        assert_ne!(config.runc_deadlines.checkpoint, config.runc_deadlines.pause);
         assert!(!config.task_defaults.sd_notify && !config.task_defaults.no_pivot_root);
     }
 
@@ -336,6 +372,26 @@ mod tests {
                 name: "unknown key in [daemon]",
                 text: "[daemon]\nfd_store_maximum = 10\n",
                 mentions: &["line 2", "fd_store_maximum"],
+            },
+            Case {
+                name: "zero checkpoint timeout",
+                text: "[runc]\ncheckpoint_timeout = 0\n",
+                mentions: &["[runc] checkpoint_timeout", "between 1 and 86400 seconds", "not 0"],
+            },
+            Case {
+                name: "checkpoint timeout beyond a day",
+                text: "[runc]\ncheckpoint_timeout = 100000\n",
+                mentions: &["[runc] checkpoint_timeout", "not 100000"],
+            },
+            Case {
+                name: "checkpoint timeout as a string",
+                text: "[runc]\ncheckpoint_timeout = \"30m\"\n",
+                mentions: &["line 2", "\"30m\""],
+            },
+            Case {
+                name: "unknown key in [runc]",
+                text: "[runc]\ncheckpoint_timeuot = 10\n",
+                mentions: &["line 2", "checkpoint_timeuot"],
             },
             Case {
                 name: "endpoint without a host",

@@ -19,6 +19,7 @@ use crate::daemon::{remove_task_residue, timestamp, ContainerEnd};
 use crate::error::Error;
 use crate::paths::{exit_file_of, unix_address, DaemonIdentity};
 use crate::systemd::{Systemd, TransportPreference};
+use crate::unbounded_work::UnboundedWork;
 
 /// How long the daemon may take to delete.
 const DAEMON_DELETE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -120,7 +121,9 @@ async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error
             .ok()
             .flatten();
     let systemd = Arc::new(Systemd::connect(TransportPreference::default()).await?);
-    remove_task_residue(&systemd, &unit, &command.bundle, &exit_file, ContainerEnd::Unknown).await?;
+    // The process exits after the answer: a release that hangs ends with it, unjoined.
+    let rootfs_releases = UnboundedWork::default();
+    remove_task_residue(&systemd, &rootfs_releases, &unit, &command.bundle, &exit_file, ContainerEnd::Unknown).await?;
     Ok(match recorded {
         Some(state) => DeleteResponse {
             exit_status: state.status,

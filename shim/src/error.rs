@@ -317,6 +317,15 @@ pub enum Error {
         /// The store's limit.
         capacity: u32,
     },
+    /// Blocking work (file I/O, cgroup reads) did not finish in time; it may still be running
+    /// on its blocking thread.
+    #[error("{context}: not done within {limit:?}")]
+    BlockingTimeout {
+        /// What was being done.
+        context: String,
+        /// How long it was given.
+        limit: std::time::Duration,
+    },
     /// Some other I/O failure, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -357,7 +366,7 @@ impl Error {
             Error::FdStoreFull { .. } => Code::RESOURCE_EXHAUSTED,
             Error::Runc(_) | Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,
             Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => Code::UNAVAILABLE,
-            Error::Systemd(SystemdError::JobTimeout { .. }) => Code::DEADLINE_EXCEEDED,
+            Error::Systemd(SystemdError::JobTimeout { .. }) | Error::BlockingTimeout { .. } => Code::DEADLINE_EXCEEDED,
             Error::Cgroup(error) if error.is_not_found() => Code::NOT_FOUND,
             Error::Systemd(_)
             | Error::Cgroup(_)

@@ -20,6 +20,7 @@ pub mod task_api;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;
+pub mod unbounded_work;
 pub mod version;
 
 pub use error::Error;

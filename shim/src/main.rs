@@ -6,7 +6,6 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use shim::config::{Config, ConfigSource};
 use shim::daemon::DaemonConfig;
@@ -128,16 +127,7 @@ fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
     unsafe {
         nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
-    // One thread runs the daemon's event loop, as systemd runs its own: the work is I/O-bound
-    // (a Create spends under 3 ms of the daemon's CPU), and each worker thread costs a stack,
-    // scheduler state and a malloc cache. Blocking work (file I/O) gets two threads that end
-    // after a second idle, so a burst's threads do not keep their memory.
-    let builder = tokio::runtime::Builder::new_current_thread()
-        .max_blocking_threads(2)
-        .thread_keep_alive(Duration::from_secs(1))
-        .enable_all()
-        .build();
-    let runtime = match builder {
+    let runtime = match shim::blocking::daemon_runtime() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("starting the async runtime: {error}")),
     };

@@ -11,6 +11,7 @@ mod exited;
 pub mod logger;
 mod notify_relay;
 mod pipe_copier;
+mod privileges;
 mod spawn;
 mod stdio;
 mod terminal;

@@ -17,6 +17,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::unistd::{fork, pipe, ForkResult};
 
+use crate::helper::privileges::drop_all_privileges;
 use crate::helper::stdio::OpenedStdio;
 use crate::Error;
 
@@ -58,9 +59,15 @@ pub fn start_pipe_copier(outside: OpenedStdio) -> Result<ContainerPipes, Error> 
     }
 }
 
-/// The copier's body. Input runs on a thread of its own, so a container that does not read
-/// its stdin never stalls its output.
+/// The copier's body. Its descriptors came open from the helper: it drops every privilege
+/// first (see [`crate::helper::privileges`]), and copies nothing if it cannot. Input runs on a
+/// thread of its own, so a container that does not read its stdin never stalls its output.
 fn copy_until_closed(input_from: OwnedFd, input_to: OwnedFd, outputs: [(OwnedFd, OwnedFd); 2]) {
+    // Before the input thread exists: capabilities are per thread.
+    if let Err(error) = drop_all_privileges() {
+        tracing::error!("stdio copier: {error}");
+        return;
+    }
     // SAFETY: setting dispositions before any thread exists; SIG_IGN needs no handler code.
     unsafe {
         let _ = signal(Signal::SIGTERM, SigHandler::SigIgn);
@@ -115,6 +122,24 @@ fn copy_outputs(outputs: [(OwnedFd, OwnedFd); 2]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stdio_copier_copies_without_privileges() {
+        use crate::helper::privileges::tests::{privileges_after_in_child, DROPPED};
+        let after = privileges_after_in_child(|| {
+            // Every writer is gone at once: the copier ends as soon as it has started.
+            let (input_from, input_writer) = pipe().expect("pipe");
+            let (input_reader, input_to) = pipe().expect("pipe");
+            let (out_read, out_write) = pipe().expect("pipe");
+            let (err_read, err_write) = pipe().expect("pipe");
+            let (out_dest_read, out_dest_write) = pipe().expect("pipe");
+            let (err_dest_read, err_dest_write) = pipe().expect("pipe");
+            drop((input_writer, out_write, err_write));
+            copy_until_closed(input_from, input_to, [(out_read, out_dest_write), (err_read, err_dest_write)]);
+            drop((input_reader, out_dest_read, err_dest_read));
+        });
+        assert_eq!(after, DROPPED);
+    }
 
     #[test]
     fn outputs_are_copied_whole_until_every_writer_is_gone() {

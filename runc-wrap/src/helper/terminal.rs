@@ -11,7 +11,7 @@
 //! working; the copier belongs to the container's unit, shows in `systemctl status`, and is
 //! stopped with it (on SIGTERM it drains what the terminal still holds, then exits).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::unistd::{fork, ForkResult};
@@ -19,6 +19,7 @@ use pty::ConsoleSocket;
 
 use crate::atomic_file::write_json_atomically;
 use crate::helper::logger::LoggedContainer;
+use crate::helper::privileges::drop_all_privileges;
 use crate::helper::stdio::prepare_stdio;
 use crate::protocol::{ConsolePaths, ConsoleRecord, StdioOptions, StdioPaths};
 use crate::Error;
@@ -69,19 +70,58 @@ pub fn start_copier(
 }
 
 fn run_copier(
-    master: std::os::fd::OwnedFd,
+    master: OwnedFd,
     stdio: &StdioPaths,
     options: StdioOptions,
     fifo_timeout: Duration,
     container: LoggedContainer<'_>,
 ) -> Result<(), Error> {
+    run_copier_with(master, stdio, options, fifo_timeout, container, pty::run_console_copy)
+}
+
+/// The copier's life: open containerd's side (fifos, files, or a logger it starts), drop every
+/// privilege (see [`crate::helper::privileges`]), then `copy` between the master and that side
+/// until the terminal is done.
+fn run_copier_with<End: std::fmt::Debug>(
+    master: OwnedFd,
+    stdio: &StdioPaths,
+    options: StdioOptions,
+    fifo_timeout: Duration,
+    container: LoggedContainer<'_>,
+    copy: impl FnOnce(OwnedFd, Option<OwnedFd>, Option<OwnedFd>) -> Result<End, pty::Error>,
+) -> Result<(), Error> {
     pty::block_copy_signals()?;
     // A terminal has one output stream: containerd passes no stderr.
     let paths = StdioPaths { stdin: stdio.stdin.clone(), stdout: stdio.stdout.clone(), stderr: None };
     let opened = prepare_stdio(&paths, options, fifo_timeout, container)?;
+    // Everything is open: the threads prepare_stdio used to wait for opens have returned, and
+    // the copy loop runs on this one thread.
+    drop_all_privileges()?;
     let stdin = paths.stdin.is_some().then_some(opened.stdin);
     let stdout = (paths.stdout.is_some() || options.output_to_journal).then_some(opened.stdout);
-    let end = pty::run_console_copy(master, stdin, stdout)?;
+    let end = copy(master, stdin, stdout)?;
     tracing::debug!("terminal copier done: {end:?}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::helper::privileges::tests::{privilege_lines, privileges_after_in_child, DROPPED};
+
+    #[test]
+    fn the_terminal_copier_copies_without_privileges() {
+        let after = privileges_after_in_child(|| {
+            let master = OwnedFd::from(std::fs::File::open("/dev/null").expect("open /dev/null"));
+            let container = LoggedContainer { id: "t1", namespace: "default" };
+            let no_stdio = StdioPaths { stdin: None, stdout: None, stderr: None };
+            let copy = |_master, _stdin, _stdout| -> Result<(), pty::Error> {
+                assert_eq!(privilege_lines(), DROPPED, "the copy loop starts without privileges");
+                Ok(())
+            };
+            let options = StdioOptions::default();
+            run_copier_with(master, &no_stdio, options, Duration::from_secs(5), container, copy).expect("copier");
+        });
+        assert_eq!(after, DROPPED);
+    }
 }

@@ -74,7 +74,9 @@ impl TaskManager {
             stdio: record.stdio.clone(),
             stdio_options: record.stdio_options,
             terminal: record.terminal,
-            runc: runc_wrap::Runc::new(&record.runc_binary, &record.runc_root).with_criu(record.criu.clone()),
+            runc: runc_wrap::Runc::new(&record.runc_binary, &record.runc_root)
+                .with_criu(record.criu.clone())
+                .with_deadlines(self.settings.runc_deadlines),
             spec_facts: adopted_spec_facts(&key, &record.bundle, &self.settings.unit_options).await,
             criu_paths: record.criu_paths.clone(),
         };
@@ -133,8 +135,15 @@ impl TaskManager {
                     "finishing an interrupted {}",
                     lifecycle.name(),
                 );
-                remove_task_residue(&self.systemd, &task.unit, &task.bundle, &task.exit_file, ContainerEnd::Unknown)
-                    .await?;
+                remove_task_residue(
+                    &self.systemd,
+                    &self.rootfs_releases,
+                    &task.unit,
+                    &task.bundle,
+                    &task.exit_file,
+                    ContainerEnd::Unknown,
+                )
+                .await?;
                 self.tasks.remove(&task.key);
                 drop(self.state.remove(&task.key));
                 return Ok(());

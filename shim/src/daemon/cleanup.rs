@@ -27,6 +27,7 @@ use crate::blocking::blocking;
 use crate::cgroup::hierarchy_mount_points;
 use crate::error::Error;
 use crate::systemd::{QueuedJob, Systemd};
+use crate::unbounded_work::UnboundedWork;
 
 /// How long stopping a unit may take (its TimeoutStopSec is 90 s by default, but a container
 /// whose init already exited stops at once).
@@ -45,15 +46,17 @@ pub enum ContainerEnd {
 }
 
 /// Removes all residue of the task whose unit is `unit`, whose bundle is `bundle` and whose
-/// unit's `ExecStopPost` records the exit in `exit_file`, and waits until the unit is down.
+/// unit's `ExecStopPost` records the exit in `exit_file`, and waits until the unit is down. The
+/// detached root filesystem is released on one of `rootfs_releases`' threads.
 pub async fn remove_task_residue(
     systemd: &Arc<Systemd>,
+    rootfs_releases: &UnboundedWork,
     unit: &UnitName,
     bundle: &Path,
     exit_file: &Path,
     end: ContainerEnd,
 ) -> Result<(), Error> {
-    begin_task_residue_removal(systemd, unit, bundle, exit_file, end).await?.finish().await
+    begin_task_residue_removal(systemd, rootfs_releases, unit, bundle, exit_file, end).await?.finish().await
 }
 
 /// Removes the residue of a task up to its unit's stop, which is not waited for:
@@ -73,6 +76,7 @@ pub async fn remove_task_residue(
 /// here. That saves a runc process (about 10 ms) on every `ctr run --rm`.
 pub async fn begin_task_residue_removal(
     systemd: &Arc<Systemd>,
+    rootfs_releases: &UnboundedWork,
     unit: &UnitName,
     bundle: &Path,
     exit_file: &Path,
@@ -119,9 +123,11 @@ pub async fn begin_task_residue_removal(
     let local_bundle = bundle.to_path_buf();
     let unit_name = unit.as_str().to_string();
     let rootfs_mounted = request.as_ref().is_some_and(|request| !request.rootfs.is_empty());
-    let cgroups =
-        blocking("removing task residue", move || remove_local_residue(&local_bundle, &unit_name, rootfs_mounted))
-            .await??;
+    let releases = rootfs_releases.clone();
+    let cgroups = blocking("removing task residue", move || {
+        remove_local_residue(&local_bundle, &unit_name, rootfs_mounted, &releases)
+    })
+    .await??;
     Ok(PendingStop {
         systemd: Arc::clone(systemd),
         unit: unit.clone(),
@@ -235,10 +241,15 @@ async fn read_create_request(bundle: &Path) -> Option<CreateRequest> {
 
 /// The blocking part: unmount, remove our files; returns the cgroup directories to prune once
 /// the unit is down (read from config.json, which containerd removes with the bundle).
-fn remove_local_residue(bundle: &Path, unit_name: &str, rootfs_mounted: bool) -> Result<Option<UnitCgroups>, Error> {
+fn remove_local_residue(
+    bundle: &Path,
+    unit_name: &str,
+    rootfs_mounted: bool,
+    rootfs_releases: &UnboundedWork,
+) -> Result<Option<UnitCgroups>, Error> {
     if rootfs_mounted {
         if let Some(hold) = detach_rootfs(&bundle.join("rootfs"))? {
-            release_elsewhere(hold);
+            release_detached_rootfs(rootfs_releases, move || drop(hold));
         }
     }
     let cgroups = UnitCgroups::of(bundle, unit_name);
@@ -278,13 +289,13 @@ fn detach_rootfs(rootfs: &Path) -> Result<Option<OwnedFd>, Error> {
     }
 }
 
-/// Closes `hold` on another blocking thread, so whoever detached the filesystem does not wait
-/// for its release; without a runtime, here.
-fn release_elsewhere(hold: OwnedFd) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn_blocking(move || drop(hold))),
-        Err(_) => drop(hold),
-    }
+/// Runs `release` (the close of the descriptor holding a detached root filesystem) on one of
+/// `rootfs_releases`' threads, so whoever detached the filesystem does not wait for its
+/// release. Never on tokio's blocking pool: the release may not come back (an overlay layer on
+/// a hung NFS or FUSE mount), and a few of those would hold every thread the daemon's record
+/// saves and Creates need.
+fn release_detached_rootfs(rootfs_releases: &UnboundedWork, release: impl FnOnce() + Send + 'static) {
+    rootfs_releases.submit(release);
 }
 
 /// runc creates `<unit cgroup>/container` in every hierarchy, including those systemd does not
@@ -347,6 +358,49 @@ fn cgroup_hierarchies() -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocking::{daemon_runtime, DAEMON_BLOCKING_THREADS};
+    use crate::daemon::state::StateStore;
+    use crate::daemon::task::TaskKey;
+    use crate::test_support::ScratchDir;
+    use std::sync::Mutex;
+
+    /// The daemon's runtime, where every rootfs release hangs (an overlay layer on a dead NFS
+    /// server): with more hung releases than the runtime has blocking threads, record saves and
+    /// a Create's file writes still go through.
+    #[test]
+    fn hung_rootfs_releases_leave_the_blocking_threads_to_record_saves() {
+        let dir = ScratchDir::new("hung-rootfs-release");
+        let runtime = daemon_runtime().expect("the daemon's runtime");
+        let releases = UnboundedWork::new("test-release", 8);
+        // Dropped before the runtime: the hung releases then return, and no thread outlives the test.
+        let (_unhang, hung) = std::sync::mpsc::channel::<()>();
+        let hung = Arc::new(Mutex::new(hung));
+        runtime.block_on(async {
+            for _ in 0..DAEMON_BLOCKING_THREADS * 2 {
+                let (releases, hung) = (releases.clone(), Arc::clone(&hung));
+                // As remove_local_residue hands the release over, from a blocking thread.
+                let hang_forever = move || drop(hung.lock().map(|receiver| receiver.recv()));
+                let removal =
+                    blocking("removing task residue", move || release_detached_rootfs(&releases, hang_forever));
+                tokio::time::timeout(Duration::from_secs(10), removal)
+                    .await
+                    .expect("a residue's removal runs while the earlier releases hang")
+                    .expect("blocking task");
+            }
+            let store = StateStore::spawn(dir.join("tasks"));
+            let key = TaskKey { namespace: "default".into(), id: "t1".into() };
+            tokio::time::timeout(Duration::from_secs(10), store.remove(&key).written())
+                .await
+                .expect("a record change is written while every release hangs");
+            let request = dir.join(files::CREATE_REQUEST);
+            let written = blocking("writing the create request", move || std::fs::write(request, b"{}"));
+            tokio::time::timeout(Duration::from_secs(10), written)
+                .await
+                .expect("a Create's file write runs while every release hangs")
+                .expect("blocking task")
+                .expect("write");
+        });
+    }
 
     fn mounted_at(path: &Path) -> bool {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");

@@ -111,6 +111,7 @@ impl TaskManager {
                 tracing::warn!(task = %key, "create failed: {error}; cleaning up");
                 let cleanup = remove_task_residue(
                     &self.systemd,
+                    &self.rootfs_releases,
                     &task.unit,
                     &task.bundle,
                     &task.exit_file,
@@ -184,7 +185,7 @@ impl TaskManager {
             stdio_options,
             spec,
             stdio,
-            runc: Runc::new(runc_binary, root).with_criu(criu),
+            runc: Runc::new(runc_binary, root).with_criu(criu).with_deadlines(self.settings.runc_deadlines),
             runc_flags,
             rootfs,
         })

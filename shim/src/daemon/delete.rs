@@ -59,8 +59,15 @@ impl TaskManager {
     /// Removes the task's residue. An exited container's unit may finish going down after the
     /// answer; any other is waited for, so what Delete killed is gone when it answers.
     async fn remove_residue(&self, task: &Task, end: ContainerEnd) -> Result<(), Error> {
-        let pending_stop =
-            begin_task_residue_removal(&self.systemd, &task.unit, &task.bundle, &task.exit_file, end).await?;
+        let pending_stop = begin_task_residue_removal(
+            &self.systemd,
+            &self.rootfs_releases,
+            &task.unit,
+            &task.bundle,
+            &task.exit_file,
+            end,
+        )
+        .await?;
         if end == ContainerEnd::ExitedWithoutPoststopHooks {
             self.unit_stops.finish_in_background(pending_stop);
             Ok(())

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use runc_wrap::deadlines::RuncDeadlines;
 use unit_gen::UnitOptions;
 
 use super::events::EventSender;
@@ -19,6 +20,7 @@ use crate::cgroup::MigrationPrimer;
 use crate::error::Error;
 use crate::paths::DaemonIdentity;
 use crate::systemd::Systemd;
+use crate::unbounded_work::UnboundedWork;
 use unit_gen::CgroupHierarchy;
 
 /// Daemon-wide settings every task uses.
@@ -39,6 +41,8 @@ pub struct DaemonSettings {
     pub identity: DaemonIdentity,
     /// The host's cgroup hierarchy.
     pub cgroup_hierarchy: CgroupHierarchy,
+    /// How long each runc operation may take (the configuration file's `[runc]`).
+    pub runc_deadlines: RuncDeadlines,
 }
 
 /// How many Creates parse and submit at once; the others wait for a slot before they parse anything.
@@ -70,6 +74,8 @@ pub struct TaskManager {
     pub(super) create_slots: tokio::sync::Semaphore,
     /// Starts the kernel's wait for a cgroup move when a new unit is coming.
     pub(super) migration_primer: MigrationPrimer,
+    /// Where detached root filesystems are released, off tokio's blocking pool.
+    pub(super) rootfs_releases: UnboundedWork,
     /// Cleared when the daemon stops: exits seen from then on are left to the next daemon,
     /// which finds them in systemd and publishes them; one whose `TaskExit` was queued here
     /// but never sent would be lost.
@@ -96,6 +102,7 @@ impl TaskManager {
             heap_trimmer: HeapTrimmer::default(),
             create_slots: tokio::sync::Semaphore::new(CREATE_SLOTS),
             migration_primer,
+            rootfs_releases: UnboundedWork::default(),
             observing_exits: AtomicBool::new(true),
         }
     }

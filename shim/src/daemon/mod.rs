@@ -129,6 +129,7 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
         fifo_timeout: Duration::from_secs(30),
         identity: config.identity.clone(),
         cgroup_hierarchy: blocking("finding the host's cgroup hierarchy", crate::cgroup::host_hierarchy).await?,
+        runc_deadlines: config.config.runc_deadlines,
     };
     let state = StateStore::spawn(state::records_dir(&config.identity));
     let primer = blocking("finding the daemon's cgroup", MigrationPrimer::for_current_process).await?;

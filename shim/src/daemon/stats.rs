@@ -8,6 +8,7 @@
 //! so `TaskOOM` precedes the exit it causes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use tokio::sync::{mpsc, oneshot};
@@ -15,9 +16,13 @@ use tokio::sync::{mpsc, oneshot};
 use super::events::EventSender;
 use super::manager::TaskManager;
 use super::task::{OomCounts, Task, TaskKey};
-use crate::blocking::blocking;
+use crate::blocking::{blocking, blocking_within};
 use crate::cgroup::{read_metrics, ContainerCgroups, OomOutcome, OomWatcher};
 use crate::error::Error;
+
+/// How long Stats waits for the cgroup's files: reading them takes a millisecond, and a Stats
+/// left hanging would keep containerd's metrics collection waiting with it.
+const METRICS_READ_LIMIT: Duration = Duration::from_secs(10);
 
 impl TaskManager {
     /// Finds the cgroup of `task`'s init (`pid`) and starts watching it for OOM kills. A task
@@ -59,7 +64,7 @@ impl TaskManager {
             });
         };
         let cgroups = cgroups.clone();
-        Ok(blocking("reading cgroup metrics", move || read_metrics(&cgroups)).await??)
+        Ok(blocking_within("reading cgroup metrics", METRICS_READ_LIMIT, move || read_metrics(&cgroups)).await??)
     }
 }
 
