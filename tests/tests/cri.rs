@@ -19,7 +19,7 @@ use tests::cri::{
     container_config, pod_config, Client, ContainerState, CriContainerd, ExecOutput, PodSlice, NAMESPACE, RUNC_HANDLER,
     SYSTEMD_HANDLER,
 };
-use tests::{unique_id, unit_of, wait_until, Sandbox, IMAGE};
+use tests::{unique_id, wait_until, Sandbox, IMAGE};
 
 /// How long StopContainer waits after SIGTERM before SIGKILL; the app exits at once on SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -52,7 +52,7 @@ impl Handler {
     /// The systemd unit the task `id` (a pod's pause container or an app container) runs as.
     fn unit_of(self, id: &str) -> String {
         match self {
-            Handler::Systemd => unit_of(NAMESPACE, id),
+            Handler::Systemd => CriContainerd::get().unit_of(NAMESPACE, id),
             Handler::Runc => format!("cri-containerd-{id}.scope"),
         }
     }
