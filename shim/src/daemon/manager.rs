@@ -15,7 +15,7 @@ use super::state::StateStore;
 use super::table::TaskTable;
 use super::task::{Exit, Task, TaskKey};
 use super::unit_stops::UnitStops;
-use crate::cgroup::MigrationPrimer;
+use crate::cgroup::{MigrationPrimer, SharedInotify};
 use crate::error::Error;
 use crate::systemd::Systemd;
 use unit_gen::CgroupHierarchy;
@@ -68,6 +68,8 @@ pub struct TaskManager {
     pub(super) create_slots: tokio::sync::Semaphore,
     /// Starts the kernel's wait for a cgroup move when a new unit is coming.
     pub(super) migration_primer: MigrationPrimer,
+    /// The daemon's one inotify instance, which every task's cgroup v2 OOM watch goes through.
+    pub(super) oom_inotify: SharedInotify,
     /// Cleared when the daemon stops: exits seen from then on are left to the next daemon,
     /// which finds them in systemd and publishes them; one whose `TaskExit` was queued here
     /// but never sent would be lost.
@@ -82,6 +84,7 @@ impl TaskManager {
         settings: DaemonSettings,
         state: StateStore,
         migration_primer: MigrationPrimer,
+        oom_inotify: SharedInotify,
     ) -> TaskManager {
         TaskManager {
             tasks: TaskTable::default(),
@@ -94,6 +97,7 @@ impl TaskManager {
             heap_trimmer: HeapTrimmer::default(),
             create_slots: tokio::sync::Semaphore::new(CREATE_SLOTS),
             migration_primer,
+            oom_inotify,
             observing_exits: AtomicBool::new(true),
         }
     }

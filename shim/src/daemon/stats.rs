@@ -23,10 +23,12 @@ impl TaskManager {
     /// Finds the cgroup of `task`'s init (`pid`) and starts watching it for OOM kills. A task
     /// whose cgroup cannot be found still runs; Stats then says why.
     pub(super) async fn watch_cgroup(&self, task: &Arc<Task>, pid: u32) {
+        let inotify = self.oom_inotify.clone();
         let found = blocking("finding the container's cgroup", move || {
             let cgroups = ContainerCgroups::of_pid(pid)?;
-            // The cgroup serves metrics and the exit's cleanup even if its OOM watch fails.
-            let watcher = OomWatcher::new(&cgroups);
+            // The cgroup serves metrics and the exit's cleanup even if its OOM watch fails
+            // (e.g. `ENOSPC` once root's `max_user_watches` is reached).
+            let watcher = OomWatcher::new(&cgroups, &inotify);
             Ok::<_, crate::cgroup::CgroupError>((cgroups, watcher))
         })
         .await;
