@@ -1,6 +1,6 @@
 //! A container's cgroups, read straight from cgroupfs: where they are ([`paths`]), what they
 //! measure for containerd's `Stats` call ([`metrics`]), when the kernel OOM-kills inside them
-//! ([`oom`]) and what is left in them once the container's init is gone ([`leftovers`]). Both cgroup v1 (legacy or hybrid: one hierarchy per controller) and the v2 unified
+//! ([`oom`], on cgroup v2 through the daemon's one inotify instance, [`inotify`]) and what is left in them once the container's init is gone ([`leftovers`]). Both cgroup v1 (legacy or hybrid: one hierarchy per controller) and the v2 unified
 //! hierarchy are handled; which one applies is found from the process's membership and the
 //! mount table, never from a hardcoded `/sys/fs/cgroup`.
 //!
@@ -9,6 +9,7 @@
 
 mod error;
 mod files;
+pub mod inotify;
 pub mod leftovers;
 pub mod metrics;
 pub mod migration_primer;
@@ -16,6 +17,7 @@ pub mod oom;
 pub mod paths;
 
 pub use error::CgroupError;
+pub use inotify::SharedInotify;
 pub use leftovers::{kill_every_process, Leftovers};
 pub use metrics::{read_metrics, V1_METRICS_TYPE_URL, V2_METRICS_TYPE_URL};
 pub use migration_primer::MigrationPrimer;

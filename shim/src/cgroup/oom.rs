@@ -7,7 +7,8 @@
 //! - cgroup v2: inotify on `memory.events`, whose modification the kernel announces
 //!   (cgroup-v2.rst, "memory.events … a value change in this file generates a file modified
 //!   event"); an OOM event is an increase of its `oom_kill` counter. The cgroup's removal is seen
-//!   through an `IN_DELETE` watch on its parent, which rmdir(2) always reports.
+//!   through an `IN_DELETE` watch on its parent, which rmdir(2) always reports. The watches go
+//!   through the daemon's one [`SharedInotify`], never an instance per container.
 //!
 //! [`OomWatcher::new`] and [`oom_kill_count`] are blocking (cgroupfs I/O); only
 //! [`OomWatcher::wait_oom`] is async.
@@ -20,11 +21,11 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::files::{ensure_dir, is_absent, parse_keyed, read_optional};
+use super::inotify::{FileWatch, SharedInotify};
 use super::{CgroupError, CgroupMode, ContainerCgroups};
 
 /// How long to wait, after finding a v1 cgroup removed with one unexplained notification, for
@@ -49,8 +50,7 @@ pub enum OomOutcome {
 pub struct OomWatcher {
     /// The directory with the memory controller's files.
     dir: PathBuf,
-    kind: Kind,
-    registration: Registration,
+    source: Source,
     /// Notifications read but not yet attributed to OOMs or to the cgroup's removal (kept
     /// across a cancelled `wait_oom`).
     unclassified: u64,
@@ -59,52 +59,47 @@ pub struct OomWatcher {
     gone: bool,
 }
 
+/// Where the notifications come from.
 #[derive(Debug)]
-enum Kind {
-    V1,
+enum Source {
+    /// An eventfd of the watcher's own.
+    V1(Registration),
     V2 {
-        /// `memory.events`.
-        events: PathBuf,
+        /// `memory.events`, watched through the daemon's inotify instance.
+        watch: FileWatch,
         /// Its `oom_kill` counter when last read.
         last_oom_kill: u64,
+        /// The watch reported the file or the cgroup removed: after one last read of the
+        /// counter, nothing more can come.
+        removed: bool,
     },
 }
 
-/// The notification fd, registered with tokio's reactor on the first wait (so that creating a
+/// The v1 eventfd, registered with tokio's reactor on the first wait (so that creating a
 /// watcher needs no runtime and can run on the blocking pool).
 #[derive(Debug)]
 enum Registration {
-    Pending(NotifyFd),
-    Active(AsyncFd<NotifyFd>),
+    Pending(OomEventFd),
+    Active(AsyncFd<OomEventFd>),
     /// Only while [`activate`] moves the fd from `Pending` to `Active`.
     Moving,
 }
 
+/// The eventfd the kernel signals v1 OOMs on (nix's `EventFd` offers only `AsFd`).
 #[derive(Debug)]
-enum NotifyFd {
-    Event(EventFd),
-    Inotify(Inotify),
-}
+struct OomEventFd(EventFd);
 
-impl AsRawFd for NotifyFd {
+impl AsRawFd for OomEventFd {
     fn as_raw_fd(&self) -> RawFd {
-        match self {
-            NotifyFd::Event(eventfd) => eventfd.as_fd().as_raw_fd(),
-            NotifyFd::Inotify(inotify) => inotify.as_fd().as_raw_fd(),
-        }
+        self.0.as_fd().as_raw_fd()
     }
 }
 
-impl NotifyFd {
-    /// How many notifications are waiting (eventfd: its counter, reset by the read; inotify:
-    /// the events read). `WouldBlock` if none.
+impl OomEventFd {
+    /// How many notifications are waiting (the eventfd's counter, reset by the read).
+    /// `WouldBlock` if none.
     fn drain(&self) -> std::io::Result<u64> {
-        match self {
-            NotifyFd::Event(eventfd) => eventfd.read().map_err(std::io::Error::from),
-            NotifyFd::Inotify(inotify) => {
-                inotify.read_events().map(|events| events.len() as u64).map_err(std::io::Error::from)
-            }
-        }
+        self.0.read().map_err(std::io::Error::from)
     }
 }
 
@@ -133,23 +128,29 @@ pub fn oom_kill_count(cgroups: &ContainerCgroups) -> Result<u64, CgroupError> {
 }
 
 impl OomWatcher {
-    /// Starts watching the cgroup's memory controller. Errors if the cgroup does not exist or
-    /// has no memory controller ([`CgroupError::ControllerUnavailable`]: nothing to watch).
-    /// Blocking; needs no tokio runtime.
-    pub fn new(cgroups: &ContainerCgroups) -> Result<OomWatcher, CgroupError> {
+    /// Starts watching the cgroup's memory controller (v2: through `inotify`). Errors if the
+    /// cgroup does not exist or has no memory controller ([`CgroupError::ControllerUnavailable`]:
+    /// nothing to watch), or if the watch cannot be set up. Blocking; a v2 watch must run
+    /// inside a tokio runtime or on its blocking pool (see [`SharedInotify::watch`]).
+    pub fn new(cgroups: &ContainerCgroups, inotify: &SharedInotify) -> Result<OomWatcher, CgroupError> {
         let dir = cgroups.memory_dir().ok_or_else(|| unavailable(cgroups))?.to_path_buf();
         ensure_dir(&dir)?;
-        let (kind, fd) = match cgroups.mode() {
-            CgroupMode::V1 => (Kind::V1, NotifyFd::Event(register_v1(cgroups, &dir)?)),
+        let source = match cgroups.mode() {
+            CgroupMode::V1 => Source::V1(Registration::Pending(register_v1(cgroups, &dir)?)),
             CgroupMode::V2 => {
                 let events = dir.join("memory.events");
+                if read_optional(&events)?.is_none() {
+                    return Err(unavailable(cgroups));
+                }
+                // Watch first, then read where counting starts: an OOM between the two is in
+                // the count, one after it is announced.
+                let watch = inotify.watch(&events)?;
                 let text = read_optional(&events)?.ok_or_else(|| unavailable(cgroups))?;
                 let last_oom_kill = parse_keyed(&events, &text)?.get("oom_kill");
-                let inotify = watch_v2(&dir, &events)?;
-                (Kind::V2 { events, last_oom_kill }, NotifyFd::Inotify(inotify))
+                Source::V2 { watch, last_oom_kill, removed: false }
             }
         };
-        Ok(OomWatcher { dir, kind, registration: Registration::Pending(fd), unclassified: 0, pending: 0, gone: false })
+        Ok(OomWatcher { dir, source, unclassified: 0, pending: 0, gone: false })
     }
 
     /// The directory being watched.
@@ -172,9 +173,9 @@ impl OomWatcher {
                 self.unclassified = self.read_notifications().await?;
                 continue;
             }
-            match self.kind {
-                Kind::V1 => self.classify_v1().await?,
-                Kind::V2 { .. } => self.classify_v2().await?,
+            match self.source {
+                Source::V1(_) => self.classify_v1().await?,
+                Source::V2 { .. } => self.classify_v2().await?,
             }
         }
     }
@@ -186,9 +187,9 @@ impl OomWatcher {
     /// killed init may still be on its way, but its count is already in the cgroup.
     pub async fn take_ooms_so_far(&mut self) -> Result<u64, CgroupError> {
         if !self.gone {
-            match self.kind {
-                Kind::V1 => {
-                    let fd = activate(&mut self.registration, &self.dir)?;
+            match &mut self.source {
+                Source::V1(registration) => {
+                    let fd = activate(registration, &self.dir)?;
                     match fd.get_ref().drain() {
                         Ok(count) => self.unclassified += count,
                         Err(error) if error.kind() == ErrorKind::WouldBlock => {}
@@ -198,25 +199,42 @@ impl OomWatcher {
                         self.classify_v1().await?;
                     }
                 }
-                Kind::V2 { .. } => self.classify_v2().await?,
+                Source::V2 { watch, removed, .. } => {
+                    if watch.take().is_some_and(|changes| changes.removed) {
+                        *removed = true;
+                    }
+                    self.classify_v2().await?
+                }
             }
         }
         Ok(std::mem::take(&mut self.pending))
     }
 
-    /// Waits until the notification fd is readable and drains it.
+    /// Waits for notifications and takes them: how many.
     async fn read_notifications(&mut self) -> Result<u64, CgroupError> {
-        let fd = activate(&mut self.registration, &self.dir)?;
-        loop {
-            let mut guard = fd
-                .readable()
-                .await
-                .map_err(|source| notification_error("waiting for OOM notifications", &self.dir, source))?;
-            match guard.try_io(|fd| fd.get_ref().drain()) {
-                Ok(Ok(count)) => return Ok(count),
-                Ok(Err(source)) => return Err(notification_error("reading OOM notifications", &self.dir, source)),
-                // Readiness was stale; try_io cleared it.
-                Err(_would_block) => continue,
+        match &mut self.source {
+            Source::V1(registration) => {
+                let fd = activate(registration, &self.dir)?;
+                loop {
+                    let mut guard = fd
+                        .readable()
+                        .await
+                        .map_err(|source| notification_error("waiting for OOM notifications", &self.dir, source))?;
+                    match guard.try_io(|fd| fd.get_ref().drain()) {
+                        Ok(Ok(count)) => return Ok(count),
+                        Ok(Err(source)) => {
+                            return Err(notification_error("reading OOM notifications", &self.dir, source))
+                        }
+                        // Readiness was stale; try_io cleared it.
+                        Err(_would_block) => continue,
+                    }
+                }
+            }
+            Source::V2 { watch, removed, .. } => {
+                let changes = watch.changes().await;
+                *removed |= changes.removed;
+                // A removal whose modification notices were taken earlier still needs a read.
+                Ok(changes.count.max(1))
             }
         }
     }
@@ -245,23 +263,27 @@ impl OomWatcher {
         }
     }
 
-    /// Re-reads `memory.events`: an `oom_kill` increase is that many OOMs; a file that is gone
-    /// means the cgroup (or its memory controller) is gone. The notifications count as
-    /// classified only once the file was read, so a cancelled or failed read is retried.
+    /// Re-reads `memory.events`: an `oom_kill` increase is that many OOMs; a file that is gone,
+    /// or a watch told of its removal, means the cgroup (or its memory controller) is gone. The
+    /// notifications count as classified only once the file was read, so a cancelled or failed
+    /// read is retried.
     async fn classify_v2(&mut self) -> Result<(), CgroupError> {
-        let Kind::V2 { events, last_oom_kill } = &mut self.kind else {
+        let Source::V2 { watch, last_oom_kill, removed } = &mut self.source else {
             self.unclassified = 0;
             return Ok(());
         };
-        match tokio::fs::read_to_string(&*events).await {
+        let events = watch.file();
+        match tokio::fs::read_to_string(events).await {
             Ok(text) => {
                 let count = parse_keyed(events, &text)?.get("oom_kill");
                 self.pending += count.saturating_sub(*last_oom_kill);
                 *last_oom_kill = count.max(*last_oom_kill);
+                // Removed yet readable: the watch is gone, so nothing more would be announced.
+                self.gone = *removed;
             }
             // ENODEV: the file was opened just before the cgroup went away.
             Err(error) if is_absent(&error) || error.raw_os_error() == Some(Errno::ENODEV as i32) => self.gone = true,
-            Err(source) => return Err(CgroupError::Read { path: events.clone(), source }),
+            Err(source) => return Err(CgroupError::Read { path: events.to_path_buf(), source }),
         }
         self.unclassified = 0;
         Ok(())
@@ -269,7 +291,7 @@ impl OomWatcher {
 }
 
 /// Registers a new eventfd for `memory.oom_control` OOM notifications of the v1 cgroup `dir`.
-fn register_v1(cgroups: &ContainerCgroups, dir: &Path) -> Result<EventFd, CgroupError> {
+fn register_v1(cgroups: &ContainerCgroups, dir: &Path) -> Result<OomEventFd, CgroupError> {
     let control_path = dir.join("memory.oom_control");
     let control = File::open(&control_path).map_err(|source| {
         if is_absent(&source) {
@@ -290,36 +312,20 @@ fn register_v1(cgroups: &ContainerCgroups, dir: &Path) -> Result<EventFd, Cgroup
         .map_err(|source| {
             notification_error("registering memory.oom_control with cgroup.event_control", dir, source)
         })?;
-    Ok(eventfd)
-}
-
-/// An inotify instance reporting modifications of `memory.events` and the removal of `dir`.
-fn watch_v2(dir: &Path, events: &Path) -> Result<Inotify, CgroupError> {
-    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-        .map_err(|errno| notification_error("creating an inotify instance", dir, errno))?;
-    inotify
-        .add_watch(events, AddWatchFlags::IN_MODIFY)
-        .map_err(|errno| notification_error("watching memory.events", dir, errno))?;
-    if let Some(parent) = dir.parent() {
-        inotify
-            .add_watch(parent, AddWatchFlags::IN_DELETE | AddWatchFlags::IN_ONLYDIR)
-            .map_err(|errno| notification_error("watching the parent cgroup for removals", dir, errno))?;
-    }
-    Ok(inotify)
+    Ok(OomEventFd(eventfd))
 }
 
 /// Registers the fd with tokio's reactor on first use; after a failure it stays pending, so a
 /// later call may try again.
-fn activate<'a>(registration: &'a mut Registration, dir: &Path) -> Result<&'a AsyncFd<NotifyFd>, CgroupError> {
+fn activate<'a>(registration: &'a mut Registration, dir: &Path) -> Result<&'a AsyncFd<OomEventFd>, CgroupError> {
     let lost =
         || notification_error("registering the notification fd with tokio", dir, std::io::Error::other("fd lost"));
     if let Registration::Pending(_) = registration {
         let Registration::Pending(fd) = std::mem::replace(registration, Registration::Moving) else {
             return Err(lost());
         };
-        // SAFETY: `NotifyFd` owns its fd (an `EventFd` or `Inotify`, each an `OwnedFd`) and
-        // never closes or replaces it, so the fd stays open and the same for as long as the
-        // `AsyncFd` owns it.
+        // SAFETY: `OomEventFd` owns its fd (an `EventFd`, an `OwnedFd`) and never closes or
+        // replaces it, so the fd stays open and the same for as long as the `AsyncFd` owns it.
         match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
             Ok(fd) => *registration = Registration::Active(fd),
             Err(error) => {
@@ -380,7 +386,10 @@ mod tests {
             Err(CgroupError::CgroupNotFound { path }) => assert_eq!(path, root.path().join("unified/removed")),
             other => panic!("expected CgroupNotFound, got {other:?}"),
         }
-        assert!(matches!(OomWatcher::new(&not_enabled), Err(CgroupError::ControllerUnavailable { .. })));
+        assert!(matches!(
+            OomWatcher::new(&not_enabled, &SharedInotify::new()),
+            Err(CgroupError::ControllerUnavailable { .. })
+        ));
     }
 
     #[tokio::test]
@@ -391,7 +400,8 @@ mod tests {
         let events = "low 0\nhigh 0\nmax 0\noom 0\noom_kill 1\noom_group_kill 0\n";
         root.write("c/memory.events", events);
         let dir = root.path().join("c");
-        let mut watcher = OomWatcher::new(&ContainerCgroups::v2("/c", dir.clone())).expect("watch");
+        let mut watcher =
+            OomWatcher::new(&ContainerCgroups::v2("/c", dir.clone()), &SharedInotify::new()).expect("watch");
         assert_eq!(watcher.cgroup_dir(), dir);
 
         // A change that is not an OOM kill (the count it starts from is not one either).
@@ -413,12 +423,72 @@ mod tests {
         assert_eq!(again, OomOutcome::CgroupGone, "gone stays gone");
     }
 
+    /// How many inotify instances this process has open (`anon_inode:inotify` fds).
+    fn inotify_instances() -> usize {
+        let fds = std::fs::read_dir("/proc/self/fd").expect("list /proc/self/fd");
+        fds.filter_map(Result::ok)
+            .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == "anon_inode:inotify"))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn two_hundred_v2_watchers_share_one_inotify_instance_and_each_hears_only_its_cgroup() {
+        const TASKS: usize = 200;
+        // Tests running beside this one may open an instance or two of their own meanwhile.
+        const OTHER_TESTS_SLACK: usize = 8;
+        let root = ScratchDir::new("oom-v2-many");
+        let inotify = SharedInotify::new();
+        let before = inotify_instances();
+        let mut watchers = Vec::new();
+        for task in 0..TASKS {
+            root.write(&format!("c{task}/memory.events"), "oom 0\noom_kill 0\n");
+            let cgroups = ContainerCgroups::v2(format!("/c{task}"), root.path().join(format!("c{task}")));
+            watchers.push(OomWatcher::new(&cgroups, &inotify).unwrap_or_else(|error| panic!("watch c{task}: {error}")));
+        }
+        let opened = inotify_instances().saturating_sub(before);
+        assert!(opened <= 1 + OTHER_TESTS_SLACK, "{TASKS} watchers opened {opened} inotify instances");
+        let fd = inotify.raw_fd().expect("the shared instance exists");
+        // One watch per memory.events, plus the parent they share.
+        assert_eq!(super::super::inotify::tests::watch_count(fd), TASKS + 1);
+
+        // Stats still answers for every one of them.
+        for task in 0..TASKS {
+            let cgroups = ContainerCgroups::v2(format!("/c{task}"), root.path().join(format!("c{task}")));
+            read_metrics(&cgroups).unwrap_or_else(|error| panic!("metrics of c{task}: {error}"));
+        }
+
+        // An OOM in one cgroup reaches its watcher and no other.
+        root.write("c7/memory.events", "oom 1\noom_kill 1\n");
+        assert_eq!(next(&mut watchers[7]).await, OomOutcome::Oom);
+        assert!(timeout(QUIET, watchers[8].wait_oom()).await.is_err(), "c8 had no OOM");
+
+        // Dropping a watcher removes its watch.
+        watchers.truncate(TASKS - 1);
+        assert_eq!(super::super::inotify::tests::watch_count(fd), TASKS);
+    }
+
+    #[tokio::test]
+    async fn a_v2_watch_that_fails_leaves_stats_and_other_watches_working() {
+        let root = ScratchDir::new("oom-v2-failed");
+        root.write("no-events/memory.current", "4096\n");
+        root.write("c/memory.events", "oom 0\noom_kill 0\n");
+        let inotify = SharedInotify::new();
+        let without_events = ContainerCgroups::v2("/no-events", root.path().join("no-events"));
+        assert!(matches!(OomWatcher::new(&without_events, &inotify), Err(CgroupError::ControllerUnavailable { .. })));
+        read_metrics(&without_events).expect("metrics without an OOM watch");
+        let mut watcher =
+            OomWatcher::new(&ContainerCgroups::v2("/c", root.path().join("c")), &inotify).expect("a later watch");
+        root.write("c/memory.events", "oom 1\noom_kill 1\n");
+        assert_eq!(next(&mut watcher).await, OomOutcome::Oom);
+    }
+
     #[tokio::test]
     async fn ooms_counted_before_their_notification_is_read_are_taken_once() {
         let root = ScratchDir::new("oom-v2-take");
         root.write("c/memory.events", "oom 0\noom_kill 0\n");
         let dir = root.path().join("c");
-        let mut watcher = OomWatcher::new(&ContainerCgroups::v2("/c", dir.clone())).expect("watch");
+        let mut watcher =
+            OomWatcher::new(&ContainerCgroups::v2("/c", dir.clone()), &SharedInotify::new()).expect("watch");
         assert_eq!(watcher.take_ooms_so_far().await.expect("take"), 0);
 
         // The kill is counted; its notification is not read yet.
@@ -452,8 +522,7 @@ mod tests {
         let kernel_side = File::from(eventfd.as_fd().try_clone_to_owned().expect("dup eventfd"));
         let watcher = OomWatcher {
             dir,
-            kind: Kind::V1,
-            registration: Registration::Pending(NotifyFd::Event(eventfd)),
+            source: Source::V1(Registration::Pending(OomEventFd(eventfd))),
             unclassified: 0,
             pending: 0,
             gone: false,
@@ -586,7 +655,7 @@ mod tests {
         };
         let name = cgroup.dir.file_name().map(|name| format!("/{}", name.to_string_lossy())).expect("name");
         let cgroups = ContainerCgroups::v1(name, [("memory".to_string(), cgroup.dir.clone())]);
-        let mut watcher = OomWatcher::new(&cgroups).expect("register for OOM notifications");
+        let mut watcher = OomWatcher::new(&cgroups, &SharedInotify::new()).expect("register for OOM notifications");
         assert_eq!(oom_kill_count(&cgroups).expect("count before"), 0);
 
         // The child joins the cgroup, then becomes `tail`, which buffers /dev/zero (no newline

@@ -1,8 +1,9 @@
 //! Publishing task events to containerd (`TaskCreate`, `TaskStart`, `TaskExit`, `TaskDelete`,
 //! `TaskExecAdded`, `TaskExecStarted`, `TaskPaused`, `TaskResumed`, `TaskOOM`, `TaskCheckpointed`).
-//! Events go through one unbounded queue, in the order they were enqueued, to one publisher
-//! task, so per task they reach containerd in lifecycle order. Enqueueing never blocks, which
-//! is why it may happen under a task's lock (that lock is what orders them).
+//! Events go through one unbounded queue to one publisher task, which keeps each task's events
+//! in the order they were enqueued, so per task they reach containerd in lifecycle order
+//! (see [`super::publisher`]). Enqueueing never blocks, which is why it may happen under a
+//! task's lock (that lock is what orders them).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +19,7 @@ use containerd_shim_protos::topics;
 use tokio::sync::{mpsc, oneshot};
 
 use super::exec_process::ExecProcess;
-use super::publisher::{publish_all, Queued};
+use super::publisher::{publish_all, EventTask, Queued, RetryPolicy, TtrpcForwarder};
 use super::task::{Exit, Task};
 
 /// The sending side of the event queue.
@@ -31,11 +32,11 @@ impl EventSender {
     /// Starts the publisher for containerd's ttrpc address and returns its queue.
     pub fn spawn(ttrpc_address: String) -> EventSender {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(publish_all(ttrpc_address, receiver));
+        tokio::spawn(publish_all(TtrpcForwarder::new(&ttrpc_address), receiver, RetryPolicy::default()));
         EventSender { sender }
     }
 
-    fn send(&self, namespace: &str, topic: &'static str, message: Box<dyn MessageDyn + Send>) {
+    fn send(&self, task: &Task, topic: &'static str, message: Box<dyn MessageDyn + Send>) {
         let message: &dyn MessageDyn = &*message;
         let mut body = Vec::new();
         if let Err(error) = message.write_to_vec_dyn(&mut body) {
@@ -46,12 +47,13 @@ impl EventSender {
             Any { type_url: message.descriptor_dyn().full_name().to_string(), value: body, ..Default::default() };
         let envelope = Envelope {
             timestamp: Some(timestamp(SystemTime::now())).into(),
-            namespace: namespace.to_string(),
+            namespace: task.key.namespace.clone(),
             topic: topic.to_string(),
             event: Some(event).into(),
             ..Default::default()
         };
-        if self.sender.send(Queued::Event(envelope)).is_err() {
+        let task = EventTask { namespace: task.key.namespace.clone(), container_id: task.key.id.clone() };
+        if self.sender.send(Queued::Event { task, envelope }).is_err() {
             tracing::error!("event publisher is gone; dropping {topic} event");
         }
     }
@@ -85,13 +87,13 @@ impl EventSender {
             pid,
             ..Default::default()
         };
-        self.send(&task.key.namespace, topics::TASK_CREATE_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_CREATE_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskStart`.
     pub fn task_started(&self, task: &Task, pid: u32) {
         let event = TaskStart { container_id: task.key.id.clone(), pid, ..Default::default() };
-        self.send(&task.key.namespace, topics::TASK_START_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_START_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskExit` of the init process (whose id is the task's).
@@ -109,14 +111,14 @@ impl EventSender {
             exited_at: Some(timestamp(exit.at)).into(),
             ..Default::default()
         };
-        self.send(&task.key.namespace, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskExecAdded`.
     pub fn exec_added(&self, task: &Task, exec: &ExecProcess) {
         let event =
             TaskExecAdded { container_id: task.key.id.clone(), exec_id: exec.exec_id.clone(), ..Default::default() };
-        self.send(&task.key.namespace, topics::TASK_EXEC_ADDED_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_EXEC_ADDED_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskExecStarted`.
@@ -127,7 +129,7 @@ impl EventSender {
             pid,
             ..Default::default()
         };
-        self.send(&task.key.namespace, topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskExit` of an exec process (its id is the exec id).
@@ -138,19 +140,19 @@ impl EventSender {
     /// `TaskPaused`.
     pub fn task_paused(&self, task: &Task) {
         let event = TaskPaused { container_id: task.key.id.clone(), ..Default::default() };
-        self.send(&task.key.namespace, topics::TASK_PAUSED_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_PAUSED_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskResumed`.
     pub fn task_resumed(&self, task: &Task) {
         let event = TaskResumed { container_id: task.key.id.clone(), ..Default::default() };
-        self.send(&task.key.namespace, topics::TASK_RESUMED_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_RESUMED_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskOOM`.
     pub fn task_oom(&self, task: &Task) {
         let event = TaskOOM { container_id: task.key.id.clone(), ..Default::default() };
-        self.send(&task.key.namespace, topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskCheckpointed`.
@@ -160,7 +162,7 @@ impl EventSender {
             checkpoint: checkpoint.to_string(),
             ..Default::default()
         };
-        self.send(&task.key.namespace, topics::TASK_CHECKPOINTED_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_CHECKPOINTED_EVENT_TOPIC, Box::new(event));
     }
 
     /// `TaskDelete`.
@@ -173,7 +175,7 @@ impl EventSender {
             exited_at: Some(timestamp(exit.at)).into(),
             ..Default::default()
         };
-        self.send(&task.key.namespace, topics::TASK_DELETE_EVENT_TOPIC, Box::new(event));
+        self.send(task, topics::TASK_DELETE_EVENT_TOPIC, Box::new(event));
     }
 }
 

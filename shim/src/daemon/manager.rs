@@ -16,7 +16,7 @@ use super::state::StateStore;
 use super::table::TaskTable;
 use super::task::{Exit, Task, TaskKey};
 use super::unit_stops::UnitStops;
-use crate::cgroup::MigrationPrimer;
+use crate::cgroup::{MigrationPrimer, SharedInotify};
 use crate::error::Error;
 use crate::paths::DaemonIdentity;
 use crate::systemd::Systemd;
@@ -76,6 +76,8 @@ pub struct TaskManager {
     pub(super) migration_primer: MigrationPrimer,
     /// Where detached root filesystems are released, off tokio's blocking pool.
     pub(super) rootfs_releases: UnboundedWork,
+    /// The daemon's one inotify instance, which every task's cgroup v2 OOM watch goes through.
+    pub(super) oom_inotify: SharedInotify,
     /// Cleared when the daemon stops: exits seen from then on are left to the next daemon,
     /// which finds them in systemd and publishes them; one whose `TaskExit` was queued here
     /// but never sent would be lost.
@@ -90,6 +92,7 @@ impl TaskManager {
         settings: DaemonSettings,
         state: StateStore,
         migration_primer: MigrationPrimer,
+        oom_inotify: SharedInotify,
     ) -> TaskManager {
         TaskManager {
             tasks: TaskTable::default(),
@@ -103,6 +106,7 @@ impl TaskManager {
             create_slots: tokio::sync::Semaphore::new(CREATE_SLOTS),
             migration_primer,
             rootfs_releases: UnboundedWork::default(),
+            oom_inotify,
             observing_exits: AtomicBool::new(true),
         }
     }

@@ -49,7 +49,7 @@ pub use manager::DaemonSettings;
 pub use options::{decode_options, LogMode, TaskOptions};
 
 use crate::blocking::blocking;
-use crate::cgroup::MigrationPrimer;
+use crate::cgroup::{MigrationPrimer, SharedInotify};
 use crate::connection_id::ConnectionIds;
 use crate::error::Error;
 use crate::fdstore::{FdStore, StoredFd};
@@ -133,7 +133,8 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
     };
     let state = StateStore::spawn(state::records_dir(&config.identity));
     let primer = blocking("finding the daemon's cgroup", MigrationPrimer::for_current_process).await?;
-    let manager = Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings, state, primer));
+    let manager =
+        Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings, state, primer, SharedInotify::new()));
     // Tasks come back from their records before exits are routed to them; what happened while
     // no daemon ran is reconciled once routing is on, so no exit falls between the two.
     let adopted = manager.adopt_recorded_tasks().await;
