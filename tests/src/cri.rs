@@ -58,8 +58,7 @@ impl CriContainerd {
     /// The unit our daemon serving this containerd gives task `id` of `namespace`: tagged when
     /// it is not the host's default containerd (as in the sandbox lanes).
     pub fn unit_of(&self, namespace: &str, id: &str) -> String {
-        let address = self.socket.to_string_lossy();
-        shim::paths::DaemonIdentity::for_containerd(&address).unit_naming.task(namespace, id).to_string()
+        crate::unit_of_containerd(&self.socket.to_string_lossy(), namespace, id)
     }
 
     /// The CRI containerd of this test run.

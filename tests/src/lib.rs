@@ -367,9 +367,15 @@ impl Sandbox {
     }
 }
 
-/// The unit our shim gives task `id` of `namespace`.
+/// The unit our shim gives task `id` of `namespace` under the host's default containerd.
 pub fn unit_of(namespace: &str, id: &str) -> String {
     unit_gen::UnitName::for_task(namespace, id).to_string()
+}
+
+/// The unit the daemon of the containerd at `containerd_address` gives task `id` of
+/// `namespace`: [`unit_of`] for the host's default containerd, tagged for any other.
+pub fn unit_of_containerd(containerd_address: &str, namespace: &str, id: &str) -> String {
+    shim::paths::DaemonIdentity::for_containerd(containerd_address).unit_naming.task(namespace, id).to_string()
 }
 
 /// The unit our shim gives exec `exec_id` of task `id` in `namespace`.

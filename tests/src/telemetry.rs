@@ -321,7 +321,7 @@ impl SideContainerd {
     /// The unit our daemon serving this containerd gives task `id` of `namespace` (not the
     /// default containerd's: its names carry the daemon's tag).
     pub fn unit_of(&self, namespace: &str, id: &str) -> String {
-        shim::paths::DaemonIdentity::for_containerd(&self.address).unit_naming.task(namespace, id).to_string()
+        super::unit_of_containerd(&self.address, namespace, id)
     }
 
     /// The unit of our daemon serving this containerd, once `start` launched it.

@@ -19,7 +19,7 @@ use containerd_shim_protos::types::introspection::RuntimeInfo;
 use sha2::{Digest, Sha256};
 use tests::calls;
 use tests::direct::{context, runnable_bundle, start_shim_at};
-use tests::{unique_id, unit_of, wait_until, Run, Sandbox};
+use tests::{unique_id, unit_of_containerd, wait_until, Run, Sandbox};
 
 const CONFIG_ENV: &str = "CONTAINERD_SHIM_SYSTEMD_CONFIG";
 
@@ -276,7 +276,7 @@ async fn installed_daemon_runs_tasks_in_the_configured_default_slice() {
     let create = CreateTaskRequest { id: id.clone(), bundle: bundle.display().to_string(), ..Default::default() };
     let created = client.create(context(), &create).await.expect("create");
     calls::start(&client, &id).await.expect("start");
-    let unit = unit_of(NAMESPACE, &id);
+    let unit = unit_of_containerd(&daemon.address, NAMESPACE, &id);
     assert_eq!(sandbox.unit_property(&unit, "Slice"), slice, "the configured default slice");
     let runc_state = sandbox.host_path(format!("{runc_root}/{NAMESPACE}/{id}/state.json"));
     assert!(runc_state.exists(), "runc keeps its state under the configured root: {}", runc_state.display());
