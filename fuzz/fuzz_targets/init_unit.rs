@@ -88,7 +88,9 @@ fuzz_target!(|data: &[u8]| {
     };
     // An exec joins its container's slice; a spec whose slice is invalid has no container.
     let Ok(slice) = unit_gen::init_unit::container_slice(&spec, &options) else { return };
+    let exec_unit = unit_gen::UnitName::for_exec(&input.namespace, &input.id, &input.exec_id);
     let exec = ExecUnitRequest {
+        unit: &exec_unit,
         namespace: &input.namespace,
         id: &input.id,
         exec_id: &input.exec_id,
