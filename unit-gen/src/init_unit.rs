@@ -1,6 +1,6 @@
 //! The transient unit that runs a container's init process.
 //!
-//! Design (see docs/design.md, "How it works"): `Type=forking` with `PIDFile=`; `ExecStart`
+//! Design (see docs/architecture.md, "Step by step"): `Type=forking` with `PIDFile=`; `ExecStart`
 //! is our helper, which opens the stdio fifos, mounts the rootfs and execs `runc create --pid-file`.
 //! When `runc create` exits, systemd reads the pid file and the container's init becomes the unit's
 //! main process: the unit runs while the container runs, then stays active ("exited", holding the
