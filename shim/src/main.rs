@@ -121,13 +121,7 @@ fn run_daemon(flags: &containerd_shim::Flags) -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error.to_string()),
     };
-    // Before any thread: glibc would give each of them a malloc arena of its own (the bench saw
-    // 15 arenas after 50 parallel creates), memory that stays with the daemon.
-    // SAFETY: mallopt only sets an allocator parameter; no other thread exists yet.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
-    }
-    let runtime = match shim::blocking::daemon_runtime() {
+    let runtime = match shim::daemon::prepare_process() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("starting the async runtime: {error}")),
     };
