@@ -236,16 +236,20 @@ impl Sandbox {
     /// The unit and main pid of the daemon serving the test containerd (other containerds in
     /// the sandbox have daemons of their own).
     pub fn daemon(&self) -> (String, u32) {
+        let unit = self.daemon_unit().unwrap_or_else(|| panic!("no daemon unit for the sandbox's containerd"));
+        let pid = self.unit_property(&unit, "MainPID").parse().unwrap_or(0);
+        (unit, pid)
+    }
+
+    /// The unit of the daemon serving the sandbox's containerd, if one is loaded.
+    pub fn daemon_unit(&self) -> Option<String> {
         let units = self.run(&["systemctl", "list-units", "--plain", "--no-legend", "containerd-shim-systemd-v1-*"]);
-        let unit = units
+        units
             .stdout
             .lines()
             .find(|line| line.ends_with("containerd at /run/containerd/containerd.sock"))
             .and_then(|line| line.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no daemon unit: {units:?}"))
-            .to_string();
-        let pid = self.unit_property(&unit, "MainPID").parse().unwrap_or(0);
-        (unit, pid)
+            .map(str::to_string)
     }
 
     /// The state directory (task records, noted Waits) of the daemon serving the test

@@ -93,15 +93,23 @@ fn run_containers_exiting_on_usr1(
     (ids, pids)
 }
 
+/// How many `Wait` requests the daemon serving the sandbox's containerd has noted for replay
+/// after a restart (a file each under its state directory's `pending-waits/<connection>/`).
+fn noted_waits(sandbox: &Sandbox) -> usize {
+    let pending = sandbox.host_path(format!("{}/pending-waits", sandbox.daemon_state_dir()));
+    let connections = std::fs::read_dir(pending).into_iter().flatten().flatten();
+    connections.map(|connection| std::fs::read_dir(connection.path()).into_iter().flatten().count()).sum()
+}
+
 /// Kills the daemon whose pid is `daemon_pid` with SIGKILL and waits until systemd has started
-/// the next one.
+/// the next one and that one has said it is ready (its unit is active again).
 fn kill_daemon_and_await_the_next(sandbox: &Sandbox, daemon_pid: u32) {
     sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
-    let restarted = wait_until(Duration::from_secs(20), || {
-        let (_, pid) = sandbox.daemon();
-        pid != 0 && pid != daemon_pid
+    let restarted = wait_until(tests::scaled(Duration::from_secs(20)), || {
+        let (unit, pid) = sandbox.daemon();
+        pid != 0 && pid != daemon_pid && sandbox.unit_property(&unit, "ActiveState") == "active"
     });
-    assert!(restarted, "systemd restarts the daemon");
+    assert!(restarted, "systemd restarts the daemon, and the new one becomes ready");
 }
 
 #[test]
@@ -212,8 +220,8 @@ fn restarting_the_daemon_and_reloading_systemd_under_load_lose_nothing() {
             (id, child)
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    // The runs have launched the daemon by now, if none ran before.
+    // The runs launch the daemon, if none ran before.
+    assert!(wait_until(tests::scaled(Duration::from_secs(10)), || sandbox.daemon_unit().is_some()), "no daemon runs");
     let (unit, _) = sandbox.daemon();
     sandbox.run(&["systemctl", "daemon-reload"]).success("daemon-reload");
     sandbox.run(&["systemctl", "restart", &unit]).success("restart the daemon");
@@ -235,9 +243,13 @@ fn a_client_waiting_through_a_daemon_crash_still_gets_the_exit_code() {
     sandbox.ensure_image(namespace);
     let id = unique_id("waiter");
     let args = ["run", "--rm", "--runtime", tests::RUNTIME, tests::IMAGE, &id, "sh", "-c", "sleep 3; exit 9"];
+    let noted_before = noted_waits(sandbox);
     let child = sandbox.spawn_ctr(namespace, &args);
     sandbox.wait_for_status(namespace, &id, "RUNNING");
-    std::thread::sleep(Duration::from_millis(300)); // ctr's Wait is under way
+    assert!(
+        wait_until(tests::scaled(Duration::from_secs(10)), || noted_waits(sandbox) > noted_before),
+        "the daemon never noted ctr's Wait: the crash below would not test the replay"
+    );
     let (_, daemon_pid) = sandbox.daemon();
     sandbox.run(&["kill", "-KILL", &daemon_pid.to_string()]).success("kill the daemon");
     let run = finish(child);
