@@ -10,8 +10,8 @@ pub mod notify;
 pub mod protocol;
 pub mod random;
 pub mod runc;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 use std::path::PathBuf;
 use std::time::Duration;

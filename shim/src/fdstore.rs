@@ -185,7 +185,7 @@ impl FdStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{fake_notify_socket, next_notification, ScratchDir};
+    use crate::test_support::{fake_notify_socket, next_notification, scratch};
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixDatagram;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn a_full_notification_queue_fails_the_store_without_stalling_the_runtime() {
-        let dir = ScratchDir::new("fdstore-full");
+        let dir = scratch("fdstore-full");
         let (_receiver, socket) = fake_notify_socket(&dir);
         fill(&socket);
         let store = FdStore::new(Some(socket), 10, 0);
@@ -248,7 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stored_descriptor_reaches_the_notification_socket_with_its_name() {
-        let dir = ScratchDir::new("fdstore-stored");
+        let dir = scratch("fdstore-stored");
         let (receiver, socket) = fake_notify_socket(&dir);
         let store = FdStore::new(Some(socket), 10, 0);
         let (kept, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -265,7 +265,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_store_refuses_a_descriptor_until_one_leaves_it() {
-        let dir = ScratchDir::new("fdstore-capacity");
+        let dir = scratch("fdstore-capacity");
         let (receiver, socket) = fake_notify_socket(&dir);
         // Two places, one taken by the control socket systemd passed back.
         let store = FdStore::new(Some(socket), 2, 1);

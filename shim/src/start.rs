@@ -586,18 +586,9 @@ mod tests {
     fn daemon_unit_passes_addresses_and_path() {
         let identity = DaemonIdentity::for_containerd("/run/containerd/containerd.sock");
         let request = StartRequest {
-            namespace: "ns".into(),
-            id: "t1".into(),
-            containerd_address: "/run/containerd/containerd.sock".into(),
-            publish_binary: "/usr/bin/containerd".into(),
-            ttrpc_address: "/run/containerd/containerd.sock.ttrpc".into(),
             debug: true,
-            bundle: "/b".into(),
-            stdin: vec![],
-            exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
-            path_env: "/usr/sbin:/usr/bin".into(),
-            config: ConfigSource::Default,
             telemetry_env: vec!["OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318".into()],
+            ..request()
         };
         let unit = daemon_unit_request(&identity, &request, &Config::default(), 252);
         assert_eq!(unit.args.last().map(String::as_str), Some("daemon"));
@@ -616,20 +607,7 @@ mod tests {
     #[test]
     fn the_daemon_unit_keeps_as_many_descriptors_as_the_configuration_says() {
         let identity = DaemonIdentity::for_containerd("/run/containerd/containerd.sock");
-        let request = StartRequest {
-            namespace: "ns".into(),
-            id: "t1".into(),
-            containerd_address: "/run/containerd/containerd.sock".into(),
-            publish_binary: "/usr/bin/containerd".into(),
-            ttrpc_address: "/run/containerd/containerd.sock.ttrpc".into(),
-            debug: false,
-            bundle: "/b".into(),
-            stdin: vec![],
-            exe: "/usr/local/bin/containerd-shim-systemd-v1".into(),
-            path_env: "/usr/bin".into(),
-            config: ConfigSource::Default,
-            telemetry_env: vec![],
-        };
+        let request = request();
         let config = Config::parse(std::path::Path::new("/c.toml"), "[daemon]\nfd_store_max = 64\n").unwrap();
         assert_eq!(daemon_unit_request(&identity, &request, &config, 252).fd_store_max, 64);
     }

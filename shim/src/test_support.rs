@@ -1,37 +1,15 @@
 //! What the unit tests share.
 
-use std::ops::Deref;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use runc_wrap::notify::NotifySocket;
 
-/// A fresh, empty directory under the temporary directory, named for the test and this
-/// process, and removed with everything in it when dropped.
-pub struct ScratchDir(PathBuf);
+pub use runc_wrap::test_support::ScratchDir;
 
-impl ScratchDir {
-    /// A directory named `shim-<name>-<pid>`.
-    pub fn new(name: &str) -> ScratchDir {
-        let dir = std::env::temp_dir().join(format!("shim-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a scratch directory");
-        ScratchDir(dir)
-    }
-}
-
-impl Deref for ScratchDir {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A [`ScratchDir`] named `shim-<name>-<pid>`.
+pub fn scratch(name: &str) -> ScratchDir {
+    runc_wrap::test_support::scratch_dir("shim", name)
 }
 
 /// A notification socket bound in `dir` that stands in for systemd's: what the daemon sends

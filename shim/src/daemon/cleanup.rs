@@ -361,7 +361,7 @@ mod tests {
     use crate::blocking::{daemon_runtime, DAEMON_BLOCKING_THREADS};
     use crate::daemon::state::StateStore;
     use crate::daemon::task::TaskKey;
-    use crate::test_support::ScratchDir;
+    use crate::test_support::scratch;
     use std::sync::Mutex;
 
     /// The daemon's runtime, where every rootfs release hangs (an overlay layer on a dead NFS
@@ -369,7 +369,7 @@ mod tests {
     /// a Create's file writes still go through.
     #[test]
     fn hung_rootfs_releases_leave_the_blocking_threads_to_record_saves() {
-        let dir = ScratchDir::new("hung-rootfs-release");
+        let dir = scratch("hung-rootfs-release");
         let runtime = daemon_runtime().expect("the daemon's runtime");
         let releases = UnboundedWork::new("test-release", 8);
         // Dropped before the runtime: the hung releases then return, and no thread outlives the test.

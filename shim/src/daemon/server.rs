@@ -354,12 +354,12 @@ pub async fn bind_socket(socket: &Path) -> Result<UnixListener, Error> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::test_support::{fake_notify_socket, next_notification, ScratchDir};
+    use crate::test_support::{fake_notify_socket, next_notification, scratch};
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]
     async fn a_connection_the_fd_store_has_no_room_for_is_refused_and_closed() {
-        let dir = ScratchDir::new("server-fdstore-full");
+        let dir = scratch("server-fdstore-full");
         let (notifications, notify_socket) = fake_notify_socket(&dir);
         let config = Config::parse(Path::new("/c.toml"), "[daemon]\nfd_store_max = 3\n").unwrap();
         // The control socket and the namespace's listener hold two of the three places.

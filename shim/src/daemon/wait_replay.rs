@@ -481,7 +481,7 @@ async fn replayed(dir: &Arc<PathBuf>) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{fake_notify_socket, next_notification, ScratchDir};
+    use crate::test_support::{fake_notify_socket, next_notification, scratch};
     use std::os::fd::AsFd;
 
     fn frame(stream_id: u32, kind: u8, body: &[u8]) -> Vec<u8> {
@@ -536,7 +536,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_the_relay_gives_up_on_closes_for_containerd_and_leaves_the_fd_store() {
-        let dir = ScratchDir::new("relay-gives-up");
+        let dir = scratch("relay-gives-up");
         let (notifications, notify_socket) = fake_notify_socket(&dir);
         let relays = Arc::new(Relays::new(
             dir.join("pending"),
