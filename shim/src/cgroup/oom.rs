@@ -69,6 +69,8 @@ enum Source {
         watch: FileWatch,
         /// Its `oom_kill` counter when last read.
         last_oom_kill: u64,
+        /// Its `oom` counter (the cgroup hit its limit and the OOM killer ran) when last read.
+        last_oom: u64,
         /// The watch reported the file or the cgroup removed: after one last read of the
         /// counter, nothing more can come.
         removed: bool,
@@ -146,8 +148,13 @@ impl OomWatcher {
                 // the count, one after it is announced.
                 let watch = inotify.watch(&events)?;
                 let text = read_optional(&events)?.ok_or_else(|| unavailable(cgroups))?;
-                let last_oom_kill = parse_keyed(&events, &text)?.get("oom_kill");
-                Source::V2 { watch, last_oom_kill, removed: false }
+                let counters = parse_keyed(&events, &text)?;
+                Source::V2 {
+                    watch,
+                    last_oom_kill: counters.get("oom_kill"),
+                    last_oom: counters.get("oom"),
+                    removed: false,
+                }
             }
         };
         Ok(OomWatcher { dir, source, unclassified: 0, pending: 0, gone: false })
@@ -175,7 +182,7 @@ impl OomWatcher {
             }
             match self.source {
                 Source::V1(_) => self.classify_v1().await?,
-                Source::V2 { .. } => self.classify_v2().await?,
+                Source::V2 { .. } => self.classify_v2(KillCatchUp::No).await?,
             }
         }
     }
@@ -203,7 +210,7 @@ impl OomWatcher {
                     if watch.take().is_some_and(|changes| changes.removed) {
                         *removed = true;
                     }
-                    self.classify_v2().await?
+                    self.classify_v2(KillCatchUp::Await).await?
                 }
             }
         }
@@ -266,29 +273,65 @@ impl OomWatcher {
     /// Re-reads `memory.events`: an `oom_kill` increase is that many OOMs; a file that is gone,
     /// or a watch told of its removal, means the cgroup (or its memory controller) is gone. The
     /// notifications count as classified only once the file was read, so a cancelled or failed
-    /// read is retried.
-    async fn classify_v2(&mut self) -> Result<(), CgroupError> {
-        let Source::V2 { watch, last_oom_kill, removed } = &mut self.source else {
+    /// read is retried. With [`KillCatchUp::Await`], an OOM the cgroup counts (`oom` went up)
+    /// whose kill it does not count yet is waited for, up to [`KILL_CATCH_UP`]: the kernel
+    /// sends the victim its SIGKILL before it counts the kill, so the victim's exit can be
+    /// seen first.
+    async fn classify_v2(&mut self, catch_up: KillCatchUp) -> Result<(), CgroupError> {
+        let deadline = tokio::time::Instant::now() + KILL_CATCH_UP;
+        loop {
+            let Source::V2 { watch, last_oom_kill, last_oom, removed } = &mut self.source else {
+                self.unclassified = 0;
+                return Ok(());
+            };
+            let events = watch.file();
+            match tokio::fs::read_to_string(events).await {
+                Ok(text) => {
+                    let counters = parse_keyed(events, &text)?;
+                    let (kills, ooms) = (counters.get("oom_kill"), counters.get("oom"));
+                    let new_kills = kills.saturating_sub(*last_oom_kill);
+                    let new_ooms = ooms.saturating_sub(*last_oom);
+                    let kills_to_come = new_ooms > new_kills;
+                    if kills_to_come && catch_up == KillCatchUp::Await && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(KILL_CATCH_UP_POLL).await;
+                        continue;
+                    }
+                    self.pending += new_kills;
+                    *last_oom_kill = kills.max(*last_oom_kill);
+                    // OOMs whose kill is not counted yet stay outstanding for the exit to wait
+                    // for, once; an OOM that ended without a kill is then given up.
+                    *last_oom = match catch_up {
+                        KillCatchUp::Await => ooms.max(*last_oom),
+                        KillCatchUp::No => *last_oom + new_ooms.min(new_kills),
+                    };
+                    // Removed yet readable: the watch is gone, so nothing more would be announced.
+                    self.gone = *removed;
+                }
+                // ENODEV: the file was opened just before the cgroup went away.
+                Err(error) if is_absent(&error) || error.raw_os_error() == Some(Errno::ENODEV as i32) => {
+                    self.gone = true
+                }
+                Err(source) => return Err(CgroupError::Read { path: events.to_path_buf(), source }),
+            }
             self.unclassified = 0;
             return Ok(());
-        };
-        let events = watch.file();
-        match tokio::fs::read_to_string(events).await {
-            Ok(text) => {
-                let count = parse_keyed(events, &text)?.get("oom_kill");
-                self.pending += count.saturating_sub(*last_oom_kill);
-                *last_oom_kill = count.max(*last_oom_kill);
-                // Removed yet readable: the watch is gone, so nothing more would be announced.
-                self.gone = *removed;
-            }
-            // ENODEV: the file was opened just before the cgroup went away.
-            Err(error) if is_absent(&error) || error.raw_os_error() == Some(Errno::ENODEV as i32) => self.gone = true,
-            Err(source) => return Err(CgroupError::Read { path: events.to_path_buf(), source }),
         }
-        self.unclassified = 0;
-        Ok(())
     }
 }
+
+/// Whether a read of `memory.events` waits for the kill of an OOM it sees counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillCatchUp {
+    /// For whoever publishes the exit next: wait, so the kill is counted before it.
+    Await,
+    /// A notification's read: the kill's own notification follows.
+    No,
+}
+
+/// How long an exit waits for the kernel to count the kill of an OOM it has counted.
+const KILL_CATCH_UP: Duration = Duration::from_millis(500);
+/// How often `memory.events` is read again meanwhile.
+const KILL_CATCH_UP_POLL: Duration = Duration::from_millis(10);
 
 /// Registers a new eventfd for `memory.oom_control` OOM notifications of the v1 cgroup `dir`.
 fn register_v1(cgroups: &ContainerCgroups, dir: &Path) -> Result<OomEventFd, CgroupError> {
@@ -421,6 +464,39 @@ mod tests {
         assert_eq!(outcome, OomOutcome::CgroupGone);
         let again = timeout(QUIET, watcher.wait_oom()).await.expect("immediate").expect("wait");
         assert_eq!(again, OomOutcome::CgroupGone, "gone stays gone");
+    }
+
+    #[tokio::test]
+    async fn an_exit_waits_for_the_kill_of_an_oom_the_kernel_counted_first() {
+        // The kernel counts `oom`, sends the victim SIGKILL, and only then counts `oom_kill`:
+        // the victim's exit can be seen between the two.
+        let root = ScratchDir::new("oom-v2-catch-up");
+        root.write("c/memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
+        let dir = root.path().join("c");
+        let mut watcher =
+            OomWatcher::new(&ContainerCgroups::v2("/c", dir.clone()), &SharedInotify::new()).expect("watch");
+        root.write("c/memory.events", "low 0\nhigh 0\nmax 1\noom 1\noom_kill 0\noom_group_kill 0\n");
+        // The notification of the `oom` count is read before the kill is counted.
+        assert!(timeout(QUIET, watcher.wait_oom()).await.is_err(), "an OOM without a kill yet is no kill");
+        let kill_counted = {
+            let root_dir = root.path().to_path_buf();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                std::fs::write(
+                    root_dir.join("c/memory.events"),
+                    "low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\noom_group_kill 0\n",
+                )
+                .expect("count the kill");
+            })
+        };
+        assert_eq!(watcher.take_ooms_so_far().await.expect("count at exit"), 1, "the kill counted after the wait");
+        kill_counted.await.expect("writer");
+        // An OOM that ends without a kill is waited for once, then given up.
+        root.write("c/memory.events", "low 0\nhigh 0\nmax 2\noom 2\noom_kill 1\noom_group_kill 0\n");
+        assert_eq!(watcher.take_ooms_so_far().await.expect("count at exit"), 0);
+        let started = std::time::Instant::now();
+        assert_eq!(watcher.take_ooms_so_far().await.expect("count again"), 0);
+        assert!(started.elapsed() < KILL_CATCH_UP, "an OOM given up is not waited for again");
     }
 
     /// How many inotify instances this process has open (`anon_inode:inotify` fds).
