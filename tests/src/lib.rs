@@ -352,11 +352,7 @@ impl Sandbox {
 
     /// The status `ctr task ls` shows for `id`, if it lists it.
     pub fn task_status(&self, namespace: &str, id: &str) -> Option<(u32, String)> {
-        let run = self.ctr(namespace, &["task", "ls"]);
-        run.stdout.lines().find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields.first() == Some(&id)).then(|| (fields[1].parse().unwrap_or(0), fields[2].to_string()))
-        })
+        listed_task(&self.ctr(namespace, &["task", "ls"]).stdout, id)
     }
 
     /// Waits until `ctr task ls` shows `id` with `status`; returns its pid.
@@ -369,6 +365,14 @@ impl Sandbox {
         assert!(found, "task {namespace}/{id} never became {status}; last seen {last:?}");
         last.map(|(pid, _)| pid).unwrap_or(0)
     }
+}
+
+/// Task `id`'s pid and status in the output of `ctr task ls`.
+pub fn listed_task(listing: &str, id: &str) -> Option<(u32, String)> {
+    listing.lines().find_map(|line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+        [task, pid, status, ..] if task == id => Some((pid.parse().unwrap_or(0), status.to_string())),
+        _ => None,
+    })
 }
 
 /// The unit our shim gives task `id` of `namespace` under the host's default containerd.
@@ -507,37 +511,9 @@ pub mod direct {
     /// Asks our shim's `start` (as containerd would) to serve `namespace`; returns what it printed
     /// and, on success, the address.
     pub fn start_shim(sandbox: &Sandbox, namespace: &str, id: &str) -> (Run, Option<String>) {
-        // Hostile names may be long or contain '/': the directory is named by a counter instead.
-        let bundle = sandbox.root.join("bundles").join(super::unique_id("start"));
-        let _ = std::fs::create_dir_all(&bundle);
-        // containerd's environment, as test-containerd.service has it: if this `start` is the
-        // one that launches the daemon, the daemon inherits it (and finds runc and criu by it).
-        let path = format!(
-            "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            sandbox.root.join("bin").display()
-        );
-        let mut command = sandbox.command_in(
-            &bundle,
-            &[
-                "env",
-                &path,
-                "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
-                &sandbox.shim,
-                "-namespace",
-                namespace,
-                "-id",
-                id,
-                "-address",
-                &daemon_address(),
-                "-publish-binary",
-                &sandbox.containerd,
-                "start",
-            ],
-        );
-        let run = Run::from_output(command.output().expect("nsenter runs"));
-        let _ = std::fs::remove_dir_all(&bundle);
-        let address = (run.code == 0).then(|| parse_start_output(&run.stdout));
-        (run, address)
+        let path = containerd_path(sandbox);
+        let env = [path.as_str(), "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc"];
+        run_start(sandbox, &daemon_address(), &env, namespace, id)
     }
 
     /// Runs our shim's `start` for the containerd at `containerd_address` (which need not run),
@@ -550,10 +526,51 @@ pub mod direct {
         namespace: &str,
         id: &str,
     ) -> (Run, Option<String>) {
+        let ttrpc = format!("TTRPC_ADDRESS={containerd_address}.ttrpc");
+        let mut all = vec![ttrpc.as_str()];
+        all.extend_from_slice(env);
+        run_start(sandbox, containerd_address, &all, namespace, id)
+    }
+
+    /// Runs [`start_command`] in a bundle directory of its own, removed afterwards; returns what
+    /// it printed and, on success, the address.
+    fn run_start(
+        sandbox: &Sandbox,
+        containerd_address: &str,
+        env: &[&str],
+        namespace: &str,
+        id: &str,
+    ) -> (Run, Option<String>) {
+        // Hostile names may be long or contain '/': the directory is named by a counter instead.
         let bundle = sandbox.root.join("bundles").join(super::unique_id("start"));
         let _ = std::fs::create_dir_all(&bundle);
-        let ttrpc = format!("TTRPC_ADDRESS={containerd_address}.ttrpc");
-        let mut args = vec!["env", ttrpc.as_str()];
+        let mut command = start_command(sandbox, &bundle, containerd_address, env, namespace, id);
+        let run = Run::from_output(command.output().expect("nsenter runs"));
+        let _ = std::fs::remove_dir_all(&bundle);
+        let address = (run.code == 0).then(|| parse_start_output(&run.stdout));
+        (run, address)
+    }
+
+    /// containerd's `PATH`, as test-containerd.service has it (`PATH=…`): if a `start` is the
+    /// one that launches the daemon, the daemon inherits it (and finds runc and criu by it).
+    pub fn containerd_path(sandbox: &Sandbox) -> String {
+        format!(
+            "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            sandbox.root.join("bin").display()
+        )
+    }
+
+    /// Our shim's `start`, as containerd runs it in `bundle` for task `id` of `namespace` and the
+    /// containerd at `containerd_address`, with `env` (`NAME=value`) added to its environment.
+    pub fn start_command(
+        sandbox: &Sandbox,
+        bundle: &std::path::Path,
+        containerd_address: &str,
+        env: &[&str],
+        namespace: &str,
+        id: &str,
+    ) -> std::process::Command {
+        let mut args = vec!["env"];
         args.extend_from_slice(env);
         args.extend([
             sandbox.shim.as_str(),
@@ -567,10 +584,7 @@ pub mod direct {
             &sandbox.containerd,
             "start",
         ]);
-        let run = Run::from_output(sandbox.command_in(&bundle, &args).output().expect("nsenter runs"));
-        let _ = std::fs::remove_dir_all(&bundle);
-        let address = (run.code == 0).then(|| parse_start_output(&run.stdout));
-        (run, address)
+        sandbox.command_in(bundle, &args)
     }
 
     /// The containerd address the direct tests give our `start`: containerd's own, unless

@@ -318,6 +318,11 @@ impl SideContainerd {
         self.ctr(namespace, &args)
     }
 
+    /// `ctr task ls`'s pid and status of task `id` in `namespace`.
+    pub fn task_status(&self, namespace: &str, id: &str) -> Option<(u32, String)> {
+        super::listed_task(&self.ctr(namespace, &["task", "ls"]).stdout, id)
+    }
+
     /// The unit our daemon serving this containerd gives task `id` of `namespace` (not the
     /// default containerd's: its names carry the daemon's tag).
     pub fn unit_of(&self, namespace: &str, id: &str) -> String {

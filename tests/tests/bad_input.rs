@@ -18,7 +18,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
 use tests::calls::{self, code_of};
 use tests::direct::{bundle_with, client, context, runnable_bundle, start_shim};
-use tests::{assert_nothing_left, exec_unit_of, unique_id, unit_of, Sandbox};
+use tests::{assert_nothing_left, exec_unit_of, unique_id, unit_of, Run, Sandbox};
 use ttrpc::Code;
 
 #[test]
@@ -44,20 +44,26 @@ fn ctr_refuses_hostile_ids_and_namespaces_and_good_tasks_still_run() {
     assert_eq!((run.code, run.stdout.as_str()), (0, "still serving\n"), "{run:?}");
 }
 
+/// `ctr run --rm` of task `id` (running `true`) with runc's runtime options `options` (TOML).
+/// ctr passes runtime options for runtimes other than runc as CRI's runtimeoptions.v1.Options,
+/// naming a TOML file with runc's options.
+fn ctr_run_with_runtime_options(sandbox: &Sandbox, id: &str, options: &str) -> Run {
+    let config = sandbox.root.join(format!("{id}.toml"));
+    std::fs::write(&config, options).expect("write runtime options");
+    let config_path = config.to_str().expect("utf-8");
+    let args =
+        ["run", "--rm", "--runtime-config-path", config_path, "--runtime", tests::RUNTIME, tests::IMAGE, id, "true"];
+    let run = sandbox.ctr("default", &args);
+    std::fs::remove_file(&config).expect("remove runtime options");
+    run
+}
+
 #[test]
 fn missing_runc_is_a_clear_error_through_ctr_and_leaves_nothing() {
     let sandbox = Sandbox::get();
     sandbox.ensure_image("default");
     let id = unique_id("no-runc");
-    // ctr passes runtime options for runtimes other than runc as CRI's runtimeoptions.v1.Options,
-    // naming a TOML file with runc's options.
-    let config = sandbox.root.join(format!("{id}.toml"));
-    std::fs::write(&config, "BinaryName = \"no-such-runc\"\n").expect("write runtime options");
-    let config_path = config.to_str().expect("utf-8");
-    let args =
-        ["run", "--rm", "--runtime-config-path", config_path, "--runtime", tests::RUNTIME, tests::IMAGE, &id, "true"];
-    let run = sandbox.ctr("default", &args);
-    std::fs::remove_file(&config).expect("remove runtime options");
+    let run = ctr_run_with_runtime_options(sandbox, &id, "BinaryName = \"no-such-runc\"\n");
     assert_ne!(run.code, 0, "{run:?}");
     assert!(run.stderr.contains("no-such-runc") && run.stderr.contains("not found"), "{run:?}");
     sandbox.ctr("default", &["container", "rm", &id]);
@@ -73,13 +79,7 @@ fn shim_cgroup_is_refused_by_name_through_ctr_and_leaves_nothing() {
     let sandbox = Sandbox::get();
     sandbox.ensure_image("default");
     let id = unique_id("shim-cgroup");
-    let config = sandbox.root.join(format!("{id}.toml"));
-    std::fs::write(&config, "ShimCgroup = \"/containerd-shims\"\n").expect("write runtime options");
-    let config_path = config.to_str().expect("utf-8");
-    let args =
-        ["run", "--rm", "--runtime-config-path", config_path, "--runtime", tests::RUNTIME, tests::IMAGE, &id, "true"];
-    let run = sandbox.ctr("default", &args);
-    std::fs::remove_file(&config).expect("remove runtime options");
+    let run = ctr_run_with_runtime_options(sandbox, &id, "ShimCgroup = \"/containerd-shims\"\n");
     assert_ne!(run.code, 0, "{run:?}");
     assert!(run.stderr.contains("ShimCgroup") && run.stderr.contains("/containerd-shims"), "{run:?}");
     sandbox.ctr("default", &["container", "rm", &id]);

@@ -33,18 +33,6 @@ fn unique_bus_name_of(sandbox: &Sandbox, pid: &str) -> Option<String> {
     })
 }
 
-/// The task's status and pid as `ctr task ls` shows them.
-fn task_status(containerd: &SideContainerd, id: &str) -> Option<(String, String)> {
-    let run = containerd.ctr(NAMESPACE, &["task", "ls"]);
-    run.stdout.lines().find_map(|line| {
-        let columns: Vec<&str> = line.split_whitespace().collect();
-        match columns[..] {
-            [task, pid, status, ..] if task == id => Some((status.to_string(), pid.to_string())),
-            _ => None,
-        }
-    })
-}
-
 #[test]
 fn a_forged_exit_signal_from_another_bus_connection_changes_nothing() {
     let sandbox = Sandbox::get();
@@ -55,7 +43,7 @@ fn a_forged_exit_signal_from_another_bus_connection_changes_nothing() {
     containerd.import_image(NAMESPACE);
     let id = unique_id("forged");
     containerd.ctr(NAMESPACE, &["run", "-d", "--runtime", RUNTIME, IMAGE, &id, "sleep", "1000"]).success("ctr run -d");
-    let (status, init_pid) = task_status(&containerd, &id).expect("the task is listed");
+    let (init_pid, status) = containerd.task_status(NAMESPACE, &id).expect("the task is listed");
     assert_eq!(status, "RUNNING");
 
     let daemon_unit = containerd.daemon_unit().expect("a daemon serves the side containerd");
@@ -91,7 +79,7 @@ fn a_forged_exit_signal_from_another_bus_connection_changes_nothing() {
         "0",
         "ExecMainPID",
         "u",
-        &init_pid,
+        &init_pid.to_string(),
         "ExecMainExitTimestamp",
         "t",
         "1",
@@ -105,8 +93,8 @@ fn a_forged_exit_signal_from_another_bus_connection_changes_nothing() {
     containerd.ctr_run(NAMESPACE, &after, &["true"]).success("a task after the forgery");
 
     assert_eq!(
-        task_status(&containerd, &id),
-        Some(("RUNNING".to_string(), init_pid.clone())),
+        containerd.task_status(NAMESPACE, &id),
+        Some((init_pid, "RUNNING".to_string())),
         "the forged exit was taken for the container's"
     );
     assert_eq!(sandbox.unit_property(&unit, "ActiveState"), "active");

@@ -463,29 +463,10 @@ fn start_with_bootstrap_params(
     std::fs::create_dir_all(&bundle).expect("bundle");
     // containerd's environment, as tests::direct::start_shim gives it, in case this `start`
     // launches the daemon.
-    let path = format!(
-        "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        sandbox.root.join("bin").display()
-    );
+    let path = tests::direct::containerd_path(sandbox);
+    let env = [path.as_str(), "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc"];
     let address = tests::direct::daemon_address();
-    let command = sandbox.command_in(
-        &bundle,
-        &[
-            "env",
-            &path,
-            "TTRPC_ADDRESS=/run/containerd/containerd.sock.ttrpc",
-            &sandbox.shim,
-            "-namespace",
-            "default",
-            "-id",
-            id,
-            "-address",
-            &address,
-            "-publish-binary",
-            &sandbox.containerd,
-            "start",
-        ],
-    );
+    let command = tests::direct::start_command(sandbox, &bundle, &address, &env, "default", id);
     let output = output_with_stdin(command, &params.write_to_bytes().expect("encode"));
     let address_file = std::fs::read_to_string(bundle.join("address")).ok();
     let _ = std::fs::remove_dir_all(&bundle);

@@ -11,7 +11,7 @@ use nix::unistd::mkfifo;
 use tests::calls::{delete, kill, wait};
 use tests::direct::{client, context, runnable_bundle};
 use tests::telemetry::SideContainerd;
-use tests::{assert_nothing_left, scaled, unique_id, unit_of, wait_until, Run, Sandbox, IMAGE, RUNTIME};
+use tests::{assert_nothing_left, scaled, unique_id, unit_of, wait_until, Sandbox, IMAGE, RUNTIME};
 
 /// How many Creates the daemon parses and submits at once.
 const CREATE_SLOTS: usize = 8;
@@ -96,14 +96,6 @@ async fn creates_stuck_on_unread_fifos_do_not_hold_back_a_create_in_another_name
     let _ = std::fs::remove_dir_all(&fifo_dir);
 }
 
-/// Task `id`'s status and pid in `ctr task ls` output.
-fn listed(run: &Run, id: &str) -> Option<(String, String)> {
-    run.stdout.lines().find_map(|line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-        [task, pid, status, ..] if task == id => Some((status.to_string(), pid.to_string())),
-        _ => None,
-    })
-}
-
 #[test]
 fn two_containerds_run_the_same_namespace_and_id_and_neither_touches_the_other() {
     let sandbox = Sandbox::get();
@@ -121,12 +113,12 @@ fn two_containerds_run_the_same_namespace_and_id_and_neither_touches_the_other()
     for unit in [&unit, &side_unit] {
         assert_eq!(sandbox.unit_property(unit, "ActiveState"), "active", "{unit}");
     }
-    let (status, pid) = listed(&sandbox.ctr(namespace, &["task", "ls"]), &id).expect("the default containerd's task");
-    let (side_status, side_pid) = listed(&side.ctr(namespace, &["task", "ls"]), &id).expect("the other's task");
+    let (pid, status) = sandbox.task_status(namespace, &id).expect("the default containerd's task");
+    let (side_pid, side_status) = side.task_status(namespace, &id).expect("the other's task");
     assert_eq!((status.as_str(), side_status.as_str()), ("RUNNING", "RUNNING"));
     assert_ne!(pid, side_pid);
-    assert_eq!(sandbox.unit_property(&unit, "MainPID"), pid);
-    assert_eq!(sandbox.unit_property(&side_unit, "MainPID"), side_pid);
+    assert_eq!(sandbox.unit_property(&unit, "MainPID"), pid.to_string());
+    assert_eq!(sandbox.unit_property(&side_unit, "MainPID"), side_pid.to_string());
 
     // The other containerd's task goes; the default one's is untouched.
     side.ctr(namespace, &["task", "kill", "-s", "KILL", &id]).success("ctr task kill (other)");
@@ -136,9 +128,9 @@ fn two_containerds_run_the_same_namespace_and_id_and_neither_touches_the_other()
         wait_until(scaled(Duration::from_secs(10)), || !sandbox.unit_loaded(&side_unit)),
         "the other containerd's unit {side_unit} is left"
     );
-    assert_eq!(listed(&sandbox.ctr(namespace, &["task", "ls"]), &id), Some(("RUNNING".to_string(), pid.clone())));
+    assert_eq!(sandbox.task_status(namespace, &id), Some((pid, "RUNNING".to_string())));
     assert_eq!(sandbox.unit_property(&unit, "ActiveState"), "active");
-    assert_eq!(sandbox.unit_property(&unit, "MainPID"), pid);
+    assert_eq!(sandbox.unit_property(&unit, "MainPID"), pid.to_string());
 
     sandbox.ctr(namespace, &["task", "kill", "-s", "KILL", &id]).success("ctr task kill");
     sandbox.ctr(namespace, &["task", "rm", "-f", &id]).success("ctr task rm");
