@@ -4,9 +4,7 @@
 //! and CreateOptions decode to what was encoded, or are refused for a non-empty ShimCgroup; a
 //! TOML file is either accepted or refused as an invalid request naming the file.
 //!
-//! `decode_options` is private to the shim's daemon module, so the module's file is compiled in
-//! here as it is, with a stand-in for the one crate item it uses (`crate::error::Error`). Making
-//! `shim::daemon::options` public would let this target use the shim crate instead.
+//! It drives the decoder through the shim crate's public `runtime_options` module.
 
 #![no_main]
 
@@ -18,34 +16,7 @@ use containerd_shim_protos::protobuf::{CodedOutputStream, Message};
 use containerd_shim_protos::shim::oci::Options as RuncOptions;
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../shim/src/daemon/options.rs"]
-#[allow(dead_code)]
-mod options;
-
-/// The variants of the shim's error type that `options.rs` builds.
-mod error {
-    #[derive(Debug)]
-    pub enum Error {
-        InvalidRequest(String),
-        UnknownOptions { type_url: String },
-        ShimCgroup { value: String, given_in: String },
-        UnhonouredRestoreSettings { type_name: &'static str, fields: String },
-    }
-
-    impl std::fmt::Display for Error {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            match self {
-                Error::InvalidRequest(message) => write!(f, "invalid request: {message}"),
-                Error::UnknownOptions { type_url } => write!(f, "runtime options of type {type_url:?}"),
-                Error::ShimCgroup { value, given_in } => write!(f, "{given_in}: ShimCgroup {value:?} is refused"),
-                Error::UnhonouredRestoreSettings { type_name, fields } => write!(f, "{type_name} sets {fields}"),
-            }
-        }
-    }
-}
-
-use error::Error;
-use options::{decode_options, TaskOptions};
+use shim::runtime_options::{decode_options, OptionsError, TaskOptions};
 
 #[derive(Arbitrary, Debug)]
 enum Input<'a> {
@@ -130,7 +101,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     RUNTIME.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime"))
 }
 
-fn decode(any: &Any) -> Result<TaskOptions, Error> {
+fn decode(any: &Any) -> Result<TaskOptions, OptionsError> {
     runtime().block_on(decode_options(Some(any), &TaskOptions::default()))
 }
 
@@ -179,7 +150,7 @@ fuzz_target!(|input: Input<'_>| match input {
             ..Default::default()
         };
         let decoded = match decode(&any) {
-            Err(Error::ShimCgroup { value, .. }) if !value.is_empty() => return,
+            Err(OptionsError::ShimCgroup { value, .. }) if !value.is_empty() => return,
             decoded => decoded.expect("runc's options as encoded decode, unless they name a ShimCgroup"),
         };
         let non_empty = |value: String| (!value.is_empty()).then_some(value);
@@ -198,7 +169,7 @@ fuzz_target!(|input: Input<'_>| match input {
             ..Default::default()
         };
         let decoded = match decode(&any) {
-            Err(Error::ShimCgroup { value, .. }) => {
+            Err(OptionsError::ShimCgroup { value, .. }) => {
                 assert_eq!(value, create.shim_cgroup);
                 assert!(!value.is_empty(), "an empty ShimCgroup is nothing");
                 return;
@@ -237,13 +208,18 @@ fuzz_target!(|input: Input<'_>| match input {
         }
         let any = Any { type_url: type_url.into(), value: value.to_vec(), ..Default::default() };
         match decode(&any) {
-            Ok(_) | Err(Error::InvalidRequest(_)) => {}
-            Err(Error::ShimCgroup { value, .. }) => assert!(!value.is_empty()),
-            Err(Error::UnknownOptions { type_url: refused }) => {
+            Ok(_)
+            | Err(
+                OptionsError::Undecodable { .. } | OptionsError::UnreadableFile { .. } | OptionsError::InvalidFile { .. },
+            ) => {}
+            Err(OptionsError::ShimCgroup { value, .. }) => assert!(!value.is_empty()),
+            Err(OptionsError::UnknownType { type_url: refused }) => {
                 assert_eq!(refused, type_url);
                 assert!(known.is_none());
             }
-            Err(other @ Error::UnhonouredRestoreSettings { .. }) => panic!("only Create refuses these: {other:?}"),
+            Err(other @ OptionsError::UnhonouredRestoreSettings { .. }) => {
+                panic!("only Create refuses these: {other:?}")
+            }
         }
     }
     Input::Toml(text) => {
@@ -258,8 +234,11 @@ fuzz_target!(|input: Input<'_>| match input {
         };
         match decode(&any) {
             Ok(_) => {}
-            Err(Error::InvalidRequest(message)) => assert!(message.contains(path_text), "{message}"),
-            Err(Error::ShimCgroup { value, given_in }) => {
+            Err(error @ (OptionsError::UnreadableFile { .. } | OptionsError::InvalidFile { .. })) => {
+                let message = error.to_string();
+                assert!(message.contains(path_text), "{message}");
+            }
+            Err(OptionsError::ShimCgroup { value, given_in }) => {
                 assert!(!value.is_empty());
                 assert!(given_in.contains(path_text), "{given_in}");
             }

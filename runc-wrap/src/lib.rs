@@ -5,6 +5,7 @@
 pub mod atomic_file;
 pub mod deadlines;
 pub mod exec_fifo;
+pub mod features;
 pub mod helper;
 pub mod notify;
 pub mod protocol;

@@ -44,8 +44,8 @@ use unit_gen::daemon_unit::DEFAULT_FD_STORE_MAX;
 use unit_gen::slice::validate_slice_name;
 use unit_gen::UnitOptions;
 
-use crate::daemon::{LogMode, TaskOptions};
 use crate::error::Error;
+use crate::runtime_options::{LogMode, TaskOptions};
 use crate::systemd::TransportPreference;
 
 /// Where the configuration is read from when nothing else is said.

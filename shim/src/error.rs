@@ -174,39 +174,9 @@ pub enum Error {
     /// A feature this shim does not implement.
     #[error("{0} is not supported by containerd-shim-systemd-v1")]
     Unsupported(String),
-    /// Runtime options of a type we do not know.
-    #[error(
-        "runtime options of type {type_url:?} are not supported (expected containerd.runc.v1.Options, \
-         runtimeoptions.v1.Options or containerd.linux.runc.CreateOptions)"
-    )]
-    UnknownOptions {
-        /// The options' type URL.
-        type_url: String,
-    },
-    /// A non-empty `ShimCgroup` runtime option: there is no per-task shim process to place.
-    #[error(
-        "{given_in}: ShimCgroup {value:?} is refused: this runtime runs no shim process per task to move into a \
-         cgroup (a task's helper and stdio copiers run inside the task's own unit, in the slice of its cgroupsPath, \
-         and the one daemon is a service of its own); leave ShimCgroup empty and place containers through the \
-         spec's cgroupsPath (CRI: the pod's cgroup parent) or `[unit] slice` in the configuration file"
-    )]
-    ShimCgroup {
-        /// The cgroup the option named.
-        value: String,
-        /// Which options carried it (a type name, or the runtime options file).
-        given_in: String,
-    },
-    /// A restore from a checkpoint with CRIU restore settings that `runc restore` is not given here.
-    #[error(
-        "{type_name} sets {fields} for a restore from a checkpoint, but this runtime does not pass these CRIU \
-         settings to `runc restore`; restore without them"
-    )]
-    UnhonouredRestoreSettings {
-        /// The options' type name.
-        type_name: &'static str,
-        /// The settings, by proto field name.
-        fields: String,
-    },
+    /// Runtime options refused ([`crate::runtime_options`]).
+    #[error(transparent)]
+    RuntimeOptions(#[from] crate::runtime_options::OptionsError),
     /// containerd's bootstrap parameters and its flags or environment name different containerds.
     #[error(
         "containerd's bootstrap parameters give {parameter} {bootstrap:?}, but {given_as} is {given:?}; refusing to \
@@ -232,7 +202,7 @@ pub enum Error {
         binary: PathBuf,
         /// What went wrong.
         #[source]
-        failure: crate::info::FeaturesFailure,
+        failure: runc_wrap::features::FeaturesFailure,
     },
     /// A runc invocation failed.
     #[error(transparent)]
@@ -345,9 +315,7 @@ impl Error {
             | Error::InvalidRequest(_)
             | Error::InvalidBundle { .. }
             | Error::InvalidSpec { .. }
-            | Error::UnknownOptions { .. }
-            | Error::ShimCgroup { .. }
-            | Error::UnhonouredRestoreSettings { .. }
+            | Error::RuntimeOptions(_)
             | Error::BootstrapDisagrees { .. }
             | Error::Config { .. }
             | Error::InvalidConnectionId { .. }

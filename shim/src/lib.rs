@@ -14,6 +14,7 @@ pub mod info;
 pub mod install;
 pub mod logging;
 pub mod paths;
+pub mod runtime_options;
 pub mod start;
 pub mod systemd;
 pub mod task_api;

@@ -149,7 +149,7 @@ fn bootstrap_params(stdin: &[u8], namespace: &str, id: &str) -> Option<Bootstrap
 ///   restored across daemon restarts, so a task cannot move it. Refusing another directory would
 ///   make every task of such a containerd fail for no gain; containerd works with the address.
 /// - `extensions`: not used. containerd 2.3 puts the task's runtime options there, and sends
-///   them again with Create, where they are decoded and checked (`crate::daemon::decode_options`);
+///   them again with Create, where they are decoded and checked (`crate::runtime_options::decode_options`);
 ///   other extensions are optional configuration sections for features added later
 ///   (containerd's examples: CRI, NRI and sandbox configuration) that containerd sends whatever
 ///   the shim supports, so refusing an unknown one would break this runtime on the next

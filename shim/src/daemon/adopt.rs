@@ -13,9 +13,8 @@ use runc_wrap::atomic_file::{read_json, remove_if_present};
 use runc_wrap::protocol::{exec_dir, files, ExitState};
 use unit_gen::{UnitName, UnitNaming, UnitOptions};
 
-use super::cleanup::{remove_task_residue, ContainerEnd};
-use super::create::read_spec;
-use super::exec::remove_exec_residue;
+use super::bundle::read_spec;
+use super::cleanup::{remove_exec_residue, remove_task_residue, ContainerEnd};
 use super::exec_process::{ExecLifecycle, ExecProcess};
 use super::manager::TaskManager;
 use super::record_check::{trusted_records, unit_naming_of};

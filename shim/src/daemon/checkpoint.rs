@@ -55,7 +55,10 @@ fn checkpoint_options(request: &CheckpointTaskRequest) -> Result<CheckpointOptio
         return Ok(CheckpointOptions::default());
     };
     if any.type_url.rsplit('/').next() != Some(CHECKPOINT_OPTIONS_TYPE) {
-        return Err(Error::UnknownOptions { type_url: any.type_url.clone() });
+        return Err(Error::InvalidRequest(format!(
+            "checkpoint options of type {:?} are not supported (expected {CHECKPOINT_OPTIONS_TYPE})",
+            any.type_url
+        )));
     }
     CheckpointOptions::parse_from_bytes(&any.value)
         .map_err(|error| Error::InvalidRequest(format!("undecodable {CHECKPOINT_OPTIONS_TYPE}: {error}")))

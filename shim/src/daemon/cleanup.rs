@@ -21,8 +21,6 @@ use runc_wrap::protocol::{files, CreateRequest, ExecRequest};
 use unit_gen::names::TASK_UNIT_PREFIX;
 use unit_gen::UnitName;
 
-use super::exec::remove_exec_residue;
-
 use crate::blocking::blocking;
 use crate::cgroup::hierarchy_mount_points;
 use crate::error::Error;
@@ -353,6 +351,19 @@ fn cgroup_hierarchies() -> Vec<PathBuf> {
         return Vec::new();
     };
     hierarchy_mount_points(&mountinfo)
+}
+
+/// Stops and forgets an exec's unit and removes its directory. Idempotent.
+pub async fn remove_exec_residue(systemd: &Systemd, unit: &UnitName, dir: &Path) -> Result<(), Error> {
+    systemd.stop_unit(unit.as_str(), STOP_TIMEOUT).await?;
+    systemd.reset_failed_unit(unit.as_str()).await?;
+    let dir: PathBuf = dir.to_path_buf();
+    blocking("removing exec files", move || match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(Error::io(format!("removing {}", dir.display()), error)),
+    })
+    .await?
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
-use runc_wrap::atomic_file::{read_json, read_regular_file, write_json_atomically, MAX_CONFIG_LEN};
+use runc_wrap::atomic_file::{read_json, write_json_atomically};
 use runc_wrap::protocol::{
     files, ConsolePaths, CreateRequest, HelperFailure, HelperStage, InitExitedAtCreate, RestoreFrom, RootfsMount,
     RuncInvocation, StdioOptions, StdioPaths, SupervisorCgroup,
@@ -18,14 +18,15 @@ use runc_wrap::Runc;
 use tokio::sync::SemaphorePermit;
 use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, SupervisorPlacement, SUPERVISOR_CGROUP};
 
+use super::bundle::{read_pid_file, read_spec, stdio_path, validate_bundle};
 use super::cleanup::{remove_task_residue, ContainerEnd};
 use super::manager::TaskManager;
-use super::options::{decode_options, LogMode};
 use super::state::Saved;
 use super::task::{CriuPaths, Exit, SpecFacts, Task, TaskKey, TaskSetup};
 use crate::blocking::blocking;
 use crate::error::Error;
 use crate::paths::exit_file_of;
+use crate::runtime_options::{decode_options, LogMode};
 use crate::systemd::{error_names, JobResult, SystemdError};
 
 /// How long we wait for the unit's start job: systemd's own TimeoutStartSec plus a margin.
@@ -427,73 +428,6 @@ async fn init_exited_at_create(bundle: &Path) -> Option<InitExitedAtCreate> {
         .flatten()
 }
 
-/// A stdio path from the request: empty means none; `file://` is a log file; `binary://` names
-/// a logger program the helper starts inside the unit (runc-wrap's `helper::logger`).
-pub(super) fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, Error> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    if let Some((scheme, _)) = value.split_once("://") {
-        return match scheme {
-            "file" => Ok(Some(PathBuf::from(value))),
-            "binary" => match runc_wrap::helper::logger::LoggerCommand::parse(value) {
-                Ok(_) => Ok(Some(PathBuf::from(value))),
-                Err(error) => Err(Error::InvalidRequest(format!("{stream}: {error}"))),
-            },
-            _ => Err(Error::InvalidRequest(format!("{stream} {value:?} has an unknown URI scheme {scheme:?}"))),
-        };
-    }
-    if !Path::new(value).is_absolute() {
-        return Err(Error::InvalidRequest(format!("{stream} path {value:?} is not absolute")));
-    }
-    Ok(Some(PathBuf::from(value)))
-}
-
-/// The bundle path `bundle` names, if it is one a task may have: given, and absolute.
-pub(super) fn bundle_path(bundle: &str) -> Result<PathBuf, Error> {
-    let path = PathBuf::from(bundle);
-    let invalid = |reason: &str| Error::InvalidBundle { path: path.clone(), reason: reason.into() };
-    if bundle.is_empty() {
-        return Err(invalid("no bundle path given"));
-    }
-    if !path.is_absolute() {
-        return Err(invalid("the path is not absolute"));
-    }
-    Ok(path)
-}
-
-async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
-    let path = bundle_path(bundle)?;
-    let invalid = |reason: String| Error::InvalidBundle { path: path.clone(), reason };
-    match tokio::fs::metadata(&path).await {
-        Ok(meta) if meta.is_dir() => Ok(path),
-        Ok(_) => Err(invalid("is not a directory".into())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(invalid("does not exist".into())),
-        Err(error) => Err(invalid(error.to_string())),
-    }
-}
-
-pub(super) async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
-    let invalid = |reason: String| Error::InvalidSpec { bundle: bundle.to_path_buf(), reason };
-    let text = match read_regular_file(&bundle.join("config.json"), MAX_CONFIG_LEN).await {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(invalid("config.json is missing".into()))
-        }
-        Err(error) => return Err(invalid(error.to_string())),
-    };
-    let spec: Spec = serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
-    if spec.process().is_none() {
-        return Err(invalid("it has no process".into()));
-    }
-    Ok(spec)
-}
-
-pub(super) async fn read_pid_file(path: &Path) -> Result<u32, Error> {
-    let path = path.to_path_buf();
-    blocking("reading a pid file", move || runc_wrap::atomic_file::read_pid_file(&path)).await?.map_err(Error::State)
-}
-
 /// Where the init unit's helper runs, as the unit [`render_init_unit`] makes for this systemd
 /// places it.
 fn supervisor_cgroup(systemd_version: u32) -> SupervisorCgroup {
@@ -501,48 +435,5 @@ fn supervisor_cgroup(systemd_version: u32) -> SupervisorCgroup {
     match SupervisorPlacement::for_systemd(systemd_version) {
         SupervisorPlacement::BySystemd => SupervisorCgroup::StartedIn { name },
         SupervisorPlacement::ByHelper => SupervisorCgroup::MoveTo { name },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stdio_paths_accept_fifos_and_file_uris_only() {
-        assert_eq!(stdio_path("stdout", "").unwrap(), None);
-        assert_eq!(stdio_path("stdout", "/run/f/out").unwrap(), Some(PathBuf::from("/run/f/out")));
-        assert_eq!(stdio_path("stdout", "file:///var/log/x").unwrap(), Some(PathBuf::from("file:///var/log/x")));
-        assert_eq!(
-            stdio_path("stdout", "binary:///bin/logger?a=b").unwrap(),
-            Some(PathBuf::from("binary:///bin/logger?a=b"))
-        );
-        assert!(matches!(stdio_path("stdout", "binary://bin/logger"), Err(Error::InvalidRequest(_))));
-        assert!(matches!(stdio_path("stdout", "http://x"), Err(Error::InvalidRequest(_))));
-        assert!(matches!(stdio_path("stdout", "relative/path"), Err(Error::InvalidRequest(_))));
-    }
-
-    #[tokio::test]
-    async fn bundle_must_be_an_existing_absolute_directory() {
-        assert!(matches!(validate_bundle("").await, Err(Error::InvalidBundle { .. })));
-        assert!(matches!(validate_bundle("relative").await, Err(Error::InvalidBundle { .. })));
-        let missing = validate_bundle("/nonexistent/bundle").await.unwrap_err();
-        assert!(missing.to_string().contains("does not exist"), "{missing}");
-        assert!(matches!(validate_bundle("/etc/hostname").await, Err(Error::InvalidBundle { .. })));
-        assert_eq!(validate_bundle("/").await.unwrap(), PathBuf::from("/"));
-    }
-
-    #[tokio::test]
-    async fn spec_must_parse_and_have_a_process() {
-        let dir = std::env::temp_dir().join(format!("shim-spec-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let missing = read_spec(&dir).await.unwrap_err();
-        assert!(missing.to_string().contains("missing"), "{missing}");
-        std::fs::write(dir.join("config.json"), "not json").unwrap();
-        assert!(matches!(read_spec(&dir).await, Err(Error::InvalidSpec { .. })));
-        std::fs::write(dir.join("config.json"), r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#).unwrap();
-        let no_process = read_spec(&dir).await.unwrap_err();
-        assert!(no_process.to_string().contains("no process"), "{no_process}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,17 +10,9 @@ use nix::sys::signal::Signal;
 
 use super::cleanup::{begin_task_residue_removal, ContainerEnd};
 use super::manager::TaskManager;
+use super::process_exit::Deleted;
 use super::task::{Exit, Task, TaskKey};
 use crate::error::Error;
-
-/// What Delete reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deleted {
-    /// Init pid.
-    pub pid: u32,
-    /// How init ended.
-    pub exit: Exit,
-}
 
 impl TaskManager {
     /// Deletes task `key`.

@@ -2,7 +2,7 @@
 //! files, Start runs its unit, Kill signals it, Delete removes its unit and files. Each exec is a
 //! transient unit of its own (see `unit_gen::exec_unit` for its shape).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,13 +12,13 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Process;
 use runc_wrap::atomic_file::{read_json, write_json_atomically};
 use runc_wrap::protocol::{exec_dir, files, ConsolePaths, ExecRequest, HelperFailure, RuncInvocation, StdioPaths};
-use unit_gen::{render_exec_unit, ExecHelperPaths, ExecUnitRequest, UnitName};
+use unit_gen::{render_exec_unit, ExecHelperPaths, ExecUnitRequest};
 
-use super::cleanup::STOP_TIMEOUT;
-use super::create::{read_pid_file, stdio_path};
-use super::delete::Deleted;
+use super::bundle::{read_pid_file, stdio_path};
+use super::cleanup::remove_exec_residue;
 use super::exec_process::ExecProcess;
 use super::manager::TaskManager;
+use super::process_exit::Deleted;
 use super::task::{Exit, Task, TaskKey};
 use crate::blocking::blocking;
 use crate::error::Error;
@@ -297,19 +297,6 @@ fn write_exec_files(dir: &Path, process_json: &[u8], request: &ExecRequest) -> R
     std::fs::write(&process_path, process_json)
         .map_err(|error| Error::io(format!("writing {}", process_path.display()), error))?;
     write_json_atomically(&dir.join(files::exec::REQUEST), request).map_err(Error::State)
-}
-
-/// Stops and forgets an exec's unit and removes its directory. Idempotent.
-pub async fn remove_exec_residue(systemd: &crate::systemd::Systemd, unit: &UnitName, dir: &Path) -> Result<(), Error> {
-    systemd.stop_unit(unit.as_str(), STOP_TIMEOUT).await?;
-    systemd.reset_failed_unit(unit.as_str()).await?;
-    let dir: PathBuf = dir.to_path_buf();
-    blocking("removing exec files", move || match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(Error::io(format!("removing {}", dir.display()), error)),
-    })
-    .await?
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use runc_wrap::protocol::StdioPaths;
 use tokio::sync::watch;
 use unit_gen::UnitName;
 
-use super::task::{Exit, ExitWatch, Refused};
+use super::process_exit::{Exit, ExitWatch, Refused};
 
 /// Where an exec process is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

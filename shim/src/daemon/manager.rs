@@ -11,7 +11,6 @@ use unit_gen::UnitOptions;
 
 use super::events::EventSender;
 use super::heap_trim::HeapTrimmer;
-use super::options::TaskOptions;
 use super::state::StateStore;
 use super::table::TaskTable;
 use super::task::{Exit, Task, TaskKey};
@@ -19,6 +18,7 @@ use super::unit_stops::UnitStops;
 use crate::cgroup::{MigrationPrimer, SharedInotify};
 use crate::error::Error;
 use crate::paths::DaemonIdentity;
+use crate::runtime_options::TaskOptions;
 use crate::systemd::Systemd;
 use crate::unbounded_work::UnboundedWork;
 use unit_gen::CgroupHierarchy;

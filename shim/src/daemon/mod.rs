@@ -1,8 +1,24 @@
 //! The long-lived daemon: one per containerd, serving the task API for every task of that
 //! containerd, in every namespace. It runs as a systemd service; each task runs as a unit of
 //! its own, so containers do not depend on the daemon's process.
+//!
+//! Its modules form three layers, and imports point down only (`shim/tests/module_layout.rs`
+//! checks it, and that no two modules import each other in a circle):
+//! - entry points: the task API service (`service.rs`), the sockets (`server.rs`) and adoption
+//!   of the tasks a previous daemon left (`adopt.rs`);
+//! - lifecycle verbs, one file each, implemented on the task manager (`manager.rs`): `create`,
+//!   `start`, `delete`, `exec`, `kill`, `pause`, `pids`, `resize`, `stats`, `update`,
+//!   `checkpoint`. A verb never uses another verb;
+//! - shared services the verbs use: the task table and a task's state (`task`, `exec_process`,
+//!   `process_exit`, `table`), state files (`state`, `record_check`), what the bundle holds
+//!   (`bundle`), exits (`exits`, `init_signal`, `unit_process`), cleanup (`cleanup`,
+//!   `unit_stops`), events (`events`, `publisher`), and the rest of the manager's parts.
+//!
+//! Pure logic the daemon shares with the other commands lives outside it: runtime options are
+//! decoded by [`crate::runtime_options`], units are rendered by the `unit-gen` crate.
 
 mod adopt;
+mod bundle;
 mod checkpoint;
 mod cleanup;
 mod create;
@@ -15,9 +31,9 @@ mod heap_trim;
 mod init_signal;
 mod kill;
 mod manager;
-mod options;
 mod pause;
 mod pids;
+mod process_exit;
 mod publisher;
 mod record_check;
 mod request;
@@ -46,7 +62,6 @@ use unit_gen::names::TASK_UNIT_PREFIX;
 pub use cleanup::{remove_task_residue, ContainerEnd};
 pub use events::timestamp;
 pub use manager::DaemonSettings;
-pub use options::{decode_options, LogMode, TaskOptions};
 
 use crate::blocking::blocking;
 use crate::cgroup::{MigrationPrimer, SharedInotify};

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use unit_gen::{validate_identifier, DaemonTag, IdentifierKind, UnitNaming};
 
-use super::create::{bundle_path, stdio_path};
+use super::bundle::{bundle_path, stdio_path};
 use super::request::{process_ref, task_key};
 use super::state::{record_path, StoredRecord, TaskRecord};
 use super::task::TaskKey;

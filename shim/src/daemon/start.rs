@@ -3,7 +3,7 @@
 //! while runc runs is held back and published after `TaskStart`, so containerd always sees
 //! create → start → exit in that order.
 
-use super::create::read_spec;
+use super::bundle::read_spec;
 use super::manager::TaskManager;
 use super::task::{StartOutcome, TaskKey};
 use crate::error::Error;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use containerd_shim_protos::api::Status;
 use oci_spec::runtime::{Hook, Hooks, LinuxNamespaceType, Spec};
@@ -16,6 +16,7 @@ use unit_gen::init_unit::container_slice;
 use unit_gen::{UnitName, UnitNaming, UnitOptions};
 
 use super::exec_process::ExecProcess;
+pub use super::process_exit::{Exit, ExitWatch, Refused};
 use crate::cgroup::ContainerCgroups;
 
 /// A task's identity: containerd namespace and id.
@@ -31,15 +32,6 @@ impl std::fmt::Display for TaskKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.id)
     }
-}
-
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Exit {
-    /// Exit code, or 128 + signal.
-    pub status: u32,
-    /// When.
-    pub at: SystemTime,
 }
 
 /// What a task needs of its container's OCI spec after Create. The spec itself stays in the
@@ -94,34 +86,6 @@ fn has_own_pid_namespace(spec: &Spec) -> bool {
 /// runc runs in `start` or `delete`, which the daemon otherwise does without runc.
 fn has_hooks(spec: &Spec, stage: impl Fn(&Hooks) -> &Option<Vec<Hook>>) -> bool {
     spec.hooks().as_ref().and_then(|hooks| stage(hooks).as_ref()).is_some_and(|hooks| !hooks.is_empty())
-}
-
-/// Lets waiters (`Wait`) learn a process's exit once it is known.
-pub struct ExitWatch {
-    sender: watch::Sender<Option<Exit>>,
-}
-
-impl ExitWatch {
-    /// No exit yet.
-    pub fn new() -> ExitWatch {
-        ExitWatch { sender: watch::channel(None).0 }
-    }
-
-    /// Publishes the exit to every receiver; call under the lifecycle lock, after the transition.
-    pub fn announce(&self, exit: Exit) {
-        self.sender.send_replace(Some(exit));
-    }
-
-    /// A receiver that sees the exit once it is announced.
-    pub fn receiver(&self) -> watch::Receiver<Option<Exit>> {
-        self.sender.subscribe()
-    }
-}
-
-impl Default for ExitWatch {
-    fn default() -> Self {
-        ExitWatch::new()
-    }
 }
 
 /// Where a task is in its life. Transitions happen under the task's lock, which is never held
@@ -237,13 +201,6 @@ impl Lifecycle {
     pub fn is_live(&self) -> bool {
         matches!(self, Lifecycle::Running { .. } | Lifecycle::Paused { .. })
     }
-}
-
-/// A transition the current state does not allow; `state` names the current state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused {
-    /// The state the task is in.
-    pub state: &'static str,
 }
 
 /// How a finished `runc start` left the task.

@@ -8,12 +8,13 @@
 //!   container's `WithUIDOwner`/`WithGIDOwner`): the options of containerd's v1 linux runtime.
 //!
 //! Any other type, and any unknown key in the TOML file, is refused by name rather than ignored.
-//! What the options leave unset comes from the daemon's configuration file (`crate::config`).
+//! What the options leave unset comes from the daemon's configuration file (`crate::config`). Pure: it reads at most the file `ConfigPath` names, so the fuzz target
+//! drives it through this crate's public API.
 //!
 //! `ShimCgroup`, which each form can carry, is refused when set ([`refuse_shim_cgroup`]): runc-v2
 //! moves its per-task shim process there, and this runtime has no such process.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use containerd_shim_protos::protobuf::rt::WireType;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
@@ -22,8 +23,6 @@ use containerd_shim_protos::shim::oci::Options as RuncOptions;
 use runc_wrap::atomic_file::{read_regular_file, MAX_CONFIG_LEN};
 use serde::Deserialize;
 
-use crate::error::Error;
-
 /// The type name of runc's options message.
 const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
 /// The type name of CRI's generic runtime options message.
@@ -31,6 +30,70 @@ const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
 /// The type name of containerd 1.x's options for its v1 linux runtime, which its clients send to
 /// every runtime not named `io.containerd.runc.*`.
 const LINUX_CREATE_OPTIONS_TYPE: &str = "containerd.linux.runc.CreateOptions";
+
+/// Why runtime options were refused. Every case is the caller's: containerd answers the Create
+/// with INVALID_ARGUMENT.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    /// A protobuf message that does not decode.
+    #[error("undecodable {type_name}: {reason}")]
+    Undecodable {
+        /// The message type.
+        type_name: &'static str,
+        /// What the decoder found.
+        reason: String,
+    },
+    /// The runtime options file cannot be read (missing, not a regular file, too big, not UTF-8).
+    #[error("reading runtime options file {path}: {source}")]
+    UnreadableFile {
+        /// The file `ConfigPath` names.
+        path: String,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime options file is not runc's options as TOML.
+    #[error("runtime options file {path}: {reason}", path = path.display())]
+    InvalidFile {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message (an unknown key is named).
+        reason: String,
+    },
+    /// Options of a type this runtime does not know.
+    #[error(
+        "runtime options of type {type_url:?} are not supported (expected containerd.runc.v1.Options, \
+         runtimeoptions.v1.Options or containerd.linux.runc.CreateOptions)"
+    )]
+    UnknownType {
+        /// The options' type URL.
+        type_url: String,
+    },
+    /// A non-empty `ShimCgroup`: there is no per-task shim process to place.
+    #[error(
+        "{given_in}: ShimCgroup {value:?} is refused: this runtime runs no shim process per task to move into a \
+         cgroup (a task's helper and stdio copiers run inside the task's own unit, in the slice of its cgroupsPath, \
+         and the one daemon is a service of its own); leave ShimCgroup empty and place containers through the \
+         spec's cgroupsPath (CRI: the pod's cgroup parent) or `[unit] slice` in the configuration file"
+    )]
+    ShimCgroup {
+        /// The cgroup the option named.
+        value: String,
+        /// Which options carried it (a type name, or the runtime options file).
+        given_in: String,
+    },
+    /// A restore from a checkpoint with CRIU restore settings that `runc restore` is not given here.
+    #[error(
+        "{type_name} sets {fields} for a restore from a checkpoint, but this runtime does not pass these CRIU \
+         settings to `runc restore`; restore without them"
+    )]
+    UnhonouredRestoreSettings {
+        /// The options' type name.
+        type_name: &'static str,
+        /// The settings, by proto field name.
+        fields: String,
+    },
+}
 
 /// Where a container's stdout and stderr go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -81,11 +144,11 @@ impl TaskOptions {
     /// Refuses a restore whose options set CRIU restore settings that our restore does not pass
     /// to `runc restore` (neither did containerd's own v1 and v2 shims): the caller asked for
     /// something that would silently not happen.
-    pub fn refuse_unhonoured_restore_settings(&self) -> Result<(), Error> {
+    pub fn refuse_unhonoured_restore_settings(&self) -> Result<(), OptionsError> {
         if self.criu_restore_settings.is_empty() {
             return Ok(());
         }
-        Err(Error::UnhonouredRestoreSettings {
+        Err(OptionsError::UnhonouredRestoreSettings {
             type_name: LINUX_CREATE_OPTIONS_TYPE,
             fields: self.criu_restore_settings.join(", "),
         })
@@ -116,14 +179,16 @@ struct TomlRuncOptions {
 
 /// Decodes `options` over `defaults` (the daemon's configuration); an absent or empty Any
 /// means the defaults.
-pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Result<TaskOptions, Error> {
+pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Result<TaskOptions, OptionsError> {
     let Some(any) = options.filter(|any| !any.type_url.is_empty()) else {
         return Ok(defaults.clone());
     };
     match any.type_url.rsplit('/').next().unwrap_or_default() {
         RUNC_OPTIONS_TYPE => {
-            let runc = RuncOptions::parse_from_bytes(&any.value)
-                .map_err(|error| Error::InvalidRequest(format!("undecodable {RUNC_OPTIONS_TYPE}: {error}")))?;
+            let runc = RuncOptions::parse_from_bytes(&any.value).map_err(|error| OptionsError::Undecodable {
+                type_name: RUNC_OPTIONS_TYPE,
+                reason: error.to_string(),
+            })?;
             refuse_shim_cgroup(&runc.shim_cgroup, RUNC_OPTIONS_TYPE)?;
             Ok(TaskOptions {
                 runc_binary: non_empty(&runc.binary_name).or_else(|| defaults.runc_binary.clone()),
@@ -160,12 +225,10 @@ pub async fn decode_options(options: Option<&Any>, defaults: &TaskOptions) -> Re
             let text = read_regular_file(Path::new(&config_path), MAX_CONFIG_LEN)
                 .await
                 .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
-                .map_err(|error| {
-                    Error::InvalidRequest(format!("reading runtime options file {config_path}: {error}"))
-                })?;
+                .map_err(|source| OptionsError::UnreadableFile { path: config_path.clone(), source })?;
             parse_toml_options(Path::new(&config_path), &text, defaults)
         }
-        _ => Err(Error::UnknownOptions { type_url: any.type_url.clone() }),
+        _ => Err(OptionsError::UnknownType { type_url: any.type_url.clone() }),
     }
 }
 
@@ -180,11 +243,11 @@ fn non_empty(value: &str) -> Option<String> {
 /// so its cost is accounted with the container; the one daemon is a service of its own. Ignoring
 /// the option would leave a caller believing something was placed where nothing was; an empty
 /// one asks for nothing. `given_in` says which options carried it.
-fn refuse_shim_cgroup(value: &str, given_in: &str) -> Result<(), Error> {
+fn refuse_shim_cgroup(value: &str, given_in: &str) -> Result<(), OptionsError> {
     if value.is_empty() {
         Ok(())
     } else {
-        Err(Error::ShimCgroup { value: value.to_string(), given_in: given_in.to_string() })
+        Err(OptionsError::ShimCgroup { value: value.to_string(), given_in: given_in.to_string() })
     }
 }
 
@@ -226,8 +289,8 @@ impl LinuxCreateOptions {
     /// Decodes the message; unknown fields are skipped by their wire type, as protobuf decoders
     /// do, and a known field of the wrong wire type or a message cut short is refused, naming
     /// the type and the field.
-    fn decode(bytes: &[u8]) -> Result<LinuxCreateOptions, Error> {
-        let invalid = |what: String| Error::InvalidRequest(format!("undecodable {LINUX_CREATE_OPTIONS_TYPE}: {what}"));
+    fn decode(bytes: &[u8]) -> Result<LinuxCreateOptions, OptionsError> {
+        let invalid = |reason: String| OptionsError::Undecodable { type_name: LINUX_CREATE_OPTIONS_TYPE, reason };
         let mut input = CodedInputStream::from_bytes(bytes);
         let mut options = LinuxCreateOptions::default();
         while let Some(tag) = input.read_raw_tag_or_eof().map_err(|error| invalid(error.to_string()))? {
@@ -312,8 +375,8 @@ impl LinuxCreateOptions {
 
 /// `config_path` (field 2) of a `runtimeoptions.v1.Options { string type_url = 1; string
 /// config_path = 2; }`, decoded by hand: the message is not among containerd-shim-protos' types.
-fn config_path_of(bytes: &[u8]) -> Result<String, Error> {
-    let invalid = |error: String| Error::InvalidRequest(format!("undecodable {RUNTIME_OPTIONS_TYPE}: {error}"));
+fn config_path_of(bytes: &[u8]) -> Result<String, OptionsError> {
+    let invalid = |reason: String| OptionsError::Undecodable { type_name: RUNTIME_OPTIONS_TYPE, reason };
     let mut input = CodedInputStream::from_bytes(bytes);
     let mut config_path = String::new();
     while let Some(tag) = input.read_raw_tag_or_eof().map_err(|error| invalid(error.to_string()))? {
@@ -330,10 +393,9 @@ fn config_path_of(bytes: &[u8]) -> Result<String, Error> {
 }
 
 /// The options of the TOML file at `path` (`text`), over `defaults`.
-fn parse_toml_options(path: &Path, text: &str, defaults: &TaskOptions) -> Result<TaskOptions, Error> {
-    let parsed: TomlRuncOptions = toml::from_str(text).map_err(|error| {
-        Error::InvalidRequest(format!("runtime options file {}: {}", path.display(), error.message()))
-    })?;
+fn parse_toml_options(path: &Path, text: &str, defaults: &TaskOptions) -> Result<TaskOptions, OptionsError> {
+    let parsed: TomlRuncOptions = toml::from_str(text)
+        .map_err(|error| OptionsError::InvalidFile { path: path.to_path_buf(), reason: error.message().to_string() })?;
     // SystemdCgroup means nothing here: the container's cgroup is always inside its unit, whose
     // slice follows the spec's cgroupsPath either way.
     let _ = parsed.systemd_cgroup;
@@ -468,7 +530,7 @@ mod tests {
     async fn unknown_option_types_are_refused_by_name() {
         let any = any_of("type.googleapis.com/example.Unknown", vec![]);
         let error = decode_options(Some(&any), &TaskOptions::default()).await.unwrap_err();
-        assert!(matches!(error, Error::UnknownOptions { .. }));
+        assert!(matches!(error, OptionsError::UnknownType { .. }));
         assert!(error.to_string().contains("example.Unknown"), "{error}");
     }
 
@@ -576,7 +638,16 @@ mod tests {
         ];
         for case in cases {
             let error = LinuxCreateOptions::decode(&case.bytes).expect_err(case.name);
-            assert!(matches!(error, Error::InvalidRequest(_)), "{}: {error:?}", case.name);
+            assert!(
+                matches!(
+                    error,
+                    OptionsError::Undecodable { .. }
+                        | OptionsError::UnreadableFile { .. }
+                        | OptionsError::InvalidFile { .. }
+                ),
+                "{}: {error:?}",
+                case.name
+            );
             let message = error.to_string();
             assert!(message.contains("undecodable containerd.linux.runc.CreateOptions"), "{}: {message}", case.name);
             assert!(message.contains(case.message), "{}: {message}", case.name);
@@ -642,9 +713,9 @@ mod tests {
             "accepted: a create has no use for them"
         );
         let error = options.refuse_unhonoured_restore_settings().unwrap_err();
-        assert!(matches!(error, Error::UnhonouredRestoreSettings { .. }), "{error:?}");
-        assert_eq!(error.code(), ttrpc::Code::INVALID_ARGUMENT);
+        assert!(matches!(error, OptionsError::UnhonouredRestoreSettings { .. }), "{error:?}");
         let message = error.to_string();
+        assert_eq!(crate::Error::from(error).code(), ttrpc::Code::INVALID_ARGUMENT);
         assert!(message.contains("containerd.linux.runc.CreateOptions sets open_tcp, cgroups_mode"), "{message}");
         assert!(TaskOptions::default().refuse_unhonoured_restore_settings().is_ok());
     }
@@ -660,9 +731,12 @@ mod tests {
         };
         for (form, any) in [("runc options", runc("/pods/shim")), ("CreateOptions", create("/pods/shim"))] {
             let error = decode_options(Some(&any), &TaskOptions::default()).await.unwrap_err();
-            assert!(matches!(&error, Error::ShimCgroup { value, .. } if value == "/pods/shim"), "{form}: {error:?}");
-            assert_eq!(error.code(), ttrpc::Code::INVALID_ARGUMENT, "{form}");
+            assert!(
+                matches!(&error, OptionsError::ShimCgroup { value, .. } if value == "/pods/shim"),
+                "{form}: {error:?}"
+            );
             let message = error.to_string();
+            assert_eq!(crate::Error::from(error).code(), ttrpc::Code::INVALID_ARGUMENT, "{form}");
             assert!(
                 message.contains("ShimCgroup \"/pods/shim\"") && message.contains("cgroupsPath"),
                 "{form}: {message}"
@@ -671,7 +745,7 @@ mod tests {
         let toml =
             parse_toml_options(Path::new("/etc/r.toml"), "ShimCgroup = \"/pods/shim\"\n", &TaskOptions::default());
         let error = toml.unwrap_err();
-        assert!(matches!(&error, Error::ShimCgroup { value, .. } if value == "/pods/shim"), "TOML: {error:?}");
+        assert!(matches!(&error, OptionsError::ShimCgroup { value, .. } if value == "/pods/shim"), "TOML: {error:?}");
         assert!(error.to_string().starts_with("runtime options file /etc/r.toml: ShimCgroup"), "{error}");
 
         for (form, any) in [("runc options", runc("")), ("CreateOptions", create(""))] {
@@ -687,8 +761,18 @@ mod tests {
     #[tokio::test]
     async fn garbage_options_are_invalid() {
         let runc = any_of("containerd.runc.v1.Options", vec![0xff, 0xff, 0xff]);
-        assert!(matches!(decode_options(Some(&runc), &TaskOptions::default()).await, Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            decode_options(Some(&runc), &TaskOptions::default()).await,
+            Err(OptionsError::Undecodable { .. }
+                | OptionsError::UnreadableFile { .. }
+                | OptionsError::InvalidFile { .. })
+        ));
         let generic = any_of("runtimeoptions.v1.Options", vec![0x12, 0x50, b'x']);
-        assert!(matches!(decode_options(Some(&generic), &TaskOptions::default()).await, Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            decode_options(Some(&generic), &TaskOptions::default()).await,
+            Err(OptionsError::Undecodable { .. }
+                | OptionsError::UnreadableFile { .. }
+                | OptionsError::InvalidFile { .. })
+        ));
     }
 }
