@@ -482,11 +482,14 @@ mod tests {
             let root_dir = root.path().to_path_buf();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                std::fs::write(
-                    root_dir.join("c/memory.events"),
-                    "low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\noom_group_kill 0\n",
-                )
-                .expect("count the kill");
+                // In place and in one write, as the kernel's file changes: truncating first
+                // would let the waiting watcher read an empty file.
+                use std::io::Write;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(root_dir.join("c/memory.events"))
+                    .and_then(|mut file| file.write_all(b"low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\noom_group_kill 0\n"))
+                    .expect("count the kill");
             })
         };
         assert_eq!(watcher.take_ooms_so_far().await.expect("count at exit"), 1, "the kill counted after the wait");
