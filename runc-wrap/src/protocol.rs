@@ -127,27 +127,17 @@ pub struct RestoreFrom {
 /// How to invoke runc for this container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuncInvocation {
-    /// Absolute path of the runc binary.
-    pub binary: PathBuf,
-    /// runc's state root (`--root`).
-    pub root: PathBuf,
+    /// Which runc, its root, CRIU and create flags (in the same JSON object as `log`).
+    #[serde(flatten)]
+    pub settings: crate::runc::RuncSettings,
     /// runc's JSON log file (`--log`).
     pub log: PathBuf,
-    /// `runc create --no-pivot` (runc option `NoPivotRoot`).
-    #[serde(default)]
-    pub no_pivot_root: bool,
-    /// `runc create --no-new-keyring` (runc option `NoNewKeyring`).
-    #[serde(default)]
-    pub no_new_keyring: bool,
-    /// CRIU for a restore (`runc --criu`), as found in containerd's `PATH`.
-    #[serde(default)]
-    pub criu: Option<PathBuf>,
 }
 
 impl RuncInvocation {
     /// The runc this invocation describes.
     pub fn runc(&self) -> crate::Runc {
-        crate::Runc::new(&self.binary, &self.root).with_criu(self.criu.clone())
+        crate::Runc::with_settings(self.settings.clone())
     }
 }
 
@@ -362,6 +352,28 @@ mod tests {
 
     fn at(seconds: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn a_runc_invocation_is_one_flat_json_object_as_older_daemons_wrote_it() {
+        let written_before = r#"{"binary":"/usr/sbin/runc","root":"/run/r","log":"/b/log.json","no_pivot_root":true,
+            "no_new_keyring":false,"criu":null}"#;
+        let invocation: RuncInvocation = serde_json::from_str(written_before).unwrap();
+        let expected = crate::runc::RuncSettings {
+            binary: "/usr/sbin/runc".into(),
+            root: "/run/r".into(),
+            criu: None,
+            no_pivot_root: true,
+            no_new_keyring: false,
+        };
+        assert_eq!((&invocation.settings, invocation.log.as_path()), (&expected, std::path::Path::new("/b/log.json")));
+        let json = serde_json::to_value(&invocation).unwrap();
+        assert_eq!(json, serde_json::from_str::<serde_json::Value>(written_before).unwrap());
+        let minimal: RuncInvocation = serde_json::from_str(r#"{"binary":"/r","root":"/s","log":"/l"}"#).unwrap();
+        assert_eq!(
+            minimal.runc().settings,
+            crate::runc::RuncSettings { binary: "/r".into(), root: "/s".into(), ..Default::default() }
+        );
     }
 
     #[test]

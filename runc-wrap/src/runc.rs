@@ -18,12 +18,27 @@ use crate::Error;
 /// then expects the forwarding socket `runc create` made).
 const SERVICE_ONLY_ENV: [&str; 4] = ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"];
 
-/// Optional `runc create` flags.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CreateFlags {
-    /// `--no-pivot`: do not pivot_root (for rootfs on a ramdisk).
+/// Which runc a container has and how it is created: the runtime options' runc settings
+/// (`BinaryName`, `Root`, `NoPivotRoot`, `NoNewKeyring`), resolved to absolute paths, and the
+/// CRIU found for it. The one shape of these settings from a Create to runc's command line: the
+/// helper's request files carry it as it is (`RuncInvocation`), the daemon's task record in
+/// fields of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RuncSettings {
+    /// Absolute path of the runc binary.
+    pub binary: PathBuf,
+    /// runc's `--root`, where it keeps container state.
+    pub root: PathBuf,
+    /// CRIU for checkpoint and restore. runc runs `criu` from its `PATH` (1.1 by default, 1.2 and
+    /// later always: they warn on `--criu`, into the container's stderr for a create), and inside a
+    /// unit that `PATH` is systemd's, not containerd's: runc gets this file's directory first.
+    #[serde(default)]
+    pub criu: Option<PathBuf>,
+    /// `runc create --no-pivot`: do not pivot_root (for a rootfs on a ramdisk).
+    #[serde(default)]
     pub no_pivot_root: bool,
-    /// `--no-new-keyring`: keep the caller's session keyring.
+    /// `runc create --no-new-keyring`: keep the caller's session keyring.
+    #[serde(default)]
     pub no_new_keyring: bool,
 }
 
@@ -79,25 +94,24 @@ pub struct CheckpointArgs {
 /// systemd's default `PATH` for services, where a unit's processes find programs.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// A runc binary with its state root: everything needed to address containers.
+/// A runc to run: its settings, and how long each operation may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runc {
-    /// Absolute path of the runc binary.
-    pub binary: PathBuf,
-    /// runc's `--root`, where it keeps container state.
-    pub root: PathBuf,
+    /// Which runc, its root, CRIU and create flags.
+    pub settings: RuncSettings,
     /// How long each operation may take before runc is killed and the call abandoned.
     pub deadlines: RuncDeadlines,
-    /// CRIU for checkpoint and restore. runc runs `criu` from its `PATH` (1.1 by default, 1.2 and
-    /// later always: they warn on `--criu`, into the container's stderr for a create), and inside a
-    /// unit that `PATH` is systemd's, not containerd's: runc gets this file's directory first.
-    pub criu: Option<PathBuf>,
 }
 
 impl Runc {
-    /// runc at `binary` with state under `root`.
+    /// runc at `binary` with state under `root`, other settings at their defaults.
     pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Runc {
-        Runc { binary: binary.into(), root: root.into(), deadlines: RuncDeadlines::default(), criu: None }
+        Runc::with_settings(RuncSettings { binary: binary.into(), root: root.into(), ..RuncSettings::default() })
+    }
+
+    /// The runc `settings` describe, with the default deadlines.
+    pub fn with_settings(settings: RuncSettings) -> Runc {
+        Runc { settings, deadlines: RuncDeadlines::default() }
     }
 
     /// Whether the binary is runc itself (its file is named `runc`) rather than a program that
@@ -106,13 +120,7 @@ impl Runc {
     /// signalling init through a pidfd, and removing an exited container's state without
     /// `runc delete` are what runc would do, but a wrapper expects to see every step.
     pub fn is_plain_runc(&self) -> bool {
-        self.binary.file_name().is_some_and(|name| name == "runc")
-    }
-
-    /// The same runc, using CRIU at `criu`.
-    pub fn with_criu(mut self, criu: Option<PathBuf>) -> Runc {
-        self.criu = criu;
-        self
+        self.settings.binary.file_name().is_some_and(|name| name == "runc")
     }
 
     /// The same runc, with `deadlines` for its operations.
@@ -123,7 +131,7 @@ impl Runc {
 
     /// `runc --root R --log L --log-format json create --bundle B --pid-file P [flags] ID` (argv
     /// without the binary). Run by the helper with the container's stdio as its own.
-    pub fn create_args(&self, id: &str, paths: CreatePaths<'_>, flags: CreateFlags) -> Vec<OsString> {
+    pub fn create_args(&self, id: &str, paths: CreatePaths<'_>) -> Vec<OsString> {
         let mut args = self.global_args(Some(paths.log));
         args.extend([
             "create".into(),
@@ -132,10 +140,10 @@ impl Runc {
             "--pid-file".into(),
             paths.pid_file.into(),
         ]);
-        if flags.no_pivot_root {
+        if self.settings.no_pivot_root {
             args.push("--no-pivot".into());
         }
-        if flags.no_new_keyring {
+        if self.settings.no_new_keyring {
             args.push("--no-new-keyring".into());
         }
         if let Some(socket) = paths.console_socket {
@@ -199,14 +207,7 @@ impl Runc {
 
     /// `runc … restore --detach --bundle B --pid-file P --image-path I --work-path W [flags] ID`:
     /// like [`Runc::create_args`], but the container comes back from a checkpoint, running.
-    pub fn restore_args(
-        &self,
-        id: &str,
-        paths: CreatePaths<'_>,
-        flags: CreateFlags,
-        image_path: &Path,
-        work_path: &Path,
-    ) -> Vec<OsString> {
+    pub fn restore_args(&self, id: &str, paths: CreatePaths<'_>, image_path: &Path, work_path: &Path) -> Vec<OsString> {
         let mut args = self.global_args(Some(paths.log));
         args.extend([
             "restore".into(),
@@ -220,7 +221,7 @@ impl Runc {
             "--work-path".into(),
             work_path.into(),
         ]);
-        if flags.no_pivot_root {
+        if self.settings.no_pivot_root {
             args.push("--no-pivot".into());
         }
         if let Some(socket) = paths.console_socket {
@@ -259,10 +260,10 @@ impl Runc {
         args
     }
 
-    /// The `PATH` runc must run with to find [`Runc::criu`], given the caller's own `current`
+    /// The `PATH` runc must run with to find [`RuncSettings::criu`], given the caller's own `current`
     /// one; `None` when runc may keep the caller's.
     pub fn path_env(&self, current: Option<&std::ffi::OsStr>) -> Option<OsString> {
-        let dir = self.criu.as_deref()?.parent().filter(|dir| !dir.as_os_str().is_empty())?;
+        let dir = self.settings.criu.as_deref()?.parent().filter(|dir| !dir.as_os_str().is_empty())?;
         let rest = current.filter(|path| !path.is_empty()).unwrap_or(std::ffi::OsStr::new(DEFAULT_PATH));
         let mut path = OsString::from(dir);
         path.push(":");
@@ -271,7 +272,7 @@ impl Runc {
     }
 
     fn global_args(&self, log: Option<&Path>) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["--root".into(), self.root.clone().into()];
+        let mut args: Vec<OsString> = vec!["--root".into(), self.settings.root.clone().into()];
         if let Some(log) = log {
             args.extend(["--log".into(), log.into(), "--log-format".into(), "json".into()]);
         }
@@ -281,14 +282,14 @@ impl Runc {
     /// Whether runc has state for container `id`: its state file exists. A fact on disk, not a
     /// guess from runc's error text.
     pub async fn has_container(&self, id: &str) -> bool {
-        tokio::fs::try_exists(self.root.join(id).join("state.json")).await.unwrap_or(false)
+        tokio::fs::try_exists(self.settings.root.join(id).join("state.json")).await.unwrap_or(false)
     }
 
     /// Forgets container `id` whose processes are all gone and whose cgroups its caller
     /// removes, and that has no poststop hooks: all `runc delete` would still do is remove its
     /// state directory, which this does without running runc.
     pub async fn forget_exited(&self, id: &str) -> Result<(), Error> {
-        let state_dir = self.root.join(id);
+        let state_dir = self.settings.root.join(id);
         match tokio::fs::remove_dir_all(&state_dir).await {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::StateFile { path: state_dir, source: error })
@@ -303,8 +304,9 @@ impl Runc {
     pub async fn start_created(&self, id: &str, init_pid: u32) -> Result<(), Error> {
         let span = runc_span("start", id);
         let deadline = self.deadlines.of(RuncOperation::Start);
-        let released =
-            crate::exec_fifo::release(&self.root.join(id), id, init_pid, deadline).instrument(span.clone()).await;
+        let released = crate::exec_fifo::release(&self.settings.root.join(id), id, init_pid, deadline)
+            .instrument(span.clone())
+            .await;
         match released {
             Ok(crate::exec_fifo::Released::Started) => Ok(()),
             Ok(crate::exec_fifo::Released::NoFifo) => self.start(id).await,
@@ -390,7 +392,7 @@ impl Runc {
         args: Vec<OsString>,
         deadline: Duration,
     ) -> Result<Vec<u8>, Error> {
-        let mut child = Command::new(&self.binary);
+        let mut child = Command::new(&self.settings.binary);
         child.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         if let Some(path) = self.path_env(std::env::var_os("PATH").as_deref()) {
             child.env("PATH", path);
@@ -399,7 +401,7 @@ impl Runc {
             child.env_remove(name);
         }
         let spawned = child.spawn().map_err(|source| Error::SpawnRunc {
-            binary: self.binary.clone(),
+            binary: self.settings.binary.clone(),
             command,
             id: id.to_string(),
             source,
@@ -408,7 +410,12 @@ impl Runc {
         let output = tokio::time::timeout(deadline, spawned.wait_with_output())
             .await
             .map_err(|_| Error::RuncTimeout { command, id: id.to_string(), timeout: deadline })?
-            .map_err(|source| Error::SpawnRunc { binary: self.binary.clone(), command, id: id.to_string(), source })?;
+            .map_err(|source| Error::SpawnRunc {
+                binary: self.settings.binary.clone(),
+                command,
+                id: id.to_string(),
+                source,
+            })?;
         if output.status.success() {
             return Ok(output.stdout);
         }
@@ -516,14 +523,15 @@ mod tests {
             log: Path::new("/b/log.json"),
             console_socket: None,
         };
-        let args = strings(runc().create_args("t1", paths, CreateFlags::default()));
+        let args = strings(runc().create_args("t1", paths));
         let expected = "--root /run/r --log /b/log.json --log-format json create --bundle /b --pid-file /b/init.pid t1";
         assert_eq!(args.join(" "), expected);
-        let flags = CreateFlags { no_pivot_root: true, no_new_keyring: true };
-        let args = strings(runc().create_args("t1", paths, flags));
+        let flagged =
+            Runc::with_settings(RuncSettings { no_pivot_root: true, no_new_keyring: true, ..runc().settings });
+        let args = strings(flagged.create_args("t1", paths));
         assert_eq!(args[args.len() - 3..], ["--no-pivot", "--no-new-keyring", "t1"]);
         let tty = CreatePaths { console_socket: Some(Path::new("/c.sock")), ..paths };
-        let args = strings(runc().create_args("t1", tty, CreateFlags::default()));
+        let args = strings(runc().create_args("t1", tty));
         assert_eq!(args[args.len() - 3..], ["--console-socket", "/c.sock", "t1"]);
     }
 
@@ -571,7 +579,7 @@ mod tests {
             log: Path::new("/b/log.json"),
             console_socket: None,
         };
-        let args = strings(runc().restore_args("t1", paths, CreateFlags::default(), Path::new("/cp"), Path::new("/w")));
+        let args = strings(runc().restore_args("t1", paths, Path::new("/cp"), Path::new("/w")));
         let expected = "--root /run/r --log /b/log.json --log-format json restore --detach --bundle /b \
                         --pid-file /b/init.pid --image-path /cp --work-path /w t1";
         assert_eq!(args, expected.split_whitespace().collect::<Vec<_>>());
@@ -579,7 +587,7 @@ mod tests {
 
     #[test]
     fn criu_is_found_through_path_not_the_deprecated_flag() {
-        let runc = runc().with_criu(Some("/opt/criu/criu".into()));
+        let runc = Runc::with_settings(RuncSettings { criu: Some("/opt/criu/criu".into()), ..runc().settings });
         assert_eq!(strings(runc.start_args("t1")), ["--root", "/run/r", "start", "t1"]);
         assert_eq!(runc.path_env(Some("/usr/bin:/bin".as_ref())), Some("/opt/criu:/usr/bin:/bin".into()));
         assert_eq!(runc.path_env(None), Some(format!("/opt/criu:{DEFAULT_PATH}").into()));

@@ -17,7 +17,7 @@ use crate::helper::spawn::{run_runc, runc_command};
 use crate::helper::stdio::prepare_stdio;
 use crate::helper::terminal::{bind_console, start_copier};
 use crate::protocol::{files, CreateRequest, ExitState, HelperFailure, HelperStage, InitExitedAtCreate};
-use crate::runc::{CreateFlags, CreatePaths};
+use crate::runc::CreatePaths;
 use crate::Error;
 
 /// Runs the create helper; returns only on failure, with the process exit code to use.
@@ -62,14 +62,13 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
     let timeout = Duration::from_millis(request.fifo_timeout_ms);
     let logged = LoggedContainer { id: &request.container_id, namespace: &request.namespace };
     let runc = request.runc.runc();
-    let flags = CreateFlags { no_pivot_root: request.runc.no_pivot_root, no_new_keyring: request.runc.no_new_keyring };
     let mut paths = CreatePaths {
         bundle: &request.bundle,
         pid_file: &request.pid_file,
         log: &request.runc.log,
         console_socket: None,
     };
-    let (id, binary, log) = (&request.container_id, &request.runc.binary, &request.runc.log);
+    let (id, binary, log) = (&request.container_id, &request.runc.settings.binary, &request.runc.log);
     let socket = match &request.console {
         Some(console) => {
             paths.console_socket = Some(&console.socket);
@@ -92,8 +91,8 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
         }
     };
     let (command, args) = match &request.restore {
-        None => ("create", runc.create_args(id, paths, flags)),
-        Some(from) => ("restore", runc.restore_args(id, paths, flags, &from.image_path, &from.work_path)),
+        None => ("create", runc.create_args(id, paths)),
+        Some(from) => ("restore", runc.restore_args(id, paths, &from.image_path, &from.work_path)),
     };
     let wrapped = !runc.is_plain_runc() && request.restore.is_none();
     let stdio = match (socket.is_none() && !request.sd_notify && !wrapped, stdio) {

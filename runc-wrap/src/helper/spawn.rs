@@ -11,7 +11,7 @@ use crate::{Error, Runc};
 
 /// A command for `runc`, with the `PATH` it needs to find CRIU ([`Runc::path_env`]).
 pub fn runc_command(runc: &Runc) -> Command {
-    let mut command = Command::new(&runc.binary);
+    let mut command = Command::new(&runc.settings.binary);
     if let Some(path) = runc.path_env(std::env::var_os("PATH").as_deref()) {
         command.env("PATH", path);
     }
@@ -28,7 +28,7 @@ pub fn run_runc(
     stdio: Option<OpenedStdio>,
     log: &Path,
 ) -> Result<(), Error> {
-    let binary = runc.binary.as_path();
+    let binary = runc.settings.binary.as_path();
     let mut child = runc_command(runc);
     child.args(args);
     match stdio {

@@ -13,7 +13,7 @@ use runc_wrap::protocol::{
     files, ConsolePaths, CreateRequest, HelperFailure, HelperStage, InitExitedAtCreate, RestoreFrom, RootfsMount,
     RuncInvocation, StdioOptions, StdioPaths, SupervisorCgroup,
 };
-use runc_wrap::runc::{last_error_in_log, resolve_binary, CreateFlags};
+use runc_wrap::runc::{last_error_in_log, resolve_binary, RuncSettings};
 use runc_wrap::Runc;
 use tokio::sync::SemaphorePermit;
 use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, SupervisorPlacement, SUPERVISOR_CGROUP};
@@ -42,7 +42,6 @@ struct ValidCreate {
     spec: Spec,
     stdio: StdioPaths,
     runc: Runc,
-    runc_flags: CreateFlags,
     rootfs: Vec<RootfsMount>,
 }
 
@@ -150,7 +149,6 @@ impl TaskManager {
             });
         }
 
-        let runc_flags = CreateFlags { no_pivot_root: options.no_pivot_root, no_new_keyring: options.no_new_keyring };
         let runc_name = options.runc_binary.unwrap_or_else(|| "runc".to_string());
         let path_env = self.settings.path_env.clone();
         let runc_binary = blocking("looking up runc", move || resolve_binary(&runc_name, Some(&path_env)))
@@ -186,8 +184,14 @@ impl TaskManager {
             stdio_options,
             spec,
             stdio,
-            runc: Runc::new(runc_binary, root).with_criu(criu).with_deadlines(self.settings.runc_deadlines),
-            runc_flags,
+            runc: Runc::with_settings(RuncSettings {
+                binary: runc_binary,
+                root,
+                criu,
+                no_pivot_root: options.no_pivot_root,
+                no_new_keyring: options.no_new_keyring,
+            })
+            .with_deadlines(self.settings.runc_deadlines),
             rootfs,
         })
     }
@@ -231,14 +235,7 @@ impl TaskManager {
                 socket: self.settings.identity.console_socket(&task.key.to_string()),
                 record: bundle.join(files::CONSOLE_RECORD),
             }),
-            runc: RuncInvocation {
-                binary: valid.runc.binary.clone(),
-                root: valid.runc.root.clone(),
-                log: bundle.join(files::RUNC_LOG),
-                no_pivot_root: valid.runc_flags.no_pivot_root,
-                no_new_keyring: valid.runc_flags.no_new_keyring,
-                criu: valid.runc.criu.clone(),
-            },
+            runc: RuncInvocation { settings: valid.runc.settings.clone(), log: bundle.join(files::RUNC_LOG) },
             pid_file: bundle.join(files::INIT_PID),
             failure_report: bundle.join(files::HELPER_FAILURE),
             fifo_timeout_ms: u64::try_from(self.settings.fifo_timeout.as_millis()).unwrap_or(u64::MAX),

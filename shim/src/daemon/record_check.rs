@@ -163,6 +163,8 @@ mod tests {
             runc_binary: "/usr/sbin/runc".into(),
             runc_root: "/run/containerd/runc/default".into(),
             criu: None,
+            runc_no_pivot_root: false,
+            runc_no_new_keyring: false,
             criu_paths: CriuPaths::default(),
             restore_pending: false,
             lifecycle: Lifecycle::Running { pid: 7 },

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use runc_wrap::atomic_file::{read_json, remove_if_present, write_json_atomically};
 use runc_wrap::protocol::{files, StdioOptions, StdioPaths};
+use runc_wrap::runc::RuncSettings;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,12 +48,19 @@ pub struct TaskRecord {
     pub stdio_options: StdioOptions,
     /// Whether init has a terminal.
     pub terminal: bool,
-    /// runc binary.
+    /// runc binary ([`RuncSettings::binary`]; the record keeps the task's runc settings in
+    /// fields of its own, named as records have always named them).
     pub runc_binary: PathBuf,
     /// runc state root.
     pub runc_root: PathBuf,
     /// CRIU, if found.
     pub criu: Option<PathBuf>,
+    /// `runc create --no-pivot`; absent in records of daemons that did not keep it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub runc_no_pivot_root: bool,
+    /// `runc create --no-new-keyring`; absent in records of daemons that did not keep it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub runc_no_new_keyring: bool,
     /// Default CRIU directories.
     pub criu_paths: CriuPaths,
     /// Created from a checkpoint and not started yet.
@@ -90,13 +98,26 @@ impl TaskRecord {
             stdio: task.stdio.clone(),
             stdio_options: task.stdio_options,
             terminal: task.terminal,
-            runc_binary: task.runc.binary.clone(),
-            runc_root: task.runc.root.clone(),
-            criu: task.runc.criu.clone(),
+            runc_binary: task.runc.settings.binary.clone(),
+            runc_root: task.runc.settings.root.clone(),
+            criu: task.runc.settings.criu.clone(),
+            runc_no_pivot_root: task.runc.settings.no_pivot_root,
+            runc_no_new_keyring: task.runc.settings.no_new_keyring,
             criu_paths: task.criu_paths.clone(),
             restore_pending: task.is_restore_pending(),
             lifecycle,
             execs,
+        }
+    }
+
+    /// The task's runc settings.
+    pub fn runc_settings(&self) -> RuncSettings {
+        RuncSettings {
+            binary: self.runc_binary.clone(),
+            root: self.runc_root.clone(),
+            criu: self.criu.clone(),
+            no_pivot_root: self.runc_no_pivot_root,
+            no_new_keyring: self.runc_no_new_keyring,
         }
     }
 
@@ -280,6 +301,8 @@ mod tests {
             runc_binary: "/usr/sbin/runc".into(),
             runc_root: "/run/r".into(),
             criu: None,
+            runc_no_pivot_root: false,
+            runc_no_new_keyring: false,
             criu_paths: CriuPaths::default(),
             restore_pending: false,
             lifecycle,
@@ -290,6 +313,32 @@ mod tests {
                 lifecycle: ExecLifecycle::Running { pid: 9 },
             }],
         }
+    }
+
+    #[test]
+    fn a_records_runc_settings_are_the_tasks_and_an_older_record_without_create_flags_reads_as_none_set() {
+        let mut flagged = record("t1", Lifecycle::Running { pid: 7 });
+        flagged.runc_no_pivot_root = true;
+        flagged.criu = Some("/usr/sbin/criu".into());
+        let json = serde_json::to_value(&flagged).unwrap();
+        assert_eq!(json["runc_no_pivot_root"], true);
+        assert!(json.get("runc_no_new_keyring").is_none(), "unset flags are left out: {json}");
+        let settings = serde_json::from_value::<TaskRecord>(json).unwrap().runc_settings();
+        assert_eq!(
+            settings,
+            RuncSettings {
+                binary: "/usr/sbin/runc".into(),
+                root: "/run/r".into(),
+                criu: Some("/usr/sbin/criu".into()),
+                no_pivot_root: true,
+                no_new_keyring: false,
+            }
+        );
+        let mut older = serde_json::to_value(record("t1", Lifecycle::Running { pid: 7 })).unwrap();
+        let fields = older.as_object_mut().unwrap();
+        assert!(fields.remove("runc_no_pivot_root").is_none() && fields.remove("runc_no_new_keyring").is_none());
+        let older: TaskRecord = serde_json::from_value(older).unwrap();
+        assert!(!older.runc_settings().no_pivot_root && !older.runc_settings().no_new_keyring);
     }
 
     #[test]
