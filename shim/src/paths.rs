@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use unit_gen::names::hex_digest;
 use unit_gen::{DaemonTag, UnitNaming};
 
 /// The runtime name containerd knows us by.
@@ -104,10 +104,6 @@ pub fn exit_file_of(exits_dir: &std::path::Path, unit: &str) -> PathBuf {
 /// `unix://` + `path`: the form containerd dials.
 pub fn unix_address(path: &std::path::Path) -> String {
     format!("unix://{}", path.display())
-}
-
-fn hex_digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A path from a `unix://` address (or a bare path).

@@ -104,7 +104,9 @@ impl UnitNaming {
     }
 }
 
-fn hex_digest(text: &str) -> String {
+/// The SHA-256 of `text` in lowercase hex: how a name that would be too long for systemd (a
+/// unit) or for a socket path is shortened, readable names being kept where they fit.
+pub fn hex_digest(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 

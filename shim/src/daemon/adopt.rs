@@ -66,10 +66,12 @@ impl TaskManager {
 
     async fn rebuild(&self, record: TaskRecord) -> Result<Arc<Task>, Error> {
         let key = record.key();
+        let unit_naming = unit_naming_of(&record, &self.settings.identity.unit_naming)?;
         let setup = TaskSetup {
             bundle: record.bundle.clone(),
             exit_file: record.exit_file(),
-            unit_naming: unit_naming_of(&record, &self.settings.identity.unit_naming)?,
+            unit: unit_naming.task(&key.namespace, &key.id),
+            unit_naming,
             stdio: record.stdio.clone(),
             stdio_options: record.stdio_options,
             terminal: record.terminal,

@@ -16,7 +16,7 @@ use runc_wrap::protocol::{
 use runc_wrap::runc::{last_error_in_log, resolve_binary, RuncSettings};
 use runc_wrap::Runc;
 use tokio::sync::SemaphorePermit;
-use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, SupervisorPlacement, SUPERVISOR_CGROUP};
+use unit_gen::{render_init_unit, HelperPaths, InitUnitRequest, SupervisorPlacement, UnitName, SUPERVISOR_CGROUP};
 
 use super::bundle::{read_pid_file, read_spec, stdio_path, validate_bundle};
 use super::cleanup::{remove_task_residue, ContainerEnd};
@@ -53,11 +53,12 @@ impl TaskManager {
     /// job runs (a fifo nobody reads, slow hooks), so stuck Creates never hold back others.
     pub async fn create(&self, key: TaskKey, request: CreateTaskRequest) -> Result<u32, Error> {
         self.heap_trimmer.note_work();
-        self.unit_stops.settled(&self.settings.identity.unit_naming.task(&key.namespace, &key.id)).await;
+        let unit = self.settings.identity.unit_naming.task(&key.namespace, &key.id);
+        self.unit_stops.settled(&unit).await;
         // The semaphore is never closed, so there is always a permit to wait for. A waiting
         // Create's future stays small: the work's own future is allocated once admitted.
         let slot = self.create_slots.acquire().await.ok();
-        Box::pin(self.create_admitted(key, request, slot)).await
+        Box::pin(self.create_admitted(key, unit, request, slot)).await
     }
 
     /// [`TaskManager::create`] once it holds `slot`, which [`TaskManager::start_init_unit`]
@@ -65,19 +66,17 @@ impl TaskManager {
     async fn create_admitted(
         &self,
         key: TaskKey,
+        unit: UnitName,
         request: CreateTaskRequest,
         slot: Option<SemaphorePermit<'_>>,
     ) -> Result<u32, Error> {
         self.prime_cgroup_move();
         let valid = self.validate_create(&key, &request).await?;
-        let unit_naming = self.settings.identity.unit_naming.clone();
         let setup = TaskSetup {
             bundle: valid.bundle.clone(),
-            exit_file: exit_file_of(
-                &self.settings.identity.exits_dir(),
-                unit_naming.task(&key.namespace, &key.id).as_str(),
-            ),
-            unit_naming,
+            exit_file: exit_file_of(&self.settings.identity.exits_dir(), unit.as_str()),
+            unit,
+            unit_naming: self.settings.identity.unit_naming.clone(),
             stdio: valid.stdio.clone(),
             stdio_options: valid.stdio_options,
             terminal: request.terminal,

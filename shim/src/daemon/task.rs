@@ -411,6 +411,8 @@ pub struct CriuPaths {
 pub struct TaskSetup {
     /// The OCI bundle directory.
     pub bundle: PathBuf,
+    /// The task's unit: `unit_naming`'s name for it.
+    pub unit: UnitName,
     /// How the task's units are named.
     pub unit_naming: UnitNaming,
     /// Where the unit's `ExecStopPost` records init's exit.
@@ -432,9 +434,18 @@ pub struct TaskSetup {
 impl Task {
     /// A task whose unit is about to be started.
     pub fn creating(key: TaskKey, setup: TaskSetup) -> Task {
-        let TaskSetup { bundle, unit_naming, exit_file, stdio, stdio_options, terminal, runc, spec_facts, criu_paths } =
-            setup;
-        let unit = unit_naming.task(&key.namespace, &key.id);
+        let TaskSetup {
+            bundle,
+            unit,
+            unit_naming,
+            exit_file,
+            stdio,
+            stdio_options,
+            terminal,
+            runc,
+            spec_facts,
+            criu_paths,
+        } = setup;
         let unit_path = unit.object_path();
         Task {
             key,
