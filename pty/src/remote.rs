@@ -2,12 +2,17 @@
 //! owns without any protocol between the two.
 //!
 //! `pidfd_open(2)` pins the copier (a pid alone could be reused) and `pidfd_getfd(2)` duplicates its master into
-//! our table; both need Linux 5.6, and `pidfd_getfd` the right to ptrace the target, which root has. nix does not
-//! wrap either call, so they are made through `libc::syscall`.
+//! our table; both need Linux 5.6, and `pidfd_getfd` the right to ptrace the target, which root has.
+//!
+//! Why rustix for the two calls: nix (0.31) does not wrap them, and rustix's `process` module does, returning an
+//! `OwnedFd` with no `unsafe` on our side. rustix 1 with that feature is already compiled into the shim (zbus uses
+//! it), so it adds no crate to the build; its errors are turned into nix's `Errno`, which the rest of this crate
+//! uses.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
+use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags};
 
 use crate::master::pty_number;
 use crate::Error;
@@ -33,47 +38,41 @@ pub fn master_of_pidfd(pidfd: BorrowedFd<'_>, pid: u32, fd: i32) -> Result<Owned
 /// A pidfd for `pid` (close-on-exec): it pins the process, and polls readable once it exits.
 pub fn pidfd_open(pid: u32) -> Result<OwnedFd, Error> {
     // pid 0 would not name a process, and the kernel's pid_t is signed.
-    let raw_pid = libc::pid_t::try_from(pid).ok().filter(|raw| *raw > 0).ok_or(Error::InvalidPid { pid })?;
-    let flags: libc::c_uint = 0;
-    // SAFETY: pidfd_open takes a pid and flags by value and returns a new descriptor or -1; no memory is shared.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, flags) };
-    let raw = Errno::result(ret).map_err(|errno| match errno {
-        Errno::ENOSYS => Error::PidfdUnsupported { source: errno },
+    let raw_pid = i32::try_from(pid).ok().filter(|raw| *raw > 0).and_then(Pid::from_raw);
+    let raw_pid = raw_pid.ok_or(Error::InvalidPid { pid })?;
+    rustix::process::pidfd_open(raw_pid, PidfdFlags::empty()).map_err(|error| match errno(error) {
+        Errno::ENOSYS => Error::PidfdUnsupported { source: Errno::ENOSYS },
         Errno::ESRCH => Error::NoSuchProcess { pid },
         source => Error::PidfdOpen { pid, source },
-    })?;
-    // SAFETY: the kernel has just created this descriptor (always close-on-exec) and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(syscall_fd(raw)) })
+    })
 }
 
-/// Duplicates descriptor `fd` of the process behind `pidfd` into our table.
+/// Duplicates descriptor `fd` of the process behind `pidfd` into our table (close-on-exec, per
+/// pidfd_getfd(2)).
 fn pidfd_getfd(pidfd: BorrowedFd<'_>, pid: u32, fd: i32) -> Result<OwnedFd, Error> {
-    let flags: libc::c_uint = 0;
-    // SAFETY: pidfd_getfd takes two descriptor numbers and flags by value and returns a new descriptor or -1; the
-    // pidfd is borrowed, so it stays open for the call.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, flags) };
-    let raw = Errno::result(ret).map_err(|errno| match errno {
+    // The kernel answers EBADF for a negative number; rustix debug-asserts against passing one.
+    if fd < 0 {
+        return Err(Error::NoSuchFd { pid, fd });
+    }
+    rustix::process::pidfd_getfd(pidfd, fd, PidfdGetfdFlags::empty()).map_err(|error| match errno(error) {
         // Linux 5.3 to 5.5 have pidfd_open but not pidfd_getfd.
-        Errno::ENOSYS => Error::PidfdUnsupported { source: errno },
+        Errno::ENOSYS => Error::PidfdUnsupported { source: Errno::ENOSYS },
         Errno::ESRCH => Error::NoSuchProcess { pid },
         Errno::EBADF => Error::NoSuchFd { pid, fd },
         source => Error::PidfdGetfd { pid, fd, source },
-    })?;
-    // SAFETY: the kernel has just installed this descriptor (close-on-exec, per pidfd_getfd(2)) and nothing else
-    // owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(syscall_fd(raw)) })
+    })
 }
 
-/// A successful syscall's return value as a descriptor. The cast cannot truncate: the kernel's fd-returning calls
-/// produce an int, which `syscall(2)` merely widens to a long.
-fn syscall_fd(ret: libc::c_long) -> RawFd {
-    ret as RawFd
+/// rustix's error number as nix's, the type this crate's errors carry.
+fn errno(error: rustix::io::Errno) -> Errno {
+    Errno::from_raw(error.raw_os_error())
 }
 
 #[cfg(test)]
 mod tests {
     use std::fs;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
 
     use super::*;
     use crate::test_support::{open_pty, read_within};

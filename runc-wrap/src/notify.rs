@@ -6,6 +6,15 @@
 //! runtime thread, so every task with it. A full queue gives [`std::io::ErrorKind::WouldBlock`]
 //! instead, and the caller waits out [`RETRY_DELAYS`] its own way: a thread may sleep
 //! ([`NotifySocket::send`]), async code sleeps on its runtime's timer.
+//!
+//! Why not the `sd-notify` or `libsystemd` crate: both send on a blocking datagram socket with
+//! no `MSG_DONTWAIT` (sd-notify 0.5 `connected_unix_datagram` + `send`, libsystemd 0.7
+//! `sendmsg` with empty flags), so a full queue would hold the daemon's one runtime thread;
+//! both read `$NOTIFY_SOCKET` themselves on every call, so neither can send to a socket we
+//! name (the helper's relay forwards to the socket it was started with, tests use their own);
+//! sd-notify does not take the abstract `@name` form, and libsystemd would add nix 0.29, nom,
+//! hmac and sha2 0.10 to the build. What we need of sd_notify(3) is one `sendmsg`, which this
+//! module is.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;

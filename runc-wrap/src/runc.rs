@@ -450,6 +450,11 @@ fn last_line(text: &str) -> String {
 }
 
 /// Finds `name` the way a shell would: as is when it contains `/`, else in each `PATH` entry.
+///
+/// Why not the `which` crate (8.x): on Unix it keeps empty and relative `PATH` entries and
+/// resolves them against the working directory, and expands `~` from `$HOME`; a root daemon
+/// must not pick runc out of whatever directory it happens to run in. Its error
+/// (`CannotFindBinaryPath`) also does not say what was searched, which ours does.
 pub fn resolve_binary(name: &str, path_env: Option<&str>) -> Result<PathBuf, Error> {
     use std::os::unix::fs::PermissionsExt;
     let is_executable = |path: &Path| {

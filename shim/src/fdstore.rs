@@ -12,6 +12,10 @@
 //! so would close at the next restart, and containerd would take its task for dead. So
 //! [`FdStore`] counts what it holds and refuses to store past the limit, while the connection
 //! can still be refused cleanly.
+//!
+//! No crate does this part: sd-notify's `fdstore` feature sends `FDSTORE=1` blocking and knows
+//! nothing of the store's limit (see [`runc_wrap::notify`] for why its sends do not fit), and
+//! the names (`control`, `listen/<namespace>`, `conn/<namespace>/<id>`) are ours.
 
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -78,6 +82,12 @@ impl StoredFd {
 
 /// The descriptors systemd passed to this process, by kind. Takes them out of the environment
 /// (a child must not believe they are its own). Unknown or invalid names are closed.
+///
+/// Why not `sd-notify`'s `listen_fds_with_names` (0.5): it hands out bare `RawFd`s, and a
+/// `LISTEN_FDNAMES` whose count differs from `LISTEN_FDS` fails the whole set, leaving every
+/// descriptor open and owned by nobody. Here each descriptor becomes an `OwnedFd` at once, and
+/// one with a bad name is closed alone (it would otherwise keep a containerd connection open
+/// that nobody serves).
 pub fn take_listen_fds() -> Vec<(StoredFd, OwnedFd)> {
     let pid = std::env::var("LISTEN_PID").ok();
     let count = std::env::var("LISTEN_FDS").ok();

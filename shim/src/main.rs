@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         Some("uninstall") => return run_uninstall(&args[1..]),
         _ => {}
     }
+    // containerd-shim's parser (go-flag): Go's flag syntax as containerd writes it, and one of
+    // the two things we take from that crate (docs/dependencies.md, "containerd-shim").
     let flags = match containerd_shim::parse(&args) {
         Ok(flags) => flags,
         Err(error) => return fail(&format!("{error}\n{USAGE}")),

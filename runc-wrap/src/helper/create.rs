@@ -193,6 +193,12 @@ fn signal_pending(pid: u32) -> bool {
     })
 }
 
+/// Mounts containerd's rootfs mounts on `<bundle>/rootfs` with containerd-shim's
+/// `mount_rootfs` (rust-extensions' port of containerd's Linux mount code): mount flags from
+/// options, overlay `lowerdir` compaction (with a `chdir`) when the options outgrow a page,
+/// loop devices, propagation and read-only bind remounts. Over 400 lines we would otherwise
+/// own; it is why runc-wrap depends on containerd-shim (docs/dependencies.md,
+/// "containerd-shim").
 fn mount_rootfs(request: &CreateRequest) -> Result<(), Error> {
     if request.rootfs.is_empty() {
         return Ok(());

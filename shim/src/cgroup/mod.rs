@@ -6,6 +6,30 @@
 //!
 //! Reading cgroupfs is file I/O, so everything here except [`OomWatcher::wait_oom`] is a plain
 //! synchronous function: async callers run it through [`crate::blocking::blocking`].
+//!
+//! Why not cgroups-rs, which containerd-shim already compiles in (0.5.1). Its getters turn
+//! every read error into zero (`memory_stat()` is `.unwrap_or(0)` field by field), so a removed
+//! cgroup reads as an idle one, where Stats must answer NotFound; on v2 it exposes no
+//! `memory.events`, reads an unlimited `memory.swap.max` as 0 and gives `cpu.stat` as raw text
+//! (containerd-shim's own `collect_metrics_v2` lists these gaps and reads those files by hand);
+//! it finds the v2 hierarchy at a hardcoded `/sys/fs/cgroup`. Its OOM watch
+//! (`events::notify_on_oom_v2`) registers through `cgroup.event_control`, which cgroup v2 does
+//! not have, and every registration starts an OS thread blocked on its eventfd that panics
+//! (`send(..).unwrap()`) once the receiver is gone, which our release profile's
+//! `panic = "abort"` would turn into the daemon's death; we need the v1 eventfd polled on the
+//! runtime and v2 through one shared inotify instance. Using it ourselves would also tie us to
+//! its zbus 5 and nix 0.25, the duplicates we want gone.
+//!
+//! Why not libcgroups (youki, 0.7): its `Stats` is runc's shape, one struct for v1 and v2, so
+//! the mapping to containerd's two `Metrics` messages would stay; on v2 it keeps only the
+//! `oom` count of `memory.events` (not `oom_kill`, `high`, `max`), fails the whole read when a
+//! file such as `memory.swap.current` is absent (a kernel without swap accounting) instead of
+//! leaving that field zero, and has no OOM notification at all. With only its v1 and v2
+//! features it adds fifteen crates besides itself, among them nix 0.29 (a fourth nix), procfs
+//! with flate2 and chrono, and pathrs.
+//!
+//! The read deadline is the caller's ([`crate::blocking::blocking_within`]), which no crate
+//! would change.
 
 mod error;
 mod files;

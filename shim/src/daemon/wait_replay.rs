@@ -19,6 +19,19 @@
 //!
 //! ttrpc frames: a 10-byte header (length u32 BE, stream id u32 BE, type u8, flags u8), then
 //! `length` bytes; requests (type 1) carry a `ttrpc.Request` with the method name.
+//!
+//! Why this is written here: containerd treats a closed shim connection as a dead shim and
+//! cleans its tasks up (it reconnects only when it restarts itself), since a v2 shim is not
+//! meant to restart ("don't cleanup after containerd-shim-v2 crash",
+//! <https://github.com/containerd/containerd/issues/6737>, answered "ShimV2 will cleanup the
+//! resource after shim is dead"; "when the ttrpc connection is closed somehow, the containerd
+//! task manager will start to cleanup dead shim", in
+//! <https://github.com/containerd/containerd/pull/6031>). So the connections must outlive the
+//! daemon, and then a `Wait` the old daemon had read would go unanswered for good: its
+//! connection stays open, so nothing tells containerd's client to give up or ask again.
+//! ttrpc-rust (0.10) has nothing for this either: its server's `shutdown` and `disconnect`
+//! close the active connections, and it cannot be handed a request another process read. The
+//! relay is the smallest piece that closes the gap.
 
 use std::collections::HashSet;
 use std::path::PathBuf;

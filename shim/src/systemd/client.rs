@@ -1,4 +1,19 @@
 //! The systemd Manager client: connection, subscription, and the calls the shim makes.
+//!
+//! Why raw `call_method` rather than typed proxies. zbus's `#[proxy]` needs its `proxy`
+//! feature (off here; no new crate, more of zbus compiled), and the `zbus_systemd` crate is
+//! that macro run over all of systemd's interfaces (0.26201: zbus 6, 9,737 generated lines in
+//! `systemd1` alone) for the dozen calls we make, with every argument an owned `String` and
+//! properties as `OwnedVariant`. A proxy for a unit or service object is built per object
+//! path, and caches properties by default (its first property read costs a `GetAll` and a
+//! `PropertiesChanged` subscription per proxy) unless each builder turns that off; its signal
+//! streams ask the bus driver who owns
+//! `org.freedesktop.systemd1`, which the private socket (peer-to-peer, PID 1 alone) does not
+//! serve, and our signals go through `super::router` from one message stream anyway. So
+//! proxies would cover the method calls only, and there the one `Systemd::call` gives every
+//! call its span and classifies its error by D-Bus name in one place. What we give up is the
+//! compile-time check of argument types; each call's body is exercised against real systemd by
+//! the integration tests.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;

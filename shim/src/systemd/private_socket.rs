@@ -8,6 +8,13 @@
 //! Everything else passes through untouched. The SASL handshake (EXTERNAL, no fd passing) is
 //! done here too, so zbus gets an authenticated byte stream.
 //!
+//! Why by hand: zbus types the SENDER field as a unique name (`message::Fields::sender` is a
+//! `UniqueName`, which accepts `:a.b` or `org.freedesktop.DBus` only; zbus 6.2), and has no
+//! option to relax that on a peer-to-peer connection. Upstream: "P2P connections are broken by
+//! overzealous validation", <https://github.com/z-galaxy/zbus/issues/1497> (open; reported
+//! against systemd's private socket). Once zbus accepts a well-known sender there, this module
+//! shrinks to the handshake.
+//!
 //! `BEGIN` goes out in the same write as `AUTH`, before reading `OK`, as systemd's own clients
 //! do. Sent after `OK`, it can reach PID 1 in one read together with our first message; sd-bus
 //! (systemd 252) then leaves that message in its buffer with nothing to wake it, and the call
