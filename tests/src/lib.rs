@@ -339,6 +339,23 @@ impl Sandbox {
             .collect()
     }
 
+    /// Loaded units (in any state) of the tasks and execs of `namespaces`, of any daemon, by their
+    /// name prefix: units a bad request should never have made show up here whatever their name.
+    pub fn units_of_namespaces(&self, namespaces: &[&str]) -> Vec<String> {
+        // A namespace is escaped (a `-` in it becomes `\x2d`), so the `-` after it ends it.
+        let prefixes: Vec<String> = namespaces
+            .iter()
+            .map(|namespace| format!("containerd-{}-", unit_gen::escape::unit_name_escape(namespace)))
+            .collect();
+        let run = self.run(&["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager"]);
+        run.stdout
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|unit| prefixes.iter().any(|prefix| unit.starts_with(prefix)))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Cgroup directories (in any hierarchy) of `unit` in the default slice.
     pub fn cgroups_of(&self, unit: &str) -> Vec<PathBuf> {
         cgroup::existing_dirs(&format!("/system.slice/{unit}"))
@@ -477,6 +494,18 @@ pub fn live_processes_with_argv(argv: &[&str]) -> Vec<u32> {
 /// Waits for a background `ctr` and returns what it printed.
 pub fn finish(child: Child) -> Run {
     Run::from_output(child.wait_with_output().expect("ctr finishes"))
+}
+
+/// Runs `check`, turning its panic (a failed assertion) into the panic's message: for a test that
+/// gathers every problem before it cleans up and fails.
+pub fn caught(check: impl FnOnce()) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)).map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|message| message.to_string()))
+            .unwrap_or_else(|| "a check panicked".into())
+    })
 }
 
 /// Asserts that task `id` of `namespace` left nothing behind: no unit, no mounts, no runc state,
@@ -650,13 +679,20 @@ pub mod direct {
         let bundle = bundle_with(sandbox, name, None);
         let bundle_text = bundle.to_str().expect("utf-8");
         sandbox.run(&["runc", "spec", "--bundle", bundle_text]).success("runc spec");
+        edit_spec(&bundle, |spec| {
+            spec["process"]["terminal"] = false.into();
+            spec["process"]["args"] = args.iter().map(|arg| serde_json::Value::from(*arg)).collect();
+            spec["root"]["path"] = sandbox.root.join("busybox-rootfs").to_str().expect("utf-8").into();
+        });
+        bundle
+    }
+
+    /// Rewrites `bundle`'s config.json as `edit` changes it.
+    pub fn edit_spec(bundle: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) {
         let path = bundle.join("config.json");
         let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("spec")).expect("json");
-        spec["process"]["terminal"] = false.into();
-        spec["process"]["args"] = args.iter().map(|arg| serde_json::Value::from(*arg)).collect();
-        spec["root"]["path"] = sandbox.root.join("busybox-rootfs").to_str().expect("utf-8").into();
+        edit(&mut spec);
         std::fs::write(&path, serde_json::to_vec(&spec).expect("json")).expect("write spec");
-        bundle
     }
 }
 
@@ -732,14 +768,19 @@ impl Drop for EventWatcher {
 /// One-line task API calls by task id, for the direct tests.
 pub mod calls {
     use containerd_shim_protos::api::{
-        DeleteRequest, DeleteResponse, ExecProcessRequest, KillRequest, StartRequest, StartResponse, StateRequest,
-        StateResponse, WaitRequest, WaitResponse,
+        CreateTaskRequest, DeleteRequest, DeleteResponse, ExecProcessRequest, KillRequest, StartRequest, StartResponse,
+        StateRequest, StateResponse, WaitRequest, WaitResponse,
     };
     use containerd_shim_protos::protobuf::well_known_types::any::Any;
     use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
     use containerd_shim_protos::shim_async::TaskClient;
 
     use super::direct::context;
+
+    /// A `Create` of task `id` from `bundle`, with nothing else set.
+    pub fn create_request(id: &str, bundle: &std::path::Path) -> CreateTaskRequest {
+        CreateTaskRequest { id: id.into(), bundle: bundle.display().to_string(), ..Default::default() }
+    }
 
     /// `Start` of task `id`.
     pub async fn start(client: &TaskClient, id: &str) -> ttrpc::Result<StartResponse> {
@@ -779,6 +820,14 @@ pub mod calls {
             })
             .into(),
             ..Default::default()
+        }
+    }
+
+    /// Whether the daemon still answers on `client`: a `State` of an unknown task is NOT_FOUND.
+    pub async fn still_serving(client: &TaskClient) -> Result<(), String> {
+        match state(client, "no-such-task").await {
+            Err(ttrpc::Error::RpcStatus(status)) if status.code() == ttrpc::Code::NOT_FOUND => Ok(()),
+            other => Err(format!("the daemon no longer answers: {other:?}")),
         }
     }
 
