@@ -57,6 +57,8 @@ pub struct OomWatcher {
     /// OOMs seen and not yet returned.
     pending: u64,
     gone: bool,
+    /// How long an exit waits for the kill of an OOM counted without it ([`KILL_CATCH_UP`]).
+    kill_catch_up: Duration,
 }
 
 /// Where the notifications come from.
@@ -157,7 +159,7 @@ impl OomWatcher {
                 }
             }
         };
-        Ok(OomWatcher { dir, source, unclassified: 0, pending: 0, gone: false })
+        Ok(OomWatcher { dir, source, unclassified: 0, pending: 0, gone: false, kill_catch_up: KILL_CATCH_UP })
     }
 
     /// The directory being watched.
@@ -278,7 +280,7 @@ impl OomWatcher {
     /// sends the victim its SIGKILL before it counts the kill, so the victim's exit can be
     /// seen first.
     async fn classify_v2(&mut self, catch_up: KillCatchUp) -> Result<(), CgroupError> {
-        let deadline = tokio::time::Instant::now() + KILL_CATCH_UP;
+        let deadline = tokio::time::Instant::now() + self.kill_catch_up;
         loop {
             let Source::V2 { watch, last_oom_kill, last_oom, removed } = &mut self.source else {
                 self.unclassified = 0;
@@ -475,6 +477,9 @@ mod tests {
         let dir = root.path().join("c");
         let mut watcher =
             OomWatcher::new(&ContainerCgroups::v2("/c", dir.clone()), &SharedInotify::new()).expect("watch");
+        // Long enough that the kill written below always lands inside the wait, however loaded
+        // the machine: the test orders the write after the wait began, not by a deadline.
+        watcher.kill_catch_up = Duration::from_secs(60);
         root.write("c/memory.events", "low 0\nhigh 0\nmax 1\noom 1\noom_kill 0\noom_group_kill 0\n");
         // The notification of the `oom` count is read before the kill is counted.
         assert!(timeout(QUIET, watcher.wait_oom()).await.is_err(), "an OOM without a kill yet is no kill");
@@ -494,12 +499,15 @@ mod tests {
         };
         assert_eq!(watcher.take_ooms_so_far().await.expect("count at exit"), 1, "the kill counted after the wait");
         kill_counted.await.expect("writer");
-        // An OOM that ends without a kill is waited for once, then given up.
+        // An OOM that ends without a kill is waited for once, then given up: a second read
+        // would wait the whole (long) deadline again if it were not.
         root.write("c/memory.events", "low 0\nhigh 0\nmax 2\noom 2\noom_kill 1\noom_group_kill 0\n");
+        watcher.kill_catch_up = Duration::from_millis(200);
         assert_eq!(watcher.take_ooms_so_far().await.expect("count at exit"), 0);
+        watcher.kill_catch_up = Duration::from_secs(60);
         let started = std::time::Instant::now();
         assert_eq!(watcher.take_ooms_so_far().await.expect("count again"), 0);
-        assert!(started.elapsed() < KILL_CATCH_UP, "an OOM given up is not waited for again");
+        assert!(started.elapsed() < Duration::from_secs(30), "an OOM given up is not waited for again");
     }
 
     /// How many inotify instances this process has open (`anon_inode:inotify` fds).
@@ -605,6 +613,7 @@ mod tests {
             unclassified: 0,
             pending: 0,
             gone: false,
+            kill_catch_up: KILL_CATCH_UP,
         };
         (watcher, kernel_side)
     }
