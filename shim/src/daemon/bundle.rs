@@ -78,7 +78,7 @@ pub(super) async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
 /// A pid the helper wrote (runc's init pid, an exec's pid).
 pub(super) async fn read_pid_file(path: &Path) -> Result<u32, Error> {
     let path = path.to_path_buf();
-    blocking("reading a pid file", move || runc_wrap::atomic_file::read_pid_file(&path)).await?.map_err(Error::State)
+    blocking("reading a pid file", move || runc_wrap::atomic_file::read_pid_file(&path)).await?.map_err(Error::Runc)
 }
 
 #[cfg(test)]

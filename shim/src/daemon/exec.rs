@@ -296,7 +296,7 @@ fn write_exec_files(dir: &Path, process_json: &[u8], request: &ExecRequest) -> R
     let process_path = dir.join(files::exec::PROCESS);
     std::fs::write(&process_path, process_json)
         .map_err(|error| Error::io(format!("writing {}", process_path.display()), error))?;
-    write_json_atomically(&dir.join(files::exec::REQUEST), request).map_err(Error::State)
+    write_json_atomically(&dir.join(files::exec::REQUEST), request).map_err(Error::Runc)
 }
 
 #[cfg(test)]
