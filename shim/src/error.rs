@@ -368,6 +368,7 @@ fn runc_wrap_code(error: &runc_wrap::Error) -> Code {
         | E::NotAnObject { .. }
         | E::BadPidFile { .. }
         | E::ExitEnvironment { .. }
+        | E::OwnCgroupUnreadable { .. }
         | E::NoUnitCgroup
         | E::NotInSupervisorCgroup { .. }
         | E::Cgroup { .. }
@@ -378,6 +379,7 @@ fn runc_wrap_code(error: &runc_wrap::Error) -> Code {
         | E::Supervise { .. }
         | E::DropPrivileges { .. }
         | E::Console(_)
+        | E::NotifySystemd { .. }
         | E::NotifySocket { .. } => Code::INTERNAL,
     }
 }
@@ -439,6 +441,7 @@ mod tests {
             (E::NotAnObject { path: "/run/b/config.json".into() }, Code::INTERNAL),
             (E::BadPidFile { path: "/run/b/init.pid".into(), contents: "x".into() }, Code::INTERNAL),
             (E::ExitEnvironment { exit_code: "x".into(), exit_status: "y".into() }, Code::INTERNAL),
+            (E::OwnCgroupUnreadable { source: io() }, Code::INTERNAL),
             (E::NoUnitCgroup, Code::INTERNAL),
             (
                 E::NotInSupervisorCgroup {
@@ -455,6 +458,7 @@ mod tests {
             (E::Supervise { action: "waiting", source: errno }, Code::INTERNAL),
             (E::DropPrivileges { step: "setuid", source: errno }, Code::INTERNAL),
             (E::Console(pty::Error::NotASocket { path: "/run/c.sock".into() }), Code::INTERNAL),
+            (E::NotifySystemd { state: "MAINPID=42".into(), source: io() }, Code::INTERNAL),
             (E::NotifySocket { socket: "x".into() }, Code::INTERNAL),
         ];
         for (error, code) in cases {
