@@ -161,7 +161,16 @@ pub enum Error {
         /// The bundle path from the request.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        reason: &'static str,
+    },
+    /// The bundle could not be looked at.
+    #[error("bundle {path}: {source}")]
+    UnreadableBundle {
+        /// The bundle path from the request.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// The bundle's config.json is not a usable OCI spec.
     #[error("config.json in bundle {bundle} is not a valid OCI runtime spec: {reason}")]
@@ -170,6 +179,40 @@ pub enum Error {
         bundle: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The bundle's config.json could not be read (not a regular file, too large, a symlink loop).
+    #[error("config.json in bundle {bundle} cannot be read: {source}")]
+    UnreadableSpec {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bundle's config.json does not parse as an OCI spec.
+    #[error("config.json in bundle {bundle} is not a valid OCI runtime spec: {source}")]
+    MalformedSpec {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An exec's process spec does not parse as an OCI `Process`.
+    #[error("exec {exec_id:?}: process spec is not valid: {source}")]
+    InvalidProcessSpec {
+        /// The exec id.
+        exec_id: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Update's resources do not parse as an OCI `LinuxResources`.
+    #[error("resources are not valid OCI LinuxResources: {source}")]
+    InvalidResources {
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
     },
     /// A feature this shim does not implement.
     #[error("{0} is not supported by containerd-shim-systemd-v1")]
@@ -309,7 +352,12 @@ impl Error {
             Error::InvalidInput(_)
             | Error::InvalidRequest(_)
             | Error::InvalidBundle { .. }
+            | Error::UnreadableBundle { .. }
             | Error::InvalidSpec { .. }
+            | Error::UnreadableSpec { .. }
+            | Error::MalformedSpec { .. }
+            | Error::InvalidProcessSpec { .. }
+            | Error::InvalidResources { .. }
             | Error::RuntimeOptions(_)
             | Error::BootstrapDisagrees { .. }
             | Error::Config { .. }
