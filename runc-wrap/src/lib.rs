@@ -56,14 +56,15 @@ pub enum Error {
         path: PathBuf,
     },
     /// Releasing a created container through runc's exec fifo failed.
-    #[error("starting container {id} through {fifo}: {reason}")]
+    #[error("starting container {id} through {fifo}: {failure}")]
     ExecFifo {
         /// The container.
         id: String,
         /// runc's exec fifo.
         fifo: PathBuf,
         /// What went wrong.
-        reason: String,
+        #[source]
+        failure: crate::exec_fifo::ReleaseFailure,
     },
     /// runc could not be started at all.
     #[error("running {binary} {command} for container {id}: {source}")]

@@ -477,7 +477,14 @@ mod tests {
                 Code::UNKNOWN,
             ),
             (E::RuncTimeout { command: "pause", id: "t".into(), timeout: Duration::from_secs(1) }, Code::UNKNOWN),
-            (E::ExecFifo { id: "t".into(), fifo: "/run/t/exec.fifo".into(), reason: "x".into() }, Code::UNKNOWN),
+            (
+                E::ExecFifo {
+                    id: "t".into(),
+                    fifo: "/run/t/exec.fifo".into(),
+                    failure: runc_wrap::exec_fifo::ReleaseFailure::NoByte,
+                },
+                Code::UNKNOWN,
+            ),
             (
                 E::Mount { fs_type: "bind".into(), source_path: "/x".into(), target: "/r".into(), message: "x".into() },
                 Code::INVALID_ARGUMENT,
