@@ -29,33 +29,87 @@ pub enum Released {
     NoFifo,
 }
 
+/// Why releasing a created container through its exec fifo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseFailure {
+    /// init could not be pinned (by pidfd) before the fifo was opened.
+    #[error("watching init {pid}: {source}")]
+    PinInit {
+        /// init's pid.
+        pid: u32,
+        /// Why.
+        #[source]
+        source: pty::Error,
+    },
+    /// The fifo or init's pidfd could not be opened or registered with the runtime.
+    #[error("{what}: {source}")]
+    Watch {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading init's byte failed.
+    #[error("reading the fifo: {source}")]
+    Read {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// init died before it opened the fifo.
+    #[error("init {pid} exited before it was released")]
+    InitExited {
+        /// init's pid.
+        pid: u32,
+    },
+    /// init did not open the fifo in time.
+    #[error("init {pid} did not open the fifo within {timeout:?}")]
+    Timeout {
+        /// init's pid.
+        pid: u32,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// init closed the fifo without writing: someone else started the container.
+    #[error("init closed the fifo without a byte: the container was already started")]
+    NoByte,
+    /// The fifo could not be removed after the release (runc would take the container for
+    /// created still).
+    #[error("removing it after the release: {source}")]
+    Remove {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Releases the init (pid `init_pid`) of created container `id` whose runc state directory is
 /// `state_dir`, waiting at most `timeout`. Fails if init dies first, or closes the fifo without
 /// a byte (a container started by someone else).
 pub async fn release(state_dir: &Path, id: &str, init_pid: u32, timeout: Duration) -> Result<Released, Error> {
     let fifo = state_dir.join(EXEC_FIFO);
-    let failed = |reason: String| Error::ExecFifo { id: id.to_string(), fifo: fifo.clone(), reason };
+    let failed = |failure| Error::ExecFifo { id: id.to_string(), fifo: fifo.clone(), failure };
+    let watching = |what| move |source| failed(ReleaseFailure::Watch { what, source });
     // Pinned first: once the fifo is open, init may run its process, exit and be reaped at once.
-    let init = pty::pidfd_open(init_pid).map_err(|error| failed(format!("watching init {init_pid}: {error}")))?;
-    let Some(reader) = open_reader(&fifo).map_err(|error| failed(error.to_string()))? else {
+    let init = pty::pidfd_open(init_pid).map_err(|source| failed(ReleaseFailure::PinInit { pid: init_pid, source }))?;
+    let Some(reader) = open_reader(&fifo).map_err(watching("opening the fifo"))? else {
         return Ok(Released::NoFifo);
     };
-    let reader = watch(reader).map_err(|error| failed(error.to_string()))?;
-    let init = watch(init).map_err(|error| failed(error.to_string()))?;
+    let reader = watch(reader).map_err(watching("watching the fifo"))?;
+    let init = watch(init).map_err(watching("watching init"))?;
     let outcome = tokio::time::timeout(timeout, async {
         tokio::select! {
             biased;
             byte = first_byte(&reader) => byte,
-            _ = init.readable() => Err(format!("init {init_pid} exited before it was released")),
+            _ = init.readable() => Err(ReleaseFailure::InitExited { pid: init_pid }),
         }
     })
     .await
-    .unwrap_or_else(|_| Err(format!("init {init_pid} did not open the fifo within {timeout:?}")));
+    .unwrap_or(Err(ReleaseFailure::Timeout { pid: init_pid, timeout }));
     outcome.map_err(failed)?;
     match std::fs::remove_file(&fifo) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(failed(format!("removing it after the release: {error}")))
-        }
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(failed(ReleaseFailure::Remove { source })),
         _ => Ok(Released::Started),
     }
 }
@@ -82,14 +136,14 @@ fn open_reader(fifo: &Path) -> std::io::Result<Option<OwnedFd>> {
 
 /// Waits for init's byte. A fifo opened for reading polls hung up only after a writer came and
 /// went, so until init opens it this simply waits.
-async fn first_byte(reader: &AsyncFd<OwnedFd>) -> Result<(), String> {
+async fn first_byte(reader: &AsyncFd<OwnedFd>) -> Result<(), ReleaseFailure> {
     loop {
-        let mut guard = reader.readable().await.map_err(|error| error.to_string())?;
+        let mut guard = reader.readable().await.map_err(|source| ReleaseFailure::Read { source })?;
         let mut byte = [0u8; 1];
         match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), &mut byte).map_err(std::io::Error::from)) {
             Ok(Ok(1..)) => return Ok(()),
-            Ok(Ok(_)) => return Err("init closed the fifo without a byte: the container was already started".into()),
-            Ok(Err(error)) => return Err(error.to_string()),
+            Ok(Ok(_)) => return Err(ReleaseFailure::NoByte),
+            Ok(Err(source)) => return Err(ReleaseFailure::Read { source }),
             Err(_would_block) => continue,
         }
     }
@@ -157,7 +211,11 @@ mod tests {
         // Not reaped yet: a zombie's pidfd polls readable, as a dead init's does.
         std::thread::sleep(Duration::from_millis(100));
         let error = release(&dir, "c3", pid, Duration::from_secs(5)).await.unwrap_err();
-        assert!(error.to_string().contains("exited before it was released"), "{error}");
+        assert!(
+            matches!(&error, Error::ExecFifo { id, failure: ReleaseFailure::InitExited { pid: dead }, .. }
+                if id == "c3" && *dead == pid),
+            "{error:?}"
+        );
         let _ = init.wait();
     }
 
@@ -167,7 +225,7 @@ mod tests {
         let fifo = make_fifo(&dir);
         let mut init = init_writing(fifo, false);
         let error = release(&dir, "c4", init.id(), Duration::from_secs(5)).await.unwrap_err();
-        assert!(error.to_string().contains("without a byte"), "{error}");
+        assert!(matches!(&error, Error::ExecFifo { failure: ReleaseFailure::NoByte, .. }), "{error:?}");
         let _ = init.kill();
         let _ = init.wait();
     }

@@ -56,14 +56,15 @@ pub enum Error {
         path: PathBuf,
     },
     /// Releasing a created container through runc's exec fifo failed.
-    #[error("starting container {id} through {fifo}: {reason}")]
+    #[error("starting container {id} through {fifo}: {failure}")]
     ExecFifo {
         /// The container.
         id: String,
         /// runc's exec fifo.
         fifo: PathBuf,
         /// What went wrong.
-        reason: String,
+        #[source]
+        failure: crate::exec_fifo::ReleaseFailure,
     },
     /// runc could not be started at all.
     #[error("running {binary} {command} for container {id}: {source}")]
@@ -115,6 +116,13 @@ pub enum Error {
         exit_code: String,
         /// `$EXIT_STATUS`.
         exit_status: String,
+    },
+    /// The helper could not read its own cgroups (`/proc/self/cgroup`).
+    #[error("reading the helper's own cgroups from /proc/self/cgroup: {source}")]
+    OwnCgroupUnreadable {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
     /// This process is not in a systemd-managed cgroup.
     #[error("the helper is not in a systemd cgroup (no name=systemd or unified entry in /proc/self/cgroup)")]
@@ -221,6 +229,15 @@ pub enum Error {
     /// The terminal could not be set up.
     #[error("terminal: {0}")]
     Console(#[from] pty::Error),
+    /// A message to systemd over its notification socket (`$NOTIFY_SOCKET`) was not sent.
+    #[error("telling systemd {state:?}: {source}")]
+    NotifySystemd {
+        /// The message, e.g. `MAINPID=42`.
+        state: String,
+        /// Why it was not sent.
+        #[source]
+        source: std::io::Error,
+    },
     /// `$NOTIFY_SOCKET` cannot be handed to a container.
     #[error("NOTIFY_SOCKET {socket:?} is not a socket path that can be mounted into the container")]
     NotifySocket {

@@ -641,10 +641,16 @@ mod tests {
     fn resolve_binary_searches_path_and_names_what_it_searched() {
         assert_eq!(resolve_binary("sh", Some("/nonexistent:/bin")).unwrap(), PathBuf::from("/bin/sh"));
         let error = resolve_binary("no-such-runc", Some("/bin:/usr/bin")).unwrap_err();
-        let message = error.to_string();
-        assert!(message.contains("no-such-runc") && message.contains("PATH=/bin:/usr/bin"), "{message}");
-        assert!(resolve_binary("/nonexistent/runc", None).is_err());
-        assert!(resolve_binary("", Some("/bin")).is_err());
+        assert!(
+            matches!(&error, Error::BinaryNotFound { name, searched }
+                if name == "no-such-runc" && searched == "PATH=/bin:/usr/bin"),
+            "{error:?}"
+        );
+        assert!(matches!(
+            resolve_binary("/nonexistent/runc", None),
+            Err(Error::BinaryNotFound { searched, .. }) if searched == "that path"
+        ));
+        assert!(matches!(resolve_binary("", Some("/bin")), Err(Error::BinaryNotFound { .. })));
     }
 
     #[tokio::test]
@@ -686,6 +692,10 @@ mod tests {
     async fn missing_runc_binary_is_a_spawn_error_naming_it() {
         let missing = Runc::new("/nonexistent/runc", "/run/r");
         let error = missing.kill("t1", Signal::SIGTERM, false).await.unwrap_err();
-        assert!(error.to_string().contains("/nonexistent/runc"), "{error}");
+        assert!(
+            matches!(&error, Error::SpawnRunc { binary, command: "kill", id, .. }
+                if binary == Path::new("/nonexistent/runc") && id == "t1"),
+            "{error:?}"
+        );
     }
 }

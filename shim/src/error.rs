@@ -161,7 +161,16 @@ pub enum Error {
         /// The bundle path from the request.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        reason: &'static str,
+    },
+    /// The bundle could not be looked at.
+    #[error("bundle {path}: {source}")]
+    UnreadableBundle {
+        /// The bundle path from the request.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// The bundle's config.json is not a usable OCI spec.
     #[error("config.json in bundle {bundle} is not a valid OCI runtime spec: {reason}")]
@@ -170,6 +179,40 @@ pub enum Error {
         bundle: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The bundle's config.json could not be read (not a regular file, too large, a symlink loop).
+    #[error("config.json in bundle {bundle} cannot be read: {source}")]
+    UnreadableSpec {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bundle's config.json does not parse as an OCI spec.
+    #[error("config.json in bundle {bundle} is not a valid OCI runtime spec: {source}")]
+    MalformedSpec {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An exec's process spec does not parse as an OCI `Process`.
+    #[error("exec {exec_id:?}: process spec is not valid: {source}")]
+    InvalidProcessSpec {
+        /// The exec id.
+        exec_id: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Update's resources do not parse as an OCI `LinuxResources`.
+    #[error("resources are not valid OCI LinuxResources: {source}")]
+    InvalidResources {
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
     },
     /// A feature this shim does not implement.
     #[error("{0} is not supported by containerd-shim-systemd-v1")]
@@ -192,9 +235,6 @@ pub enum Error {
         /// Its value.
         given: String,
     },
-    /// The runc binary is not available.
-    #[error("runc is not available: {0}")]
-    RuncUnavailable(#[source] runc_wrap::Error),
     /// `-info` got no runtime features from the OCI runtime binary a task would run.
     #[error("runtime features of {}: {failure}", binary.display())]
     RuntimeFeatures {
@@ -204,12 +244,10 @@ pub enum Error {
         #[source]
         failure: runc_wrap::features::FeaturesFailure,
     },
-    /// A runc invocation failed.
+    /// runc-wrap failed: a binary lookup, a runc invocation, a state file. Its code follows
+    /// from what failed ([`runc_wrap_code`]), never from where it surfaced.
     #[error(transparent)]
-    Runc(runc_wrap::Error),
-    /// A state file could not be handled.
-    #[error(transparent)]
-    State(runc_wrap::Error),
+    Runc(#[from] runc_wrap::Error),
     /// Creating the container failed inside its unit.
     #[error("creating task {namespace}/{id} failed while {stage}: {message}")]
     CreateFailed {
@@ -314,7 +352,12 @@ impl Error {
             Error::InvalidInput(_)
             | Error::InvalidRequest(_)
             | Error::InvalidBundle { .. }
+            | Error::UnreadableBundle { .. }
             | Error::InvalidSpec { .. }
+            | Error::UnreadableSpec { .. }
+            | Error::MalformedSpec { .. }
+            | Error::InvalidProcessSpec { .. }
+            | Error::InvalidResources { .. }
             | Error::RuntimeOptions(_)
             | Error::BootstrapDisagrees { .. }
             | Error::Config { .. }
@@ -325,20 +368,19 @@ impl Error {
             Error::TaskExists { .. } | Error::ExecExists { .. } | Error::UnitExists { .. } => Code::ALREADY_EXISTS,
             Error::BadState { .. }
             | Error::ExecBadState { .. }
-            | Error::RuncUnavailable(_)
             | Error::RuntimeFeatures { .. }
             | Error::TransientDaemon { .. }
             | Error::DaemonRefusedDelete { .. }
             | Error::NoTerminal { .. } => Code::FAILED_PRECONDITION,
             Error::Unsupported(_) => Code::UNIMPLEMENTED,
             Error::FdStoreFull { .. } => Code::RESOURCE_EXHAUSTED,
-            Error::Runc(_) | Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,
+            Error::Runc(error) => runc_wrap_code(error),
+            Error::CreateFailed { .. } | Error::ExecStartFailed { .. } => Code::UNKNOWN,
             Error::Systemd(SystemdError::Connect { .. } | SystemdError::ConnectionLost { .. }) => Code::UNAVAILABLE,
             Error::Systemd(SystemdError::JobTimeout { .. }) | Error::BlockingTimeout { .. } => Code::DEADLINE_EXCEEDED,
             Error::Cgroup(error) if error.is_not_found() => Code::NOT_FOUND,
             Error::Systemd(_)
             | Error::Cgroup(_)
-            | Error::State(_)
             | Error::UntrustedRecord { .. }
             | Error::MisplacedRecord { .. }
             | Error::Io { .. }
@@ -350,6 +392,43 @@ impl Error {
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io { context: context.into(), source }
+    }
+}
+
+/// The code of a runc-wrap error, by what failed: the same kind gets the same code whichever
+/// operation met it. Exhaustive, so a new kind is classified here before it can surface.
+fn runc_wrap_code(error: &runc_wrap::Error) -> Code {
+    use runc_wrap::Error as E;
+    match error {
+        // The binary a task would run is missing: nothing works until that changes (bad_input's
+        // "runc missing from PATH" expects this).
+        E::BinaryNotFound { .. } => Code::FAILED_PRECONDITION,
+        // runc ran, or was to run, and did not do what was asked: what containerd's runc-v2
+        // reports for a failing runc command.
+        E::SpawnRunc { .. } | E::RuncFailed { .. } | E::RuncTimeout { .. } | E::ExecFifo { .. } => Code::UNKNOWN,
+        // What the request asked for cannot be done: a rootfs that does not mount, a logger
+        // URI that names no program.
+        E::Mount { .. } | E::LogUri { .. } => Code::INVALID_ARGUMENT,
+        // Our own files and the helper's machinery.
+        E::StateFile { .. }
+        | E::Encode { .. }
+        | E::Decode { .. }
+        | E::NotAnObject { .. }
+        | E::BadPidFile { .. }
+        | E::ExitEnvironment { .. }
+        | E::OwnCgroupUnreadable { .. }
+        | E::NoUnitCgroup
+        | E::NotInSupervisorCgroup { .. }
+        | E::Cgroup { .. }
+        | E::OpenStdio { .. }
+        | E::LoggerSpawn { .. }
+        | E::LoggerNotReady { .. }
+        | E::FifoTimeout { .. }
+        | E::Supervise { .. }
+        | E::DropPrivileges { .. }
+        | E::Console(_)
+        | E::NotifySystemd { .. }
+        | E::NotifySocket { .. } => Code::INTERNAL,
     }
 }
 
@@ -374,6 +453,73 @@ mod tests {
         assert_eq!(running.code(), Code::FAILED_PRECONDITION);
         assert_eq!(Error::TaskExists { namespace: "ns".into(), id: "t".into() }.code(), Code::ALREADY_EXISTS);
         assert_eq!(Error::InvalidRequest("x".into()).code(), Code::INVALID_ARGUMENT);
+    }
+
+    /// Each kind of runc-wrap error has one code, whichever operation met it: a missing binary
+    /// is FAILED_PRECONDITION (bad_input's "runc missing from PATH"), a failing runc command
+    /// UNKNOWN (as runc-v2 reports it), a bad rootfs or logger URI INVALID_ARGUMENT, and our own
+    /// state files and the helper's machinery INTERNAL.
+    #[test]
+    fn each_runc_wrap_error_kind_has_one_code() {
+        use runc_wrap::Error as E;
+        use std::time::Duration;
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let json = || serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let errno = nix::errno::Errno::EPERM;
+        let cases: Vec<(E, Code)> = vec![
+            (E::BinaryNotFound { name: "runc".into(), searched: "PATH=/bin".into() }, Code::FAILED_PRECONDITION),
+            (
+                E::SpawnRunc { binary: "/bin/runc".into(), command: "start", id: "t".into(), source: io() },
+                Code::UNKNOWN,
+            ),
+            (
+                E::RuncFailed { command: "kill", id: "t".into(), status: "exit status: 1".into(), message: "x".into() },
+                Code::UNKNOWN,
+            ),
+            (E::RuncTimeout { command: "pause", id: "t".into(), timeout: Duration::from_secs(1) }, Code::UNKNOWN),
+            (
+                E::ExecFifo {
+                    id: "t".into(),
+                    fifo: "/run/t/exec.fifo".into(),
+                    failure: runc_wrap::exec_fifo::ReleaseFailure::NoByte,
+                },
+                Code::UNKNOWN,
+            ),
+            (
+                E::Mount { fs_type: "bind".into(), source_path: "/x".into(), target: "/r".into(), message: "x".into() },
+                Code::INVALID_ARGUMENT,
+            ),
+            (E::LogUri { uri: "binary://x".into(), reason: "x".into() }, Code::INVALID_ARGUMENT),
+            (E::StateFile { path: "/run/b/init.pid".into(), source: io() }, Code::INTERNAL),
+            (E::Encode { path: "/run/b/create.json".into(), source: json() }, Code::INTERNAL),
+            (E::Decode { path: "/run/b/create.json".into(), source: json() }, Code::INTERNAL),
+            (E::NotAnObject { path: "/run/b/config.json".into() }, Code::INTERNAL),
+            (E::BadPidFile { path: "/run/b/init.pid".into(), contents: "x".into() }, Code::INTERNAL),
+            (E::ExitEnvironment { exit_code: "x".into(), exit_status: "y".into() }, Code::INTERNAL),
+            (E::OwnCgroupUnreadable { source: io() }, Code::INTERNAL),
+            (E::NoUnitCgroup, Code::INTERNAL),
+            (
+                E::NotInSupervisorCgroup {
+                    cgroup: "/x".into(),
+                    supervisor: runc_wrap::protocol::SupervisorCgroup::StartedIn { name: "s".into() },
+                },
+                Code::INTERNAL,
+            ),
+            (E::Cgroup { path: "/sys/fs/cgroup/x".into(), action: "creating", source: io() }, Code::INTERNAL),
+            (E::OpenStdio { path: "/run/f/out".into(), source: io() }, Code::INTERNAL),
+            (E::LoggerSpawn { program: "/bin/logger".into(), source: io() }, Code::INTERNAL),
+            (E::LoggerNotReady { program: "/bin/logger".into(), timeout: Duration::from_secs(1) }, Code::INTERNAL),
+            (E::FifoTimeout { path: "/run/f/out".into(), timeout: Duration::from_secs(1) }, Code::INTERNAL),
+            (E::Supervise { action: "waiting", source: errno }, Code::INTERNAL),
+            (E::DropPrivileges { step: "setuid", source: errno }, Code::INTERNAL),
+            (E::Console(pty::Error::NotASocket { path: "/run/c.sock".into() }), Code::INTERNAL),
+            (E::NotifySystemd { state: "MAINPID=42".into(), source: io() }, Code::INTERNAL),
+            (E::NotifySocket { socket: "x".into() }, Code::INTERNAL),
+        ];
+        for (error, code) in cases {
+            let name = format!("{error:?}");
+            assert_eq!(Error::from(error).code(), code, "{name}");
+        }
     }
 
     #[test]

@@ -289,6 +289,7 @@ mod tests {
             matches!(&refused, Error::FdStoreFull { name, capacity: 2 } if name == "conn/default/1-1"),
             "{refused:?}"
         );
+        // The message is the contract: it names the setting that raises the limit.
         assert!(refused.to_string().contains("fd_store_max"), "{refused}");
         store.remove(&first).await.unwrap();
         assert_eq!(next_notification(&receiver), "FDSTOREREMOVE=1\nFDNAME=conn/default/1-0");

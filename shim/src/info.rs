@@ -10,12 +10,12 @@
 //! runtime-spec's Go `features.Features` struct, whose value is that struct's JSON.
 //!
 //! Unlike runc-v2, which then leaves the features out and logs at debug level, `-info` fails
-//! when that binary cannot give its features, and says why: not found ([`Error::RuncUnavailable`]),
-//! no working `features` command (it ran and failed: older runc, some other OCI runtimes, a
-//! wrapper that does not pass the command on), or output that is not JSON (both
-//! [`Error::RuntimeFeatures`]). An answer without features would hide a wrong `BinaryName` from
-//! whoever asked; containerd's CRI plugin treats a failed `-info` as it treats missing features
-//! (it checks specs against nothing), so nothing is lost there.
+//! when that binary cannot give its features, and says why: not found ([`Error::Runc`] with
+//! runc-wrap's `BinaryNotFound`), no working `features` command (it ran and failed: older runc,
+//! some other OCI runtimes, a wrapper that does not pass the command on), or output that is not
+//! JSON (both [`Error::RuntimeFeatures`]). An answer without features would hide a wrong
+//! `BinaryName` from whoever asked; containerd's CRI plugin treats a failed `-info` as it treats
+//! missing features (it checks specs against nothing), so nothing is lost there.
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{Message, MessageField};
@@ -42,7 +42,7 @@ pub async fn info(stdin: &[u8], defaults: &TaskOptions, path_env: &str) -> Resul
     let path_env = path_env.to_string();
     let binary = blocking("looking up runc", move || resolve_binary(&binary_name, Some(&path_env)))
         .await?
-        .map_err(Error::RuncUnavailable)?;
+        .map_err(Error::Runc)?;
     let features = runtime_features(&binary)
         .await
         .map_err(|failure| Error::RuntimeFeatures { binary: binary.clone(), failure })?;
@@ -137,7 +137,10 @@ mod tests {
             ..Default::default()
         };
         let error = info(&any.write_to_bytes().unwrap(), &TaskOptions::default(), "/usr/bin").await.unwrap_err();
-        assert!(matches!(error, Error::RuncUnavailable(_)), "{error:?}");
-        assert!(error.to_string().contains("/nonexistent/runc"), "{error}");
+        assert!(
+            matches!(&error, Error::Runc(runc_wrap::Error::BinaryNotFound { name, .. }) if name == "/nonexistent/runc"),
+            "{error:?}"
+        );
+        assert_eq!(error.code(), ttrpc::Code::FAILED_PRECONDITION);
     }
 }

@@ -100,7 +100,7 @@ pub async fn start(request: &StartRequest) -> Result<Vec<u8>, Error> {
     let contents = address.clone().into_bytes();
     blocking("writing the address file", move || write_atomically(&address_file, &contents))
         .await?
-        .map_err(Error::State)?;
+        .map_err(Error::Runc)?;
 
     if bootstrap.is_some() {
         return bootstrap_result(address, &identity)

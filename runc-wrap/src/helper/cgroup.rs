@@ -60,8 +60,8 @@ pub fn unit_cgroup_of(own: &str, supervisor: &SupervisorCgroup) -> Option<String
 /// (see the module doc), then rewrites `linux.cgroupsPath` in the bundle's config.json to
 /// `<unit cgroup>/container`, keeping every other field as containerd wrote it.
 pub fn place_container_cgroup(bundle: &Path, supervisor: &SupervisorCgroup) -> Result<String, Error> {
-    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|source| Error::StateFile { path: "/proc/self/cgroup".into(), source })?;
+    let proc_cgroup =
+        std::fs::read_to_string("/proc/self/cgroup").map_err(|source| Error::OwnCgroupUnreadable { source })?;
     let own = unit_cgroup_from_proc(&proc_cgroup).ok_or(Error::NoUnitCgroup)?;
     let unit_cgroup = unit_cgroup_of(&own, supervisor)
         .ok_or_else(|| Error::NotInSupervisorCgroup { cgroup: own.clone(), supervisor: supervisor.clone() })?;

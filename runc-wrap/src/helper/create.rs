@@ -130,8 +130,9 @@ fn prepare_and_run(request: &CreateRequest) -> Result<i32, (HelperStage, Error)>
     }
     if request.sd_notify {
         let pid = read_pid_file(&request.pid_file).map_err(|error| (HelperStage::Notify, error))?;
-        crate::notify::notify(&format!("MAINPID={pid}"))
-            .map_err(|source| (HelperStage::Notify, Error::StateFile { path: "NOTIFY_SOCKET".into(), source }))?;
+        let state = format!("MAINPID={pid}");
+        crate::notify::notify(&state)
+            .map_err(|source| (HelperStage::Notify, Error::NotifySystemd { state, source }))?;
     }
     Ok(0)
 }

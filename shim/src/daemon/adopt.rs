@@ -266,7 +266,7 @@ impl TaskManager {
                     }
                 }
             }
-            blocking("removing an exit file", move || remove_if_present(&file)).await?.map_err(Error::State)?;
+            blocking("removing an exit file", move || remove_if_present(&file)).await?.map_err(Error::Runc)?;
         }
         Ok(())
     }

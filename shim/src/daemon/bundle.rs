@@ -21,7 +21,7 @@ pub(super) fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, E
             "file" => Ok(Some(PathBuf::from(value))),
             "binary" => match runc_wrap::helper::logger::LoggerCommand::parse(value) {
                 Ok(_) => Ok(Some(PathBuf::from(value))),
-                Err(error) => Err(Error::InvalidRequest(format!("{stream}: {error}"))),
+                Err(error) => Err(Error::Runc(error)),
             },
             _ => Err(Error::InvalidRequest(format!("{stream} {value:?} has an unknown URI scheme {scheme:?}"))),
         };
@@ -35,7 +35,7 @@ pub(super) fn stdio_path(stream: &str, value: &str) -> Result<Option<PathBuf>, E
 /// The bundle path `bundle` names, if it is one a task may have: given, and absolute.
 pub(super) fn bundle_path(bundle: &str) -> Result<PathBuf, Error> {
     let path = PathBuf::from(bundle);
-    let invalid = |reason: &str| Error::InvalidBundle { path: path.clone(), reason: reason.into() };
+    let invalid = |reason| Error::InvalidBundle { path: path.clone(), reason };
     if bundle.is_empty() {
         return Err(invalid("no bundle path given"));
     }
@@ -48,12 +48,12 @@ pub(super) fn bundle_path(bundle: &str) -> Result<PathBuf, Error> {
 /// The bundle path `bundle` names, if it is an existing directory a task may have.
 pub(super) async fn validate_bundle(bundle: &str) -> Result<PathBuf, Error> {
     let path = bundle_path(bundle)?;
-    let invalid = |reason: String| Error::InvalidBundle { path: path.clone(), reason };
+    let invalid = |reason| Error::InvalidBundle { path: path.clone(), reason };
     match tokio::fs::metadata(&path).await {
         Ok(meta) if meta.is_dir() => Ok(path),
-        Ok(_) => Err(invalid("is not a directory".into())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(invalid("does not exist".into())),
-        Err(error) => Err(invalid(error.to_string())),
+        Ok(_) => Err(invalid("is not a directory")),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(invalid("does not exist")),
+        Err(source) => Err(Error::UnreadableBundle { path, source }),
     }
 }
 
@@ -66,9 +66,10 @@ pub(super) async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Err(invalid("config.json is missing".into()))
         }
-        Err(error) => return Err(invalid(error.to_string())),
+        Err(source) => return Err(Error::UnreadableSpec { bundle: bundle.to_path_buf(), source }),
     };
-    let spec: Spec = serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
+    let spec: Spec = serde_json::from_slice(&text)
+        .map_err(|source| Error::MalformedSpec { bundle: bundle.to_path_buf(), source })?;
     if spec.process().is_none() {
         return Err(invalid("it has no process".into()));
     }
@@ -78,7 +79,7 @@ pub(super) async fn read_spec(bundle: &Path) -> Result<Spec, Error> {
 /// A pid the helper wrote (runc's init pid, an exec's pid).
 pub(super) async fn read_pid_file(path: &Path) -> Result<u32, Error> {
     let path = path.to_path_buf();
-    blocking("reading a pid file", move || runc_wrap::atomic_file::read_pid_file(&path)).await?.map_err(Error::State)
+    blocking("reading a pid file", move || runc_wrap::atomic_file::read_pid_file(&path)).await?.map_err(Error::Runc)
 }
 
 #[cfg(test)]
@@ -94,18 +95,29 @@ mod tests {
             stdio_path("stdout", "binary:///bin/logger?a=b").unwrap(),
             Some(PathBuf::from("binary:///bin/logger?a=b"))
         );
-        assert!(matches!(stdio_path("stdout", "binary://bin/logger"), Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            stdio_path("stdout", "binary://bin/logger"),
+            Err(Error::Runc(runc_wrap::Error::LogUri { uri, .. })) if uri == "binary://bin/logger"
+        ));
         assert!(matches!(stdio_path("stdout", "http://x"), Err(Error::InvalidRequest(_))));
         assert!(matches!(stdio_path("stdout", "relative/path"), Err(Error::InvalidRequest(_))));
     }
 
     #[tokio::test]
     async fn bundle_must_be_an_existing_absolute_directory() {
-        assert!(matches!(validate_bundle("").await, Err(Error::InvalidBundle { .. })));
-        assert!(matches!(validate_bundle("relative").await, Err(Error::InvalidBundle { .. })));
-        let missing = validate_bundle("/nonexistent/bundle").await.unwrap_err();
-        assert!(missing.to_string().contains("does not exist"), "{missing}");
-        assert!(matches!(validate_bundle("/etc/hostname").await, Err(Error::InvalidBundle { .. })));
+        assert!(matches!(validate_bundle("").await, Err(Error::InvalidBundle { reason: "no bundle path given", .. })));
+        assert!(matches!(
+            validate_bundle("relative").await,
+            Err(Error::InvalidBundle { reason: "the path is not absolute", .. })
+        ));
+        assert!(matches!(
+            validate_bundle("/nonexistent/bundle").await,
+            Err(Error::InvalidBundle { reason: "does not exist", .. })
+        ));
+        assert!(matches!(
+            validate_bundle("/etc/hostname").await,
+            Err(Error::InvalidBundle { reason: "is not a directory", .. })
+        ));
         assert_eq!(validate_bundle("/").await.unwrap(), PathBuf::from("/"));
     }
 
@@ -114,12 +126,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shim-spec-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let missing = read_spec(&dir).await.unwrap_err();
-        assert!(missing.to_string().contains("missing"), "{missing}");
+        assert!(
+            matches!(&missing, Error::InvalidSpec { reason, .. } if reason == "config.json is missing"),
+            "{missing}"
+        );
         std::fs::write(dir.join("config.json"), "not json").unwrap();
-        assert!(matches!(read_spec(&dir).await, Err(Error::InvalidSpec { .. })));
+        assert!(matches!(read_spec(&dir).await, Err(Error::MalformedSpec { .. })));
+        std::fs::remove_file(dir.join("config.json")).unwrap();
+        std::fs::create_dir(dir.join("config.json")).unwrap();
+        assert!(matches!(read_spec(&dir).await, Err(Error::UnreadableSpec { .. })));
+        std::fs::remove_dir(dir.join("config.json")).unwrap();
         std::fs::write(dir.join("config.json"), r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#).unwrap();
         let no_process = read_spec(&dir).await.unwrap_err();
-        assert!(no_process.to_string().contains("no process"), "{no_process}");
+        assert!(
+            matches!(&no_process, Error::InvalidSpec { reason, .. } if reason == "it has no process"),
+            "{no_process}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

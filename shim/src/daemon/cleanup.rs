@@ -177,7 +177,7 @@ impl PendingStop {
             if let Some(cgroups) = cgroups {
                 cgroups.prune();
             }
-            remove_if_present(&exit_file).map_err(Error::State)
+            remove_if_present(&exit_file).map_err(Error::Runc)
         })
         .await?
     }
@@ -252,7 +252,7 @@ fn remove_local_residue(
     }
     let cgroups = UnitCgroups::of(bundle, unit_name);
     for name in files::ALL {
-        remove_if_present(&bundle.join(name)).map_err(Error::State)?;
+        remove_if_present(&bundle.join(name)).map_err(Error::Runc)?;
     }
     let notify_dir = bundle.join(files::NOTIFY_DIR);
     match std::fs::remove_dir_all(&notify_dir) {

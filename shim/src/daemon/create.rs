@@ -152,7 +152,7 @@ impl TaskManager {
         let path_env = self.settings.path_env.clone();
         let runc_binary = blocking("looking up runc", move || resolve_binary(&runc_name, Some(&path_env)))
             .await?
-            .map_err(Error::RuncUnavailable)?;
+            .map_err(Error::Runc)?;
         // Optional: only checkpoint and restore need it.
         let path_env = self.settings.path_env.clone();
         let criu = blocking("looking up criu", move || resolve_binary("criu", Some(&path_env)).ok()).await?;
@@ -246,7 +246,7 @@ impl TaskManager {
         let request_path = bundle.join(files::CREATE_REQUEST);
         blocking("writing the create request", move || write_json_atomically(&request_path, &create_request))
             .await?
-            .map_err(Error::State)
+            .map_err(Error::Runc)
     }
 
     /// Starts the init unit for the create request in the bundle; returns the init pid once

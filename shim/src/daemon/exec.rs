@@ -267,9 +267,7 @@ fn process_spec(request: &ExecProcessRequest) -> Result<Vec<u8>, Error> {
             request.exec_id, spec.type_url
         )));
     }
-    let invalid = |error: serde_json::Error| {
-        Error::InvalidRequest(format!("exec {:?}: process spec is not valid: {error}", request.exec_id))
-    };
+    let invalid = |source| Error::InvalidProcessSpec { exec_id: request.exec_id.clone(), source };
     let process: Process = serde_json::from_slice(&spec.value).map_err(invalid)?;
     if process.args().as_ref().is_none_or(|args| args.is_empty()) {
         return Err(Error::InvalidRequest(format!("exec {:?}: process spec has no args", request.exec_id)));
@@ -289,7 +287,7 @@ fn write_exec_files(dir: &Path, process_json: &[u8], request: &ExecRequest) -> R
     let process_path = dir.join(files::exec::PROCESS);
     std::fs::write(&process_path, process_json)
         .map_err(|error| Error::io(format!("writing {}", process_path.display()), error))?;
-    write_json_atomically(&dir.join(files::exec::REQUEST), request).map_err(Error::State)
+    write_json_atomically(&dir.join(files::exec::REQUEST), request).map_err(Error::Runc)
 }
 
 #[cfg(test)]
@@ -311,8 +309,11 @@ mod tests {
     fn process_spec_must_be_a_process_with_args() {
         let good = r#"{"args":["sh","-c","exit 5"],"cwd":"/","user":{"uid":0,"gid":0}}"#;
         assert_eq!(process_spec(&request("e1", false, PROCESS_TYPE_URL, good)).unwrap(), good.as_bytes());
+        let not_json = process_spec(&request("e1", false, PROCESS_TYPE_URL, "nope")).expect_err("not json");
+        assert!(matches!(&not_json, Error::InvalidProcessSpec { exec_id, .. } if exec_id == "e1"), "{not_json:?}");
+        // InvalidRequest says what is wrong in words only, and those words are what containerd
+        // shows (bad_input checks them end to end).
         let cases = [
-            ("not json", request("e1", false, PROCESS_TYPE_URL, "nope"), "not valid"),
             ("no args", request("e1", false, PROCESS_TYPE_URL, r#"{"cwd":"/","user":{"uid":0,"gid":0}}"#), "no args"),
             ("wrong type", request("e1", false, "types.containerd.io/other", good), "expected"),
             ("no spec", ExecProcessRequest { exec_id: "e1".into(), ..Default::default() }, "no process spec"),

@@ -55,7 +55,7 @@ struct Copier {
 /// procfs is (tests use another process's view of it only through the real one).
 fn set_size(copier: &Copier, proc: &Path, rows: u16, cols: u16) -> Result<(), Error> {
     let name = &copier.name;
-    let record: ConsoleRecord = read_json(&copier.record).map_err(Error::State)?;
+    let record: ConsoleRecord = read_json(&copier.record).map_err(Error::Runc)?;
     let terminal_error = |source| Error::Terminal { process: name.clone(), source };
     // The pidfd pins the process: the one checked here is the one whose fd is taken below.
     let pidfd = match pin_unit_process(proc, record.pid, &copier.unit) {

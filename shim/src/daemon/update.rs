@@ -44,8 +44,7 @@ fn resources_json(resources: Option<&Any>) -> Result<Vec<u8>, Error> {
             resources.type_url
         )));
     }
-    serde_json::from_slice::<LinuxResources>(&resources.value)
-        .map_err(|error| Error::InvalidRequest(format!("resources are not valid OCI LinuxResources: {error}")))?;
+    serde_json::from_slice::<LinuxResources>(&resources.value).map_err(|source| Error::InvalidResources { source })?;
     Ok(resources.value.clone())
 }
 
@@ -64,12 +63,17 @@ mod tests {
         let cases = [
             ("missing", None, "without resources"),
             ("wrong type", Some(any("types.containerd.io/other", good)), "not supported"),
-            ("not json", Some(any(RESOURCES_TYPE_URL, "{")), "not valid"),
-            ("wrong shape", Some(any(RESOURCES_TYPE_URL, r#"{"memory":{"limit":"lots"}}"#)), "not valid"),
         ];
+        // InvalidRequest says what is wrong in words only, and those words are what containerd
+        // shows.
         for (name, resources, expected) in cases {
             let error = resources_json(resources.as_ref()).expect_err(name);
+            assert!(matches!(error, Error::InvalidRequest(_)), "{name}: {error:?}");
             assert!(error.to_string().contains(expected), "{name}: {error}");
+        }
+        for (name, value) in [("not json", "{"), ("wrong shape", r#"{"memory":{"limit":"lots"}}"#)] {
+            let error = resources_json(Some(&any(RESOURCES_TYPE_URL, value))).expect_err(name);
+            assert!(matches!(error, Error::InvalidResources { .. }), "{name}: {error:?}");
         }
     }
 }

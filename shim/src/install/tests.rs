@@ -176,8 +176,10 @@ fn install_refuses_while_a_transient_daemon_holds_the_name_and_changes_nothing()
         systemd.set(&service, state, true);
         let mut out = Vec::new();
         let error = install(&spec(), Scope::System, &dirs.dirs, false, &mut systemd, &mut out).unwrap_err();
-        assert!(matches!(&error, Error::TransientDaemon { unit, .. } if *unit == service), "{error:?}");
-        assert!(error.to_string().contains(state), "{error}");
+        assert!(
+            matches!(&error, Error::TransientDaemon { unit, state: found } if *unit == service && found == state),
+            "{error:?}"
+        );
         assert_eq!(systemd.take_calls(), Vec::<String>::new());
         assert!(!dirs.root.exists(), "nothing written");
     }
