@@ -53,6 +53,7 @@ impl TaskManager {
     async fn remove_residue(&self, task: &Task, end: ContainerEnd) -> Result<(), Error> {
         let pending_stop = begin_task_residue_removal(
             &self.systemd,
+            &*self.runtimes,
             &self.rootfs_releases,
             &task.unit,
             &task.bundle,

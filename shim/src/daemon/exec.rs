@@ -83,8 +83,8 @@ impl TaskManager {
                 record: dir.join(files::exec::CONSOLE_RECORD),
             }),
             runc: RuncInvocation {
-                binary: task.runc.binary.clone(),
-                root: task.runc.root.clone(),
+                binary: task.runc.runc().binary.clone(),
+                root: task.runc.runc().root.clone(),
                 log: dir.join(files::exec::RUNC_LOG),
                 no_pivot_root: false,
                 no_new_keyring: false,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use containerd_shim_protos::api::Status;
 use oci_spec::runtime::{Hook, Hooks, LinuxNamespaceType, Spec};
 use runc_wrap::protocol::{StdioOptions, StdioPaths};
-use runc_wrap::Runc;
+use runc_wrap::Runtime;
 use tokio::sync::{mpsc, oneshot, watch};
 use unit_gen::init_unit::container_slice;
 use unit_gen::{UnitName, UnitNaming, UnitOptions};
@@ -379,8 +379,9 @@ pub struct Task {
     pub unit_path: String,
     /// The container's stdio as containerd gave it.
     pub stdio: StdioPaths,
-    /// runc with this task's binary and root.
-    pub runc: Runc,
+    /// The runtime that drives this task's container: runc with the task's binary and root
+    /// (a fake in the daemon's unit tests).
+    pub runc: Arc<dyn Runtime>,
     /// What the daemon keeps of the container's OCI spec.
     pub spec_facts: SpecFacts,
     /// Stdio owner and log mode, from the runtime options; execs use them too.
@@ -421,8 +422,8 @@ pub struct TaskSetup {
     pub stdio_options: StdioOptions,
     /// Whether init has a terminal.
     pub terminal: bool,
-    /// runc with this task's binary and root.
-    pub runc: Runc,
+    /// The runtime for this task's runc binary and root.
+    pub runc: Arc<dyn Runtime>,
     /// What the daemon keeps of the container's OCI spec.
     pub spec_facts: SpecFacts,
     /// Default CRIU directories.
