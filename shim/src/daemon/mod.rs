@@ -48,6 +48,8 @@ mod task;
 mod unit_process;
 mod unit_stops;
 mod update;
+#[cfg(test)]
+mod verb_tests;
 mod wait_replay;
 
 use std::os::fd::OwnedFd;
