@@ -151,7 +151,7 @@ impl FakeRuntimes {
         self.script().outcomes.push((operation, Outcome::Timeout));
     }
 
-    /// Calls of `operation` wait, once recorded, until [`FakeRuntimes::release`].
+    /// The next call of `operation` waits, once recorded, until [`FakeRuntimes::release`].
     pub fn hold(&self, operation: RuncOperation) {
         self.script().held.insert(operation);
     }
@@ -201,7 +201,7 @@ impl FakeRuntimes {
         let held = {
             let mut script = self.script();
             script.calls.push(call);
-            operation.is_some_and(|operation| script.held.contains(&operation))
+            operation.is_some_and(|operation| script.held.remove(&operation))
         };
         self.shared.called.notify_waiters();
         if held {

@@ -111,3 +111,34 @@ async fn a_stop_job_that_never_ends_fails_the_delete_at_its_deadline() {
     assert_eq!(error.code(), Code::DEADLINE_EXCEEDED);
     assert_eq!(*daemon.manager.task(&key).unwrap().lifecycle(), Lifecycle::Created { pid: INIT_PID });
 }
+
+/// An exit that systemd announces while a Delete runs is held in the deleting state; when the
+/// Delete fails, the task must become exited with it, publish its `TaskExit` and answer Wait,
+/// not go back to the state before Delete and lose it.
+#[tokio::test]
+async fn an_exit_seen_while_a_failing_delete_runs_is_published() {
+    let daemon = Daemon::start("delete-failed-exit").await;
+    let key = daemon.created("t1").await;
+    let task = daemon.manager.task(&key).unwrap();
+    daemon.runtimes.hold(RuncOperation::Delete);
+    daemon.runtimes.fail_next(RuncOperation::Delete, "container t1 is busy");
+
+    let delete = {
+        let manager = std::sync::Arc::clone(&daemon.manager);
+        let key = key.clone();
+        tokio::spawn(async move { manager.delete(&key).await })
+    };
+    within(daemon.runtimes.called(|call| matches!(call, RuntimeCall::Delete { .. }))).await;
+    daemon.init_exits("t1", 137).await;
+    super::until(|| task.lifecycle().exit().is_some()).await;
+    daemon.runtimes.release();
+    let error = within(delete).await.expect("the delete's task").unwrap_err();
+
+    assert!(matches!(error, Error::Runc(_)), "{error}");
+    assert!(matches!(*task.lifecycle(), Lifecycle::Exited { pid: INIT_PID, .. }), "{:?}", *task.lifecycle());
+    daemon.events.published("/tasks/exit", 1).await;
+    assert_eq!(daemon.events.exits()[0].exit_status, 137);
+    assert_eq!(within(daemon.manager.wait(&key)).await.expect("wait answers").status, 137);
+    daemon.manager.delete(&key).await.expect("the retry deletes the exited task");
+    daemon.events.published("/tasks/delete", 1).await;
+}
