@@ -14,7 +14,7 @@ pub const DEFAULT_RUNC_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// A runc operation the daemon runs and waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuncOperation {
     /// `runc start`, or releasing init through its exec fifo.
     Start,

@@ -11,6 +11,7 @@ pub mod notify;
 pub mod protocol;
 pub mod random;
 pub mod runc;
+pub mod runtime;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use runc::Runc;
+pub use runtime::{RuncFactory, Runtime, RuntimeFactory};
 
 /// Errors of runc invocations, state files and the in-unit helper.
 #[derive(Debug, thiserror::Error)]

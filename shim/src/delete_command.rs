@@ -123,7 +123,16 @@ async fn delete_locally(command: &DeleteCommand) -> Result<DeleteResponse, Error
     let systemd = Arc::new(Systemd::connect(TransportPreference::default()).await?);
     // The process exits after the answer: a release that hangs ends with it, unjoined.
     let rootfs_releases = UnboundedWork::default();
-    remove_task_residue(&systemd, &rootfs_releases, &unit, &command.bundle, &exit_file, ContainerEnd::Unknown).await?;
+    remove_task_residue(
+        &systemd,
+        &runc_wrap::RuncFactory,
+        &rootfs_releases,
+        &unit,
+        &command.bundle,
+        &exit_file,
+        ContainerEnd::Unknown,
+    )
+    .await?;
     Ok(match recorded {
         Some(state) => DeleteResponse {
             exit_status: state.status,

@@ -75,7 +75,9 @@ impl TaskManager {
             stdio: record.stdio.clone(),
             stdio_options: record.stdio_options,
             terminal: record.terminal,
-            runc: runc_wrap::Runc::with_settings(record.runc_settings()).with_deadlines(self.settings.runc_deadlines),
+            runc: self.runtimes.runtime(
+                runc_wrap::Runc::with_settings(record.runc_settings()).with_deadlines(self.settings.runc_deadlines),
+            ),
             spec_facts: adopted_spec_facts(&key, &record.bundle, &self.settings.unit_options).await,
             criu_paths: record.criu_paths.clone(),
         };
@@ -136,6 +138,7 @@ impl TaskManager {
                 );
                 remove_task_residue(
                     &self.systemd,
+                    &*self.runtimes,
                     &self.rootfs_releases,
                     &task.unit,
                     &task.bundle,

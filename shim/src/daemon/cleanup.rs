@@ -18,6 +18,7 @@ use nix::sys::stat::Mode;
 use runc_wrap::atomic_file::{read_json, remove_if_present};
 use runc_wrap::helper::CONTAINER_CGROUP_LEAF;
 use runc_wrap::protocol::{files, CreateRequest, ExecRequest};
+use runc_wrap::RuntimeFactory;
 use unit_gen::names::TASK_UNIT_PREFIX;
 use unit_gen::UnitName;
 
@@ -45,16 +46,18 @@ pub enum ContainerEnd {
 
 /// Removes all residue of the task whose unit is `unit`, whose bundle is `bundle` and whose
 /// unit's `ExecStopPost` records the exit in `exit_file`, and waits until the unit is down. The
-/// detached root filesystem is released on one of `rootfs_releases`' threads.
+/// runc the bundle's create request names is driven through `runtimes`. The detached root
+/// filesystem is released on one of `rootfs_releases`' threads.
 pub async fn remove_task_residue(
     systemd: &Arc<Systemd>,
+    runtimes: &dyn RuntimeFactory,
     rootfs_releases: &UnboundedWork,
     unit: &UnitName,
     bundle: &Path,
     exit_file: &Path,
     end: ContainerEnd,
 ) -> Result<(), Error> {
-    begin_task_residue_removal(systemd, rootfs_releases, unit, bundle, exit_file, end).await?.finish().await
+    begin_task_residue_removal(systemd, runtimes, rootfs_releases, unit, bundle, exit_file, end).await?.finish().await
 }
 
 /// Removes the residue of a task up to its unit's stop, which is not waited for:
@@ -74,6 +77,7 @@ pub async fn remove_task_residue(
 /// here. That saves a runc process (about 10 ms) on every `ctr run --rm`.
 pub async fn begin_task_residue_removal(
     systemd: &Arc<Systemd>,
+    runtimes: &dyn RuntimeFactory,
     rootfs_releases: &UnboundedWork,
     unit: &UnitName,
     bundle: &Path,
@@ -84,7 +88,7 @@ pub async fn begin_task_residue_removal(
 
     let mut runc_state_left = None;
     if let Some(request) = &request {
-        let runc = request.runc.runc();
+        let runc = runtimes.runtime(request.runc.runc());
         if runc.has_container(&request.container_id).await {
             match end {
                 // A program wrapping runc sees its `delete`, as under runc-v2.

@@ -80,7 +80,7 @@ impl TaskManager {
             stdio: valid.stdio.clone(),
             stdio_options: valid.stdio_options,
             terminal: request.terminal,
-            runc: valid.runc.clone(),
+            runc: self.runtimes.runtime(valid.runc.clone()),
             spec_facts: SpecFacts::of(&valid.spec, &self.settings.unit_options)?,
             criu_paths: valid.criu_paths.clone(),
         };
@@ -110,6 +110,7 @@ impl TaskManager {
                 tracing::warn!(task = %key, "create failed: {error}; cleaning up");
                 let cleanup = remove_task_residue(
                     &self.systemd,
+                    &*self.runtimes,
                     &self.rootfs_releases,
                     &task.unit,
                     &task.bundle,

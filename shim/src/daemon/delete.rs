@@ -30,7 +30,21 @@ impl TaskManager {
             _ => ContainerEnd::Unknown,
         };
         if let Err(error) = self.remove_residue(&task, end).await {
-            *task.lifecycle() = previous; // let containerd retry
+            // Back to where it was, so containerd may retry; an exit observed meanwhile (held
+            // back while deleting) is published now, or it would be lost.
+            let published = {
+                let mut lifecycle = task.lifecycle();
+                let seen = lifecycle.fail_delete(previous);
+                if let Some((pid, exit)) = seen {
+                    self.events.task_exited(&task, pid, exit);
+                    task.announce_exit(exit);
+                    super::exits::log_init_exit(&task, pid, exit);
+                }
+                seen.is_some()
+            };
+            if published {
+                self.state.save(&task).written().await;
+            }
             return Err(error);
         }
 
@@ -53,6 +67,7 @@ impl TaskManager {
     async fn remove_residue(&self, task: &Task, end: ContainerEnd) -> Result<(), Error> {
         let pending_stop = begin_task_residue_removal(
             &self.systemd,
+            &*self.runtimes,
             &self.rootfs_releases,
             &task.unit,
             &task.bundle,

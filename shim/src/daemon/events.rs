@@ -19,7 +19,7 @@ use containerd_shim_protos::topics;
 use tokio::sync::{mpsc, oneshot};
 
 use super::exec_process::ExecProcess;
-use super::publisher::{publish_all, EventTask, Queued, RetryPolicy, TtrpcForwarder};
+use super::publisher::{publish_all, EventTask, Forward, Queued, RetryPolicy, TtrpcForwarder};
 use super::task::{Exit, Task};
 
 /// The sending side of the event queue.
@@ -31,8 +31,14 @@ pub struct EventSender {
 impl EventSender {
     /// Starts the publisher for containerd's ttrpc address and returns its queue.
     pub fn spawn(ttrpc_address: String) -> EventSender {
+        EventSender::spawn_forwarding(TtrpcForwarder::new(&ttrpc_address))
+    }
+
+    /// Starts the publisher handing events to `forwarder` (containerd's events service in
+    /// production; a recorder in the daemon's unit tests) and returns its queue.
+    pub fn spawn_forwarding(forwarder: impl Forward) -> EventSender {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(publish_all(TtrpcForwarder::new(&ttrpc_address), receiver, RetryPolicy::default()));
+        tokio::spawn(publish_all(forwarder, receiver, RetryPolicy::default()));
         EventSender { sender }
     }
 

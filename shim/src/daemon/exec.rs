@@ -82,7 +82,7 @@ impl TaskManager {
                 socket: self.settings.identity.console_socket(&format!("{key}/{exec_id}")),
                 record: dir.join(files::exec::CONSOLE_RECORD),
             }),
-            runc: RuncInvocation { settings: task.runc.settings.clone(), log: dir.join(files::exec::RUNC_LOG) },
+            runc: RuncInvocation { settings: task.runc.runc().settings.clone(), log: dir.join(files::exec::RUNC_LOG) },
             pid_file: dir.join(files::exec::PID),
             failure_report: dir.join(files::exec::HELPER_FAILURE),
             fifo_timeout_ms: u64::try_from(self.settings.fifo_timeout.as_millis()).unwrap_or(u64::MAX),

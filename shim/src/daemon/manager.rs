@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runc_wrap::deadlines::RuncDeadlines;
+use runc_wrap::RuntimeFactory;
 use unit_gen::UnitOptions;
 
 use super::events::EventSender;
@@ -60,6 +61,8 @@ const CREATE_SLOTS: usize = 8;
 pub struct TaskManager {
     pub(super) tasks: TaskTable,
     pub(super) systemd: Arc<Systemd>,
+    /// Makes the runtime that drives each task's container (runc; a fake in unit tests).
+    pub(super) runtimes: Arc<dyn RuntimeFactory>,
     pub(super) events: EventSender,
     pub(super) settings: DaemonSettings,
     /// Names the temporary resource files of Update.
@@ -88,6 +91,7 @@ impl TaskManager {
     /// A manager with no tasks.
     pub fn new(
         systemd: Arc<Systemd>,
+        runtimes: Arc<dyn RuntimeFactory>,
         events: EventSender,
         settings: DaemonSettings,
         state: StateStore,
@@ -97,6 +101,7 @@ impl TaskManager {
         TaskManager {
             tasks: TaskTable::default(),
             systemd,
+            runtimes,
             events,
             settings,
             update_sequence: AtomicU64::new(0),

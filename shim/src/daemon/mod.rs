@@ -48,6 +48,8 @@ mod task;
 mod unit_process;
 mod unit_stops;
 mod update;
+#[cfg(test)]
+mod verb_tests;
 mod wait_replay;
 
 use std::os::fd::OwnedFd;
@@ -161,8 +163,15 @@ pub async fn run(mut config: DaemonConfig) -> Result<(), Error> {
     };
     let state = StateStore::spawn(state::records_dir(&config.identity));
     let primer = blocking("finding the daemon's cgroup", MigrationPrimer::for_current_process).await?;
-    let manager =
-        Arc::new(TaskManager::new(Arc::clone(&systemd), events, settings, state, primer, SharedInotify::new()));
+    let manager = Arc::new(TaskManager::new(
+        Arc::clone(&systemd),
+        Arc::new(runc_wrap::RuncFactory),
+        events,
+        settings,
+        state,
+        primer,
+        SharedInotify::new(),
+    ));
     // Tasks come back from their records before exits are routed to them; what happened while
     // no daemon ran is reconciled once routing is on, so no exit falls between the two.
     let adopted = manager.adopt_recorded_tasks().await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use containerd_shim_protos::api::Status;
 use oci_spec::runtime::{Hook, Hooks, LinuxNamespaceType, Spec};
 use runc_wrap::protocol::{StdioOptions, StdioPaths};
-use runc_wrap::Runc;
+use runc_wrap::Runtime;
 use tokio::sync::{mpsc, oneshot, watch};
 use unit_gen::init_unit::container_slice;
 use unit_gen::{UnitName, UnitNaming, UnitOptions};
@@ -327,6 +327,22 @@ impl Lifecycle {
         Ok(())
     }
 
+    /// Removal failed: back to `previous`, the state [`Lifecycle::begin_delete`] returned, so
+    /// containerd may retry, unless init's exit was observed while removal ran. Then the task
+    /// is exited with it, and `(pid, exit)` is returned for the caller to publish: going back
+    /// to created would lose the exit, its `TaskExit` and every Wait's answer.
+    pub fn fail_delete(&mut self, previous: Lifecycle) -> Option<(u32, Exit)> {
+        let seen = match (*self, previous) {
+            (Lifecycle::Deleting { pid, exit: Some(exit) }, Lifecycle::Created { .. }) => Some((pid, exit)),
+            _ => None,
+        };
+        *self = match seen {
+            Some((pid, exit)) => Lifecycle::Exited { pid, exit },
+            None => previous,
+        };
+        seen
+    }
+
     /// Before removing the task: returns the state to go back to if removal fails.
     pub fn begin_delete(&mut self) -> Result<Lifecycle, Refused> {
         let previous = *self;
@@ -379,8 +395,9 @@ pub struct Task {
     pub unit_path: String,
     /// The container's stdio as containerd gave it.
     pub stdio: StdioPaths,
-    /// runc with this task's binary and root.
-    pub runc: Runc,
+    /// The runtime that drives this task's container: runc with the task's binary and root
+    /// (a fake in the daemon's unit tests).
+    pub runc: Arc<dyn Runtime>,
     /// What the daemon keeps of the container's OCI spec.
     pub spec_facts: SpecFacts,
     /// Stdio owner and log mode, from the runtime options; execs use them too.
@@ -423,8 +440,8 @@ pub struct TaskSetup {
     pub stdio_options: StdioOptions,
     /// Whether init has a terminal.
     pub terminal: bool,
-    /// runc with this task's binary and root.
-    pub runc: Runc,
+    /// The runtime for this task's runc binary and root.
+    pub runc: Arc<dyn Runtime>,
     /// What the daemon keeps of the container's OCI spec.
     pub spec_facts: SpecFacts,
     /// Default CRIU directories.
@@ -709,5 +726,24 @@ mod tests {
         let mut exited = Lifecycle::Exited { pid: 7, exit: exit(2) };
         assert_eq!(exited.begin_delete(), Ok(Lifecycle::Exited { pid: 7, exit: exit(2) }));
         assert_eq!(exited.begin_delete(), Err(Refused { state: "being deleted" }));
+    }
+
+    #[test]
+    fn a_failed_delete_goes_back_but_keeps_an_exit_seen_meanwhile() {
+        let mut quiet = Lifecycle::Created { pid: 7 };
+        let previous = quiet.begin_delete().unwrap();
+        assert_eq!(quiet.fail_delete(previous), None);
+        assert_eq!(quiet, Lifecycle::Created { pid: 7 });
+
+        let mut exited_meanwhile = Lifecycle::Created { pid: 7 };
+        let previous = exited_meanwhile.begin_delete().unwrap();
+        assert_eq!(exited_meanwhile.observe_exit(7, exit(137)), None);
+        assert_eq!(exited_meanwhile.fail_delete(previous), Some((7, exit(137))), "to be published now");
+        assert_eq!(exited_meanwhile, Lifecycle::Exited { pid: 7, exit: exit(137) });
+
+        let mut exited_before = Lifecycle::Exited { pid: 7, exit: exit(2) };
+        let previous = exited_before.begin_delete().unwrap();
+        assert_eq!(exited_before.fail_delete(previous), None, "its TaskExit went out before");
+        assert_eq!(exited_before, Lifecycle::Exited { pid: 7, exit: exit(2) });
     }
 }

@@ -163,7 +163,15 @@ impl Systemd {
             Transport::Bus => (connect_bus().await, "the system bus"),
         };
         let connection = connection.map_err(|source| SystemdError::Connect { address: address.to_string(), source })?;
+        Self::over(connection, transport).await
+    }
 
+    /// The client over an established `connection` that reaches systemd by `transport`:
+    /// [`Transport::Private`] for a peer-to-peer connection whose one peer is systemd (every
+    /// signal on it is trusted), [`Transport::Bus`] for the system bus. [`Systemd::connect`]
+    /// uses it; the daemon's unit tests pass one end of a socket pair whose other end serves a
+    /// fake Manager, so the router and the marshalling are those of production.
+    pub async fn over(connection: Connection, transport: Transport) -> Result<Systemd, SystemdError> {
         // The stream exists before Subscribe, so no signal can slip past it.
         let stream = MessageStream::from(&connection);
         let source = match transport {

@@ -1,4 +1,7 @@
-//! What the unit tests share.
+//! What the unit tests share: scratch directories, a fake notification socket, and a fake
+//! systemd Manager ([`fake_systemd`]).
+
+pub mod fake_systemd;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;

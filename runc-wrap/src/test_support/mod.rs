@@ -28,3 +28,7 @@ pub fn scratch_dir(prefix: &str, name: &str) -> ScratchDir {
     std::fs::create_dir_all(&dir).expect("create a scratch directory");
     ScratchDir(dir)
 }
+
+mod fake_runtime;
+
+pub use fake_runtime::{FakeRuntimes, RuntimeCall};
