@@ -8,7 +8,7 @@
 //! the signal goes through the pidfd that pinned it. Anything unexpected leaves the signal to
 //! runc.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -50,15 +50,13 @@ pub fn process_exists(pid: u32) -> bool {
     i32::try_from(pid).is_ok_and(|pid| pid > 0 && kill(Pid::from_raw(pid), None).is_ok())
 }
 
+/// `pidfd_send_signal(2)` through rustix (nix does not wrap it). A signal rustix has no name for
+/// (a real-time one) is left to runc, as an unverified pid is.
 fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> Result<(), Errno> {
-    let info: *const nix::libc::siginfo_t = std::ptr::null();
-    let flags: nix::libc::c_uint = 0;
-    // SAFETY: pidfd_send_signal takes a descriptor, a signal number, a null siginfo (the kernel
-    // fills in what kill() would) and flags by value; no memory is shared.
-    let ret = unsafe {
-        nix::libc::syscall(nix::libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal as nix::libc::c_int, info, flags)
+    let Some(signal) = rustix::process::Signal::from_named_raw(signal as i32) else {
+        return Err(Errno::EINVAL);
     };
-    Errno::result(ret).map(drop)
+    rustix::process::pidfd_send_signal(pidfd, signal).map_err(|errno| Errno::from_raw(errno.raw_os_error()))
 }
 
 #[cfg(test)]
@@ -84,5 +82,16 @@ mod tests {
         child.wait().expect("reap");
         // The pid may be reused in between, then it is not in the unit: either way no signal.
         assert_ne!(signal_init(pid, UNIT, Signal::SIGKILL).await, Signalled::Sent);
+    }
+
+    #[test]
+    fn a_signal_sent_through_a_pidfd_reaches_the_process_and_a_reaped_one_is_gone() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("non-zero pid");
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).expect("pidfd_open");
+        pidfd_send_signal(&pidfd, Signal::SIGTERM).expect("send");
+        let status = child.wait().expect("reap");
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(Signal::SIGTERM as i32));
+        assert_eq!(pidfd_send_signal(&pidfd, Signal::SIGTERM), Err(Errno::ESRCH));
     }
 }
