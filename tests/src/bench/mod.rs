@@ -13,6 +13,7 @@ pub mod pidfd;
 pub mod procfs;
 pub mod realtime;
 pub mod report;
+pub mod rows;
 pub mod sequential;
 pub mod stats;
 pub mod target;
