@@ -10,7 +10,8 @@
 //! The verdict allows for noise. runc-v2 is the same binary in every pass, so the spread of its
 //! values across all passes is what the machine and the method alone make a figure vary; with two
 //! or more passes per build, the spread of that build's own scores counts too. The tolerance is
-//! the largest of these, and `after` is worse only when its score exceeds `before`'s by more.
+//! the largest of these, and `after` is worse only when its score exceeds `before`'s by more, and
+//! its value differs from before's by more than the figure can resolve (a clock tick of CPU).
 
 use std::fmt::Write as _;
 
@@ -182,7 +183,10 @@ fn compare_row(before: &[&Row], after: &[&Row]) -> Option<Compared> {
     };
     let own_noise = [before_side, after_side].iter().flatten().map(|side| side.spread).fold(0.0, f64::max);
     let tolerance = baseline_noise.max(own_noise);
+    let resolution = all().map(|row| row.resolution).fold(0.0, f64::max);
+    let resolved = |before: Side, after: Side| (after.ours - before.ours).abs() > resolution;
     let verdict = match (before_side, after_side) {
+        (Some(before), Some(after)) if !resolved(before, after) => Verdict::Same,
         (Some(before), Some(after)) if after.score > before.score + tolerance => Verdict::Worse,
         (Some(before), Some(after)) if after.score < before.score - tolerance => Verdict::Better,
         (Some(_), Some(_)) => Verdict::Same,
@@ -345,7 +349,7 @@ mod tests {
     use crate::bench::report::Context;
 
     fn row(label: &str, ours: f64, baseline: f64) -> Row {
-        Row { section: "1. s".into(), label: label.into(), unit: Unit::Ms, ours, baseline }
+        Row { section: "1. s".into(), label: label.into(), unit: Unit::Ms, ours, baseline, resolution: 0.0 }
     }
 
     fn pass(build: Build, rows: Vec<Row>) -> Pass {
@@ -424,6 +428,15 @@ mod tests {
                     pass(Build::After, vec![row("growth", 400.0, 200.0)]),
                 ],
                 verdict: Verdict::Worse,
+            },
+            Case {
+                name: "a change of no more than the figure's resolution is the same",
+                // One 10 ms tick of CPU more, against a baseline that stayed put.
+                passes: vec![
+                    pass(Build::Before, vec![Row { resolution: 10.0, ..row("cpu", 10.0, 20.0) }]),
+                    pass(Build::After, vec![Row { resolution: 10.0, ..row("cpu", 20.0, 20.0) }]),
+                ],
+                verdict: Verdict::Same,
             },
             Case {
                 name: "a row one build lacks has no verdict",

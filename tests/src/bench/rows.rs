@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::footprint::Component;
 use super::parallel::Round;
+use super::procfs::clock_ticks_per_second;
 use super::report::{start_cpu_total, Context, Results};
 use super::stats::Summary;
 
@@ -37,6 +38,10 @@ pub struct Row {
     pub ours: f64,
     /// The baseline's, measured in the same run.
     pub baseline: f64,
+    /// The smallest difference the figure can show, in `unit` (one clock tick for CPU times);
+    /// 0 where it is finer than matters.
+    #[serde(default)]
+    pub resolution: f64,
 }
 
 /// What `bench --json` writes: where the run happened and every figure.
@@ -56,12 +61,20 @@ struct Section<'a> {
 
 impl Section<'_> {
     fn add(&mut self, label: impl Into<String>, unit: Unit, ours: f64, baseline: f64) -> &mut Self {
-        self.rows.push(Row { section: self.name.clone(), label: label.into(), unit, ours, baseline });
+        self.rows.push(Row { section: self.name.clone(), label: label.into(), unit, ours, baseline, resolution: 0.0 });
         self
     }
 
     fn ms(&mut self, label: impl Into<String>, ours: Duration, baseline: Duration) -> &mut Self {
         self.add(label, Unit::Ms, millis(ours), millis(baseline))
+    }
+
+    /// The last row added can resolve no less than `resolution`.
+    fn resolving(&mut self, resolution: f64) -> &mut Self {
+        if let Some(row) = self.rows.last_mut() {
+            row.resolution = resolution;
+        }
+        self
     }
 
     fn kib(&mut self, label: impl Into<String>, ours: f64, baseline: f64) -> &mut Self {
@@ -109,14 +122,20 @@ impl Results {
         );
         let cpu =
             |round: &Round, component: Component| round.start_cpu.get(&component).copied().unwrap_or_default().total();
+        // CPU time comes in clock ticks.
+        let tick = 1000.0 / clock_ticks_per_second().max(1) as f64;
         for component in Component::ALL {
-            section.ms(
-                format!("CPU during the starts: {}", component.label()),
-                cpu(ours, component),
-                cpu(baseline, component),
-            );
+            section
+                .ms(
+                    format!("CPU during the starts: {}", component.label()),
+                    cpu(ours, component),
+                    cpu(baseline, component),
+                )
+                .resolving(tick);
         }
-        section.ms("CPU during the starts: total", start_cpu_total(ours).total(), start_cpu_total(baseline).total());
+        section
+            .ms("CPU during the starts: total", start_cpu_total(ours).total(), start_cpu_total(baseline).total())
+            .resolving(tick);
 
         let views = &self.memory_views()[index];
         let (ours, baseline) = (&views.ours, &views.baseline);
@@ -265,6 +284,14 @@ mod tests {
             let row = find(&rows, case.section, case.label);
             assert_eq!((row.unit, row.ours, row.baseline), (case.unit, case.ours, case.baseline), "{}", case.label);
         }
+    }
+
+    #[test]
+    fn cpu_rows_resolve_no_less_than_a_clock_tick() {
+        let rows = results().rows();
+        let tick = 1000.0 / clock_ticks_per_second() as f64;
+        assert_eq!(find(&rows, "2. 50 tasks", "CPU during the starts: total").resolution, tick);
+        assert_eq!(find(&rows, "2. 50 tasks", "create + start, until all RUNNING").resolution, 0.0);
     }
 
     #[test]
