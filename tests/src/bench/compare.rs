@@ -280,7 +280,8 @@ impl Comparison {
             "\nValues are medians over a build's passes; `/ runc-v2` is ours over runc-v2 of the same pass \
              (median over passes). The change compares the scores: the ratio, or the value itself where \
              runc-v2's was not positive in every pass (marked ᵛ). Noise is the larger of runc-v2's spread \
-             across all passes and each build's own spread across its passes; a change within it is \"same\".\n"
+             across all passes and each build's own spread across its passes; a change within it, or one \
+             of a value by no more than its resolution (a clock tick of CPU time), is \"same\".\n"
         );
         let mut section = "";
         for row in &self.rows {
