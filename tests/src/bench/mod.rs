@@ -5,6 +5,7 @@
 //! Everything happens in a containerd namespace of the benchmark's own (`bench-…`), under ids
 //! unique to the process, and is removed at the end, also after a failure.
 
+pub mod compare;
 pub mod events;
 pub mod exit_latency;
 pub mod footprint;
@@ -13,6 +14,7 @@ pub mod pidfd;
 pub mod procfs;
 pub mod realtime;
 pub mod report;
+pub mod rows;
 pub mod sequential;
 pub mod stats;
 pub mod target;

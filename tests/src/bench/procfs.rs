@@ -201,7 +201,8 @@ impl CpuTime {
 }
 
 /// `sysconf(_SC_CLK_TCK)`: the unit of the times in `/proc/PID/stat` (proc(5)).
-fn clock_ticks_per_second() -> u64 {
+/// The kernel's clock ticks per second, in which it counts CPU time.
+pub fn clock_ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()

@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::exit_latency::Sample;
 use super::footprint::Component;
 use super::parallel::Round;
@@ -12,7 +14,7 @@ use super::stats::{ratio, Summary};
 use super::Pair;
 
 /// Where and how the benchmark ran.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Context {
     /// Our runtime's name, with the daemon binary it ran.
     pub ours: String,
@@ -120,22 +122,30 @@ fn systemd_growth_kib(round: &Round) -> i64 {
 /// high-water mark of the rounds before; with rounds in ascending size, the sum of a runtime's
 /// growths up to N tasks is what N tasks cost systemd (on a fresh systemd).
 #[derive(Debug, Clone, Copy)]
-struct MemoryView {
-    tasks: usize,
-    shims: usize,
-    shim: Memory,
-    systemd_growth_kib: i64,
+pub(super) struct MemoryView {
+    pub(super) tasks: usize,
+    pub(super) shims: usize,
+    pub(super) shim: Memory,
+    pub(super) systemd_growth_kib: i64,
 }
 
 impl MemoryView {
     /// Shims' PSS plus systemd's growth: the memory the runtime's design costs.
-    fn cost_kib(&self) -> u64 {
+    pub(super) fn cost_kib(&self) -> u64 {
         self.shim.pss_kib + self.systemd_growth_kib.max(0) as u64
     }
 
     fn per_task(kib: f64, tasks: usize) -> String {
         format!("{:.0} KiB", kib / tasks.max(1) as f64)
     }
+}
+
+/// The CPU time all components used during a round's starts.
+pub(super) fn start_cpu_total(round: &Round) -> CpuTime {
+    round
+        .start_cpu
+        .values()
+        .fold(CpuTime::default(), |sum, cpu| CpuTime { own: sum.own + cpu.own, children: sum.children + cpu.children })
 }
 
 fn cpu_cell(cpu: CpuTime) -> String {
@@ -186,12 +196,13 @@ impl Results {
         let _ = writeln!(out, "{}", table.render());
     }
 
-    fn main_round(&self) -> Option<usize> {
+    /// The index of the round of items 2 and 3.
+    pub(super) fn main_round(&self) -> Option<usize> {
         self.rounds.iter().position(|round| round.ours.tasks == self.main_tasks)
     }
 
     /// Each round's memory views, in round order.
-    fn memory_views(&self) -> Vec<Pair<MemoryView>> {
+    pub(super) fn memory_views(&self) -> Vec<Pair<MemoryView>> {
         let mut growth = Pair { ours: 0i64, baseline: 0i64 };
         self.rounds
             .iter()
@@ -246,12 +257,7 @@ impl Results {
                 times(duration_ratio(ours_cpu.total(), baseline_cpu.total())),
             ]);
         }
-        let total = |round: &Round| {
-            round.start_cpu.values().fold(CpuTime::default(), |sum, cpu| CpuTime {
-                own: sum.own + cpu.own,
-                children: sum.children + cpu.children,
-            })
-        };
+        let total = start_cpu_total;
         table.row(vec![
             "**total**".into(),
             cpu_cell(total(ours)),
@@ -457,7 +463,7 @@ impl Results {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::HashMap;
 
     use super::*;
@@ -489,7 +495,8 @@ mod tests {
         }
     }
 
-    fn results() -> Results {
+    /// Results of one small run, for the report's tests and those of the rows.
+    pub(in crate::bench) fn results() -> Results {
         Results {
             context: Context { ours: "io.containerd.systemd.v1".into(), ..Context::default() },
             sequential: Some(Pair {

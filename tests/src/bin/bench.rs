@@ -1,18 +1,21 @@
 //! `bench`: our runtime against `io.containerd.runc.v2` on the sandbox's containerd.
-//! Parses flags, runs `tests::bench`, prints the Markdown report and writes it to `--out`.
+//! Parses flags, runs `tests::bench`, prints the Markdown report and writes it to `--out`, and
+//! its figures as JSON to `--json` (for `bench-compare`).
 
 use std::process::ExitCode;
 
 use tests::bench::{self, Config};
 
 const USAGE: &str = "\
-usage: bench [--smoke] [--out FILE] [--runs N] [--parallel N] [--curve N,N,…] [--loaded-runs N]
+usage: bench [--smoke] [--out FILE] [--json FILE] [--runs N] [--parallel N] [--curve N,N,…] [--loaded-runs N]
              [--exit-samples N] [--only sequential,parallel,exit] [--namespace bench-…]
              [--address SOCKET] [--ours RUNTIME] [--baseline RUNTIME]
 
 Runs in the sandbox that tests/run (or tests/bench) describes in SHIM_TEST_* variables.
   --smoke           a few of everything (CI); the other flags then adjust the smoke sizes
   --out FILE        also write the report there
+  --json FILE       write every figure of the report there as JSON (ours, baseline, unit), for
+                    bench-compare
   --runs N          sequential `ctr run --rm … true` per runtime (default 30)
   --parallel N      tasks started at once for the start, kill and memory figures (default 50)
   --curve LIST      further task counts for the cost curve (default 10,50,100; `none` for none)
@@ -32,6 +35,7 @@ const SANDBOX_VARIABLES: &[&str] =
 struct Invocation {
     config: Config,
     out: Option<std::path::PathBuf>,
+    json: Option<std::path::PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Invocation, String> {
@@ -40,6 +44,7 @@ fn parse(args: &[String]) -> Result<Invocation, String> {
         config.address = address;
     }
     let mut out = None;
+    let mut json = None;
     let mut only: Option<Vec<String>> = None;
     let mut args = args.iter();
     let number = |flag: &str, value: Option<&String>| -> Result<usize, String> {
@@ -49,6 +54,7 @@ fn parse(args: &[String]) -> Result<Invocation, String> {
         match arg.as_str() {
             "--smoke" => {}
             "--out" => out = Some(args.next().ok_or("--out needs a file")?.into()),
+            "--json" => json = Some(args.next().ok_or("--json needs a file")?.into()),
             "--runs" => config.sequential_runs = number(arg, args.next())?,
             "--parallel" => config.parallel_tasks = number(arg, args.next())?,
             "--loaded-runs" => config.loaded_runs = number(arg, args.next())?,
@@ -92,7 +98,7 @@ fn parse(args: &[String]) -> Result<Invocation, String> {
     if !config.namespace.starts_with("bench-") {
         return Err(format!("namespace {:?} must start with bench-", config.namespace));
     }
-    Ok(Invocation { config, out })
+    Ok(Invocation { config, out, json })
 }
 
 #[tokio::main]
@@ -128,6 +134,19 @@ async fn main() -> ExitCode {
     println!("{markdown}");
     if let Some(path) = invocation.out {
         if let Err(source) = std::fs::write(&path, &markdown) {
+            eprintln!("bench: {}", error_chain(&bench::Error::Write { path, source }));
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = invocation.json {
+        let text = match serde_json::to_string_pretty(&results.figures()) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!("bench: failed to serialise the figures: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(source) = std::fs::write(&path, text + "\n") {
             eprintln!("bench: {}", error_chain(&bench::Error::Write { path, source }));
             return ExitCode::FAILURE;
         }
