@@ -14,6 +14,7 @@ mod adoption;
 mod create;
 mod delete;
 mod exec;
+mod other;
 mod running;
 
 use std::os::unix::fs::PermissionsExt;
