@@ -89,6 +89,7 @@ impl TaskRecord {
     pub fn of(task: &Task) -> TaskRecord {
         let lifecycle = *task.lifecycle();
         let execs = task.exec_list().iter().map(|exec| ExecRecord::of(exec)).collect();
+        let runc = &task.runc.runc().settings;
         TaskRecord {
             namespace: task.key.namespace.clone(),
             id: task.key.id.clone(),
@@ -98,11 +99,11 @@ impl TaskRecord {
             stdio: task.stdio.clone(),
             stdio_options: task.stdio_options,
             terminal: task.terminal,
-            runc_binary: task.runc.runc().settings.binary.clone(),
-            runc_root: task.runc.runc().settings.root.clone(),
-            criu: task.runc.runc().settings.criu.clone(),
-            runc_no_pivot_root: task.runc.runc().settings.no_pivot_root,
-            runc_no_new_keyring: task.runc.runc().settings.no_new_keyring,
+            runc_binary: runc.binary.clone(),
+            runc_root: runc.root.clone(),
+            criu: runc.criu.clone(),
+            runc_no_pivot_root: runc.no_pivot_root,
+            runc_no_new_keyring: runc.no_new_keyring,
             criu_paths: task.criu_paths.clone(),
             restore_pending: task.is_restore_pending(),
             lifecycle,
